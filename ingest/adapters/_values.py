@@ -30,6 +30,8 @@ __all__ = [
     "parse_timestamp",
     "text",
     "get_path",
+    "is_wgs84",
+    "reproject_geometry",
     "reproject",
     "representative_point",
     "valid_lat_lon",
@@ -306,3 +308,36 @@ def error_reason(exc: Exception) -> str:
         field = ".".join(str(part) for part in first.get("loc", ()))
         return f"invalid {field}: {first.get('msg')} (got {first.get('input')!r})"
     return str(exc)
+
+
+_WGS84_NAMES = frozenset(
+    {"EPSG:4326", "EPSG:4258", "CRS84", "OGC:CRS84", "WGS84", "URN:OGC:DEF:CRS:OGC:1.3:CRS84"}
+)
+
+
+def is_wgs84(crs: str | None) -> bool:
+    """True for absent CRS names and the usual spellings of WGS84 lon/lat (GeoJSON's default)."""
+    if not crs:
+        return True
+    name = crs.strip().upper().replace("URN:OGC:DEF:CRS:EPSG::", "EPSG:").replace("EPSG::", "EPSG:")
+    return name in _WGS84_NAMES
+
+
+def reproject_geometry(geometry: Mapping[str, Any], crs: str) -> dict[str, Any]:
+    """A GeoJSON geometry with every position moved from ``crs`` to WGS84 (lon, lat order)."""
+    transformer = _transformer(crs)
+
+    def move(coordinates: Any) -> Any:
+        if isinstance(coordinates, list | tuple) and coordinates and isinstance(coordinates[0], int | float):
+            lon, lat = transformer.transform(coordinates[0], coordinates[1])
+            return [lon, lat]
+        if isinstance(coordinates, list | tuple):
+            return [move(item) for item in coordinates]
+        return coordinates
+
+    out = {key: value for key, value in geometry.items() if key not in ("crs", "bbox")}
+    if "coordinates" in out:
+        out["coordinates"] = move(out["coordinates"])
+    if isinstance(out.get("geometries"), list):
+        out["geometries"] = [reproject_geometry(part, crs) for part in out["geometries"]]
+    return out
