@@ -24,11 +24,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = [
     "blank",
+    "count_positions",
     "error_reason",
     "parse_float",
     "parse_int",
     "parse_timestamp",
     "text",
+    "thin_geometry",
     "get_path",
     "is_wgs84",
     "reproject_geometry",
@@ -340,4 +342,44 @@ def reproject_geometry(geometry: Mapping[str, Any], crs: str) -> dict[str, Any]:
         out["coordinates"] = move(out["coordinates"])
     if isinstance(out.get("geometries"), list):
         out["geometries"] = [reproject_geometry(part, crs) for part in out["geometries"]]
+    return out
+
+
+def count_positions(geometry: Any) -> int:
+    """Number of coordinate positions in a GeoJSON geometry."""
+    if not isinstance(geometry, Mapping):
+        return 0
+    if isinstance(geometry.get("geometries"), list):
+        return sum(count_positions(part) for part in geometry["geometries"])
+    return sum(1 for _ in _positions(geometry.get("coordinates")))
+
+
+def thin_geometry(geometry: Mapping[str, Any], max_positions: int) -> dict[str, Any]:
+    """Keep every n-th vertex of lines and rings so the geometry has about ``max_positions``.
+
+    For display only: area announcements arrive with polygons of 10,000+ vertices, which
+    are too heavy to store per event and push to every map client. Ends of lines and
+    closure of rings are kept; points are untouched.
+    """
+    total = count_positions(geometry)
+    out = dict(geometry)
+    if total <= max_positions or "coordinates" not in geometry:
+        return out
+    step = math.ceil(total / max_positions)
+
+    def thin(coordinates: Any, depth: int) -> Any:
+        if depth == 1:  # a list of positions: a line or a ring
+            if len(coordinates) <= 4:
+                return coordinates
+            kept = coordinates[::step]
+            if kept[-1] != coordinates[-1]:
+                kept.append(coordinates[-1])
+            return kept if len(kept) >= 4 or coordinates[0] != coordinates[-1] else coordinates[:4]
+        return [thin(item, depth - 1) for item in coordinates]
+
+    depth = {"LineString": 1, "MultiPoint": 1, "Polygon": 2, "MultiLineString": 2, "MultiPolygon": 3}.get(
+        str(geometry.get("type")), 0
+    )
+    if depth:
+        out["coordinates"] = thin(geometry["coordinates"], depth)
     return out
