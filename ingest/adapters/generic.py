@@ -1,0 +1,934 @@
+"""Home-grown city feeds read through a ``FieldMapping``: JSON, GeoJSON, ArcGIS, WFS, CSV, XML.
+
+Most cities publish parking in a shape of their own. Rather than one module per
+city, a mapping names where each value sits (``ingest/spec.py``), and shipped
+presets (``mapping_presets.py``) cover the shapes we know; a payload whose
+signature matches a preset is read without any configuration.
+
+What the adapter does with the values, for every shape alike:
+
+* coordinates: ``lat``/``lon`` paths, else the record's geometry (GeoJSON, Esri,
+  GML), reprojected from ``crs`` or from the CRS the payload names; a point at
+  0,0 is a placeholder and dropped;
+* numbers: strings, comma decimals and integral floats are accepted; a value
+  without any digit ("", "???", "-") is absent;
+* ``free`` is derived from ``capacity - occupied`` (and ``occupied`` from
+  ``capacity - free``) when the feed gives only one, and only when consistent;
+* time: ISO 8601, RFC 2822, epoch seconds/milliseconds, ``dd.mm.yyyy HH:MM``,
+  dates with month names (fr/de/en/it/es); times without a zone are in
+  ``mapping.timezone``. A record with numbers but no time at all is stamped with
+  the time of parsing (``extra.observed_at = "received"``): the feed says "now".
+
+Each record yields a site record when it carries a name, an address or a
+position, and an observation when it carries a number or a closed/full status.
+A record that yields neither is rejected, as is one without an id.
+"""
+
+from __future__ import annotations
+
+import csv
+import email.utils
+import io
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import ValidationError
+
+from ingest.adapters import geo
+from ingest.adapters.mapping_presets import (
+    CONGESTION_WORDS,
+    SITE_STATUS,
+    Preset,
+    canonical_site_type,
+    canonical_status,
+    get_preset,
+    match_preset,
+    sniff_preset,
+)
+from ingest.records import (
+    Batch,
+    BikeObservation,
+    BikeStation,
+    ParkingObservation,
+    ParkingSite,
+    PayloadError,
+    Record,
+    Rejected,
+    TrafficObservation,
+    TrafficSite,
+)
+from ingest.spec import FieldMapping, ParseContext
+
+FORMAT = "generic"
+
+# --- values ----------------------------------------------------------------------------------
+
+_DIGIT = re.compile(r"\d")
+
+
+def to_number(value: Any) -> float | None:
+    """A number from a feed value; None when absent. Raises ValueError for text that has
+    digits but is not a number (so a malformed record is reported, not read as empty)."""
+    if value is None or isinstance(value, dict | list):
+        return None
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float):
+        return float(value) if math.isfinite(value) else None
+    text = str(value).strip().replace("\u00a0", "").replace(" ", "").replace("'", "")
+    if not _DIGIT.search(text):
+        return None
+    if "," in text and "." in text:
+        # The last separator is the decimal one: 1.234,5 / 1,234.5
+        text = (
+            text.replace(".", "").replace(",", ".")
+            if text.rfind(",") > text.rfind(".")
+            else text.replace(",", "")
+        )
+    elif "," in text:
+        text = text.replace(",", ".")
+    try:
+        number = float(text)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a number") from None
+    return number if math.isfinite(number) else None
+
+
+def to_int(value: Any) -> int | None:
+    number = to_number(value)
+    return None if number is None else int(round(number))
+
+
+def to_float(value: Any) -> float | None:
+    return to_number(value)
+
+
+_MONTHS = {
+    # fr
+    "janvier": 1, "janv": 1, "février": 2, "fevrier": 2, "févr": 2, "fevr": 2, "mars": 3, "avril": 4,
+    "avr": 4, "mai": 5, "juin": 6, "juillet": 7, "juil": 7, "août": 8, "aout": 8, "septembre": 9,
+    "octobre": 10, "novembre": 11, "décembre": 12, "decembre": 12, "déc": 12,
+    # de
+    "januar": 1, "jänner": 1, "februar": 2, "märz": 3, "maerz": 3, "april": 4, "juni": 6, "juli": 7,
+    "august": 8, "oktober": 10, "dezember": 12, "okt": 10, "dez": 12, "mär": 3,
+    # en
+    "january": 1, "jan": 1, "february": 2, "feb": 2, "march": 3, "mar": 3, "apr": 4, "may": 5,
+    "june": 6, "jun": 6, "july": 7, "jul": 7, "aug": 8, "september": 9, "sep": 9, "sept": 9,
+    "october": 10, "oct": 10, "november": 11, "nov": 11, "december": 12, "dec": 12,
+    # it / es
+    "gennaio": 1, "febbraio": 2, "marzo": 3, "aprile": 4, "maggio": 5, "giugno": 6, "luglio": 7,
+    "agosto": 8, "settembre": 9, "ottobre": 10, "dicembre": 12, "enero": 1, "febrero": 2,
+    "abril": 4, "mayo": 5, "junio": 6, "julio": 7, "septiembre": 9, "octubre": 10,
+    "noviembre": 11, "diciembre": 12,
+}  # fmt: skip
+
+_DAY_FIRST = re.compile(
+    r"^(\d{1,2})\.(\d{1,2})\.(\d{2,4})(?:[,\s]+(?:um\s+)?(\d{1,2}):(\d{2})(?::(\d{2}))?)?\s*(?:uhr)?$", re.I
+)
+_MONTH_NAME = re.compile(
+    r"(\d{1,2})\.?\s+([^\W\d_]+)\.?\s+(\d{4})(?:\D+(\d{1,2})[:h](\d{2})(?::(\d{2}))?)?", re.I
+)
+
+
+@lru_cache(maxsize=64)
+def zone(name: str) -> tzinfo:
+    if name.upper() in ("UTC", "Z", "GMT"):
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise PayloadError(f"unknown time zone {name!r} in the feed mapping") from exc
+
+
+def parse_time(value: Any, tz: tzinfo = UTC, fmt: str | None = None) -> datetime | None:
+    """An aware UTC datetime from a feed value; None when absent; ValueError when unreadable.
+    Naive times are taken to be in ``tz``."""
+    if value is None or value == "" or isinstance(value, bool | dict | list):
+        return None
+    if isinstance(value, int | float) or (
+        isinstance(value, str) and re.fullmatch(r"\d{9,13}(\.\d+)?", value)
+    ):
+        seconds = float(value)
+        if seconds > 1e11:  # milliseconds (ArcGIS, Java)
+            seconds /= 1000
+        return datetime.fromtimestamp(seconds, UTC)
+    text = str(value).strip()
+    if not text:
+        return None
+    parsed: datetime | None = None
+    if fmt:
+        parsed = datetime.strptime(text, fmt)
+    else:
+        if "/" in text and re.match(r"\d{4}-\d\d-\d\d", text):
+            text = text.rsplit("/", 1)[1]  # an ISO interval: the end of the period observed
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            parsed = _parse_loose(text)
+    if parsed is None:
+        raise ValueError(f"unreadable timestamp {value!r}")
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=tz)
+    return parsed.astimezone(UTC)
+
+
+def _parse_loose(text: str) -> datetime | None:
+    try:
+        return email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        pass
+    match = _DAY_FIRST.match(text)
+    if match:
+        day, month, year, hour, minute, second = match.groups()
+        year_i = int(year) + (2000 if len(year) == 2 else 0)
+        return datetime(year_i, int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0))
+    match = _MONTH_NAME.search(text)
+    if match:
+        day, month_name, year, hour, minute, second = match.groups()
+        month = _MONTHS.get(month_name.lower().rstrip("."))
+        if month:
+            return datetime(int(year), month, int(day), int(hour or 0), int(minute or 0), int(second or 0))
+    iso_space = re.match(r"^(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d(?::\d\d)?)(\.\d+)?\s*(Z|[+-]\d\d:?\d\d)?$", text)
+    if iso_space:
+        date, clock, fraction, offset = iso_space.groups()
+        fraction = (fraction or "")[:7]
+        offset = (offset or "").replace("Z", "+00:00")
+        if offset and ":" not in offset:
+            offset = offset[:3] + ":" + offset[3:]
+        return datetime.fromisoformat(f"{date}T{clock}{fraction}{offset}")
+    return None
+
+
+def id_text(value: Any) -> str | None:
+    """A feed identifier as text; integral floats (Esri doubles) lose their '.0'."""
+    if value is None or isinstance(value, dict | list):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    text = str(value).strip()
+    return text or None
+
+
+def clean_text(value: Any) -> str | None:
+    if value is None or isinstance(value, dict | list | bool):
+        return None
+    text = re.sub(r"\s*\n\s*", ", ", str(value).strip())
+    text = re.sub(r"[ \t]+", " ", text).strip(" ,")
+    return text or None
+
+
+def address_text(value: Any) -> str | None:
+    """Address strings pass; address objects (schema.org PostalAddress and the like) are joined."""
+    if isinstance(value, dict):
+        parts = [
+            value.get(k)
+            for k in (
+                "streetAddress", "street", "street1", "street2", "houseNumber", "postalCode", "zip",
+                "addressLocality", "city", "locality",
+            )
+        ]  # fmt: skip
+        text = " ".join(str(p).strip() for p in parts if p not in (None, ""))
+        return clean_text(text) or clean_text(value.get("name") or value.get("label"))
+    return clean_text(value)
+
+
+# --- payload -> document -------------------------------------------------------------------------
+
+
+@dataclass
+class Document:
+    syntax: str  # json | csv | xml
+    root: Any
+    root_name: str | None = None
+    crs: str | None = None
+    head: str = ""
+
+
+def _decode(body: bytes) -> str:
+    if body.startswith(b"\xef\xbb\xbf"):
+        body = body[3:]
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return body.decode("cp1252", errors="replace")
+
+
+def _local(tag: str) -> str:
+    tag = tag.rsplit("}", 1)[-1]
+    return tag.rsplit(":", 1)[-1]
+
+
+def xml_to_dict(element: Any) -> Any:
+    """An XML element as plain data: children by local name (lists when repeated),
+    attributes as '@name', text as the value of a leaf or '#text'."""
+    children = [child for child in element if isinstance(child.tag, str)]
+    attributes = {"@" + _local(k): v for k, v in element.attrib.items()}
+    text = (element.text or "").strip()
+    if not children and not attributes:
+        return text
+    grouped: dict[str, list[Any]] = {}
+    for child in children:
+        grouped.setdefault(_local(child.tag), []).append(xml_to_dict(child))
+    out: dict[str, Any] = dict(attributes)
+    out.update({key: values[0] if len(values) == 1 else values for key, values in grouped.items()})
+    if text:
+        out["#text"] = text
+    return out
+
+
+def parse_xml(body: bytes) -> tuple[str, Any]:
+    from lxml import etree
+
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True, remove_comments=True)
+    try:
+        root = etree.fromstring(body.lstrip(b"\xef\xbb\xbf \t\r\n"), parser=parser)
+    except etree.XMLSyntaxError as exc:
+        raise PayloadError(f"not well-formed XML: {exc}") from exc
+    return _local(root.tag), xml_to_dict(root)
+
+
+def parse_csv(text: str) -> list[dict[str, str]]:
+    lines = text.splitlines()
+    header_line = next((line for line in lines if line.strip()), "")
+    counts = {d: header_line.count(d) for d in (";", ",", "\t", "|")}
+    delimiter = max(counts, key=lambda d: counts[d])
+    if counts[delimiter] == 0:
+        raise PayloadError("not CSV: the first line has no ';', ',', tab or '|' separator")
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter, skipinitialspace=True)
+    rows = iter(reader)
+    header = [h.strip() for h in next(rows, [])]
+    out = []
+    for row in rows:
+        if not row or not any(cell.strip() for cell in row):
+            continue
+        out.append({name: cell.strip() for name, cell in zip(header, row, strict=False)})
+    return out
+
+
+def load_document(body: bytes) -> Document:
+    text = _decode(body)
+    stripped = text.lstrip()
+    head = stripped[:65536]
+    if stripped.startswith(("{", "[")):
+        try:
+            root = json.loads(stripped)
+        except ValueError as exc:
+            raise PayloadError(f"not valid JSON: {exc}") from exc
+        return Document("json", root, crs=_document_crs(root), head=head)
+    if stripped.startswith("<"):
+        name, root = parse_xml(body)
+        return Document("xml", root, root_name=name, head=head)
+    return Document("csv", parse_csv(text), head=head)
+
+
+def _document_crs(root: Any) -> str | None:
+    if not isinstance(root, dict):
+        return None
+    crs = root.get("crs")
+    if isinstance(crs, dict):
+        props = crs.get("properties") or {}
+        return geo.normalize_crs(props.get("name") or props.get("code"))
+    if isinstance(crs, str):
+        return geo.normalize_crs(crs)
+    ref = root.get("spatialReference")
+    if isinstance(ref, dict):
+        return geo.normalize_crs(ref.get("latestWkid") or ref.get("wkid"))
+    return None
+
+
+# --- paths -----------------------------------------------------------------------------------
+
+Getter = Callable[[Any, Any], Any]
+_TOKEN = re.compile(r"\[([^\]]*)\]|([^.\[\]]+)")
+
+
+def _parse_steps(path: str) -> list[tuple[str, Any]]:
+    steps: list[tuple[str, Any]] = []
+    for match in _TOKEN.finditer(path):
+        bracket, key = match.groups()
+        if key is not None:
+            steps.append(("key", key.strip()))
+        elif re.fullmatch(r"-?\d+", bracket.strip()):
+            steps.append(("index", int(bracket)))
+        else:
+            conditions = []
+            for cond in bracket.split("&"):
+                m = re.match(r"\s*([^!=]+?)\s*(!=|=)\s*(.*?)\s*$", cond)
+                if not m:
+                    raise PayloadError(f"bad filter [{bracket}] in mapping path {path!r}")
+                conditions.append((_parse_steps(m.group(1)), m.group(2), m.group(3)))
+            steps.append(("filter", conditions))
+    return steps
+
+
+def _walk(value: Any, steps: list[tuple[str, Any]]) -> Any:
+    for kind, arg in steps:
+        if value is None:
+            return None
+        if kind == "key":
+            if isinstance(value, list):  # a repeated XML element or a list where one was expected
+                value = value[0] if value else None
+            value = value.get(arg) if isinstance(value, dict) else None
+        elif kind == "index":
+            if isinstance(value, list) and -len(value) <= arg < len(value):
+                value = value[arg]
+            elif isinstance(value, dict) and str(arg) in value:
+                value = value[str(arg)]
+            else:
+                return None
+        else:
+            items = value if isinstance(value, list) else [value]
+            value = next((item for item in items if _matches(item, arg)), None)
+    return value
+
+
+def _matches(item: Any, conditions: list[tuple[list[tuple[str, Any]], str, str]]) -> bool:
+    for steps, op, expected in conditions:
+        actual = _walk(item, steps)
+        actual_text = "" if actual is None else str(actual)
+        if (actual_text == expected) != (op == "="):
+            return False
+    return True
+
+
+def _transform(name: str, arg: str) -> Callable[[Any], Any]:
+    if name == "split":
+        sep, _, index = arg.rpartition(":")
+        position = int(index)
+
+        def split(value: Any) -> Any:
+            parts = str(value).split(sep)
+            return parts[position].strip() if -len(parts) <= position < len(parts) else None
+
+        return split
+    if name == "re":
+        pattern = re.compile(arg)
+
+        def search(value: Any) -> Any:
+            match = pattern.search(str(value))
+            if not match:
+                return None
+            return match.group(1) if pattern.groups else match.group(0)
+
+        return search
+    raise PayloadError(f"unknown transform '|{name}:' in mapping (known: split, re)")
+
+
+def _empty(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+@lru_cache(maxsize=512)
+def compile_field(spec: str) -> Getter:
+    """A function (record, root) -> value for one mapping entry (syntax: mapping_presets docstring)."""
+    spec = spec.strip()
+    if spec.startswith("="):
+        constant = spec[1:]
+        return lambda record, root: constant
+    if " ?? " in spec:
+        alternatives = [compile_field(part) for part in spec.split(" ?? ")]
+
+        def first(record: Any, root: Any) -> Any:
+            for getter in alternatives:
+                value = getter(record, root)
+                if not _empty(value):
+                    return value
+            return None
+
+        return first
+    if "{" in spec and "}" in spec:
+        pieces = re.split(r"(\{[^{}]+\})", spec)
+        parts: list[str | Getter] = [compile_field(p[1:-1]) if p.startswith("{") else p for p in pieces if p]
+
+        def template(record: Any, root: Any) -> Any:
+            values = [p(record, root) if callable(p) else p for p in parts]
+            if all(_empty(v) for p, v in zip(parts, values, strict=True) if callable(p)):
+                return None
+            text = "".join("" if v is None else str(v) for v in values)
+            text = re.sub(r"\s+", " ", text)
+            text = re.sub(r"(\s*,\s*)+", ", ", text).strip(" ,;/-")
+            return text or None
+
+        return template
+    path, *raw_transforms = spec.split("|")
+    transforms: list[Callable[[Any], Any]] = []
+    for index, raw in enumerate(raw_transforms):
+        name, _, arg = raw.partition(":")
+        if name == "re":  # a pattern may contain '|': it takes the rest of the spec
+            transforms.append(_transform("re", "|".join([arg, *raw_transforms[index + 1 :]])))
+            break
+        transforms.append(_transform(name, arg))
+    from_root = path.startswith("$")
+    path = path.lstrip("$").lstrip(".")
+    steps = _parse_steps(path)
+
+    def get(record: Any, root: Any) -> Any:
+        base = root if from_root else record
+        if isinstance(base, dict) and path in base:
+            value = base[path]  # keys that contain dots or brackets (CSV headers)
+        else:
+            value = _walk(base, steps)
+            if value is None and not from_root and isinstance(base, dict):
+                for inner in ("properties", "attributes"):  # GeoJSON / Esri features
+                    if isinstance(base.get(inner), dict):
+                        value = _walk(base[inner], steps)
+                        if value is not None:
+                            break
+        for transform in transforms:
+            if _empty(value):
+                return None
+            value = transform(value)
+        return value
+
+    return get
+
+
+def resolve_records(root: Any, path: str | None) -> list[Any]:
+    """The list of records: the path (mapping over lists on the way), or a guess."""
+    if path:
+        from_root = path.lstrip("$").lstrip(".")
+        values: list[Any] = [root]
+        for kind, arg in _parse_steps(from_root):
+            nxt: list[Any] = []
+            for value in values:
+                for item in value if isinstance(value, list) and kind == "key" else [value]:
+                    got = _walk(item, [(kind, arg)])
+                    if got is None:
+                        continue
+                    if isinstance(got, list) and kind == "key":
+                        nxt.extend(got)
+                    else:
+                        nxt.append(got)
+            values = nxt
+        return values
+    if isinstance(root, list):
+        return root
+    if isinstance(root, dict):
+        for key in ("features", "records", "results", "items", "data", "lots", "stations"):
+            if isinstance(root.get(key), list):
+                return root[key]
+        lists = [v for v in root.values() if isinstance(v, list) and v and isinstance(v[0], dict)]
+        if len(lists) == 1:
+            return lists[0]
+    return []
+
+
+def _first_record_keys(root: Any, records_path: str | None) -> set[str]:
+    records = resolve_records(root, records_path) if records_path else resolve_records(root, None)
+    keys: set[str] = set()
+    for record in records[:3]:
+        if isinstance(record, dict):
+            keys |= set(record)
+            for inner in ("properties", "attributes"):
+                if isinstance(record.get(inner), dict):
+                    keys |= set(record[inner])
+    return keys
+
+
+# --- mapping ---------------------------------------------------------------------------------
+
+_MAPPED = ("id", "name", "lat", "lon", "geometry", "free", "capacity", "occupied", "status", "timestamp")
+_MAPPED += ("address", "site_type", "speed", "flow", "occupancy")
+
+
+def effective_mapping(ctx: ParseContext, doc: Document) -> tuple[FieldMapping, str | None]:
+    """The mapping to apply and the preset it came from: the configured one (its preset
+    expanded, its own fields winning), else the preset the payload's signature matches."""
+    configured = ctx.effective_mapping
+    if configured is not None:
+        if configured.preset:
+            try:
+                preset = get_preset(configured.preset)
+            except KeyError as exc:
+                raise PayloadError(str(exc.args[0])) from None
+            merged = dict(preset.mapping)
+            merged.update(configured.model_dump(exclude_unset=True, exclude={"preset"}))
+            return FieldMapping.model_validate(merged), preset.name
+        return configured, None
+    preset = _detect_preset(doc)
+    if preset is None:
+        raise PayloadError(_needs_mapping_message(doc))
+    return FieldMapping.model_validate(preset.mapping), preset.name
+
+
+def _detect_preset(doc: Document) -> Preset | None:
+    if doc.syntax == "json":
+        top = set(doc.root) if isinstance(doc.root, dict) else set()
+        record_keys: set[str] = set()
+        if isinstance(doc.root, list):
+            record_keys = _first_record_keys(doc.root, None)
+        elif isinstance(doc.root, dict):
+            record_keys = _first_record_keys(doc.root, None)
+            for value in doc.root.values():  # one level down: {"data": {"parkinglocations": [...]}}
+                if isinstance(value, dict):
+                    record_keys |= _first_record_keys(value, None)
+        return match_preset("json", top, record_keys, None, doc.head)
+    if doc.syntax == "csv":
+        header = set(doc.root[0]) if doc.root else set()
+        return match_preset("csv", set(), header, None, doc.head)
+    return match_preset("xml", set(), set(), doc.root_name, doc.head)
+
+
+def _needs_mapping_message(doc: Document) -> str:
+    if doc.syntax == "json":
+        if isinstance(doc.root, dict):
+            seen = f"top-level keys seen: {', '.join(list(doc.root)[:15])}"
+        else:
+            keys = sorted(_first_record_keys(doc.root, None))[:15]
+            seen = f"a list of {len(doc.root)} items with keys: {', '.join(keys)}"
+        return f"generic JSON needs a mapping: no shipped preset fits this payload ({seen})"
+    if doc.syntax == "csv":
+        header = list(doc.root[0])[:15] if doc.root else []
+        return f"generic CSV needs a mapping: no shipped preset fits the header ({', '.join(header)})"
+    return f"generic XML needs a mapping: no shipped preset fits root element <{doc.root_name}>"
+
+
+@dataclass
+class _Compiled:
+    mapping: FieldMapping
+    getters: dict[str, Getter]
+    tz: tzinfo
+    crs: str | None
+
+
+def _compile(mapping: FieldMapping, doc: Document) -> _Compiled:
+    getters = {name: compile_field(spec) for name in _MAPPED if (spec := getattr(mapping, name))}
+    crs = geo.normalize_crs(mapping.crs) or doc.crs
+    try:
+        geo.check_crs(crs)
+    except geo.GeoError as exc:
+        raise PayloadError(str(exc)) from exc
+    return _Compiled(mapping, getters, zone(mapping.timezone), crs)
+
+
+def _payload_time(doc: Document, compiled: _Compiled) -> datetime | None:
+    spec = compiled.mapping.timestamp or ""
+    candidates: list[Any] = []
+    if spec.lstrip().startswith("$"):
+        candidates.append(compiled.getters["timestamp"](None, doc.root))
+    if isinstance(doc.root, dict):
+        for key in ("timeStamp", "timestamp", "last_updated", "lastUpdated", "updated", "generated"):
+            candidates.append(doc.root.get(key))
+    for candidate in candidates:
+        try:
+            parsed = parse_time(candidate, compiled.tz, compiled.mapping.timestamp_format)
+        except (ValueError, OverflowError):
+            continue
+        if parsed is not None:
+            return parsed
+    return None
+
+
+class _Reject(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _excerpt(record: Any) -> str:
+    try:
+        return json.dumps(record, ensure_ascii=False, default=str)[:500]
+    except (TypeError, ValueError):
+        return repr(record)[:500]
+
+
+def _position(
+    record: Any, doc: Document, values: dict[str, Any], compiled: _Compiled
+) -> tuple[float | None, float | None, dict[str, Any] | None]:
+    """(lat, lon, WGS84 geometry) of a record; raises _Reject for coordinates that cannot be right."""
+    geometry_value = values.get("geometry")
+    if geometry_value is None and "geometry" not in compiled.getters and isinstance(record, dict):
+        geometry_value = record.get("geometry")
+    lat = lon = None
+    geometry = None
+    try:
+        if values.get("lat") is not None and values.get("lon") is not None:
+            y, x = to_float(values["lat"]), to_float(values["lon"])
+            if x is not None and y is not None and not (x == 0 and y == 0):
+                lat, lon = geo.to_latlon(x, y, compiled.crs)
+        if geometry_value is not None:
+            geometry = geo.geometry_wgs84(geometry_value, compiled.crs)
+            if lat is None:
+                point = geo.representative_point(geometry) if geometry else None
+                if point and not (point[0] == 0 and point[1] == 0):
+                    lat, lon = point
+    except ValueError as exc:  # GeoError or unparsable numbers
+        raise _Reject(f"unusable coordinates: {exc}") from None
+    if lat is not None and lon is not None and not geo.valid_latlon(lat, lon):
+        hint = "" if compiled.crs else " (projected coordinates? set mapping.crs, e.g. 'EPSG:25832')"
+        raise _Reject(f"coordinates lat={lat:.6g} lon={lon:.6g} are outside WGS84{hint}")
+    return lat, lon, geometry
+
+
+def _number(values: dict[str, Any], field: str) -> float | None:
+    try:
+        return to_number(values.get(field))
+    except ValueError as exc:
+        raise _Reject(f"{field}: {exc}") from None
+
+
+def _int(values: dict[str, Any], field: str) -> int | None:
+    number = _number(values, field)
+    return None if number is None else int(round(number))
+
+
+def _observed_at(
+    values: dict[str, Any], compiled: _Compiled, fallback: datetime | None
+) -> tuple[datetime, bool]:
+    raw = values.get("timestamp")
+    try:
+        parsed = parse_time(raw, compiled.tz, compiled.mapping.timestamp_format)
+    except (ValueError, OverflowError) as exc:
+        raise _Reject(f"timestamp: {exc}") from None
+    if parsed is not None:
+        return parsed, False
+    if fallback is not None:
+        return fallback, False
+    return datetime.now(UTC), True
+
+
+def _site_fields(values: dict[str, Any]) -> tuple[str | None, str | None]:
+    return clean_text(values.get("name")), address_text(values.get("address"))
+
+
+def _parking(
+    record_id: str, values: dict[str, Any], position: tuple, compiled: _Compiled, fallback: datetime | None
+) -> list[Record]:
+    lat, lon, _geometry = position
+    name, address = _site_fields(values)
+    site_type = canonical_site_type(values.get("site_type"))
+    capacity = _int(values, "capacity")
+    free = _int(values, "free")
+    raw_occupied = values.get("occupied")
+    extra: dict[str, Any] = {}
+    if isinstance(raw_occupied, bool) or (
+        isinstance(raw_occupied, str) and raw_occupied.lower() in ("true", "false")
+    ):
+        # A single-spot sensor: occupied yes/no is one space taken or free.
+        taken = raw_occupied if isinstance(raw_occupied, bool) else raw_occupied.lower() == "true"
+        occupied: int | None = int(taken)
+        capacity = 1 if capacity is None else capacity
+        free = capacity - occupied if free is None else free
+    else:
+        occupied = _int(values, "occupied")
+    raw_status = values.get("status")
+    word = canonical_status(raw_status, compiled.mapping.status_values)
+    if word == "free" and free is None and capacity in (None, 1):
+        free, occupied, capacity = 1, 0, 1
+    elif word == "occupied" and free is None and capacity in (None, 1):
+        free, occupied, capacity = 0, 1, 1
+    status = SITE_STATUS.get(word or "", "unknown")
+    if word is None and not _empty(raw_status):
+        extra["status_raw"] = str(raw_status)[:40]
+    if free is not None and free < 0:
+        extra["free_reported"] = free
+        free = None
+    if capacity is not None:
+        if free is None and occupied is not None and 0 <= occupied <= capacity:
+            free = capacity - occupied
+        elif occupied is None and free is not None and 0 <= free <= capacity:
+            occupied = capacity - free
+    out: list[Record] = []
+    if name or address or lat is not None:
+        out.append(
+            ParkingSite(
+                id=record_id,
+                name=name,
+                lat=lat,
+                lon=lon,
+                capacity=capacity,
+                site_type=site_type,
+                address=address,
+            )
+        )
+    if free is not None or occupied is not None or status in ("closed", "full"):
+        observed_at, received = _observed_at(values, compiled, fallback)
+        if received:
+            extra["observed_at"] = "received"
+        out.append(
+            ParkingObservation(
+                id=record_id,
+                observed_at=observed_at,
+                free=free,
+                occupied=occupied,
+                capacity=capacity,
+                status=status,  # type: ignore[arg-type]
+                extra=extra,
+            )
+        )
+    elif out and extra.get("status_raw"):
+        # A site-only record: keep the feed's status word when it was not understood.
+        out[0].extra["status_raw"] = extra["status_raw"]
+    return out
+
+
+def _traffic(
+    record_id: str, values: dict[str, Any], position: tuple, compiled: _Compiled, fallback: datetime | None
+) -> list[Record]:
+    lat, lon, geometry = position
+    name, address = _site_fields(values)
+    speed = _number(values, "speed")
+    flow = _number(values, "flow")
+    occupancy = _number(values, "occupancy")
+    raw_status = values.get("status")
+    congestion = "unknown"
+    if not _empty(raw_status):
+        key = re.sub(r"[\s_-]+", "", str(raw_status).strip().lower())
+        mapped = compiled.mapping.status_values.get(str(raw_status).strip())
+        congestion = mapped or CONGESTION_WORDS.get(
+            key, CONGESTION_WORDS.get(str(raw_status).lower(), "unknown")
+        )
+        if congestion not in ("free", "moderate", "heavy", "congested", "closed", "unknown"):
+            congestion = "unknown"
+    out: list[Record] = []
+    if name or lat is not None or geometry:
+        is_line = bool(geometry) and "Line" in str(geometry.get("type"))
+        out.append(
+            TrafficSite(
+                id=record_id,
+                name=name,
+                lat=lat,
+                lon=lon,
+                geometry=geometry,
+                site_kind="segment" if is_line else "sensor",
+                road=address,
+            )
+        )
+    if speed is not None or flow is not None or occupancy is not None or congestion != "unknown":
+        observed_at, received = _observed_at(values, compiled, fallback)
+        out.append(
+            TrafficObservation(
+                id=record_id,
+                observed_at=observed_at,
+                speed_kmh=speed,
+                flow_vph=flow,
+                occupancy_pct=occupancy,
+                congestion=congestion,  # type: ignore[arg-type]
+                extra={"observed_at": "received"} if received else {},
+            )
+        )
+    return out
+
+
+def _bikes(
+    record_id: str, values: dict[str, Any], position: tuple, compiled: _Compiled, fallback: datetime | None
+) -> list[Record]:
+    # For bike feeds, ``free`` is the bikes available; docks follow from the capacity.
+    lat, lon, _geometry = position
+    name, address = _site_fields(values)
+    capacity = _int(values, "capacity")
+    bikes = _int(values, "free")
+    word = canonical_status(values.get("status"), compiled.mapping.status_values)
+    status = {"open": "open", "free": "open", "full": "open", "closed": "closed"}.get(word or "", "unknown")
+    docks = (
+        capacity - bikes if capacity is not None and bikes is not None and 0 <= bikes <= capacity else None
+    )
+    out: list[Record] = []
+    if name or address or lat is not None:
+        out.append(BikeStation(id=record_id, name=name, lat=lat, lon=lon, capacity=capacity, address=address))
+    if bikes is not None or status == "closed":
+        observed_at, received = _observed_at(values, compiled, fallback)
+        out.append(
+            BikeObservation(
+                id=record_id,
+                observed_at=observed_at,
+                bikes_available=bikes,
+                docks_available=docks,
+                capacity=capacity,
+                status=status,  # type: ignore[arg-type]
+                extra={"observed_at": "received"} if received else {},
+            )
+        )
+    return out
+
+
+_BUILDERS = {"parking": _parking, "traffic": _traffic, "bikes": _bikes}
+
+
+def apply_mapping(records: list[Any], doc: Document, compiled: _Compiled, batch: Batch) -> None:
+    build = _BUILDERS[compiled.mapping.record_type]
+    fallback = batch.generated_at
+    id_getter = compiled.getters.get("id") or compiled.getters.get("name")
+    id_spec = compiled.mapping.id or compiled.mapping.name
+    for record in records:
+        values = {name: getter(record, doc.root) for name, getter in compiled.getters.items()}
+        record_id = id_text(id_getter(record, doc.root)) if id_getter else None
+        if record_id is None:
+            batch.rejected.append(
+                Rejected.of(f"record has no id (mapping id: {id_spec!r})", _excerpt(record))
+            )
+            continue
+        try:
+            position = _position(record, doc, values, compiled)
+            built = build(record_id, values, position, compiled, fallback)
+        except _Reject as exc:
+            batch.rejected.append(Rejected.of(exc.reason, _excerpt(record), record_id))
+            continue
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            where = ".".join(str(p) for p in problem.get("loc", ()))
+            batch.rejected.append(
+                Rejected.of(f"invalid {where}: {problem.get('msg')}", _excerpt(record), record_id)
+            )
+            continue
+        if not built:
+            mapped = [
+                n
+                for n in ("free", "occupied", "capacity", "status", "name", "lat", "geometry")
+                if n in values
+            ]
+            batch.rejected.append(
+                Rejected.of(
+                    f"record has none of the mapped values ({', '.join(mapped) or 'nothing mapped'})",
+                    _excerpt(record),
+                    record_id,
+                )
+            )
+            continue
+        batch.records.extend(built)
+
+
+def parse(body: bytes, ctx: ParseContext) -> Batch:
+    doc = load_document(body)
+    mapping, preset_name = effective_mapping(ctx, doc)
+    compiled = _compile(mapping, doc)
+    records = resolve_records(doc.root, mapping.records)
+    if mapping.records and not records and not _records_path_exists(doc.root, mapping.records):
+        raise PayloadError(
+            f"records path {mapping.records!r} is not in the payload ({_needs_mapping_message(doc)})"
+        )
+    batch = Batch(format=FORMAT, generated_at=_payload_time(doc, compiled))
+    apply_mapping(records, doc, compiled, batch)
+    return batch
+
+
+def _records_path_exists(root: Any, path: str) -> bool:
+    steps = _parse_steps(path.lstrip("$").lstrip("."))
+    return bool(steps) and _walk(root, steps[:1]) is not None
+
+
+def sniff(head: bytes) -> int:
+    try:
+        text = head[:65536].decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
+    except Exception:  # noqa: BLE001 - sniffing must never raise
+        return 0
+    if not text:
+        return 0
+    try:
+        if sniff_preset(text) is not None:
+            return 60
+    except re.error:
+        return 0
+    if text.startswith(("{", "[", "<")):
+        return 5
+    first = text.split("\n", 1)[0]
+    if any(sep in first for sep in (";", ",", "\t")) and "\n" in text:
+        return 5
+    return 0
