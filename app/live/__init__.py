@@ -1,0 +1,1 @@
+"""The live feed: change fan-out (hub), the websocket protocol and its endpoint."""

@@ -1,0 +1,26 @@
+"""ORM models. The schema itself is owned by the Alembic migrations; these map onto it."""
+
+from app.models.base import Base, metadata
+from app.models.bikes import BikeObservation, BikeStation
+from app.models.feed import Feed, FeedHealth
+from app.models.ops import ApiKey, Change, PollLog, Quarantine
+from app.models.parking import ParkingObservation, ParkingSite
+from app.models.traffic import TrafficEvent, TrafficObservation, TrafficSite
+
+__all__ = [
+    "ApiKey",
+    "Base",
+    "BikeObservation",
+    "BikeStation",
+    "Change",
+    "Feed",
+    "FeedHealth",
+    "ParkingObservation",
+    "ParkingSite",
+    "PollLog",
+    "Quarantine",
+    "TrafficEvent",
+    "TrafficObservation",
+    "TrafficSite",
+    "metadata",
+]

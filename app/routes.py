@@ -1,0 +1,13 @@
+"""Where every feature's router is mounted: one list, so the app's surface is readable in one place."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from app.config import Settings
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    from app.live import router as live
+
+    app.include_router(live.router)
