@@ -425,6 +425,10 @@ def _empty(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
+# "{path}" placeholders; "{4}" or "{1,3}" are regular-expression counts, not paths.
+_TEMPLATE = re.compile(r"\{(?![\d,]*\})[^{}]+\}")
+
+
 @lru_cache(maxsize=512)
 def compile_field(spec: str) -> Getter:
     """A function (record, root) -> value for one mapping entry (syntax: mapping_presets docstring)."""
@@ -443,7 +447,7 @@ def compile_field(spec: str) -> Getter:
             return None
 
         return first
-    if "{" in spec and "}" in spec:
+    if _TEMPLATE.search(spec.split("|re:", 1)[0]):
         pieces = re.split(r"(\{[^{}]+\})", spec)
         parts: list[str | Getter] = [compile_field(p[1:-1]) if p.startswith("{") else p for p in pieces if p]
 

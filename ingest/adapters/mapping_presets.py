@@ -542,7 +542,7 @@ PRESETS: dict[str, Preset] = {
                 "timezone": "Europe/Zurich",
             },
             root="rss",
-            pattern=r"<description>\s*(?:open|closed|full|\?+)\s*/\s*[\d?]+\s*</description>",
+            pattern=r"<(?:\w+:)?description>\s*(?:open|closed|full|\?+)\s*/\s*[\d?]+\s*</(?:\w+:)?description>",
         ),
         _preset(
             "hamburg-wfs-parkhaeuser",
@@ -579,7 +579,7 @@ PRESETS: dict[str, Preset] = {
                 "timezone": _BERLIN,
             },
             root="Daten",
-            pattern=r"<Parkhaus>",
+            pattern=r"<(?:[\w.-]+:)?Parkhaus>",
         ),
         _preset(
             "birmingham-carparks-live",
