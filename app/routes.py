@@ -11,3 +11,5 @@ def install(app: FastAPI, settings: Settings) -> None:
     from app.live import router as live
 
     app.include_router(live.router)
+    from app import frontend  # mounted last, so every API route wins over the dashboard's
+    app.include_router(frontend.router)

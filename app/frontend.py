@@ -1,0 +1,77 @@
+"""The dashboard: ``frontend/`` served as static files at ``/``, plotly.js from the installed package.
+
+There is no build step, so what is in ``frontend/`` is what the browser runs. plotly.js comes
+from the ``plotly`` Python package we already depend on rather than a CDN: the dashboard must
+work on a network that only reaches this server, and its version then moves with the package.
+
+The directory is found relative to the ``app`` package, which holds in a checkout and in an
+installed wheel alike (the wheel ships ``frontend/`` next to ``app/``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import app as app_package
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import FileResponse
+
+FRONTEND_DIR = Path(app_package.__file__).resolve().parent.parent / "frontend"
+
+# Our own files change with every deploy and are small: revalidate each time (ETag makes that a
+# 304). plotly.js is 4.8 MB and only changes with the package version in its URL query.
+_APP_CACHE = "no-cache"
+_VENDOR_CACHE = "public, max-age=86400"
+
+_MEDIA_TYPES = {
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+    ".html": "text/html; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+}
+
+router = APIRouter(include_in_schema=False)
+
+
+def plotly_js_path() -> Path:
+    import plotly
+
+    return Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
+
+
+def _not_found() -> HTTPException:
+    return HTTPException(status_code=404, detail="not found")
+
+
+@router.get("/")
+async def index() -> FileResponse:
+    page = FRONTEND_DIR / "index.html"
+    if not page.is_file():
+        raise _not_found()
+    return FileResponse(page, media_type=_MEDIA_TYPES[".html"], headers={"Cache-Control": _APP_CACHE})
+
+
+@router.get("/static/vendor/plotly.min.js")
+async def plotly_js() -> FileResponse:
+    path = plotly_js_path()
+    if not path.is_file():
+        raise _not_found()
+    return FileResponse(path, media_type=_MEDIA_TYPES[".js"], headers={"Cache-Control": _VENDOR_CACHE})
+
+
+@router.get("/static/{path:path}")
+async def static_file(path: str) -> FileResponse:
+    # Resolve and check containment so '..' or a symlink cannot reach outside frontend/.
+    root = FRONTEND_DIR.resolve()
+    try:
+        target = (root / path).resolve()
+    except (OSError, ValueError) as exc:
+        raise _not_found() from exc
+    if not target.is_relative_to(root) or not target.is_file():
+        raise _not_found()
+    media_type = _MEDIA_TYPES.get(target.suffix.lower(), "application/octet-stream")
+    return FileResponse(target, media_type=media_type, headers={"Cache-Control": _APP_CACHE})
