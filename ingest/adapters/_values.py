@@ -32,6 +32,7 @@ __all__ = [
     "text",
     "thin_geometry",
     "get_path",
+    "member",
     "is_wgs84",
     "reproject_geometry",
     "reproject",
@@ -280,7 +281,8 @@ def representative_point(geometry: Any) -> tuple[float, float] | None:
             lon, lat = line[len(line) // 2]
             return lat, lon
         if kind in ("Polygon", "MultiPolygon"):
-            rings = [coordinates[0]] if kind == "Polygon" else [poly[0] for poly in coordinates if poly]
+            parts = coordinates or []
+            rings = [parts[0]] if kind == "Polygon" else [poly[0] for poly in parts if poly]
             best: tuple[float, float] | None = None
             best_size = -1.0
             for ring in rings:
@@ -383,3 +385,12 @@ def thin_geometry(geometry: Mapping[str, Any], max_positions: int) -> dict[str, 
     if depth:
         out["coordinates"] = thin(geometry["coordinates"], depth)
     return out
+
+
+def member(container: Any, key: str) -> dict[str, Any]:
+    """``container[key]`` when it is a JSON object, else an empty dict: safe nested reads."""
+    if isinstance(container, Mapping):
+        value = container.get(key)
+        if isinstance(value, dict):
+            return value
+    return {}

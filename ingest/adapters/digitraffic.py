@@ -42,13 +42,22 @@ from pydantic import ValidationError
 from ingest.adapters._values import (
     count_positions,
     error_reason,
+    member,
     parse_float,
     parse_timestamp,
     representative_point,
     text,
     thin_geometry,
 )
-from ingest.records import Batch, PayloadError, Rejected, TrafficEvent, TrafficObservation, TrafficSite
+from ingest.records import (
+    Batch,
+    Congestion,
+    PayloadError,
+    Rejected,
+    TrafficEvent,
+    TrafficObservation,
+    TrafficSite,
+)
 from ingest.spec import ParseContext
 
 FORMAT = "digitraffic"
@@ -176,9 +185,9 @@ def _station_sites(station_id: str, feature: dict[str, Any], props: dict[str, An
         if not isinstance(coordinates, list) or len(coordinates) < 2:
             raise ValueError(f"unreadable station geometry {geometry!r}")
         lon, lat = parse_float(coordinates[0]), parse_float(coordinates[1])
-    names = props.get("names") if isinstance(props.get("names"), dict) else {}
+    names = member(props, "names")
     base_name = text(names.get("en")) or text(names.get("fi")) or text(props.get("name"))
-    road_address = props.get("roadAddress") if isinstance(props.get("roadAddress"), dict) else {}
+    road_address = member(props, "roadAddress")
     road = text(road_address.get("roadNumber"))
     shared: dict[str, Any] = {"station_id": station_id}
     for source, target in (
@@ -297,7 +306,7 @@ def _station_observations(
     return observations
 
 
-def _congestion(percent_of_free_flow: float | None) -> str:
+def _congestion(percent_of_free_flow: float | None) -> Congestion:
     if percent_of_free_flow is None:
         return "unknown"
     if percent_of_free_flow >= 90:
@@ -350,7 +359,7 @@ def _event(
     situation_id: str, feature: dict[str, Any], props: dict[str, Any], generated: datetime | None
 ) -> TrafficEvent:
     announcement = _announcement(props.get("announcements"))
-    location = announcement.get("location") if isinstance(announcement.get("location"), dict) else {}
+    location = member(announcement, "location")
     description = "\n".join(
         part
         for part in (
@@ -360,16 +369,14 @@ def _event(
         )
         if part
     )
-    features = [
-        text(item.get("name")) if isinstance(item, dict) else text(item)
+    feature_names = [
+        name
         for item in announcement.get("features") or []
+        if (name := text(item.get("name")) if isinstance(item, dict) else text(item))
     ]
-    features = [name for name in features if name]
-    timing = (
-        announcement.get("timeAndDuration") if isinstance(announcement.get("timeAndDuration"), dict) else {}
-    )
+    timing = member(announcement, "timeAndDuration")
 
-    geometry = feature.get("geometry") if isinstance(feature.get("geometry"), dict) else None
+    geometry: dict[str, Any] | None = member(feature, "geometry") or None
     lat = lon = None
     extra: dict[str, Any] = {}
     if geometry and geometry.get("coordinates") is not None:
@@ -395,12 +402,12 @@ def _event(
     ):
         if value is not None:
             extra[key] = value
-    if features:
-        extra["features"] = features
+    if feature_names:
+        extra["features"] = feature_names
 
     return TrafficEvent(
         id=situation_id,
-        event_type=_event_type(situation_type, announcement_type, features),
+        event_type=_event_type(situation_type, announcement_type, feature_names),
         description=description or None,
         lat=lat,
         lon=lon,

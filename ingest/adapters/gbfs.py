@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -276,7 +276,7 @@ def _flag(value: Any) -> bool | None:
     return bool(value)
 
 
-def _status(raw: dict[str, Any]) -> str:
+def _status(raw: dict[str, Any]) -> Literal["open", "closed", "unknown"]:
     installed = _flag(raw.get("is_installed"))
     renting = _flag(raw.get("is_renting"))
     returning = _flag(raw.get("is_returning"))

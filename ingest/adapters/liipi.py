@@ -30,13 +30,14 @@ from pydantic import ValidationError
 from ingest.adapters._values import (
     error_reason,
     is_wgs84,
+    member,
     parse_int,
     parse_timestamp,
     representative_point,
     reproject_geometry,
     text,
 )
-from ingest.records import Batch, ParkingObservation, ParkingSite, PayloadError, Rejected
+from ingest.records import Batch, ParkingObservation, ParkingSite, ParkingStatus, PayloadError, Rejected
 from ingest.spec import ParseContext
 
 FORMAT = "liipi"
@@ -95,7 +96,7 @@ def _facilities(results: list[Any]) -> Batch:
 
 
 def _facility(facility_id: str, raw: dict[str, Any]) -> ParkingSite:
-    names = raw.get("name") if isinstance(raw.get("name"), dict) else {"fi": raw.get("name")}
+    names = member(raw, "name") or {"fi": raw.get("name")}
     name = next((text(names.get(lang)) for lang in _NAME_LANGUAGES if text(names.get(lang))), None)
     extra: dict[str, Any] = {}
     for lang in ("sv", "en"):
@@ -119,7 +120,7 @@ def _facility(facility_id: str, raw: dict[str, Any]) -> ParkingSite:
         extra["geometry"] = geometry
 
     facility_type = text(raw.get("type")) or "CAR"
-    built = raw.get("builtCapacity") if isinstance(raw.get("builtCapacity"), dict) else {}
+    built = member(raw, "builtCapacity")
     capacity = parse_int(built.get(facility_type))
     if built:
         extra["built_capacity"] = {str(key): parse_int(value) for key, value in built.items()}
@@ -201,6 +202,7 @@ def _observation(facility_id: str, rows: list[dict[str, Any]]) -> ParkingObserva
             open_now.append(row["openNow"])
     if observed is None:
         raise ValueError(f"no utilization with a timestamp for facility {facility_id}")
+    status: ParkingStatus
     if open_now and not any(open_now):
         status = "closed"
     elif free == 0:

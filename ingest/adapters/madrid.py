@@ -46,14 +46,14 @@ from lxml import etree
 from pydantic import ValidationError
 
 from ingest.adapters._values import error_reason, parse_float, parse_timestamp, reproject, text, valid_lat_lon
-from ingest.records import Batch, PayloadError, Rejected, TrafficObservation, TrafficSite
+from ingest.records import Batch, Congestion, PayloadError, Rejected, TrafficObservation, TrafficSite
 from ingest.spec import ParseContext
 
 FORMAT = "madrid"
 
 SOURCE_CRS = "EPSG:25830"
 LOCAL_ZONE = "Europe/Madrid"
-_SERVICE_LEVELS = {"0": "free", "1": "moderate", "2": "heavy", "3": "congested"}
+_SERVICE_LEVELS: dict[str, Congestion] = {"0": "free", "1": "moderate", "2": "heavy", "3": "congested"}
 _CSV_ID_COLUMNS = {"id": ("id", "idelem"), "cod_cent": ("cod_cent", "codigo")}
 
 

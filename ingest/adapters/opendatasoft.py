@@ -36,7 +36,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import ValidationError
@@ -46,6 +46,7 @@ from ingest.adapters._values import (
     error_reason,
     get_path,
     is_wgs84,
+    member,
     parse_float,
     parse_int,
     parse_timestamp,
@@ -60,8 +61,10 @@ from ingest.records import (
     Batch,
     BikeObservation,
     BikeStation,
+    Congestion,
     ParkingObservation,
     ParkingSite,
+    ParkingStatus,
     PayloadError,
     Rejected,
     TrafficObservation,
@@ -70,6 +73,9 @@ from ingest.records import (
 from ingest.spec import FieldMapping, ParseContext
 
 FORMAT = "opendatasoft"
+
+_Site = ParkingSite | TrafficSite | BikeStation
+_Observation = ParkingObservation | TrafficObservation | BikeObservation
 
 # Both APIs refuse start/offset + rows/limit beyond 10,000: paging past it only yields errors.
 API_WINDOW = 10_000
@@ -185,7 +191,7 @@ def _read_page(body: bytes) -> _Page:
         records = []
         for i, feature in enumerate(payload["features"]):
             if isinstance(feature, dict):
-                properties = feature.get("properties") if isinstance(feature.get("properties"), dict) else {}
+                properties = member(feature, "properties")
                 records.append(_Record(properties, feature, i))
         return _Page(records, "geojson")
     if isinstance(payload.get("records"), list):
@@ -205,7 +211,7 @@ def _read_page(body: bytes) -> _Page:
                 None,
             )
             return _Page(records, "v2.0", total=_int_or_none(payload.get("total_count")), next_link=next_link)
-        parameters = payload.get("parameters") if isinstance(payload.get("parameters"), dict) else {}
+        parameters = member(payload, "parameters")
         dataset = parameters.get("dataset")
         if isinstance(dataset, list):
             dataset = dataset[0] if len(dataset) == 1 else None
@@ -235,7 +241,7 @@ def _check_all_objects(items: list[Any], records: list[_Record]) -> None:
 def _v1_record(item: Any, index: int) -> _Record:
     if not isinstance(item, dict):
         return _Record({}, {"_invalid": item}, index)
-    fields = item.get("fields") if isinstance(item.get("fields"), dict) else {}
+    fields = member(item, "fields")
     return _Record(fields, item, index)
 
 
@@ -403,7 +409,7 @@ def _extra(record: _Record, names: tuple[str, ...]) -> dict[str, Any]:
 
 def _build(
     record: _Record, record_id: str, mapping: FieldMapping, preset: OdsPreset | None, received: datetime
-) -> tuple[Any, Any]:
+) -> tuple[_Site | None, _Observation | None]:
     lat, lon, geometry = _location(record, mapping)
     no_reading = bool(preset and _matches(record, preset.no_reading_when))
     closed = bool(preset and _matches(record, preset.closed_when))
@@ -435,9 +441,9 @@ def _build(
         speed = None if no_reading else parse_float(record.get(mapping.speed))
         flow = None if no_reading else parse_float(record.get(mapping.flow))
         occupancy = None if no_reading else parse_float(record.get(mapping.occupancy))
-        congestion = meaning if meaning in _CONGESTION else "unknown"
+        congestion = cast(Congestion, meaning if meaning in _CONGESTION else "unknown")
         free_flow = parse_float(record.get(preset.free_flow)) if preset and preset.free_flow else None
-        site = None
+        site: _Site | None = None
         if places:
             kind = preset.site_kind if preset and preset.site_kind else None
             if kind is None:
@@ -448,12 +454,12 @@ def _build(
                 lat=lat,
                 lon=lon,
                 geometry=geometry,
-                site_kind=kind,
+                site_kind="segment" if kind == "segment" else "sensor",
                 road=name if kind == "segment" else None,
                 free_flow_kmh=free_flow,
                 extra=site_extra,
             )
-        observation = None
+        observation: _Observation | None = None
         if has_observation_fields and (
             any(v is not None for v in (speed, flow, occupancy)) or congestion != "unknown"
         ):
@@ -494,12 +500,12 @@ def _build(
                 observed_at=observed_at(),
                 bikes_available=free,
                 capacity=capacity,
-                status=meaning if meaning in ("open", "closed") else "unknown",
+                status="open" if meaning == "open" else "closed" if meaning == "closed" else "unknown",
                 extra=observation_extra,
             )
         return (site if places else None), observation
 
-    status = meaning if meaning in _PARKING_STATUS else "unknown"
+    status = cast(ParkingStatus, meaning if meaning in _PARKING_STATUS else "unknown")
     site_type = text(record.get(mapping.site_type))
     if site_type and preset:
         site_type = preset.site_type_values.get(site_type, site_type)
