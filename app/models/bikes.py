@@ -28,6 +28,7 @@ class BikeStation(Base):
     received_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     stale: Mapped[bool] = mapped_column(default=False)
     flags: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+    last_stored_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 

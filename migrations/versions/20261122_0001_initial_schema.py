@@ -79,6 +79,7 @@ CREATE TABLE parking_sites (
     received_at  timestamptz,
     stale        boolean NOT NULL DEFAULT false,
     flags        text[] NOT NULL DEFAULT '{}',
+    last_stored_at timestamptz,
     created_at   timestamptz NOT NULL DEFAULT now(),
     updated_at   timestamptz NOT NULL DEFAULT now(),
     UNIQUE (feed_id, source_id)
@@ -109,6 +110,7 @@ CREATE TABLE traffic_sites (
     received_at   timestamptz,
     stale         boolean NOT NULL DEFAULT false,
     flags         text[] NOT NULL DEFAULT '{}',
+    last_stored_at timestamptz,
     created_at    timestamptz NOT NULL DEFAULT now(),
     updated_at    timestamptz NOT NULL DEFAULT now(),
     UNIQUE (feed_id, source_id)
@@ -134,6 +136,7 @@ CREATE TABLE bike_stations (
     received_at     timestamptz,
     stale           boolean NOT NULL DEFAULT false,
     flags           text[] NOT NULL DEFAULT '{}',
+    last_stored_at  timestamptz,
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now(),
     UNIQUE (feed_id, source_id)

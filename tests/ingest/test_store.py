@@ -1,0 +1,152 @@
+"""The store against a real database: sites, observations, current state, changes, quarantine."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from app.config import Settings
+from app.db import asyncpg_dsn
+from ingest.records import (
+    ParkingObservation,
+    ParkingSite,
+    Rejected,
+    TrafficEvent,
+    TrafficObservation,
+    TrafficSite,
+)
+from ingest.spec import FeedSpec
+from ingest.store import Store
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def spec(**kw) -> FeedSpec:
+    return FeedSpec(name=kw.pop("name", "city"), url="http://127.0.0.1:1/feed", **kw)
+
+
+@pytest.fixture
+async def store(engine, settings: Settings) -> Store:
+    s = Store(engine, settings)
+    await s.ensure_partitions()
+    return s
+
+
+async def fetch(database_url: str, sql: str, *args):
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    try:
+        return await conn.fetch(sql, *args)
+    finally:
+        await conn.close()
+
+
+async def test_sites_observations_and_changes(store: Store, database_url: str) -> None:
+    feed = spec()
+    await store.ensure_feed(feed)
+    records = [
+        ParkingSite(id="P1", name="Gutenberg", lat=48.58, lon=7.75, capacity=233),
+        ParkingObservation(id="P1", observed_at=NOW - timedelta(minutes=1), free=93, status="open"),
+        ParkingSite(id="P2", name="Meinau", lat=48.56, lon=7.76, capacity=100),
+    ]
+    first = await store.apply(feed, records, [Rejected(source_id="X", reason="no id", raw_excerpt="{}")])
+    assert first.accepted == 3 and first.rejected == 1
+    assert first.changes == 2 and first.observations == 1
+    site = (await fetch(database_url, "SELECT * FROM parking_sites WHERE id = 'city:P1'"))[0]
+    assert (site["free"], site["occupied"], site["capacity"], site["status"]) == (93, 140, 233, "open")
+    changes = await fetch(database_url, "SELECT * FROM changes ORDER BY seq")
+    assert [c["site_id"] for c in changes] == ["city:P1", "city:P2"]
+    assert (
+        changes[0]["payload"]["fields"]["free"] == 93
+        and changes[0]["payload"]["fields"]["name"] == "Gutenberg"
+    )
+    assert changes[0]["seq"] < changes[1]["seq"] == first.max_seq
+
+    # Same data again: nothing changes, nothing is announced.
+    again = await store.apply(feed, records)
+    assert again.changes == 0 and again.observations == 0
+
+    # A new value: one observation, one change with only the changed fields.
+    newer = [ParkingObservation(id="P1", observed_at=NOW, free=90, status="open")]
+    third = await store.apply(feed, newer)
+    assert third.changes == 1 and third.observations == 1
+    last = (await fetch(database_url, "SELECT payload FROM changes ORDER BY seq DESC LIMIT 1"))[0]["payload"]
+    assert last["fields"] == {"free": 90, "occupied": 143}
+    history = await fetch(database_url, "SELECT free FROM parking_observations ORDER BY observed_at")
+    assert [r["free"] for r in history] == [93, 90]
+    quarantine = await fetch(database_url, "SELECT reason FROM quarantine")
+    assert [q["reason"] for q in quarantine] == ["no id"]
+
+
+async def test_quality_rules(store: Store, database_url: str) -> None:
+    feed = spec(area=(7.0, 48.0, 8.0, 49.0))
+    await store.ensure_feed(feed)
+    result = await store.apply(
+        feed,
+        [
+            ParkingSite(id="A", lat=48.5, lon=7.5, capacity=10),
+            ParkingObservation(id="A", observed_at=NOW, free=15),
+            ParkingSite(id="FAR", lat=52.0, lon=13.0, capacity=10),
+            ParkingSite(id="B", lat=48.5, lon=7.6, capacity=10),
+            ParkingObservation(id="B", observed_at=NOW, free=-1),
+            ParkingObservation(id="B", observed_at=NOW + timedelta(days=3), free=2),
+            ParkingObservation(id="A", observed_at=NOW - timedelta(days=30), free=2),
+        ],
+    )
+    assert result.quality == {
+        "free_exceeds_capacity": 1,
+        "outside_area": 1,
+        "negative_count": 1,
+        "future_timestamp": 1,
+        "too_old": 1,
+    }
+    a = (await fetch(database_url, "SELECT free, flags FROM parking_sites WHERE id = 'city:A'"))[0]
+    assert a["free"] == 10 and "free_exceeds_capacity" in a["flags"]
+    reasons = sorted(r["reason"] for r in await fetch(database_url, "SELECT reason FROM quarantine"))
+    assert len(reasons) == 4 and any("outside the feed's area" in r for r in reasons)
+    health = (await fetch(database_url, "SELECT quality, rejected_total FROM feed_health"))[0]
+    assert health["quality"]["negative_count"] == 1 and health["rejected_total"] == 4
+
+
+async def test_unknown_site_quarantined_when_feed_has_a_site_table(store: Store, database_url: str) -> None:
+    with_table = spec(name="tabled", static_urls=["http://127.0.0.1:1/table"])
+    await store.ensure_feed(with_table)
+    result = await store.apply(with_table, [ParkingObservation(id="nope", observed_at=NOW, free=1)])
+    assert result.quality == {"unknown_site": 1} and result.rejected == 1
+    without = spec(name="bare")
+    await store.ensure_feed(without)
+    result = await store.apply(without, [TrafficObservation(id="s1", observed_at=NOW, speed_kmh=50)])
+    assert result.rejected == 0 and result.observations == 1
+    row = (await fetch(database_url, "SELECT speed_kmh, flags FROM traffic_sites WHERE id = 'bare:s1'"))[0]
+    assert row["speed_kmh"] == 50 and "no_static_data" in row["flags"]
+
+
+async def test_events_end_when_no_longer_published(store: Store, database_url: str) -> None:
+    feed = spec(name="situations")
+    await store.ensure_feed(feed)
+    e1 = TrafficEvent(id="E1", event_type="roadworks", lat=60.1, lon=24.9, valid_from=NOW)
+    e2 = TrafficEvent(id="E2", event_type="accident", lat=60.2, lon=24.8, valid_from=NOW)
+    await store.apply(feed, [e1, e2])
+    await store.apply(feed, [e1])
+    rows = await fetch(database_url, "SELECT id, ended_at FROM traffic_events ORDER BY id")
+    assert rows[0]["ended_at"] is None and rows[1]["ended_at"] is not None
+    last = (await fetch(database_url, "SELECT payload FROM changes ORDER BY seq DESC LIMIT 1"))[0]["payload"]
+    assert last["id"] == "situations:E2" and last["fields"]["active"] is False
+
+
+async def test_stale_flip_announced(store: Store, database_url: str) -> None:
+    feed = spec()
+    await store.ensure_feed(feed)
+    await store.apply(
+        feed, [TrafficSite(id="T", lat=48.1, lon=2.1, geometry={"type": "Point", "coordinates": [2.1, 48.1]})]
+    )
+    assert await store.set_stale(feed, True) == 2
+    assert await store.set_stale(feed, True) == 0
+    topics = [r["topic"] for r in await fetch(database_url, "SELECT topic FROM changes ORDER BY seq")]
+    assert topics == ["traffic", "feeds", "traffic"]
+    await store.apply(feed, [TrafficObservation(id="T", observed_at=NOW, speed_kmh=30)])
+    row = (await fetch(database_url, "SELECT stale, geometry FROM traffic_sites"))[0]
+    assert row["stale"] is False and row["geometry"]["type"] == "Point"
