@@ -33,7 +33,6 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -663,8 +662,3 @@ def _pages_left(page: _Page, query: dict[str, str], limit: int) -> bool:
     rows = _int_or_none(query.get("limit")) or len(page.records) or 10
     start = _int_or_none(query.get("offset")) or 0
     return start + 2 * rows <= limit and (page.total is None or start + rows < page.total)
-
-
-def iter_presets() -> Iterator[OdsPreset]:
-    """The shipped presets (for `mobility feeds check` and docs)."""
-    yield from ods_presets.PRESETS

@@ -219,6 +219,14 @@ def test_english_announcement_and_road_work_type():
     assert batch.rejected[0].reason == "traffic message has no situationId"
 
 
+def test_event_without_release_time_uses_the_payload_time():
+    collection = json.loads(AREA_MESSAGE.read_text())
+    properties = collection["features"][0]["properties"]
+    del properties["releaseTime"], properties["versionTime"]
+    (event,) = _parse(collection).records
+    assert event.observed_at == datetime(2023, 1, 25, 4, 25, 19, tzinfo=UTC)  # dataUpdatedTime
+
+
 def test_unrelated_json_is_refused():
     with pytest.raises(PayloadError):
         _parse({"hello": "world"})
