@@ -1,0 +1,276 @@
+"""Shared helpers for the DATEX II adapter: names, text, numbers, times, locations.
+
+DATEX II exists as 2.0, 2.3 and 3.x, with national profiles (German MDM, NDW,
+Fintraffic) and with or without namespace prefixes. Everything here matches
+elements by *local name* so one reader serves all of them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from lxml import etree
+
+XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
+
+# Zone of naive timestamps when the feed does not say: DATEX II requires an
+# offset, but opening times and some MDM status times come without one. They are
+# local time of the publishing country.
+COUNTRY_ZONES = {
+    "de": "Europe/Berlin",
+    "nl": "Europe/Amsterdam",
+    "fi": "Europe/Helsinki",
+    "at": "Europe/Vienna",
+    "ch": "Europe/Zurich",
+    "fr": "Europe/Paris",
+    "be": "Europe/Brussels",
+    "lu": "Europe/Luxembourg",
+    "dk": "Europe/Copenhagen",
+    "se": "Europe/Stockholm",
+    "no": "Europe/Oslo",
+    "es": "Europe/Madrid",
+    "it": "Europe/Rome",
+    "pl": "Europe/Warsaw",
+    "cz": "Europe/Prague",
+    "gb": "Europe/London",
+    "uk": "Europe/London",
+    "ie": "Europe/Dublin",
+    "ee": "Europe/Tallinn",
+    "si": "Europe/Ljubljana",
+}
+
+# Projected coordinates in latitude/longitude elements (the Stuttgart MDM profile
+# puts UTM northing/easting there) are read in this CRS unless the feed sets
+# options.crs or mapping.crs; keyed by supplier country.
+COUNTRY_CRS = {"de": "EPSG:25832"}
+
+
+@dataclass
+class Context:
+    """What the records of one payload share: publication time, zone, CRS."""
+
+    publication_time: datetime | None = None
+    country: str | None = None
+    timezone: str | None = None
+    crs: str | None = None
+    publication_types: list[str] = field(default_factory=list)
+
+    def zone(self) -> ZoneInfo:
+        name = self.timezone or COUNTRY_ZONES.get((self.country or "").lower(), "UTC")
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            return ZoneInfo("UTC")
+
+    def source_crs(self) -> str | None:
+        return self.crs or COUNTRY_CRS.get((self.country or "").lower())
+
+
+def local(tag: Any) -> str:
+    """Local name of an element tag ('' for comments and processing instructions)."""
+    if not isinstance(tag, str):
+        return ""
+    return tag.rpartition("}")[2]
+
+
+def xsi_type(el: etree._Element) -> str | None:
+    """The xsi:type without its prefix ('ns2:UrbanParkingSite' -> 'UrbanParkingSite')."""
+    value = el.get(XSI_TYPE)
+    if not value:
+        return None
+    return value.rpartition(":")[2]
+
+
+def child(el: etree._Element, *names: str) -> etree._Element | None:
+    for c in el:
+        if local(c.tag) in names:
+            return c
+    return None
+
+
+def children(el: etree._Element, *names: str) -> list[etree._Element]:
+    return [c for c in el if local(c.tag) in names]
+
+
+def find(el: etree._Element, *names: str) -> etree._Element | None:
+    """First descendant (document order) with one of the local names."""
+    for d in el.iterdescendants():
+        if local(d.tag) in names:
+            return d
+    return None
+
+
+def findall(el: etree._Element, *names: str) -> list[etree._Element]:
+    return [d for d in el.iterdescendants() if local(d.tag) in names]
+
+
+def text(el: etree._Element | None) -> str | None:
+    if el is None or el.text is None:
+        return None
+    value = el.text.strip()
+    return value or None
+
+
+def child_text(el: etree._Element, *names: str) -> str | None:
+    for c in el:
+        if local(c.tag) in names:
+            value = text(c)
+            if value is not None:
+                return value
+    return None
+
+
+def find_text(el: etree._Element, *names: str) -> str | None:
+    for d in el.iterdescendants():
+        if local(d.tag) in names:
+            value = text(d)
+            if value is not None:
+                return value
+    return None
+
+
+def tidy(value: str) -> str:
+    """Indentation inside multi-line comments is XML layout, not content."""
+    lines = [line.strip() for line in value.strip().splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
+
+
+def multilingual(el: etree._Element | None, prefer: str | None = None) -> str | None:
+    """A MultilingualString (values/value[@lang]): the preferred language, else the first."""
+    if el is None:
+        return None
+    first = None
+    for v in el.iter():
+        if local(v.tag) != "value" or not v.text or not v.text.strip():
+            continue
+        if prefer and (v.get("lang") or "").lower().startswith(prefer):
+            return tidy(v.text)
+        if first is None:
+            first = tidy(v.text)
+    if first is None and len(el) == 0:
+        return text(el)  # some profiles put the plain string in the element itself
+    return first
+
+
+def number(value: str | None) -> float | None:
+    """'564', '5402496.0', '48,77' -> float; anything else -> None."""
+    if value is None:
+        return None
+    value = value.strip().replace("\u00a0", "").replace(" ", "")
+    if "," in value and "." not in value:
+        value = value.replace(",", ".")
+    try:
+        result = float(value)
+    except ValueError:
+        return None
+    if result != result or result in (float("inf"), float("-inf")):
+        return None
+    return result
+
+
+def integer(value: str | None) -> int | None:
+    result = number(value)
+    if result is None:
+        return None
+    return int(round(result))
+
+
+_FRACTION = re.compile(r"(\.\d{6})\d+")
+
+
+def timestamp(value: str | None, ctx: Context) -> datetime | None:
+    """xs:dateTime to aware UTC; naive values are read in the feed's zone."""
+    if not value:
+        return None
+    value = _FRACTION.sub(r"\1", value.strip())
+    if value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=ctx.zone())
+    return parsed.astimezone(UTC)
+
+
+@lru_cache(maxsize=8)
+def _transformer(crs: str) -> Any:
+    from pyproj import Transformer
+
+    return Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+
+
+def coordinates(lat_text: str | None, lon_text: str | None, ctx: Context) -> tuple[float, float] | None:
+    """A latitude/longitude pair in WGS84, reprojecting values that are clearly projected.
+
+    Returns None when the pair is missing or cannot be placed on the earth.
+    """
+    lat, lon = number(lat_text), number(lon_text)
+    if lat is None or lon is None:
+        return None
+    if -90 <= lat <= 90 and -180 <= lon <= 180:
+        if lat == 0 and lon == 0:
+            return None
+        return lat, lon
+    crs = ctx.source_crs()
+    if crs is None:
+        return None
+    # Projected profiles keep northing in <latitude> and easting in <longitude>.
+    x, y = _transformer(crs).transform(lon, lat)
+    if -90 <= y <= 90 and -180 <= x <= 180:
+        return round(y, 7), round(x, 7)
+    return None
+
+
+def location_point(el: etree._Element | None, ctx: Context) -> tuple[float, float] | None:
+    """One representative WGS84 point of a location subtree.
+
+    Prefers locationForDisplay / coordinatesForDisplay, then the first
+    latitude/longitude pair anywhere below (point coordinates, TPEG points, the
+    start of a linear location), then the first pair of a GML posList.
+    """
+    if el is None:
+        return None
+    display = find(el, "locationForDisplay", "coordinatesForDisplay")
+    for holder in ([display] if display is not None else []) + findall(el, "pointCoordinates"):
+        point = coordinates(child_text(holder, "latitude"), child_text(holder, "longitude"), ctx)
+        if point:
+            return point
+    for lat_el in findall(el, "latitude"):
+        parent = lat_el.getparent()
+        if parent is None:
+            continue
+        point = coordinates(text(lat_el), child_text(parent, "longitude"), ctx)
+        if point:
+            return point
+    line = pos_list(el, ctx)
+    return line[0] if line else None
+
+
+def pos_list(el: etree._Element, ctx: Context) -> list[tuple[float, float]]:
+    """Coordinates of a GML posList ('lat lon lat lon …', DATEX II 3 default axis order)."""
+    raw = find_text(el, "posList")
+    if not raw:
+        return []
+    values = [number(v) for v in raw.split()]
+    out = []
+    for i in range(0, len(values) - 1, 2):
+        point = coordinates(str(values[i]), str(values[i + 1]), ctx)
+        if point:
+            out.append(point)
+    return out
+
+
+def excerpt(el: etree._Element) -> str:
+    return etree.tostring(el, encoding="unicode", with_tail=False)[:500]
+
+
+def snake(name: str) -> str:
+    """'RoadOrCarriagewayOrLaneManagement' -> 'road_or_carriageway_or_lane_management'."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
