@@ -51,6 +51,10 @@ class Checked:
         )
 
 
+def _is_reading(record: Record) -> bool:
+    return isinstance(record, ParkingObservation | TrafficObservation | BikeObservation)
+
+
 def _outside(spec: FeedSpec, lat: float | None, lon: float | None) -> bool:
     if spec.area is None or lat is None or lon is None:
         return False
@@ -69,7 +73,7 @@ def check(
 ) -> Checked:
     """Apply every rule. ``static_capacity`` maps feed ids to capacities known from site tables."""
     out = Checked()
-    latest: dict[tuple[str, str], int] = {}
+    latest: dict[tuple[str, str, datetime | None], int] = {}
     batch_capacity = {
         r.id: r.capacity
         for r in records
@@ -157,19 +161,14 @@ def check(
                 )
                 continue
 
-        # Duplicate ids in one payload: the latest observation (or the last site record) wins.
-        key = (record.type, record.id)
+        # Duplicate ids in one payload. Several readings of one site at different times are history,
+        # not duplicates; the same site twice (or the same reading time twice) is: the last one wins.
+        key = (record.type, record.id, observed if _is_reading(record) else None)
         if key in latest:
             previous_index = latest[key]
             previous = out.records[previous_index]
-            keep_new = True
-            prev_obs = getattr(previous, "observed_at", None)
-            if isinstance(prev_obs, datetime) and isinstance(observed, datetime) and observed < prev_obs:
-                keep_new = False
-            loser = previous if keep_new else record
-            out.reject(loser, "duplicate_id", f"duplicate id {record.id!r} in one payload; kept the latest")
-            if keep_new:
-                out.records[previous_index] = record
+            out.reject(previous, "duplicate_id", f"duplicate id {record.id!r} in one payload; kept the last")
+            out.records[previous_index] = record
             continue
         latest[key] = len(out.records)
         out.records.append(record)

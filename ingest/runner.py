@@ -1,11 +1,80 @@
-"""Placeholder until the pollers land: the interface the app lifespan and CLI use."""
+"""Pollers: one task per feed, all HTTP of the ingest side lives here.
+
+Why it is built this way:
+
+* **One shared ``httpx.AsyncClient``**: connection pooling across feeds; each request
+  still has the feed's own timeout, and the whole fetch (headers *and* body) runs under a
+  deadline, so a server trickling bytes slowly cannot hold a poller forever.
+* **Bounded bodies**: the body is streamed and counted after decompression; past the
+  feed's ``max_bytes`` the poll fails with a clear error instead of exhausting memory.
+* **Conditional GET**: ETag / Last-Modified per URL; a 304 on the live part means the
+  data is confirmed current (fresh) with nothing to write.
+* **Failure isolation**: every feed runs in its own task with its own backoff; nothing a
+  feed does (timeouts, garbage, 500s) reaches another feed's task.
+* **One poller per feed across processes**: a session-level PostgreSQL advisory lock per
+  feed, held on one dedicated connection. If that connection drops, every lock is gone,
+  so polling stops until the locks are taken again.
+* **Parsing off the event loop**: adapters are CPU-bound (a 50 MB DATEX II file), so they
+  run in a worker thread and the API in the same process stays responsive.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import asyncpg
+import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.config import Settings
-from ingest.spec import FeedSpec
+from app.config import Settings, load_feeds
+from app.db import asyncpg_dsn
+from ingest import adapters
+from ingest.records import Batch, PayloadError
+from ingest.spec import FeedSpec, ParseContext
+from ingest.store import PollInfo, Store
+
+log = logging.getLogger(__name__)
+
+MAINTENANCE_INTERVAL_S = 3600.0
+LOCK_RETRY_S = 10.0
+
+
+class FetchError(Exception):
+    """A fetch that failed; ``status`` is the HTTP status when there was one."""
+
+    def __init__(self, message: str, status: int | None = None, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retryable = retryable
+
+
+@dataclass
+class Fetched:
+    url: str
+    status: int
+    body: bytes | None  # None for 304
+    content_type: str | None
+    etag: str | None
+    last_modified: str | None
+
+
+@dataclass
+class FeedState:
+    spec: FeedSpec
+    validators: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    static_fetched_at: float = 0.0
+    failures: int = 0
+    stale: bool = False
+    last_fresh: float | None = None
+    polls: int = 0
+    task: asyncio.Task[None] | None = None
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class IngestService:
@@ -13,11 +82,337 @@ class IngestService:
         self.settings = settings
         self.engine = engine
         self.database_url = database_url
+        self.store = Store(engine, settings)
         self.feeds: list[FeedSpec] = []
+        self.states: dict[str, FeedState] = {}
         self.demo = False
+        self._demo_handle = None
+        self._client: httpx.AsyncClient | None = None
+        self._lock_conn: asyncpg.Connection | None = None
+        self._held: set[str] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
+        self.lock_retry_s = LOCK_RETRY_S
 
-    async def start(self) -> None:
-        return None
+    # ------------------------------------------------------------ lifecycle
+    async def start(self, feeds: list[FeedSpec] | None = None, *, poll: bool = True) -> None:
+        """Load feeds (or the demo), prepare the database, and start one poller per feed.
+
+        ``poll=False`` prepares everything but leaves polling to explicit ``poll_once`` calls.
+        """
+        if feeds is None:
+            feeds = load_feeds(self.settings.feeds_file) if self.settings.feeds_file else []
+        run_demo = self.settings.demo if self.settings.demo is not None else not feeds
+        if run_demo:
+            from ingest.demo import start_demo
+
+            self._demo_handle = await start_demo(self.settings)
+            feeds = [*feeds, *self._demo_handle.feeds]
+            self.demo = True
+        self.feeds = feeds
+        self._client = httpx.AsyncClient(
+            headers={"User-Agent": self.settings.http_user_agent, "Accept-Encoding": "gzip, deflate"},
+            follow_redirects=True,
+            limits=httpx.Limits(max_connections=self.settings.poll_concurrency * 2),
+        )
+        await self.store.ensure_partitions()
+        for spec in feeds:
+            await self.store.ensure_feed(spec)
+            self.states[spec.name] = FeedState(spec=spec)
+        await self._load_health()
+        self._tasks.append(asyncio.create_task(self._lock_keeper(), name="ingest-locks"))
+        self._tasks.append(asyncio.create_task(self._maintenance(), name="ingest-maintenance"))
+        for state in self.states.values():
+            if state.spec.enabled and poll:
+                state.task = asyncio.create_task(self._feed_loop(state), name=f"feed-{state.spec.name}")
+                self._tasks.append(state.task)
+        log.info("ingest started", extra={"feeds": len(feeds), "demo": self.demo})
 
     async def stop(self) -> None:
-        return None
+        self._stopping.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self._client is not None:
+            await self._client.aclose()
+        if self._lock_conn is not None:
+            with contextlib.suppress(Exception):
+                await self._lock_conn.close()
+        if self._demo_handle is not None:
+            await self._demo_handle.stop()
+
+    async def _load_health(self) -> None:
+        async with self.engine.connect() as conn:
+            raw = (await conn.get_raw_connection()).driver_connection
+            rows = await raw.fetch(
+                "SELECT feed_id, stale, consecutive_failures, etag, last_modified FROM feed_health "
+                "WHERE feed_id = ANY($1::text[])",
+                list(self.states),
+            )
+        for row in rows:
+            state = self.states[row["feed_id"]]
+            state.stale = row["stale"]
+            state.failures = row["consecutive_failures"]
+            # Validators are kept in memory only: after a restart, fetch everything once.
+
+    # ------------------------------------------------------------ advisory locks
+    async def _lock_keeper(self) -> None:
+        """Hold one advisory lock per feed on a dedicated connection; re-take them if it drops."""
+        while not self._stopping.is_set():
+            try:
+                if self._lock_conn is None or self._lock_conn.is_closed():
+                    self._held.clear()
+                    self._lock_conn = await asyncpg.connect(
+                        asyncpg_dsn(self.database_url), server_settings={"application_name": "ingest-locks"}
+                    )
+                for name in self.states:
+                    if name not in self._held:
+                        got = await self._lock_conn.fetchval(
+                            "SELECT pg_try_advisory_lock(hashtext('mobility_feed:' || $1))", name
+                        )
+                        if got:
+                            self._held.add(name)
+                            self.states[name].wake.set()
+                await self._lock_conn.fetchval("SELECT 1")
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("feed lock connection lost; polling paused", extra={"error": str(exc)})
+                self._held.clear()
+                self._lock_conn = None
+            await _sleep_or(self._stopping, self.lock_retry_s)
+
+    def holds(self, name: str) -> bool:
+        return name in self._held
+
+    # ------------------------------------------------------------ polling
+    async def _feed_loop(self, state: FeedState) -> None:
+        spec = state.spec
+        while not self._stopping.is_set():
+            if not self.holds(spec.name):
+                state.wake.clear()
+                await _wait_event(state.wake, self.lock_retry_s)
+                continue
+            try:
+                await self.poll_once(state)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug in one feed's path must not end its poller, nor others
+                log.exception("poll crashed", extra={"feed": spec.name})
+                state.failures += 1
+            delay = self._next_delay(state)
+            await asyncio.sleep(delay)
+
+    def _next_delay(self, state: FeedState) -> float:
+        spec = state.spec
+        base = spec.interval
+        if state.failures:
+            base = min(
+                spec.interval * (2 ** min(state.failures, 16)),
+                max(self.settings.retry_max_backoff_s, spec.interval),
+            )
+        return max(0.05, base * (1 + random.uniform(-spec.jitter, spec.jitter)))
+
+    async def poll_once(self, state: FeedState) -> None:
+        """One poll of one feed: fetch all parts (and pages), parse, store in one transaction."""
+        spec = state.spec
+        started_at = datetime.now(UTC)
+        t0 = time.perf_counter()
+        state.polls += 1
+        urls: list[str] = []
+        now_mono = time.monotonic()
+        static_due = bool(spec.static_urls) and (
+            state.static_fetched_at == 0.0 or now_mono - state.static_fetched_at >= spec.static_interval
+        )
+        if static_due:
+            urls.extend(str(u) for u in spec.static_urls)
+        urls.append(str(spec.url))
+        batches: list[Batch] = []
+        total_bytes = 0
+        last_status: int | None = None
+        live_not_modified = False
+        try:
+            for index, url in enumerate(urls):
+                is_live = index == len(urls) - 1
+                page_url: str | None = url
+                pages = 0
+                while page_url is not None and pages < spec.max_pages:
+                    fetched = await self._fetch_with_retries(state, page_url)
+                    last_status = fetched.status
+                    pages += 1
+                    if fetched.body is None:  # 304
+                        if is_live and pages == 1:
+                            live_not_modified = True
+                        break
+                    total_bytes += len(fetched.body)
+                    ctx = ParseContext(feed=spec, url=page_url, content_type=fetched.content_type)
+                    try:
+                        batch = await asyncio.to_thread(
+                            adapters.parse_payload, fetched.body, ctx, spec.format
+                        )
+                    except PayloadError as exc:
+                        raise FetchError(
+                            f"payload: {page_url}: {exc}", fetched.status, retryable=False
+                        ) from exc
+                    batches.append(batch)
+                    page_url = batch.next_url if batch.next_url != page_url else None
+            if static_due:
+                state.static_fetched_at = now_mono
+        except FetchError as exc:
+            state.failures += 1
+            poll = PollInfo(
+                started_at=started_at,
+                duration_ms=(time.perf_counter() - t0) * 1000,
+                url=str(spec.url),
+                http_status=exc.status or last_status,
+                bytes=total_bytes,
+                error=str(exc),
+            )
+            log.warning("poll failed", extra={"feed": spec.name, "error": str(exc)[:300]})
+            await self.store.record_failure(spec, poll)
+            await self._check_stale(state)
+            return
+
+        poll = PollInfo(
+            started_at=started_at,
+            duration_ms=(time.perf_counter() - t0) * 1000,
+            url=str(spec.url),
+            http_status=last_status,
+            bytes=total_bytes,
+            not_modified=live_not_modified and not batches,
+        )
+        state.failures = 0
+        state.last_fresh = time.monotonic()
+        if not batches:
+            await self.store.record_not_modified(spec, poll)
+        else:
+            records = [r for b in batches for r in b.records]
+            rejected = [r for b in batches for r in b.rejected]
+            result = await self.store.apply(spec, records, rejected, poll=poll)
+            log.info(
+                "poll stored",
+                extra={
+                    "feed": spec.name,
+                    "records": result.accepted,
+                    "rejected": result.rejected,
+                    "changes": result.changes,
+                    "ms": round(poll.duration_ms),
+                },
+            )
+        if state.stale:
+            state.stale = False
+            await self.store.set_stale(spec, False)
+
+    async def _check_stale(self, state: FeedState) -> None:
+        spec = state.spec
+        limit = spec.stale_after * spec.interval
+        since = state.last_fresh
+        too_long = (
+            since is None
+            and state.failures >= spec.stale_after
+            or (since is not None and time.monotonic() - since > limit)
+        )
+        if too_long and not state.stale:
+            state.stale = True
+            await self.store.set_stale(spec, True)
+
+    async def _fetch_with_retries(self, state: FeedState, url: str) -> Fetched:
+        spec = state.spec
+        attempt = 0
+        while True:
+            try:
+                return await self._fetch(state, url)
+            except FetchError as exc:
+                if not exc.retryable or attempt >= spec.retries:
+                    raise
+                attempt += 1
+                await asyncio.sleep(min(0.5 * 2**attempt, 8.0) * (1 + random.uniform(0, 0.25)))
+
+    async def _fetch(self, state: FeedState, url: str) -> Fetched:
+        assert self._client is not None
+        spec = state.spec
+        headers = dict(spec.headers)
+        etag, last_modified = state.validators.get(url, (None, None))
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        try:
+            async with asyncio.timeout(spec.timeout):
+                async with self._client.stream("GET", url, headers=headers, timeout=spec.timeout) as response:
+                    if response.status_code == 304:
+                        return Fetched(url, 304, None, None, etag, last_modified)
+                    if response.status_code >= 400:
+                        raise FetchError(
+                            f"HTTP {response.status_code} from {url}",
+                            response.status_code,
+                            retryable=response.status_code >= 500 or response.status_code == 429,
+                        )
+                    declared = response.headers.get("content-length")
+                    if declared and declared.isdigit() and int(declared) > spec.max_bytes:
+                        raise FetchError(
+                            f"body of {declared} bytes exceeds the feed's limit of {spec.max_bytes}",
+                            response.status_code,
+                            retryable=False,
+                        )
+                    chunks: list[bytes] = []
+                    size = 0
+                    async for chunk in response.aiter_bytes():
+                        size += len(chunk)
+                        if size > spec.max_bytes:
+                            raise FetchError(
+                                f"body exceeds the feed's limit of {spec.max_bytes} bytes",
+                                response.status_code,
+                                retryable=False,
+                            )
+                        chunks.append(chunk)
+                    body = b"".join(chunks)
+                    new_etag = response.headers.get("etag")
+                    new_lm = response.headers.get("last-modified")
+                    if new_etag or new_lm:
+                        state.validators[url] = (new_etag, new_lm)
+                    return Fetched(
+                        url,
+                        response.status_code,
+                        body,
+                        response.headers.get("content-type"),
+                        new_etag,
+                        new_lm,
+                    )
+        except TimeoutError as exc:
+            raise FetchError(f"timed out after {spec.timeout:g}s fetching {url}") from exc
+        except httpx.HTTPError as exc:
+            # Truncated bodies (connection closed mid-body), refused connections, bad gzip…
+            raise FetchError(f"{type(exc).__name__} fetching {url}: {exc}") from exc
+
+    # ------------------------------------------------------------ maintenance
+    async def _maintenance(self) -> None:
+        """Partitions ahead, retention, and staleness of feeds that stopped answering."""
+        last_housekeeping = 0.0
+        while not self._stopping.is_set():
+            try:
+                if time.monotonic() - last_housekeeping > MAINTENANCE_INTERVAL_S:
+                    await self.store.ensure_partitions()
+                    dropped = await self.store.purge()
+                    last_housekeeping = time.monotonic()
+                    if any(dropped.values()):
+                        log.info("retention", extra=dropped)
+                for state in self.states.values():
+                    if self.holds(state.spec.name):
+                        await self._check_stale(state)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("maintenance failed")
+            await _sleep_or(self._stopping, 5.0)
+
+
+async def _sleep_or(event: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), timeout=seconds)
+
+
+async def _wait_event(event: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), timeout=seconds)

@@ -52,7 +52,9 @@ class FieldMapping(BaseModel):
         default_factory=dict,
         description="Feed's status words to open/closed/full/unknown, e.g. {'Ouvert': 'open'}.",
     )
-    preset: str | None = Field(default=None, description="A shipped mapping by name; fields here override it.")
+    preset: str | None = Field(
+        default=None, description="A shipped mapping by name; fields here override it."
+    )
 
 
 class FeedSpec(BaseModel):
@@ -72,7 +74,13 @@ class FeedSpec(BaseModel):
     static_interval: float = Field(default=3600.0, gt=0, le=7 * 86400)
     jitter: float = Field(default=0.1, ge=0, le=0.5, description="Fraction of the interval.")
     timeout: float = Field(default=30.0, gt=0, le=600)
-    max_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    max_bytes: int = Field(
+        default=64 * 1024 * 1024, gt=0, description="Largest body accepted (after gunzip)."
+    )
+    retries: int = Field(
+        default=2, ge=0, le=10, description="Immediate retries of a failed fetch in one poll."
+    )
+    max_pages: int = Field(default=50, ge=1, le=10000, description="Pagination limit per poll.")
     headers: dict[str, str] = Field(default_factory=dict)
     mapping: FieldMapping | None = None
     area: tuple[float, float, float, float] | None = Field(
