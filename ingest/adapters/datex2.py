@@ -38,7 +38,7 @@ from lxml import etree
 
 from ingest.adapters import datex2_parking, datex2_situation, datex2_traffic
 from ingest.adapters.datex2_common import Context, local, text, timestamp, xsi_type
-from ingest.records import Batch, PayloadError, Rejected
+from ingest.records import Batch, PayloadError, Rejected, TrafficEvent
 from ingest.spec import ParseContext
 
 FORMAT = "datex2"
@@ -191,5 +191,11 @@ def parse(body: bytes, ctx: ParseContext) -> Batch:
                 "reads parking tables/statuses, measured traffic data, measurement site tables and "
                 "situations"
             )
+    events_found = [r for r in records if isinstance(r, TrafficEvent)]
+    if events_found:
+        kept, superseded = datex2_situation.keep_latest(events_found)
+        if superseded:
+            batch.records = [r for r in records if not isinstance(r, TrafficEvent)] + kept
+            batch.rejected.extend(superseded)
     batch.generated_at = state.publication_time
     return batch

@@ -152,6 +152,8 @@ def parse_situation(situation: etree._Element, ctx: Context) -> tuple[list[Any],
             extra["situation_id"] = situation.get("id")
         if record.get("version"):
             extra["version"] = record.get("version")
+        if situation.get("version"):
+            extra["situation_version"] = situation.get("version")
         kind = xsi_type(record)
         if kind:
             extra["record_type"] = kind
@@ -159,9 +161,11 @@ def parse_situation(situation: etree._Element, ctx: Context) -> tuple[list[Any],
         for name, values in subtypes.items():
             extra[name] = values if len(values) > 1 else values[0]
 
-        observed_text = child_text(
-            record, "situationRecordVersionTime", "situationRecordCreationTime"
-        ) or child_text(situation, "situationVersionTime")
+        observed_text = (
+            child_text(record, "situationRecordVersionTime")
+            or child_text(record, "situationRecordCreationTime")
+            or child_text(situation, "situationVersionTime")
+        )
         observed_at = timestamp(observed_text, ctx) if observed_text else ctx.publication_time
         if observed_text and observed_at is None:
             rejected.append(
@@ -219,3 +223,61 @@ def parse_situation(situation: etree._Element, ctx: Context) -> tuple[list[Any],
             )
         )
     return records, rejected
+
+
+def _numeric(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return -1.0
+
+
+def _stamp(event: TrafficEvent) -> float:
+    return event.observed_at.timestamp() if event.observed_at else float("-inf")
+
+
+def keep_latest(events: list[TrafficEvent]) -> tuple[list[TrafficEvent], list[Rejected]]:
+    """Only the newest version of each situation, and one event per record id.
+
+    Fintraffic payloads can carry several versions of one situation (23, 11, 6 and
+    1 of the same situation in one file). A situation version lists all its current
+    records, so records of older versions are out of date — including records the
+    newest version no longer lists. They are quarantined with a reason rather than
+    stored in whatever order they come, where an old version could overwrite the
+    newest.
+    """
+    newest: dict[str, tuple[float, float]] = {}
+    for e in events:
+        situation = e.extra.get("situation_id")
+        if situation is not None:
+            key = (_numeric(e.extra.get("situation_version")), _stamp(e))
+            newest[situation] = max(newest.get(situation, key), key)
+    kept: dict[str, TrafficEvent] = {}
+    superseded: list[Rejected] = []
+
+    def drop(e: TrafficEvent, reason: str) -> None:
+        raw = e.model_dump_json(include={"id", "event_type", "observed_at", "extra"})
+        superseded.append(Rejected.of(reason, raw, e.id))
+
+    for e in events:
+        situation = e.extra.get("situation_id")
+        version = e.extra.get("situation_version")
+        if situation is not None and _numeric(version) < newest[situation][0]:
+            drop(
+                e,
+                f"superseded: situation {situation} version {version} is replaced by version "
+                f"{newest[situation][0]:g} in the same payload",
+            )
+            continue
+        current = kept.get(e.id)
+        if current is None:
+            kept[e.id] = e
+            continue
+        older, newer = sorted((current, e), key=lambda x: (_stamp(x), _numeric(x.extra.get("version"))))
+        kept[e.id] = newer
+        drop(
+            older,
+            f"superseded: situationRecord {e.id} appears twice; version "
+            f"{newer.extra.get('version')} is newer",
+        )
+    return list(kept.values()), superseded
