@@ -44,8 +44,12 @@ class Settings(BaseSettings):
     partitions_ahead_days: int = Field(default=3, ge=1, le=60)
     changes_retention_hours: float = Field(default=24.0, gt=0, description="Resume window of the live feed.")
     quarantine_retention_days: int = Field(default=30, ge=1)
-    max_future_skew_s: float = Field(default=300.0, ge=0, description="Timestamps later than now+this are bad.")
-    max_age_days: float = Field(default=7.0, gt=0, description="Observations older than this are quarantined.")
+    max_future_skew_s: float = Field(
+        default=300.0, ge=0, description="Timestamps later than now+this are bad."
+    )
+    max_age_days: float = Field(
+        default=7.0, gt=0, description="Observations older than this are quarantined."
+    )
 
     # Ingest
     poll_concurrency: int = Field(default=8, ge=1, le=256)
@@ -53,8 +57,12 @@ class Settings(BaseSettings):
     retry_max_backoff_s: float = Field(default=600.0, gt=0)
 
     # Live feed
-    ws_queue_size: int = Field(default=1000, ge=10, description="Messages queued per client before coalescing.")
-    ws_max_behind_s: float = Field(default=10.0, gt=0, description="A client coalescing longer is closed 1013.")
+    ws_queue_size: int = Field(
+        default=1000, ge=10, description="Messages queued per client before coalescing."
+    )
+    ws_max_behind_s: float = Field(
+        default=10.0, gt=0, description="A client coalescing longer is closed 1013."
+    )
     ws_max_message_bytes: int = Field(default=16 * 1024, ge=256, description="Largest client message.")
     ws_heartbeat_s: float = Field(default=15.0, gt=0)
     ws_snapshot_chunk: int = Field(default=500, ge=1, le=10000)
@@ -74,6 +82,65 @@ class Settings(BaseSettings):
     # Dashboard
     tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
     tile_attribution: str = "© OpenStreetMap contributors"
+
+    # REST API (continued)
+    api_max_history_points: int = Field(
+        default=10_000, ge=10, description="Most buckets (or raw rows per page) one history request returns."
+    )
+    api_replay_lookback_minutes: float = Field(
+        default=60.0,
+        gt=0,
+        le=1440,
+        description="How far before `time` the replay looks for a site's last value.",
+    )
+    api_trend_window_minutes: float = Field(
+        default=15.0, gt=0, le=240, description="Window of the parking trend."
+    )
+    api_trend_steady_pct: float = Field(
+        default=2.0,
+        ge=0,
+        le=100,
+        description="Change in free spaces, as % of capacity, below which it is steady.",
+    )
+    api_near_max_radius_m: float = Field(
+        default=50_000.0, gt=0, description="Largest `radius` of a near query."
+    )
+    api_export_chunk_rows: int = Field(
+        default=2000, ge=1, le=100_000, description="Rows fetched per cursor step."
+    )
+    api_export_max_ids: int = Field(default=1000, ge=1, description="Most site ids in one export's `ids`.")
+    api_cache_max_age_s: int = Field(
+        default=5, ge=0, description="Cache-Control max-age of current-state reads."
+    )
+    api_etag_max_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=0, description="Larger (or streamed) responses get no ETag."
+    )
+    api_rate_buckets_max: int = Field(
+        default=100_000, ge=100, description="Rate-limit buckets kept in memory (least recently used go)."
+    )
+    api_gzip_min_bytes: int = Field(default=1000, ge=0)
+    datex2_country: str = Field(
+        default="EU", min_length=2, max_length=2, description="publicationCreator country of DATEX II output."
+    )
+    datex2_national_identifier: str = Field(default="mobility-live", min_length=1)
+    datex2_almost_full_pct: float = Field(
+        default=5.0, ge=0, le=100, description="Free share below which DATEX II says almostFull."
+    )
+
+    # Live feed (continued)
+    ws_public_topics: list[Literal["parking", "traffic", "bikes", "events", "feeds"]] = Field(
+        default_factory=lambda: ["parking", "traffic", "bikes", "events", "feeds"],
+        description="Topics a connection without an API key may subscribe to.",
+    )
+    ws_close_timeout_s: float = Field(
+        default=3.0, gt=0, description="Longest wait to deliver a close frame before the connection is dropped."
+    )
+    ws_poll_s: float = Field(default=5.0, gt=0, description="Change-log poll when no notification arrives.")
+    ws_listener_max_backoff_s: float = Field(default=30.0, gt=0, description="Longest wait between LISTEN retries.")
+    ws_key_check_s: float = Field(
+        default=2.0, gt=0, le=4.0, description="Revoked-key poll (revoked keys close within this + close time)."
+    )
+    changes_retention_interval_s: float = Field(default=300.0, gt=0, description="How often retention runs.")
 
     @property
     def pgdata(self) -> Path:
@@ -121,7 +188,9 @@ def load_feeds(path: Path) -> list[FeedSpec]:
         raise FeedsFileError(f"{path}: not valid TOML: {exc}") from exc
     unknown = set(data) - {"feed"}
     if unknown:
-        raise FeedsFileError(f"{path}: unknown top-level key(s) {sorted(unknown)}; feeds go in [[feed]] tables")
+        raise FeedsFileError(
+            f"{path}: unknown top-level key(s) {sorted(unknown)}; feeds go in [[feed]] tables"
+        )
     try:
         feeds = FeedsFile.model_validate(data).feed
     except ValidationError as exc:

@@ -1,0 +1,23 @@
+"""The REST API under /api/v1 (and the interop outputs), one router per feature."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+
+def routers() -> list[APIRouter]:
+    from app.api import bikes, export, feeds, history, meta, parking, replay, traffic
+    from app.interop import datex2_out, ngsi_ld
+
+    return [
+        meta.router,
+        parking.router,
+        traffic.router,
+        bikes.router,
+        history.router,
+        replay.router,
+        export.router,
+        feeds.router,
+        ngsi_ld.router,
+        datex2_out.router,
+    ]

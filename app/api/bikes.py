@@ -1,0 +1,98 @@
+"""Bike-share docking stations with current availability."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.api.deps import SessionDep, SettingsDep
+from app.api.geojson import GeoJSONResponse, collection, feature, json_response, paged, point
+from app.api.params import MAX_TEXT, BBoxQuery, FeedQuery, Page, PageDep, check_near, parse_bbox
+from app.api.schemas import BikeCollection, BikeFeature
+from app.api.sites import SiteFilter, base_properties, select_sites
+from app.problems import invalid, not_found
+
+router = APIRouter(prefix="/api/v1/bikes", tags=["bikes"])
+
+COLUMNS = """s.id, s.feed_id, s.source_id, s.name, s.lat, s.lon, s.capacity, s.address,
+             s.bikes_available, s.docks_available, s.status, s.observed_at, s.received_at"""
+
+StationId = Annotated[
+    str,
+    Path(
+        max_length=MAX_TEXT,
+        description="Global station id `<feed>:<source id>`",
+        examples=["velib:213688169"],
+    ),
+]
+
+
+def bike_feature(row: dict[str, Any]) -> dict[str, Any]:
+    props = base_properties(row)
+    props.update(
+        capacity=row["capacity"],
+        bikes_available=row["bikes_available"],
+        docks_available=row["docks_available"],
+        status=row["status"],
+        address=row["address"],
+    )
+    return feature(row["id"], point(row["lat"], row["lon"]), props)
+
+
+async def fetch_bikes(session: AsyncSession, filters: SiteFilter, page: Page) -> list[dict[str, Any]]:
+    return await select_sites(session, table="bike_stations", columns=COLUMNS, filters=filters, page=page)
+
+
+@router.get(
+    "/stations",
+    summary="Bike-share stations with current availability (GeoJSON)",
+    response_class=GeoJSONResponse,
+    response_model=BikeCollection,
+)
+async def list_stations(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    page: PageDep,
+    bbox: BBoxQuery = None,
+    feed: FeedQuery = None,
+    min_bikes: Annotated[
+        int | None, Query(ge=0, le=1_000_000, description="At least this many bikes")
+    ] = None,
+    min_docks: Annotated[
+        int | None, Query(ge=0, le=1_000_000, description="At least this many free docks")
+    ] = None,
+    near: Annotated[
+        str | None, Query(max_length=MAX_TEXT, description="lat,lon", examples=["48.8566,2.3522"])
+    ] = None,
+    radius: Annotated[float | None, Query(gt=0, description="Metres around `near` (default 1000)")] = None,
+) -> Response:
+    point_ = check_near(settings, near, radius)
+    if point_ is not None and page.after is not None:
+        raise invalid("cursor", "not with `near` (results are ordered by distance)")
+    filters = SiteFilter(bbox=parse_bbox(bbox), feed=feed, near=point_, radius=radius or 1000.0)
+    if min_bikes is not None:
+        filters.where.append("s.bikes_available >= :min_bikes")
+        filters.params["min_bikes"] = min_bikes
+    if min_docks is not None:
+        filters.where.append("s.docks_available >= :min_docks")
+        filters.params["min_docks"] = min_docks
+    rows = await fetch_bikes(session, filters, page)
+    rows, cursor, headers = paged(request, rows, page.limit, "id", paginate=point_ is None)
+    return collection(request, [bike_feature(r) for r in rows], cursor, headers)
+
+
+@router.get(
+    "/stations/{station_id}",
+    summary="One bike-share station (GeoJSON Feature)",
+    response_class=GeoJSONResponse,
+    response_model=BikeFeature,
+)
+async def get_station(station_id: StationId, session: SessionDep) -> Response:
+    rows = await fetch_bikes(session, SiteFilter(ids=[station_id]), Page(limit=1, after=None))
+    if not rows:
+        raise not_found(f"bike station {station_id!r}")
+    return json_response(bike_feature(rows[0]), media_type="application/geo+json")

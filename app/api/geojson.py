@@ -1,0 +1,74 @@
+"""Rows to GeoJSON and JSON responses, shared by every feature's endpoints."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import Request
+from fastapi.responses import Response
+
+from app.api.params import encode_cursor
+
+
+def json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def dumps(payload: Any) -> bytes:
+    return json.dumps(payload, default=json_default, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def json_response(
+    payload: Any, *, headers: Mapping[str, str] | None = None, media_type: str = "application/json"
+) -> Response:
+    return Response(dumps(payload), media_type=media_type, headers=dict(headers or {}))
+
+
+def point(lat: float | None, lon: float | None) -> dict[str, Any] | None:
+    if lat is None or lon is None:
+        return None
+    return {"type": "Point", "coordinates": [lon, lat]}
+
+
+def feature(id_: str, geometry: dict[str, Any] | None, properties: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "Feature", "id": id_, "geometry": geometry, "properties": properties}
+
+
+def next_link(request: Request, cursor: str) -> str:
+    query = dict(request.query_params)
+    query["cursor"] = cursor
+    return f'<{request.url.path}?{urlencode(query)}>; rel="next"'
+
+
+def paged(
+    request: Request, rows: list[Any], limit: int, key: str, *, paginate: bool = True
+) -> tuple[list[Any], str | None, dict[str, str]]:
+    """The page, the cursor of the next one, and a Link header; ``rows`` holds limit+1 to detect more."""
+    if not paginate or len(rows) <= limit:
+        return rows[:limit], None, {}
+    rows = rows[:limit]
+    last = rows[-1]
+    cursor = encode_cursor(last[key] if isinstance(last, Mapping) else getattr(last, key))
+    return rows, cursor, {"Link": next_link(request, cursor)}
+
+
+def collection(
+    request: Request, features: list[dict[str, Any]], cursor: str | None, headers: dict[str, str]
+) -> Response:
+    body = {"type": "FeatureCollection", "count": len(features), "next_cursor": cursor, "features": features}
+    return json_response(body, headers=headers, media_type="application/geo+json")
+
+
+class GeoJSONResponse(Response):
+    """Only names the media type for the OpenAPI document; handlers return ready bytes."""
+
+    media_type = "application/geo+json"

@@ -1,0 +1,152 @@
+"""Parking: where can I park now — current state, nearest sites, trend."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.api.deps import SessionDep, SettingsDep
+from app.api.geojson import GeoJSONResponse, collection, feature, json_response, paged, point
+from app.api.params import MAX_TEXT, BBoxQuery, FeedQuery, Page, PageDep, check_near, parse_bbox
+from app.api.schemas import ParkingCollection, ParkingFeature
+from app.api.sites import SiteFilter, base_properties, select_sites
+from app.config import Settings
+from app.problems import invalid, not_found
+
+router = APIRouter(prefix="/api/v1/parking", tags=["parking"])
+
+COLUMNS = """s.id, s.feed_id, s.source_id, s.name, s.lat, s.lon, s.capacity, s.free, s.occupied,
+             s.status, s.site_type, s.address, s.observed_at, s.received_at"""
+
+# Trend over the window: last minus first free count among the window's observations,
+# classified in SQL against a threshold that scales with the site's capacity.
+TREND_SELECT = """,
+    t.delta AS trend_free_delta,
+    CASE WHEN coalesce(t.n, 0) < 2 OR t.delta IS NULL THEN 'unknown'
+         WHEN abs(t.delta) < greatest(1, coalesce(page.capacity, 0) * CAST(:steady_pct AS float8) / 100.0)
+              THEN 'steady'
+         WHEN t.delta < 0 THEN 'filling'
+         ELSE 'emptying'
+    END AS trend"""
+TREND_JOIN = """
+    LEFT JOIN LATERAL (
+        SELECT (array_agg(o.free ORDER BY o.observed_at DESC))[1]
+               - (array_agg(o.free ORDER BY o.observed_at))[1] AS delta,
+               count(*) AS n
+        FROM parking_observations o
+        WHERE o.site_id = page.id
+          AND o.observed_at >= now() - make_interval(secs => CAST(:trend_s AS float8))
+          AND o.free IS NOT NULL
+    ) t ON true"""
+
+SiteId = Annotated[
+    str,
+    Path(
+        max_length=MAX_TEXT,
+        description="Global site id `<feed>:<source id>`",
+        examples=["rennes-parking:CIT_PAR_1"],
+    ),
+]
+
+
+def occupancy_pct(capacity: int | None, free: int | None, occupied: int | None) -> float | None:
+    if not capacity or capacity <= 0:
+        return None
+    if occupied is None and free is not None:
+        occupied = capacity - free
+    if occupied is None:
+        return None
+    return round(min(max(occupied * 100.0 / capacity, 0.0), 100.0), 1)
+
+
+def parking_feature(row: dict[str, Any]) -> dict[str, Any]:
+    props = base_properties(row)
+    props.update(
+        capacity=row["capacity"],
+        free=row["free"],
+        occupied=row["occupied"],
+        occupancy_pct=occupancy_pct(row["capacity"], row["free"], row["occupied"]),
+        status=row["status"],
+        site_type=row["site_type"],
+        address=row["address"],
+        trend=row.get("trend") or "unknown",
+        trend_free_delta=row.get("trend_free_delta"),
+    )
+    return feature(row["id"], point(row["lat"], row["lon"]), props)
+
+
+async def fetch_parking(
+    session: AsyncSession, settings: Settings, filters: SiteFilter, page: Page
+) -> list[dict[str, Any]]:
+    return await select_sites(
+        session,
+        table="parking_sites",
+        columns=COLUMNS,
+        filters=filters,
+        page=page,
+        outer_select=TREND_SELECT,
+        outer_join=TREND_JOIN,
+        outer_params={
+            "trend_s": settings.api_trend_window_minutes * 60.0,
+            "steady_pct": settings.api_trend_steady_pct,
+        },
+    )
+
+
+@router.get(
+    "/sites",
+    summary="Parking sites with current state (GeoJSON)",
+    description=(
+        "Filters combine. With `near=lat,lon` the result is the `limit` nearest sites within "
+        "`radius` metres, nearest first, each with `distance_m` (no cursor)."
+    ),
+    response_class=GeoJSONResponse,
+    response_model=ParkingCollection,
+)
+async def list_sites(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    page: PageDep,
+    bbox: BBoxQuery = None,
+    feed: FeedQuery = None,
+    min_free: Annotated[
+        int | None, Query(ge=0, le=1_000_000, description="Only sites with at least this many free")
+    ] = None,
+    type: Annotated[
+        str | None, Query(max_length=MAX_TEXT, description="site_type", examples=["underground"])
+    ] = None,
+    near: Annotated[
+        str | None, Query(max_length=MAX_TEXT, description="lat,lon", examples=["48.1096,-1.6778"])
+    ] = None,
+    radius: Annotated[float | None, Query(gt=0, description="Metres around `near` (default 1000)")] = None,
+) -> Response:
+    point_ = check_near(settings, near, radius)
+    if point_ is not None and page.after is not None:
+        raise invalid("cursor", "not with `near` (results are ordered by distance)")
+    filters = SiteFilter(bbox=parse_bbox(bbox), feed=feed, near=point_, radius=radius or 1000.0)
+    if min_free is not None:
+        filters.where.append("s.free >= :min_free")
+        filters.params["min_free"] = min_free
+    if type is not None:
+        filters.where.append("s.site_type = :site_type")
+        filters.params["site_type"] = type
+    rows = await fetch_parking(session, settings, filters, page)
+    rows, cursor, headers = paged(request, rows, page.limit, "id", paginate=point_ is None)
+    return collection(request, [parking_feature(r) for r in rows], cursor, headers)
+
+
+@router.get(
+    "/sites/{site_id}",
+    summary="One parking site with current state (GeoJSON Feature)",
+    response_class=GeoJSONResponse,
+    response_model=ParkingFeature,
+)
+async def get_site(site_id: SiteId, session: SessionDep, settings: SettingsDep) -> Response:
+    rows = await fetch_parking(session, settings, SiteFilter(ids=[site_id]), Page(limit=1, after=None))
+    if not rows:
+        raise not_found(f"parking site {site_id!r}")
+    return json_response(parking_feature(rows[0]), media_type="application/geo+json")

@@ -1,0 +1,113 @@
+"""State of every site at a past instant, for the dashboard's replay slider.
+
+One query: per site (a page of them), the last observation at or before ``time`` and
+within ``api_replay_lookback_minutes`` of it, found through the (site_id, observed_at)
+primary key of the observation partitions.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from sqlalchemy import text
+
+from app.api.deps import SessionDep, SettingsDep
+from app.api.geojson import GeoJSONResponse, dumps, paged, point
+from app.api.kinds import KINDS, Kind
+from app.api.params import BBoxQuery, FeedQuery, PageDep, parse_bbox, parse_time
+from app.api.schemas import ReplayCollection
+from app.problems import invalid
+
+router = APIRouter(prefix="/api/v1", tags=["replay"])
+
+
+def replay_sql(kind: Kind, where: list[str]) -> str:
+    cols = ", ".join(f"o.{c}" for c in (*kind.metrics, *kind.states))
+    extra = "".join(f" AND {w}" for w in where)
+    return f"""
+        SELECT s.id, s.feed_id, s.source_id, s.name, s.lat, s.lon, o.observed_at, {cols}
+        FROM {kind.sites} s
+        JOIN LATERAL (
+            SELECT * FROM {kind.observations} o
+            WHERE o.site_id = s.id AND o.observed_at <= :t AND o.observed_at > :since
+            ORDER BY o.observed_at DESC
+            LIMIT 1
+        ) o ON true
+        WHERE true {extra}
+        ORDER BY s.id
+        LIMIT :limit_plus
+    """
+
+
+def _register(kind: Kind, path: str) -> None:
+    @router.get(
+        path,
+        summary=f"Every {kind.name} site as it was at `time` (GeoJSON)",
+        response_class=GeoJSONResponse,
+        response_model=ReplayCollection,
+        name=f"{kind.name}_at",
+    )
+    async def at(
+        request: Request,
+        session: SessionDep,
+        settings: SettingsDep,
+        page: PageDep,
+        time: Annotated[
+            str, Query(max_length=64, description="ISO 8601 instant", examples=["2026-11-21T08:00:00Z"])
+        ],
+        bbox: BBoxQuery = None,
+        feed: FeedQuery = None,
+    ) -> Response:
+        instant = parse_time(time, "time")
+        if instant is None:
+            raise invalid("time", "required")
+        lookback = timedelta(minutes=settings.api_replay_lookback_minutes)
+        params: dict[str, Any] = {"t": instant, "since": instant - lookback, "limit_plus": page.limit + 1}
+        where: list[str] = []
+        box = parse_bbox(bbox)
+        if box is not None:
+            where.append(box.sql("s", params))
+        if feed is not None:
+            where.append("s.feed_id = :feed")
+            params["feed"] = feed
+        if page.after is not None:
+            where.append("s.id > :after")
+            params["after"] = page.after
+        rows = [dict(r) for r in (await session.execute(text(replay_sql(kind, where)), params)).mappings()]
+        rows, cursor, headers = paged(request, rows, page.limit, "id")
+        features = []
+        for row in rows:
+            props = {
+                "id": row["id"],
+                "feed": row["feed_id"],
+                "source_id": row["source_id"],
+                "name": row["name"],
+                "observed_at": row["observed_at"],
+                "age_s": (instant - row["observed_at"]).total_seconds(),
+            }
+            for column in (*kind.metrics, *kind.states):
+                props[column] = row[column]
+            features.append(
+                {
+                    "type": "Feature",
+                    "id": row["id"],
+                    "geometry": point(row["lat"], row["lon"]),
+                    "properties": props,
+                }
+            )
+        body = {
+            "type": "FeatureCollection",
+            "time": instant,
+            "count": len(features),
+            "next_cursor": cursor,
+            "features": features,
+        }
+        return Response(dumps(body), media_type="application/geo+json", headers=headers)
+
+
+_register(KINDS["parking"], "/parking/at")
+_register(KINDS["traffic"], "/traffic/at")
+_register(KINDS["bikes"], "/bikes/at")

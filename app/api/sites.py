@@ -1,0 +1,128 @@
+"""The one query shape behind every "sites with current state" list.
+
+A page of sites is chosen first (filters, then either id order for cursor paging or
+distance order for ``near``) in a MATERIALIZED CTE, so per-site work such as the parking
+trend runs only for the rows returned, never for the whole table.
+
+``near`` uses the earthdistance GiST index (``ll_to_earth(lat, lon)``, partial on
+non-null coordinates): ``earth_box(...) @> ll_to_earth(lat, lon)`` is the indexable
+prefilter, ``earth_distance`` the exact radius and the order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.api.params import BBox, Page
+
+STALE_REASON = """
+    CASE WHEN s.stale THEN 'site'
+         WHEN coalesce(h.stale, false) THEN 'feed'
+         WHEN s.observed_at IS NULL THEN 'no_observation'
+         WHEN s.observed_at < now() - make_interval(secs => f.stale_after * f.interval_s) THEN 'age'
+    END"""
+
+NEAR_PREDICATE = """s.lat IS NOT NULL AND s.lon IS NOT NULL
+    AND earth_box(ll_to_earth(:near_lat, :near_lon), :radius) @> ll_to_earth(s.lat, s.lon)
+    AND earth_distance(ll_to_earth(:near_lat, :near_lon), ll_to_earth(s.lat, s.lon)) <= :radius"""
+NEAR_DISTANCE = "earth_distance(ll_to_earth(:near_lat, :near_lon), ll_to_earth(s.lat, s.lon))"
+
+
+@dataclass
+class SiteFilter:
+    bbox: BBox | None = None
+    feed: str | None = None
+    near: tuple[float, float] | None = None
+    radius: float = 1000.0
+    ids: list[str] | None = None
+    where: list[str] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def clauses(self) -> tuple[list[str], dict[str, Any]]:
+        where = list(self.where)
+        params = dict(self.params)
+        if self.bbox is not None:
+            where.append(self.bbox.sql("s", params))
+        if self.feed is not None:
+            where.append("s.feed_id = :feed")
+            params["feed"] = self.feed
+        if self.ids is not None:
+            where.append("s.id = ANY(CAST(:ids AS text[]))")
+            params["ids"] = self.ids
+        if self.near is not None:
+            where.append(NEAR_PREDICATE)
+            params.update(near_lat=self.near[0], near_lon=self.near[1], radius=float(self.radius))
+        return where, params
+
+
+async def select_sites(
+    session: AsyncSession,
+    *,
+    table: str,
+    columns: str,
+    filters: SiteFilter,
+    page: Page,
+    outer_select: str = "",
+    outer_join: str = "",
+    outer_params: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Rows of ``page.limit + 1`` sites (one extra tells the caller there is a next page)."""
+    where, params = filters.clauses()
+    if filters.near is not None:
+        distance = f", {NEAR_DISTANCE} AS distance_m"
+        order = "distance_m, s.id"
+    else:
+        distance = ", NULL::float8 AS distance_m"
+        order = "s.id"
+        if page.after is not None:
+            where.append("s.id > :after")
+            params["after"] = page.after
+    params["limit_plus"] = page.limit + 1
+    params["offset"] = page.offset
+    params.update(outer_params or {})
+    sql = f"""
+        WITH page AS MATERIALIZED (
+            SELECT {columns}, f.demo AS feed_demo, f.city AS feed_city,
+                   {STALE_REASON} AS stale_reason {distance}
+            FROM {table} s
+            JOIN feeds f ON f.id = s.feed_id
+            LEFT JOIN feed_health h ON h.feed_id = s.feed_id
+            WHERE {" AND ".join(where) if where else "true"}
+            ORDER BY {order}
+            LIMIT :limit_plus OFFSET :offset
+        )
+        SELECT page.* {outer_select}
+        FROM page {outer_join}
+        ORDER BY {"page.distance_m, page.id" if filters.near is not None else "page.id"}
+    """
+    result = await session.execute(text(sql), params)
+    return [dict(row) for row in result.mappings()]
+
+
+def base_properties(row: dict[str, Any]) -> dict[str, Any]:
+    reason = row["stale_reason"]
+    props = {
+        "id": row["id"],
+        "feed": row["feed_id"],
+        "source_id": row["source_id"],
+        "name": row["name"],
+        "observed_at": row["observed_at"],
+        "received_at": row["received_at"],
+        "stale": reason is not None,
+        "stale_reason": reason,
+        "demo": row["feed_demo"],
+        "city": row["feed_city"],
+    }
+    if row.get("distance_m") is not None:
+        props["distance_m"] = round(float(row["distance_m"]), 1)
+    return props
+
+
+async def count_sites(session: AsyncSession, *, table: str, filters: SiteFilter) -> int:
+    where, params = filters.clauses()
+    sql = f"SELECT count(*) FROM {table} s WHERE {' AND '.join(where) if where else 'true'}"
+    return int((await session.execute(text(sql), params)).scalar_one())

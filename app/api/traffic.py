@@ -1,0 +1,179 @@
+"""Road traffic: measurement sites and segments with current speeds, and active events."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import Response
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.api.deps import SessionDep, SettingsDep
+from app.api.geojson import GeoJSONResponse, collection, feature, json_response, paged, point
+from app.api.params import MAX_TEXT, BBoxQuery, FeedQuery, Page, PageDep, check_near, parse_bbox
+from app.api.schemas import EventCollection, TrafficCollection, TrafficFeature
+from app.api.sites import SiteFilter, base_properties, select_sites
+from app.problems import invalid, not_found
+
+router = APIRouter(prefix="/api/v1/traffic", tags=["traffic"])
+
+COLUMNS = """s.id, s.feed_id, s.source_id, s.name, s.lat, s.lon, s.geometry, s.site_kind, s.road,
+             s.direction, s.free_flow_kmh, s.speed_kmh, s.flow_vph, s.occupancy_pct, s.congestion,
+             s.observed_at, s.received_at"""
+
+SiteId = Annotated[
+    str,
+    Path(
+        max_length=MAX_TEXT,
+        description="Global site id `<feed>:<source id>`",
+        examples=["digitraffic-tms:23001"],
+    ),
+]
+
+GEOMETRY_TYPES = {"Point", "LineString", "MultiLineString", "Polygon", "MultiPoint", "MultiPolygon"}
+
+
+def geometry_of(row: dict[str, Any]) -> dict[str, Any] | None:
+    """A segment's own geometry when it has a usable one, else its point."""
+    geometry = row.get("geometry")
+    if isinstance(geometry, dict) and geometry.get("type") in GEOMETRY_TYPES and geometry.get("coordinates"):
+        return {"type": geometry["type"], "coordinates": geometry["coordinates"]}
+    return point(row["lat"], row["lon"])
+
+
+def speed_ratio(speed: float | None, free_flow: float | None) -> float | None:
+    if speed is None or not free_flow or free_flow <= 0:
+        return None
+    return round(speed / free_flow, 3)
+
+
+def traffic_feature(row: dict[str, Any]) -> dict[str, Any]:
+    props = base_properties(row)
+    props.update(
+        site_kind=row["site_kind"],
+        road=row["road"],
+        direction=row["direction"],
+        speed_kmh=row["speed_kmh"],
+        flow_vph=row["flow_vph"],
+        occupancy_pct=row["occupancy_pct"],
+        congestion=row["congestion"],
+        free_flow_kmh=row["free_flow_kmh"],
+        speed_ratio=speed_ratio(row["speed_kmh"], row["free_flow_kmh"]),
+    )
+    return feature(row["id"], geometry_of(row), props)
+
+
+async def fetch_traffic(session: AsyncSession, filters: SiteFilter, page: Page) -> list[dict[str, Any]]:
+    return await select_sites(session, table="traffic_sites", columns=COLUMNS, filters=filters, page=page)
+
+
+@router.get(
+    "/sites",
+    summary="Traffic sites with current state (GeoJSON; LineString for segments)",
+    response_class=GeoJSONResponse,
+    response_model=TrafficCollection,
+)
+async def list_sites(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    page: PageDep,
+    bbox: BBoxQuery = None,
+    feed: FeedQuery = None,
+    congestion: Annotated[
+        str | None,
+        Query(max_length=MAX_TEXT, description="free, moderate, heavy, congested, closed, unknown"),
+    ] = None,
+    near: Annotated[
+        str | None, Query(max_length=MAX_TEXT, description="lat,lon", examples=["60.17,24.94"])
+    ] = None,
+    radius: Annotated[float | None, Query(gt=0, description="Metres around `near` (default 1000)")] = None,
+) -> Response:
+    point_ = check_near(settings, near, radius)
+    if point_ is not None and page.after is not None:
+        raise invalid("cursor", "not with `near` (results are ordered by distance)")
+    filters = SiteFilter(bbox=parse_bbox(bbox), feed=feed, near=point_, radius=radius or 1000.0)
+    if congestion is not None:
+        filters.where.append("s.congestion = :congestion")
+        filters.params["congestion"] = congestion
+    rows = await fetch_traffic(session, filters, page)
+    rows, cursor, headers = paged(request, rows, page.limit, "id", paginate=point_ is None)
+    return collection(request, [traffic_feature(r) for r in rows], cursor, headers)
+
+
+@router.get(
+    "/sites/{site_id}",
+    summary="One traffic site with current state (GeoJSON Feature)",
+    response_class=GeoJSONResponse,
+    response_model=TrafficFeature,
+)
+async def get_site(site_id: SiteId, session: SessionDep) -> Response:
+    rows = await fetch_traffic(session, SiteFilter(ids=[site_id]), Page(limit=1, after=None))
+    if not rows:
+        raise not_found(f"traffic site {site_id!r}")
+    return json_response(traffic_feature(rows[0]), media_type="application/geo+json")
+
+
+EVENTS_SQL = """
+    SELECT e.id, e.feed_id, e.source_id, e.event_type, e.description, e.severity, e.lat, e.lon,
+           e.geometry, e.road, e.valid_from, e.valid_to, e.observed_at, e.first_seen_at,
+           e.last_seen_at, f.demo AS feed_demo, f.city AS feed_city
+    FROM traffic_events e JOIN feeds f ON f.id = e.feed_id
+    WHERE e.ended_at IS NULL AND (e.valid_to IS NULL OR e.valid_to > now()) {where}
+    ORDER BY e.id
+    LIMIT :limit_plus
+"""
+
+
+@router.get(
+    "/events",
+    summary="Active traffic events: not ended and still valid (GeoJSON)",
+    response_class=GeoJSONResponse,
+    response_model=EventCollection,
+)
+async def list_events(
+    request: Request,
+    session: SessionDep,
+    page: PageDep,
+    bbox: BBoxQuery = None,
+    feed: FeedQuery = None,
+    event_type: Annotated[str | None, Query(max_length=MAX_TEXT, examples=["roadworks"])] = None,
+) -> Response:
+    where: list[str] = []
+    params: dict[str, Any] = {"limit_plus": page.limit + 1}
+    box = parse_bbox(bbox)
+    if box is not None:
+        where.append(box.sql("e", params))
+    if feed is not None:
+        where.append("e.feed_id = :feed")
+        params["feed"] = feed
+    if event_type is not None:
+        where.append("e.event_type = :event_type")
+        params["event_type"] = event_type
+    if page.after is not None:
+        where.append("e.id > :after")
+        params["after"] = page.after
+    sql = EVENTS_SQL.format(where="".join(f" AND {w}" for w in where))
+    rows = [dict(r) for r in (await session.execute(text(sql), params)).mappings()]
+    rows, cursor, headers = paged(request, rows, page.limit, "id")
+    features = []
+    for row in rows:
+        props = {
+            "id": row["id"],
+            "feed": row["feed_id"],
+            "source_id": row["source_id"],
+            "event_type": row["event_type"],
+            "description": row["description"],
+            "severity": row["severity"],
+            "road": row["road"],
+            "valid_from": row["valid_from"],
+            "valid_to": row["valid_to"],
+            "observed_at": row["observed_at"],
+            "first_seen_at": row["first_seen_at"],
+            "last_seen_at": row["last_seen_at"],
+            "demo": row["feed_demo"],
+            "city": row["feed_city"],
+        }
+        features.append(feature(row["id"], geometry_of(row), props))
+    return collection(request, features, cursor, headers)

@@ -1,0 +1,254 @@
+"""HTTP middleware of the public API: rate limits, ETag/304, Cache-Control, gzip, CORS.
+
+All are plain ASGI, so streamed exports pass through untouched (no buffering) and
+websockets are never seen by them. Order, outermost first: CORS (so even a 429
+carries CORS headers a browser can read), rate limit, gzip, ETag (so the ETag is
+computed on the identity body and a 304 is never compressed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from urllib.parse import parse_qsl
+
+from fastapi import FastAPI
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.api.geojson import dumps
+from app.config import Settings
+from app.problems import PROBLEM_JSON, RATE_LIMITED, UNAUTHORIZED
+
+API_PREFIXES = ("/api/", "/ngsi-ld/")
+
+
+def _is_api(scope: Scope) -> bool:
+    return scope["type"] == "http" and str(scope.get("path", "")).startswith(API_PREFIXES)
+
+
+class TokenBuckets:
+    """In-process token buckets, one per identity, capacity = the per-minute rate.
+
+    The map is bounded (least recently used first out): an address scan cannot grow it
+    without limit, and an evicted bucket was idle, so it would have been full anyway.
+    """
+
+    def __init__(self, per_minute: int, max_buckets: int) -> None:
+        self.capacity = float(per_minute)
+        self.refill_per_s = per_minute / 60.0
+        self.max_buckets = max_buckets
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def take(self, key: str, now: float | None = None) -> float:
+        """0 when allowed; otherwise seconds until a token is available."""
+        now = time.monotonic() if now is None else now
+        tokens, updated = self._buckets.pop(key, (self.capacity, now))
+        tokens = min(self.capacity, tokens + (now - updated) * self.refill_per_s)
+        wait = 0.0
+        if tokens >= 1.0:
+            tokens -= 1.0
+        else:
+            wait = (1.0 - tokens) / self.refill_per_s
+        self._buckets[key] = (tokens, now)
+        while len(self._buckets) > self.max_buckets:
+            self._buckets.popitem(last=False)
+        return wait
+
+
+@dataclass(frozen=True)
+class KeyIdentity:
+    bucket: str
+    verified: bool
+
+
+KeyResolver = Callable[[Scope, str], Awaitable[KeyIdentity | None]]
+
+
+def presented_key(scope: Scope) -> str | None:
+    headers = Headers(scope=scope)
+    auth = headers.get("authorization", "")
+    if auth[:7].lower() == "bearer " and auth[7:].strip():
+        return auth[7:].strip()[:512]
+    for name, value in parse_qsl(scope.get("query_string", b"").decode("latin-1")):
+        if name == "key" and value:
+            return value[:512]
+    return None
+
+
+async def _send_problem(
+    send: Send, status: int, title: str, detail: str, type_: str, path: str, headers: dict[str, str]
+) -> None:
+    body = dumps({"type": type_, "title": title, "status": status, "detail": detail, "instance": path})
+    raw = [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode())]
+    raw += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+class RateLimitMiddleware:
+    """Per API key (when the key verifies) or per client address; 429 + Retry-After otherwise.
+
+    A key that cannot be verified never raises the limit: its requests count against
+    the address, so inventing keys gains nothing.
+    """
+
+    def __init__(self, app: ASGIApp, settings: Settings, resolve_key: KeyResolver | None = None) -> None:
+        self.app = app
+        self.per_ip = TokenBuckets(settings.api_rate_per_minute_ip, settings.api_rate_buckets_max)
+        self.per_key = TokenBuckets(settings.api_rate_per_minute_key, settings.api_rate_buckets_max)
+        self.resolve_key = resolve_key
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not _is_api(scope) or scope.get("method") == "OPTIONS":
+            await self.app(scope, receive, send)
+            return
+        key = presented_key(scope)
+        identity = await self.resolve_key(scope, key) if key and self.resolve_key else None
+        client = scope.get("client")
+        address = client[0] if client else "unknown"
+        if identity is not None and identity.verified:
+            wait, limit = self.per_key.take(identity.bucket), self.per_key.capacity
+        else:
+            # Failed keys are charged to the address too, so guessing keys is rate limited.
+            wait, limit = self.per_ip.take(address), self.per_ip.capacity
+            if key and identity is None and self.resolve_key is not None and wait == 0:
+                await _send_problem(
+                    send,
+                    401,
+                    "Unauthorized",
+                    "unknown or revoked API key",
+                    UNAUTHORIZED,
+                    scope["path"],
+                    {"WWW-Authenticate": 'Bearer realm="mobility-live"'},
+                )
+                return
+        if wait > 0:
+            retry = max(1, math.ceil(wait))
+            await _send_problem(
+                send,
+                429,
+                "Too Many Requests",
+                f"rate limit of {int(limit)} requests per minute exceeded; retry in {retry} s",
+                RATE_LIMITED,
+                scope["path"],
+                {"Retry-After": str(retry)},
+            )
+            return
+        await self.app(scope, receive, send)
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    opaque = etag.removeprefix("W/")
+    for candidate in header.split(","):
+        candidate = candidate.strip()
+        if candidate == "*" or candidate.removeprefix("W/") == opaque:
+            return True
+    return False
+
+
+class ETagMiddleware:
+    """Weak ETag (hash of the body) on successful API reads, 304 on If-None-Match, Cache-Control.
+
+    Only responses that announce their length are hashed; streamed ones (exports) pass
+    straight through. Responses to requests carrying credentials are cached privately.
+    """
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.max_bytes = settings.api_etag_max_bytes
+        self.max_age = settings.api_cache_max_age_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not _is_api(scope) or scope.get("method") not in ("GET", "HEAD"):
+            await self.app(scope, receive, send)
+            return
+        request_headers = Headers(scope=scope)
+        if_none_match = request_headers.get("if-none-match")
+        private = "authorization" in request_headers or presented_key(scope) is not None
+        cache_control = f"{'private' if private else 'public'}, max-age={self.max_age}"
+        start: Message | None = None
+        chunks: list[bytes] = []
+        buffering = False
+
+        async def wrapped(message: Message) -> None:
+            nonlocal start, buffering
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(raw=list(message["headers"]))
+                if message["status"] == 200 and "cache-control" not in headers:
+                    headers["Cache-Control"] = cache_control
+                message = {**message, "headers": headers.raw}
+                length = headers.get("content-length")
+                if (
+                    message["status"] == 200
+                    and length is not None
+                    and length.isdigit()
+                    and int(length) <= self.max_bytes
+                    and "etag" not in headers
+                ):
+                    start, buffering = message, True
+                    return
+                await send(message)
+                return
+            if message["type"] != "http.response.body" or not buffering:
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            assert start is not None
+            body = b"".join(chunks)
+            etag = 'W/"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+            headers = MutableHeaders(raw=start["headers"])
+            headers["ETag"] = etag
+            if if_none_match is not None and _etag_matches(if_none_match, etag):
+                keep = [(k, v) for k, v in headers.raw if k in (b"etag", b"cache-control", b"vary", b"link")]
+                await send({"type": "http.response.start", "status": 304, "headers": keep})
+                await send({"type": "http.response.body", "body": b""})
+                return
+            await send({**start, "headers": headers.raw})
+            await send({"type": "http.response.body", "body": body})
+
+        await self.app(scope, receive, wrapped)
+
+
+async def resolve_api_key(scope: Scope, presented: str) -> KeyIdentity | None:
+    """Look the key up through app/live/keys.py, the owner of the ``api_keys`` table.
+
+    None means "not one of ours, or revoked" (answered 401). Keys are hashed, so a
+    lookup is one indexed read by prefix; it is not cached, so a revocation applies to
+    the very next request.
+    """
+    from app.live import keys
+
+    if keys.split(presented) is None:
+        return None
+    engine = scope["state"]["engine"]
+    async with engine.connect() as conn:
+        raw = (await conn.get_raw_connection()).driver_connection
+        record = await keys.lookup(raw, presented)
+    if record is None or record.revoked:
+        return None
+    return KeyIdentity(bucket=f"key:{record.id}", verified=True)
+
+
+def install_middleware(app: FastAPI, settings: Settings) -> None:
+    # add_middleware wraps: the last added is the outermost.
+    app.add_middleware(ETagMiddleware, settings=settings)
+    app.add_middleware(GZipMiddleware, minimum_size=settings.api_gzip_min_bytes)
+    app.add_middleware(RateLimitMiddleware, settings=settings, resolve_key=resolve_api_key)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "HEAD", "OPTIONS"],
+            allow_headers=["Authorization", "If-None-Match", "Accept", "Content-Type"],
+            expose_headers=["ETag", "Link", "Retry-After", "NGSILD-Results-Count", "Content-Disposition"],
+            max_age=600,
+        )

@@ -1,0 +1,220 @@
+"""RFC 9457 problem details for every error the HTTP API returns.
+
+One shape for all errors (``type``, ``title``, ``status``, ``detail``, ``instance``, and
+``errors`` for parameter problems) means a client needs one error path, and bad input
+can never surface as a 500 or as FastAPI's own ``{"detail": …}`` body. The OpenAPI
+document is rewritten to match, so generated clients and schemathesis see the truth.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+# Specific problem types are URNs: stable identifiers that do not pretend to be dereferenceable.
+INVALID_PARAMETERS = "urn:mobility-live:problem:invalid-parameters"
+NOT_FOUND = "urn:mobility-live:problem:not-found"
+RATE_LIMITED = "urn:mobility-live:problem:rate-limited"
+UNAUTHORIZED = "urn:mobility-live:problem:unauthorized"
+
+
+class ParameterError(BaseModel):
+    loc: list[str | int] = Field(description="Where: e.g. ['query', 'bbox'].")
+    msg: str
+    type: str = "value_error"
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str = Field(default="about:blank", examples=[INVALID_PARAMETERS])
+    title: str = Field(examples=["Invalid parameters"])
+    status: int = Field(ge=400, le=599, examples=[400])
+    detail: str | None = Field(default=None, examples=["bbox: min_lon must be < max_lon"])
+    instance: str | None = Field(default=None, examples=["/api/v1/parking/sites"])
+    errors: list[ParameterError] | None = None
+
+
+class ProblemError(Exception):
+    """Raised anywhere in a request to answer with a problem document."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str | None = None,
+        *,
+        type: str = "about:blank",
+        title: str | None = None,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail or title or str(status))
+        self.status = status
+        self.detail = detail
+        self.type = type
+        self.title = title or HTTPStatus(status).phrase
+        self.errors = errors
+        self.headers = headers or {}
+
+
+def invalid(field: str, msg: str, *, where: str = "query") -> ProblemError:
+    """A 400 for one bad parameter, in the same shape as a validation failure."""
+    return ProblemError(
+        400,
+        f"{field}: {msg}",
+        type=INVALID_PARAMETERS,
+        title="Invalid parameters",
+        errors=[{"loc": [where, field], "msg": msg, "type": "value_error"}],
+    )
+
+
+def not_found(what: str) -> ProblemError:
+    return ProblemError(404, f"{what} not found", type=NOT_FOUND, title="Not found")
+
+
+def problem_response(
+    request: Request | None,
+    status: int,
+    *,
+    detail: str | None = None,
+    type: str = "about:blank",
+    title: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": type,
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path if request is not None else None,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _clean_loc(loc: Any) -> list[str | int]:
+    return [part if isinstance(part, int) else str(part) for part in loc]
+
+
+async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ProblemError)
+    return problem_response(
+        request,
+        exc.status,
+        detail=exc.detail,
+        type=exc.type,
+        title=exc.title,
+        errors=exc.errors,
+        headers=exc.headers,
+    )
+
+
+async def _on_http(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else None
+    type_ = NOT_FOUND if exc.status_code == 404 else "about:blank"
+    return problem_response(request, exc.status_code, detail=detail, type=type_, headers=exc.headers)
+
+
+async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
+    """Bad parameters are 400 with every failure listed; the raw input is not echoed back."""
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {
+            "loc": _clean_loc(err.get("loc", ())),
+            "msg": str(err.get("msg", "invalid")),
+            "type": err.get("type"),
+        }
+        for err in exc.errors()
+    ]
+    detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)[:1000]
+    return problem_response(
+        request, 400, detail=detail, type=INVALID_PARAMETERS, title="Invalid parameters", errors=errors
+    )
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # Logged with the traceback; the client learns nothing about internals.
+    log.exception("unhandled error", extra={"path": request.url.path})
+    return problem_response(request, 500, detail="internal error; it has been logged")
+
+
+def _problem_content() -> dict[str, Any]:
+    return {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+
+
+def _rewrite_openapi(app: FastAPI) -> None:
+    """Every operation documents its errors as problem+json (400 replaces FastAPI's 422)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            summary=app.summary,
+            description=app.description,
+            routes=app.routes,
+            tags=app.openapi_tags,
+            servers=app.servers,
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        components["ParameterError"] = ParameterError.model_json_schema()
+        components["Problem"].pop("$defs", None)
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+        for path, item in schema.get("paths", {}).items():
+            for method, operation in item.items():
+                if not isinstance(operation, dict) or "responses" not in operation:
+                    continue
+                responses = operation["responses"]
+                responses.pop("422", None)
+                if not (path.startswith("/api/") or path.startswith("/ngsi-ld/")):
+                    if operation.get("parameters"):
+                        responses.setdefault(
+                            "400", {"description": "Invalid parameters", "content": _problem_content()}
+                        )
+                    continue
+                responses.setdefault(
+                    "400", {"description": "Invalid parameters", "content": _problem_content()}
+                )
+                if "{" in path or any(p.get("in") == "query" for p in operation.get("parameters", [])):
+                    responses.setdefault("404", {"description": "Not found", "content": _problem_content()})
+                responses.setdefault(
+                    "429",
+                    {
+                        "description": "Rate limit exceeded; retry after `Retry-After` seconds",
+                        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                        "content": _problem_content(),
+                    },
+                )
+                if method == "get":
+                    responses.setdefault(
+                        "304", {"description": "Not modified (If-None-Match matched the ETag)"}
+                    )
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ProblemError, _on_problem)
+    app.add_exception_handler(StarletteHTTPException, _on_http)
+    app.add_exception_handler(RequestValidationError, _on_validation)
+    app.add_exception_handler(Exception, _on_unexpected)
+    _rewrite_openapi(app)
