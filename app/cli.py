@@ -150,9 +150,14 @@ def cmd_feeds_check(args: argparse.Namespace) -> int:
     from ingest import adapters
 
     known = set(adapters.formats())
-    problems = [f"feed '{f.name}': unknown format '{f.format}'" for f in feeds if f.format and f.format not in known]
+    problems = [
+        f"feed '{f.name}': unknown format '{f.format}'" for f in feeds if f.format and f.format not in known
+    ]
     if problems:
-        print("\n".join(f"{args.file}: {p}; known: {', '.join(sorted(known))}" for p in problems), file=sys.stderr)
+        print(
+            "\n".join(f"{args.file}: {p}; known: {', '.join(sorted(known))}" for p in problems),
+            file=sys.stderr,
+        )
         return 1
     for feed in feeds:
         print(f"ok  {feed.name:30} {feed.format or '(detect)':14} every {feed.interval:g}s  {feed.url}")
@@ -195,7 +200,9 @@ def cmd_parse(args: argparse.Namespace) -> int:
     except (OSError, ValueError, ValidationError) as exc:
         print(f"mobility parse: bad mapping {args.mapping}: {exc}", file=sys.stderr)
         return 2
-    ctx = ParseContext(filename=None if args.file == "-" else Path(args.file).name, mapping=mapping, url=args.url)
+    ctx = ParseContext(
+        filename=None if args.file == "-" else Path(args.file).name, mapping=mapping, url=args.url
+    )
     try:
         batch = adapters.parse_payload(body, ctx, format=args.format)
     except PayloadError as exc:
@@ -237,7 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--port", type=int, help="port (default 8000; 0 picks a free one)")
         p.add_argument("--feeds", dest="feeds_file", type=Path, help="feeds file (TOML); none runs the demo")
         p.add_argument("--data-dir", dest="data_dir", type=Path, help="where the embedded database lives")
-        p.add_argument("--demo", dest="demo", action="store_true", default=None, help="run the demo feeds too")
+        p.add_argument(
+            "--demo", dest="demo", action="store_true", default=None, help="run the demo feeds too"
+        )
 
     p = sub.add_parser("up", help="database, migrations, ingest, API and dashboard in one process")
     server_options(p)

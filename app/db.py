@@ -104,9 +104,7 @@ class EmbeddedPostgres:
                 self._server = None
 
 
-def resolve_database_url(
-    configured: str | None, pgdata: Path
-) -> tuple[str, EmbeddedPostgres | None]:
+def resolve_database_url(configured: str | None, pgdata: Path) -> tuple[str, EmbeddedPostgres | None]:
     """The configured URL, or a started embedded server and its URL."""
     if configured:
         return configured, None

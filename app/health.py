@@ -40,7 +40,10 @@ async def readyz(request: Request) -> JSONResponse:
         )
     if current != head:
         return JSONResponse(
-            {"status": "unavailable", "reason": f"schema at {current}, expected {head}; run `mobility migrate`"},
+            {
+                "status": "unavailable",
+                "reason": f"schema at {current}, expected {head}; run `mobility migrate`",
+            },
             status_code=503,
         )
     return JSONResponse({"status": "ready", "schema": current})

@@ -29,9 +29,7 @@ class JsonFormatter(logging.Formatter):
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         base = super().format(record)
-        extras = {
-            k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")
-        }
+        extras = {k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")}
         if extras:
             base += " " + " ".join(f"{k}={v}" for k, v in extras.items())
         return base

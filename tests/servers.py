@@ -74,8 +74,9 @@ def running(app: Any) -> Iterator[ThreadedServer]:
 
 
 @contextlib.contextmanager
-def mobility_process(*args: str, env: dict[str, str] | None = None, ready_path: str = "/readyz",
-                     timeout: float = 60) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+def mobility_process(
+    *args: str, env: dict[str, str] | None = None, ready_path: str = "/readyz", timeout: float = 60
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """Run ``mobility <args> --port N`` as a child process; yields (process, base url) once ready."""
     port = free_port()
     full_env = {**os.environ, **(env or {})}

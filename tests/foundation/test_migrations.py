@@ -10,8 +10,19 @@ from app.db import asyncpg_dsn
 from tests.pg import PgTestServer, run_sync
 
 TABLES = {
-    "feeds", "feed_health", "parking_sites", "parking_observations", "traffic_sites", "traffic_observations",
-    "traffic_events", "bike_stations", "bike_observations", "quarantine", "poll_log", "changes", "api_keys",
+    "feeds",
+    "feed_health",
+    "parking_sites",
+    "parking_observations",
+    "traffic_sites",
+    "traffic_observations",
+    "traffic_events",
+    "bike_stations",
+    "bike_observations",
+    "quarantine",
+    "poll_log",
+    "changes",
+    "api_keys",
 }
 
 
