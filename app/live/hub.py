@@ -1,10 +1,46 @@
-"""Placeholder hub until the live-feed work lands: same interface, no fan-out yet."""
+"""The live hub of one process: reads the change log once, fans each change out to its clients.
+
+One raw asyncpg connection LISTENs on ``mobility_changes``; a notification (or a periodic
+poll, or a reconnect) makes the hub read ``changes WHERE seq > last`` in order, serialize
+each row once and offer the same text to every live session. Nothing here awaits a
+client: sessions queue or coalesce synchronously (session.py). Because every process
+reads the shared change log itself, several API processes and a separate ingest process
+all see the same sequence.
+
+Background jobs: heartbeats, the slow-client watchdog, key revocation and usage flushing,
+and change-log retention (one process at a time, under an advisory lock).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from typing import Any
+
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.websockets import WebSocket
 
 from app.config import Settings
+from app.db import asyncpg_dsn
+from app.live import keys as api_keys
+from app.live import protocol
+from app.live.changes import read_after
+from app.live.metrics import KeyUsage, LiveMetrics, exposition
+from app.live.session import Session, TokenBucket
+
+log = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "mobility_changes"
+RETENTION_LOCK = 7_342_101
+READ_PAGE = 2000
+
+CLOSE_POLICY = 1008
+CLOSE_TRY_AGAIN = 1013
+CLOSE_GOING_AWAY = 1001
 
 
 class Hub:
@@ -12,9 +48,349 @@ class Hub:
         self.settings = settings
         self.engine = engine
         self.database_url = database_url
+        self.metrics = LiveMetrics()
+        self.sessions: set[Session] = set()
+        self.dispatched_seq = 0
+        self.public_by_ip: Counter[str] = Counter()
+        self.by_key: dict[int, set[Session]] = {}
+        self._key_buckets: dict[int, TokenBucket] = {}
+        self._flushed: dict[int, tuple[int, int, int]] = {}
+        self._wake = asyncio.Event()
+        self._revoked_hint = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._listen_conn: asyncpg.Connection | None = None
+        self._started = False
+        self._all_closed = asyncio.Event()
+        self._stopping = False
+
+    # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        return None
+        conn = await self._connect()
+        self.dispatched_seq = int(await conn.fetchval("SELECT coalesce(max(seq), 0) FROM changes"))
+        self._tasks = [
+            asyncio.create_task(self._listen_loop(conn), name="live-listen"),
+            asyncio.create_task(self._heartbeat_loop(), name="live-heartbeat"),
+            asyncio.create_task(self._watchdog_loop(), name="live-watchdog"),
+            asyncio.create_task(self._keys_loop(), name="live-keys"),
+            asyncio.create_task(self._retention_loop(), name="live-retention"),
+        ]
+        self._started = True
 
     async def stop(self) -> None:
-        return None
+        """Close every client (1001), then cancel the background tasks; bounded in time."""
+        self._stopping = True
+        for session in list(self.sessions):
+            session.close(CLOSE_GOING_AWAY, "server shutting down")
+        if self.sessions:
+            self._all_closed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._all_closed.wait(), self.settings.ws_close_timeout_s + 1)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self._flush_usage()
+        if self._listen_conn is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._listen_conn.close(), 2)
+            self._listen_conn = None
+
+    # ------------------------------------------------------------------ listening and fan-out
+
+    async def _connect(self) -> asyncpg.Connection:
+        conn = await asyncpg.connect(
+            asyncpg_dsn(self.database_url), server_settings={"application_name": "api-live"}
+        )
+        await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
+        await conn.add_listener(api_keys.REVOKE_CHANNEL, self._on_revoke)
+        self._listen_conn = conn
+        return conn
+
+    def _on_notify(self, *_: Any) -> None:
+        self._wake.set()
+
+    def _on_revoke(self, *_: Any) -> None:
+        self._revoked_hint.set()
+
+    async def _listen_loop(self, conn: asyncpg.Connection | None) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                if conn is None or conn.is_closed():
+                    conn = await self._connect()
+                    self.metrics.listener_reconnects += 1
+                    log.info(
+                        "live: LISTEN connection re-established; catching up from seq %d", self.dispatched_seq
+                    )
+                backoff = 0.5
+                self._wake.set()  # catch up on whatever committed while we were away
+                while not conn.is_closed():
+                    with contextlib.suppress(TimeoutError):
+                        # The poll interval is only a safety net; notifications do the real work.
+                        await asyncio.wait_for(self._wake.wait(), self.settings.ws_poll_s)
+                    self._wake.clear()
+                    await self._read_changes(conn)
+            except asyncio.CancelledError:
+                raise
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                log.warning(
+                    "live: change listener lost (%s: %s); retrying in %.1fs", type(exc).__name__, exc, backoff
+                )
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.terminate()
+            conn = None
+            self._listen_conn = None
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self.settings.ws_listener_max_backoff_s)
+
+    async def _read_changes(self, conn: asyncpg.Connection) -> None:
+        while True:
+            batch = await read_after(conn, self.dispatched_seq, limit=READ_PAGE)
+            if not batch:
+                return
+            sessions = [s for s in self.sessions if s.live]
+            for change in batch:
+                for session in sessions:
+                    session.offer(change)
+                self.dispatched_seq = change.seq
+            self.metrics.changes_read += len(batch)
+            if len(batch) < READ_PAGE:
+                return
+            await asyncio.sleep(0)  # let writers run between large pages
+
+    # ------------------------------------------------------------------ connections
+
+    async def serve(self, websocket: WebSocket) -> None:
+        """The whole life of one ``/ws`` connection: access checks, then the session."""
+        settings = self.settings
+        ip = websocket.client.host if websocket.client else "unknown"
+        presented = _presented_key(websocket)
+        await websocket.accept()
+        if self._stopping:
+            await self._refuse(websocket, CLOSE_GOING_AWAY, "server shutting down", None)
+            return
+        key: api_keys.ApiKey | None = None
+        if presented is not None:
+            try:
+                async with self.engine.connect() as connection:
+                    raw = (await connection.get_raw_connection()).driver_connection
+                    key = await api_keys.lookup(raw, presented)  # type: ignore[arg-type]
+            except Exception:
+                log.exception("live: key lookup failed")
+                await self._refuse(websocket, 1011, "key lookup failed", None)
+                return
+            if key is None:
+                await self._refuse(
+                    websocket, CLOSE_POLICY, "invalid API key", ("invalid_key", "invalid API key")
+                )
+                return
+            if key.revoked:
+                await self._refuse(
+                    websocket, CLOSE_POLICY, "API key revoked", ("key_revoked", "API key revoked")
+                )
+                return
+        # Counting and registering happen without an await in between: the limit cannot be overrun.
+        if key is not None:
+            open_now = len(self.by_key.get(key.id, ()))
+            if open_now >= key.max_connections:
+                await self._refuse(
+                    websocket,
+                    CLOSE_POLICY,
+                    "too many connections for this key",
+                    ("too_many_connections", f"this key allows {key.max_connections} connection(s)"),
+                )
+                return
+            usage = self.metrics.keys.setdefault(key.id, KeyUsage(prefix=key.prefix, name=key.name))
+            bucket = self._key_buckets.get(key.id)
+            if bucket is None or bucket.capacity != key.messages_per_minute:
+                bucket = self._key_buckets[key.id] = TokenBucket(key.messages_per_minute)
+            session = Session(self, websocket, ip=ip, key=key, usage=usage, bucket=bucket)
+            self.by_key.setdefault(key.id, set()).add(session)
+            usage.connections_open += 1
+            usage.connections_total += 1
+        else:
+            if self.public_by_ip[ip] >= settings.ws_public_connections_per_ip:
+                await self._refuse(
+                    websocket,
+                    CLOSE_POLICY,
+                    "too many connections from this address",
+                    (
+                        "too_many_connections",
+                        f"at most {settings.ws_public_connections_per_ip} public connections per address",
+                    ),
+                )
+                return
+            self.public_by_ip[ip] += 1
+            session = Session(
+                self,
+                websocket,
+                ip=ip,
+                key=None,
+                usage=None,
+                bucket=TokenBucket(settings.ws_client_messages_per_minute),
+            )
+        self.sessions.add(session)
+        self.metrics.connections_total += 1
+        try:
+            session.queue.append(
+                protocol.dump(
+                    protocol.Hello(
+                        server_time=protocol.now_iso(),
+                        seq=self.dispatched_seq,
+                        topics=sorted(session.allowed, key=protocol.TOPICS.index),
+                        limits={
+                            "max_message_bytes": settings.ws_max_message_bytes,
+                            "messages_per_minute": key.messages_per_minute
+                            if key
+                            else settings.ws_client_messages_per_minute,
+                            "heartbeat_s": settings.ws_heartbeat_s,
+                            "snapshot_chunk": settings.ws_snapshot_chunk,
+                            "queue_size": settings.ws_queue_size,
+                            "max_behind_s": settings.ws_max_behind_s,
+                        },
+                    )
+                )
+            )
+            await session.run()
+        finally:
+            self.sessions.discard(session)
+            if not self.sessions:
+                self._all_closed.set()
+            if key is not None:
+                self.by_key.get(key.id, set()).discard(session)
+                if session.usage is not None:
+                    session.usage.connections_open -= 1
+            else:
+                self.public_by_ip[ip] -= 1
+                if self.public_by_ip[ip] <= 0:
+                    del self.public_by_ip[ip]
+
+    async def _refuse(
+        self, websocket: WebSocket, code: int, reason: str, error: tuple[protocol.ErrorCode, str] | None
+    ) -> None:
+        """After accept, so that browsers (which cannot read a refused handshake) see why."""
+        self.metrics.refused[error[0] if error else reason] += 1
+        with contextlib.suppress(Exception):
+            if error is not None:
+                self.metrics.errors[error[0]] += 1
+                await websocket.send_text(
+                    protocol.dump(protocol.ErrorMessage(code=error[0], message=error[1]))
+                )
+            await asyncio.wait_for(websocket.close(code, reason), self.settings.ws_close_timeout_s)
+
+    # ------------------------------------------------------------------ background jobs
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.ws_heartbeat_s)
+            text = protocol.dump(protocol.Heartbeat(seq=self.dispatched_seq, server_time=protocol.now_iso()))
+            for session in list(self.sessions):
+                session.offer_text(text)
+
+    async def _watchdog_loop(self) -> None:
+        limit = self.settings.ws_max_behind_s
+        while True:
+            await asyncio.sleep(min(1.0, limit / 4))
+            now = time.monotonic()
+            for session in list(self.sessions):
+                if session.behind_since is not None and now - session.behind_since > limit:
+                    self.metrics.slow_closes += 1
+                    log.info("live: closing a client behind for more than %.1fs (%s)", limit, session.ip)
+                    session.close(CLOSE_TRY_AGAIN, f"client too slow: behind for more than {limit:g}s")
+
+    async def _keys_loop(self) -> None:
+        """Revocations (announced or polled) and per-key usage totals shared through the database."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._revoked_hint.wait(), self.settings.ws_key_check_s)
+            self._revoked_hint.clear()
+            try:
+                await self._check_revoked()
+                await self._flush_usage()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("live: key check failed: %s: %s", type(exc).__name__, exc)
+
+    async def _check_revoked(self) -> None:
+        ids = [key_id for key_id, sessions in self.by_key.items() if sessions]
+        if not ids:
+            return
+        async with self.engine.connect() as connection:
+            raw = (await connection.get_raw_connection()).driver_connection
+            rows = await raw.fetch(  # type: ignore[union-attr]
+                "SELECT id FROM api_keys WHERE id = ANY($1::bigint[]) AND revoked_at IS NOT NULL", ids
+            )
+        for row in rows:
+            for session in list(self.by_key.get(row["id"], ())):
+                session.close(
+                    CLOSE_POLICY, "API key revoked", ("key_revoked", "this API key has been revoked")
+                )
+
+    async def _flush_usage(self) -> None:
+        delta: dict[int, tuple[int, int, int]] = {}
+        current: dict[int, tuple[int, int, int]] = {}
+        for key_id, usage in self.metrics.keys.items():
+            now = (usage.connections_total, usage.messages_sent, usage.bytes_sent)
+            before = self._flushed.get(key_id, (0, 0, 0))
+            if now != before:
+                delta[key_id] = (now[0] - before[0], now[1] - before[1], now[2] - before[2])
+                current[key_id] = now
+        if not delta:
+            return
+        async with self.engine.begin() as connection:
+            raw = (await connection.get_raw_connection()).driver_connection
+            await api_keys.record_usage(raw, delta)  # type: ignore[arg-type]
+        self._flushed.update(current)
+
+    async def _retention_loop(self) -> None:
+        while True:
+            try:
+                await self.purge_changes()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("live: change-log retention failed: %s: %s", type(exc).__name__, exc)
+            await asyncio.sleep(self.settings.changes_retention_interval_s)
+
+    async def purge_changes(self) -> int | None:
+        """Delete changes older than the resume window, always keeping the newest row (so
+        ``max(seq)`` survives). None when another process holds the job right now."""
+        async with self.engine.begin() as connection:
+            raw = (await connection.get_raw_connection()).driver_connection
+            if not await raw.fetchval("SELECT pg_try_advisory_xact_lock($1)", RETENTION_LOCK):  # type: ignore[union-attr]
+                return None
+            status = await raw.execute(  # type: ignore[union-attr]
+                "DELETE FROM changes WHERE committed_at < now() - make_interval(secs => $1) "
+                "AND seq < (SELECT max(seq) FROM changes)",
+                self.settings.changes_retention_hours * 3600.0,
+            )
+        deleted = int(status.split()[-1])
+        self.metrics.retention_deleted += deleted
+        return deleted
+
+    # ------------------------------------------------------------------ introspection
+
+    def metrics_text(self) -> str:
+        keyed = sum(len(s) for s in self.by_key.values())
+        return exposition(
+            self.metrics,
+            public_open=len(self.sessions) - keyed,
+            keyed_open=keyed,
+            coalescing_now=sum(1 for s in self.sessions if s.pending is not None),
+            seq=self.dispatched_seq,
+        )
+
+
+def _presented_key(websocket: WebSocket) -> str | None:
+    """``Authorization: Bearer <key>``, or ``?key=`` for browsers (which cannot set headers)."""
+    header = websocket.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+        return header.strip()
+    value = websocket.query_params.get("key")
+    return value if value else None

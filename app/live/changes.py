@@ -1,0 +1,107 @@
+"""Rows of the ``changes`` table as the hub holds them: parsed once, serialized once.
+
+A change is turned into its ``delta`` text a single time, when the hub reads it; every
+subscriber that matches gets that same ``str``. Coalescing (a slow client) is the only
+place that builds a new message, and it does so per client from the parsed fields.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+CHANGE_COLUMNS = "seq, topic, feed_id, site_id, lat, lon, free, payload"
+
+
+@dataclass(slots=True)
+class Change:
+    seq: int
+    topic: str
+    site_id: str
+    feed: str | None
+    lat: float | None
+    lon: float | None
+    free: int | None
+    fields: dict[str, Any]
+    observed_at: str | None
+    received_at: str | None
+    text: str = field(default="", repr=False)
+
+
+def delta_text(
+    *,
+    seq: int,
+    topic: str,
+    site_id: str,
+    feed: str | None,
+    fields: dict[str, Any],
+    observed_at: str | None,
+    received_at: str | None,
+    coalesced: bool = False,
+    resume_from: int | None = None,
+) -> str:
+    message: dict[str, Any] = {
+        "type": "delta",
+        "seq": seq,
+        "topic": topic,
+        "id": site_id,
+        "feed": feed,
+        "fields": fields,
+        "observed_at": observed_at,
+        "received_at": received_at,
+    }
+    if coalesced:
+        message["coalesced"] = True
+        if resume_from is not None:
+            message["resume_from"] = resume_from
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+
+
+def from_row(row: asyncpg.Record | dict[str, Any]) -> Change:
+    payload = row["payload"]
+    if isinstance(payload, str):  # raw asyncpg returns jsonb as text; SQLAlchemy's connections decode it
+        payload = json.loads(payload)
+    fields = payload.get("fields") or {}
+    change = Change(
+        seq=int(row["seq"]),
+        topic=row["topic"],
+        site_id=row["site_id"],
+        feed=row["feed_id"],
+        lat=row["lat"],
+        lon=row["lon"],
+        free=row["free"],
+        fields=fields,
+        observed_at=payload.get("observed_at"),
+        received_at=payload.get("received_at"),
+    )
+    change.text = delta_text(
+        seq=change.seq,
+        topic=change.topic,
+        site_id=change.site_id,
+        feed=change.feed,
+        fields=fields,
+        observed_at=change.observed_at,
+        received_at=change.received_at,
+    )
+    return change
+
+
+async def read_after(
+    conn: asyncpg.Connection, after: int, *, limit: int, upto: int | None = None
+) -> list[Change]:
+    """Changes with seq > ``after`` (and ≤ ``upto``), in seq (= commit) order."""
+    if upto is None:
+        rows = await conn.fetch(
+            f"SELECT {CHANGE_COLUMNS} FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2", after, limit
+        )
+    else:
+        rows = await conn.fetch(
+            f"SELECT {CHANGE_COLUMNS} FROM changes WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3",
+            after,
+            upto,
+            limit,
+        )
+    return [from_row(r) for r in rows]

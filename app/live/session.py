@@ -1,0 +1,455 @@
+"""One websocket connection: its subscription, its bounded outgoing queue, its reader and writer.
+
+The hub hands every change to ``offer`` synchronously; ``offer`` never awaits, so one slow
+client can never hold up the fan-out. Past ``ws_queue_size`` queued messages the client is
+*behind*: further changes are merged per site (latest fields win, highest seq) and sent as
+``coalesced`` deltas once the queue drains. A client behind for longer than
+``ws_max_behind_s`` is closed with 1013 by the hub's watchdog.
+
+Ordering rule: while a subscription is being served from the database (snapshot, resume)
+the session is not live and the hub skips it; it turns live, with ``watermark`` = the last
+seq it covered, only when it has caught up with what the hub has dispatched — with no
+``await`` between the check and the switch — so nothing is missed and nothing is sent twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import time
+from collections import deque
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from starlette.websockets import WebSocket
+
+from app.live import protocol
+from app.live.changes import Change, delta_text, read_after
+from app.live.filters import Subscription
+from app.live.keys import ApiKey
+from app.live.metrics import KeyUsage
+from app.live.protocol import ErrorCode, ProtocolError, dump
+from app.live.snapshot import ResumeRefused, missed_changes, repeatable_read, take_snapshot
+
+if TYPE_CHECKING:
+    from app.live.hub import Hub
+
+log = logging.getLogger(__name__)
+
+CATCHUP_PAGE = 1000
+
+
+class SessionClosing(Exception):
+    """The connection is being closed; whatever was being sent is abandoned."""
+
+
+@dataclass(slots=True)
+class Pending:
+    """Changes of one site merged while its client is behind."""
+
+    first_seq: int
+    seq: int
+    topic: str
+    feed: str | None
+    fields: dict[str, Any]
+    observed_at: str | None
+    received_at: str | None
+
+
+class TokenBucket:
+    def __init__(self, per_minute: int) -> None:
+        self.capacity = float(per_minute)
+        self.tokens = float(per_minute)
+        self.rate = per_minute / 60.0
+        self.at = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+class Session:
+    def __init__(
+        self,
+        hub: Hub,
+        websocket: WebSocket,
+        *,
+        ip: str,
+        key: ApiKey | None,
+        usage: KeyUsage | None,
+        bucket: TokenBucket,
+    ) -> None:
+        self.hub = hub
+        self.ws = websocket
+        self.ip = ip
+        self.key = key
+        self.usage = usage
+        self.bucket = bucket
+        settings = hub.settings
+        self.max_queue = settings.ws_queue_size
+        self.allowed = frozenset(key.scopes) if key else frozenset(settings.ws_public_topics)
+        self.sub: Subscription | None = None
+        self.live = False
+        self.watermark = 0
+        self.queue: deque[str] = deque()
+        self.pending: dict[str, Pending] | None = None
+        self.behind_since: float | None = None
+        self.closing: tuple[int, str] | None = None
+        self._wakeup = asyncio.Event()
+        self._space = asyncio.Event()
+        self._space.set()
+        self._writer: asyncio.Task[None] | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._close_task: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ fan-out side (sync)
+
+    def offer(self, change: Change) -> None:
+        """Called by the hub for every change, in seq order. Never awaits."""
+        if not self.live or change.seq <= self.watermark or self.closing is not None:
+            return
+        sub = self.sub
+        if sub is None or not sub.admit(change):
+            return
+        self.watermark = change.seq
+        if self.pending is None and len(self.queue) < self.max_queue:
+            self.queue.append(change.text)
+            self._wakeup.set()
+            return
+        self._coalesce(change)
+
+    def offer_text(self, text: str) -> None:
+        """Best-effort message (heartbeat): dropped for a client that is behind."""
+        if self.closing is None and self.pending is None and len(self.queue) < self.max_queue:
+            self.queue.append(text)
+            self._wakeup.set()
+
+    def _coalesce(self, change: Change) -> None:
+        if self.pending is None:
+            self.pending = {}
+            if self.behind_since is None:
+                self.behind_since = time.monotonic()
+            self.hub.metrics.coalescing_episodes += 1
+        entry = self.pending.get(change.site_id)
+        if entry is None:
+            self.pending[change.site_id] = Pending(
+                change.seq,
+                change.seq,
+                change.topic,
+                change.feed,
+                dict(change.fields),
+                change.observed_at,
+                change.received_at,
+            )
+        else:
+            entry.fields.update(change.fields)
+            entry.seq = change.seq
+            entry.observed_at = change.observed_at or entry.observed_at
+            entry.received_at = change.received_at or entry.received_at
+        self._wakeup.set()
+
+    def _flush_pending(self) -> None:
+        """Move merged changes to the queue in seq order.
+
+        ``resume_from`` is the seq a client may resume from after this message: a later
+        entry can hold a change older than this entry's seq, so resuming from ``seq``
+        itself could skip it (docs/live-protocol.md, "Slow clients").
+        """
+        assert self.pending is not None
+        entries = sorted(self.pending.items(), key=lambda item: item[1].seq)
+        self.pending = {}
+        floor = math.inf
+        resume: list[int] = [0] * len(entries)
+        for i in range(len(entries) - 1, -1, -1):
+            resume[i] = int(min(entries[i][1].seq, floor))
+            floor = min(floor, entries[i][1].first_seq - 1)
+        for (site_id, entry), resume_from in zip(entries, resume, strict=True):
+            self.queue.append(
+                delta_text(
+                    seq=entry.seq,
+                    topic=entry.topic,
+                    site_id=site_id,
+                    feed=entry.feed,
+                    fields=entry.fields,
+                    observed_at=entry.observed_at,
+                    received_at=entry.received_at,
+                    coalesced=True,
+                    resume_from=resume_from,
+                )
+            )
+        self.hub.metrics.coalesced_sent += len(entries)
+
+    # ------------------------------------------------------------------ writer
+
+    async def _write_loop(self) -> None:
+        metrics = self.hub.metrics
+        usage = self.usage
+        while True:
+            if not self.queue:
+                if self.pending:
+                    self._flush_pending()
+                    continue
+                self.pending = None
+                self.behind_since = None
+                self._space.set()
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            text = self.queue.popleft()
+            if len(self.queue) < self.max_queue:
+                self._space.set()
+            await self.ws.send_text(text)
+            size = len(text) if text.isascii() else len(text.encode("utf-8"))
+            metrics.messages_sent += 1
+            metrics.bytes_sent += size
+            if usage is not None:
+                usage.messages_sent += 1
+                usage.bytes_sent += size
+
+    async def put(self, text: str) -> None:
+        """Queue a message that must not be dropped (replies, snapshot, catch-up), waiting for room."""
+        while len(self.queue) >= self.max_queue:
+            if self.closing is not None:
+                raise SessionClosing
+            if self.behind_since is None:
+                self.behind_since = time.monotonic()
+            self._space.clear()
+            await self._space.wait()
+        if self.closing is not None:
+            raise SessionClosing
+        self.queue.append(text)
+        self._wakeup.set()
+
+    async def put_message(self, message: protocol.BaseModel) -> None:
+        await self.put(dump(message))
+
+    async def send_error(self, code: ErrorCode, message: str, client_id: str | None = None) -> None:
+        self.hub.metrics.errors[code] += 1
+        await self.put_message(protocol.ErrorMessage(code=code, message=message, id=client_id))
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self) -> None:
+        """Serve until the client leaves or the server closes us; the caller unregisters."""
+        self._writer = asyncio.create_task(self._write_loop(), name="ws-writer")
+        self._reader = asyncio.create_task(self._read_loop(), name="ws-reader")
+        self._writer.add_done_callback(self._writer_done)
+        try:
+            await asyncio.wait({self._reader})
+        finally:
+            self.live = False
+            for task in (self._reader, self._writer):
+                task.cancel()
+            if self._close_task is not None:
+                await asyncio.wait({self._close_task}, timeout=self.hub.settings.ws_close_timeout_s)
+            await asyncio.gather(self._reader, self._writer, return_exceptions=True)
+
+    def _writer_done(self, task: asyncio.Task[None]) -> None:
+        # The writer only ends by failing to send (client gone) or by being cancelled.
+        if self._reader is not None and not self._reader.done() and self.closing is None:
+            self._reader.cancel()
+
+    def close(self, code: int, reason: str, error: tuple[ErrorCode, str] | None = None) -> None:
+        """Close from the server side (slow, revoked, shutdown); idempotent, never awaits."""
+        if self.closing is not None:
+            return
+        self.closing = (code, reason)
+        self.live = False
+        self._space.set()
+        self._close_task = asyncio.create_task(self._close(code, reason, error), name="ws-close")
+
+    async def _close(self, code: int, reason: str, error: tuple[ErrorCode, str] | None) -> None:
+        timeout = self.hub.settings.ws_close_timeout_s
+        try:
+            if self._writer is not None:
+                self._writer.cancel()
+                await asyncio.gather(self._writer, return_exceptions=True)
+            if error is not None:
+                self.hub.metrics.errors[error[0]] += 1
+                text = dump(protocol.ErrorMessage(code=error[0], message=error[1]))
+                await asyncio.wait_for(self.ws.send_text(text), timeout)
+            # Sending the close frame waits for the client's socket to take what is already
+            # buffered; a client that never reads again is cut off after the timeout.
+            await asyncio.wait_for(self.ws.close(code, reason), timeout)
+        except (Exception, asyncio.CancelledError):
+            pass
+        finally:
+            if self._reader is not None:
+                # After a close frame the server-side receive sees the disconnect at once;
+                # give it that moment, then stop waiting for a client that sends nothing.
+                await asyncio.wait({self._reader}, timeout=0.5)
+                self._reader.cancel()
+
+    # ------------------------------------------------------------------ reader
+
+    async def _read_loop(self) -> None:
+        settings = self.hub.settings
+        try:
+            while self.closing is None:
+                message = await self.ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                self.hub.metrics.client_messages += 1
+                if self.usage is not None:
+                    self.usage.client_messages += 1
+                text = message.get("text")
+                if text is None:
+                    await self.send_error("binary_not_supported", "send JSON as text messages")
+                    continue
+                if not self.bucket.take():
+                    limit = (
+                        self.key.messages_per_minute if self.key else settings.ws_client_messages_per_minute
+                    )
+                    await self.send_error(
+                        "rate_limited", f"more than {limit} messages per minute; message ignored"
+                    )
+                    continue
+                try:
+                    parsed = protocol.parse_client_message(text, max_bytes=settings.ws_max_message_bytes)
+                    await self.handle(parsed)
+                except ProtocolError as exc:
+                    await self.send_error(exc.code, exc.message, exc.client_id)
+        except SessionClosing:
+            return
+
+    async def handle(self, message: protocol.Subscribe | protocol.Unsubscribe | protocol.Ping) -> None:
+        if isinstance(message, protocol.Ping):
+            await self.put_message(
+                protocol.Pong(id=message.id, seq=self.hub.dispatched_seq, server_time=protocol.now_iso())
+            )
+        elif isinstance(message, protocol.Unsubscribe):
+            self._unsubscribe(message)
+            await self.put_message(
+                protocol.Unsubscribed(id=message.id, topics=sorted(self.sub.topics) if self.sub else [])
+            )
+        else:
+            await self._subscribe(message)
+
+    def _unsubscribe(self, message: protocol.Unsubscribe) -> None:
+        if self.sub is None:
+            return
+        remaining = self.sub.topics - set(message.topics) if message.topics else frozenset()
+        if not remaining:
+            self.sub = None
+            self.live = False
+        else:
+            self.sub.topics = remaining
+
+    async def _subscribe(self, message: protocol.Subscribe) -> None:
+        forbidden = sorted(set(message.topics) - self.allowed)
+        if forbidden:
+            raise ProtocolError(
+                "forbidden_topic",
+                f"topic(s) {', '.join(forbidden)} not allowed for this connection; allowed: "
+                f"{', '.join(sorted(self.allowed)) or 'none'}",
+                message.id,
+            )
+        # A new subscription replaces the old one; what was merged for the old one is dropped.
+        self.live = False
+        self.pending = None
+        topics = sorted(set(message.topics), key=protocol.TOPICS.index)
+        if message.since is not None:
+            sub = Subscription.build(topics, message.filter, exact_min_free=False)
+            self.sub = sub
+            try:
+                cursor = await self._resume(sub, message, topics)
+            except ResumeRefused as refused:
+                await self.put_message(
+                    protocol.Reset(
+                        id=message.id,
+                        reason=refused.reason,
+                        since=message.since,
+                        oldest_seq=refused.oldest,
+                        seq=refused.current,
+                    )
+                )
+            else:
+                await self._go_live(sub, cursor)
+                return
+        sub = Subscription.build(topics, message.filter, exact_min_free=True)
+        self.sub = sub
+        seq = await self._snapshot(sub, message, topics)
+        await self._go_live(sub, seq)
+
+    async def _resume(self, sub: Subscription, message: protocol.Subscribe, topics: list[Any]) -> int:
+        assert message.since is not None
+        cursor = message.since
+        announced = False
+        async with aclosing(missed_changes(self.hub.engine, message.since, page=CATCHUP_PAGE)) as pages:
+            async for batch in pages:
+                if not announced:
+                    await self.put_message(
+                        protocol.Subscribed(
+                            id=message.id,
+                            topics=topics,
+                            filter=message.filter,
+                            mode="resume",
+                            seq=message.since,
+                        )
+                    )
+                    announced = True
+                for change in batch:
+                    if sub.admit(change):
+                        await self.put(change.text)
+                cursor = batch[-1].seq
+        if not announced:  # nothing missed
+            await self.put_message(
+                protocol.Subscribed(
+                    id=message.id, topics=topics, filter=message.filter, mode="resume", seq=message.since
+                )
+            )
+        return cursor
+
+    async def _snapshot(self, sub: Subscription, message: protocol.Subscribe, topics: list[Any]) -> int:
+        seq, items = await take_snapshot(self.hub.engine, sub)
+        await self.put_message(
+            protocol.Subscribed(id=message.id, topics=topics, filter=message.filter, mode="snapshot", seq=seq)
+        )
+        size = self.hub.settings.ws_snapshot_chunk
+        chunks = max(1, math.ceil(len(items) / size))
+        for index in range(chunks):
+            chunk: dict[str, Any] = {
+                "type": "snapshot",
+                "seq": seq,
+                "chunk": index,
+                "chunks": chunks,
+                "items": items[index * size : (index + 1) * size],
+            }
+            if message.id is not None:
+                chunk["id"] = message.id
+            await self.put(json.dumps(chunk, separators=(",", ":")))
+        end: dict[str, Any] = {"type": "snapshot_end", "seq": seq, "items": len(items)}
+        if message.id is not None:
+            end["id"] = message.id
+        await self.put(json.dumps(end, separators=(",", ":")))
+        return seq
+
+    async def _go_live(self, sub: Subscription, cursor: int) -> None:
+        """Catch up from the change log to what the hub has dispatched, then switch to live."""
+        while True:
+            if self.sub is not sub or self.closing is not None:
+                return
+            target = self.hub.dispatched_seq
+            if cursor >= target:
+                # No await between this check and the switch: the hub cannot dispatch in between.
+                self.watermark = cursor
+                self.live = True
+                return
+            async with repeatable_read(self.hub.engine) as raw:
+                while cursor < target:
+                    batch = await read_after(raw, cursor, limit=CATCHUP_PAGE, upto=target)
+                    if not batch:
+                        break
+                    for change in batch:
+                        if sub.admit(change):
+                            await self.put(change.text)
+                    cursor = batch[-1].seq
+            cursor = max(cursor, target)

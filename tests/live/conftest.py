@@ -1,0 +1,157 @@
+"""Fixtures for the live feed: a real server on a real database, changes written by the real store."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import pytest_asyncio
+import yaml
+from sqlalchemy.ext.asyncio import AsyncEngine
+from websockets.asyncio.client import ClientConnection, connect
+
+from app.config import Settings
+from app.main import create_app
+from ingest.records import ParkingObservation, ParkingSite
+from ingest.spec import FeedSpec
+from ingest.store import Store
+from tests.servers import ThreadedServer, running
+
+ASYNCAPI = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.yaml"
+_clock = itertools.count(1)
+_BASE = datetime.now(UTC) - timedelta(hours=1)
+
+
+def next_time() -> datetime:
+    """Strictly increasing observation times, so every observation is newer than the last."""
+    return _BASE + timedelta(milliseconds=next(_clock))
+
+
+def feed_spec(name: str = "city") -> FeedSpec:
+    return FeedSpec(name=name, url="http://127.0.0.1:9/feed")
+
+
+class Writer:
+    """Writes parking changes through ``Store.apply``: the same path as ingest."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.feeds: set[str] = set()
+
+    async def parking(
+        self,
+        values: dict[str, int],
+        *,
+        feed: str = "city",
+        where: dict[str, tuple[float, float]] | None = None,
+        name_pad: str = "",
+    ) -> int | None:
+        spec = feed_spec(feed)
+        if feed not in self.feeds:
+            await self.store.ensure_feed(spec)
+            self.feeds.add(feed)
+        records: list[Any] = []
+        at = next_time()
+        for source_id, free in values.items():
+            lat, lon = (where or {}).get(source_id, (48.58, 7.75))
+            records.append(
+                ParkingSite(
+                    id=source_id, name=f"Site {source_id}{name_pad}", lat=lat, lon=lon, capacity=10_000
+                )
+            )
+            records.append(ParkingObservation(id=source_id, observed_at=at, free=free, status="open"))
+        result = await self.store.apply(spec, records)
+        return result.max_seq
+
+
+@pytest_asyncio.fixture
+async def writer(engine: AsyncEngine, settings: Settings) -> Writer:
+    store = Store(engine, settings)
+    await store.ensure_partitions()
+    return Writer(store)
+
+
+@pytest.fixture
+def live_settings(settings: Settings) -> Settings:
+    return settings
+
+
+@pytest.fixture
+def server(live_settings: Settings, database_url: str) -> Iterator[ThreadedServer]:
+    app = create_app(live_settings, database_url=database_url)
+    with running(app) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="session")
+def asyncapi() -> dict[str, Any]:
+    return yaml.safe_load(ASYNCAPI.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def validate(asyncapi: dict[str, Any]):
+    """Validate a real server message against the AsyncAPI schema of its ``type``.
+
+    Every message of the channel is looked up by the ``const`` of its payload's ``type``;
+    ``$ref``s resolve inside the AsyncAPI document itself.
+    """
+    components = asyncapi["components"]
+    validators: dict[str, jsonschema.Draft202012Validator] = {}
+    for ref in asyncapi["channels"]["live"]["messages"].values():
+        message = components["messages"][ref["$ref"].rsplit("/", 1)[-1]]
+        schema_ref = message["payload"]["$ref"]
+        kind = components["schemas"][schema_ref.rsplit("/", 1)[-1]]["properties"]["type"]["const"]
+        validators[kind] = jsonschema.Draft202012Validator(
+            {"$ref": schema_ref, "components": components}, format_checker=jsonschema.FormatChecker()
+        )
+
+    def check(message: dict[str, Any]) -> dict[str, Any]:
+        assert message.get("type") in validators, f"undocumented message type: {message!r}"
+        validators[message["type"]].validate(message)
+        return message
+
+    return check
+
+
+async def recv(ws: ClientConnection, wait: float = 10) -> dict[str, Any]:
+    return json.loads(await asyncio.wait_for(ws.recv(), wait))
+
+
+async def recv_until(ws: ClientConnection, kind: str, wait: float = 10) -> tuple[dict[str, Any], list[dict]]:
+    """Messages up to and including the first of ``kind``; heartbeats are skipped."""
+    seen: list[dict[str, Any]] = []
+    while True:
+        message = await recv(ws, wait)
+        if message["type"] == "heartbeat":
+            continue
+        seen.append(message)
+        if message["type"] == kind:
+            return message, seen
+
+
+async def open_client(url: str, **kwargs: Any) -> ClientConnection:
+    ws = await connect(url, open_timeout=10, **kwargs)
+    hello = await recv(ws)
+    assert hello["type"] == "hello"
+    return ws
+
+
+@pytest_asyncio.fixture
+async def client_factory() -> AsyncIterator[Any]:
+    opened: list[ClientConnection] = []
+
+    async def make(url: str, **kwargs: Any) -> ClientConnection:
+        ws = await open_client(url, **kwargs)
+        opened.append(ws)
+        return ws
+
+    yield make
+    for ws in opened:
+        await ws.close()
