@@ -164,6 +164,12 @@ def _site_type(el: etree._Element, name: str | None, capacity: int | None) -> st
         return "underground"
     if layout in ("openSpace", "field", "layBy", "surface") or structure_text == "offStreetSurface":
         return "surface"
+    # MDM tables say 'singleLevel' for every site; a German name is more telling.
+    lowered = (name or "").lower()
+    if "tiefgarage" in lowered:
+        return "underground"
+    if "parkhaus" in lowered or "garage" in lowered:
+        return "garage"
     return None
 
 
