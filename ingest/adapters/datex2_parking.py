@@ -43,7 +43,7 @@ from ingest.adapters.datex2_common import (
     timestamp,
     xsi_type,
 )
-from ingest.records import ParkingObservation, ParkingSite, Rejected
+from ingest.records import ParkingObservation, ParkingSite, ParkingStatus, Rejected
 
 SITE_ELEMENTS = frozenset({"parkingRecord", "parkingFacility", "hierarchyElementGeneral", "parkingSite"})
 STATUS_ELEMENTS = frozenset(
@@ -177,8 +177,8 @@ def _address(el: etree._Element) -> str | None:
     holder = find(el, "parkingAddress", "address", "contactDetails", "facilityAddress")
     if holder is None:
         return None
-    lines = [multilingual(t) or text(t) for t in holder.iter() if local(t.tag) in ("addressLine", "text")]
-    lines = [line for line in lines if line]
+    found = [multilingual(t) or text(t) for t in holder.iter() if local(t.tag) in ("addressLine", "text")]
+    lines = [line for line in found if line]
     if lines:
         return ", ".join(dict.fromkeys(lines))
     street = " ".join(
@@ -264,7 +264,7 @@ def parse_site(el: etree._Element, ctx: Context) -> tuple[list[Any], list[Reject
     return [site], []
 
 
-def _status(el: etree._Element) -> str | None:
+def _status(el: etree._Element) -> ParkingStatus | None:
     words = [text(c) for c in el if local(c.tag) in _STATUS_WORDS and len(c) == 0]
     words += [text(c) for s in children(el, "operatingPatternStatus") for c in s if len(c) == 0]
     found = {w for w in words if w}
@@ -322,7 +322,7 @@ def parse_status(el: etree._Element, ctx: Context) -> tuple[list[Any], list[Reje
         if value is not None and value < 0:
             return [], [Rejected.of(f"negative {label} count {value}", excerpt(el), site_id)]
 
-    status = _status(el)
+    status: ParkingStatus | None = _status(el)
     if status is None:
         # No status word at all (VRS P+R): the counts still say open or full.
         status = "unknown" if free is None else ("full" if free == 0 else "open")

@@ -182,7 +182,7 @@ def parse_site(el: etree._Element, ctx: Context) -> tuple[list[Any], list[Reject
             table = find_text(location, "alertCLocationTableNumber")
             if table:
                 extra["alertc_table"] = table
-    kinds = sorted({text(t) for t in findall(el, "specificMeasurementValueType") if text(t)})
+    kinds = sorted({text(t) or "" for t in findall(el, "specificMeasurementValueType")} - {""})
     if kinds:
         extra["measures"] = kinds
     direction = child_text(el, "measurementSide")

@@ -575,3 +575,25 @@ def test_sniff_never_raises_and_ignores_other_formats() -> None:
     assert datex2.sniff(b"") == 0
     assert datex2.sniff(b'{"data": {"stations": []}}') == 0
     assert datex2.sniff(b"\xff\xfe\x00<") == 0
+
+
+def test_situation_point_and_linear_coordinates() -> None:
+    raw = body("fi-fintraffic-SituationPublication-v2_2_3-2019-11-26.xml")
+    point = (
+        b'<groupOfLocations xsi:type="Point"><pointByCoordinates><pointCoordinates>'
+        b"<latitude>67.9</latitude><longitude>23.6</longitude></pointCoordinates></pointByCoordinates>"
+        b"</groupOfLocations>"
+    )
+    linear = (
+        b'<groupOfLocations xsi:type="Linear"><tpegLinearLocation><from><pointCoordinates>'
+        b"<latitude>68.1</latitude><longitude>23.7</longitude></pointCoordinates></from><to><pointCoordinates>"
+        b"<latitude>68.2</latitude><longitude>23.8</longitude></pointCoordinates></to></tpegLinearLocation>"
+        b"</groupOfLocations>"
+    )
+    raw = raw.replace(b'<groupOfLocations xsi:type="Point"/>', point, 1)
+    raw = raw.replace(b'<groupOfLocations xsi:type="Point"/>', linear, 1)
+    batch = parse(raw)
+    crane, closure = by_id(batch, "GUID5036607202"), by_id(batch, "GUID5036607203")
+    assert (crane.lat, crane.lon, crane.geometry) == (67.9, 23.6, None)
+    assert (closure.lat, closure.lon) == (68.1, 23.7)
+    assert closure.geometry == {"type": "LineString", "coordinates": [[23.7, 68.1], [23.8, 68.2]]}
