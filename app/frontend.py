@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import app as app_package
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse
+
+import app as app_package
 
 FRONTEND_DIR = Path(app_package.__file__).resolve().parent.parent / "frontend"
 

@@ -1,0 +1,335 @@
+// Boot: language, service description, current state over REST for a fast first render, then
+// the live feed. Every step that can fail shows a banner and lets the rest of the page work.
+import { featuresToRecords, getAllFeatures, getJson } from "./api.js";
+import { cssGradient } from "./colors.js";
+import * as commuter from "./commuter.js";
+import { initialLanguage, onLanguageChange, setLanguage, t } from "./i18n.js";
+import * as list from "./list.js";
+import { LiveClient } from "./live.js";
+import { centerOn, createMap, frameBox, map, markAll, requestRender, setBasemap, subplotMap } from "./map.js";
+import * as planner from "./planner.js";
+import { onDirty, replaceTopic, state } from "./state.js";
+
+const PANEL_REFRESH_MS = 1000;
+const AGE_REFRESH_MS = 10000;
+
+const errors = new Map();
+const app = { meta: null, areas: [], live: null, connection: "connecting", retryIn: null, framed: false, knownAreas: 0 };
+
+function showError(key, message) {
+  if (message) errors.set(key, message);
+  else errors.delete(key);
+  const banner = document.getElementById("error-banner");
+  banner.textContent = [...errors.values()].join(" ");
+  banner.hidden = errors.size === 0;
+}
+
+function setConnection(status, retryIn) {
+  app.connection = status;
+  app.retryIn = retryIn;
+  const el = document.getElementById("connection");
+  el.dataset.state = status;
+  const label = el.querySelector(".label");
+  label.textContent =
+    status === "live" ? t("conn_live") : status === "offline" ? t("conn_offline", { s: retryIn ?? "…" }) : t("conn_connecting");
+}
+
+async function loadMeta() {
+  try {
+    app.meta = await getJson("/api/v1/meta");
+    showError("meta", null);
+  } catch (error) {
+    app.meta = null;
+    showError("meta", t("error_meta", { detail: error.detail || error.message }));
+  }
+  const meta = app.meta || {};
+  document.getElementById("demo-banner").hidden = !meta.demo;
+  document.getElementById("attribution").textContent = meta.tile_url ? meta.tile_attribution || "" : "";
+  app.areas = (meta.cities || meta.areas || [])
+    .filter((a) => Array.isArray(a.bbox) && a.bbox.length === 4)
+    .map((a) => ({ name: a.name, feeds: a.feeds || (a.feed ? [a.feed] : []), bbox: a.bbox }));
+}
+
+const SOURCES = [
+  ["parking", "/api/v1/parking/sites", "layer_parking"],
+  ["traffic", "/api/v1/traffic/sites", "layer_traffic"],
+  ["bikes", "/api/v1/bikes/stations", "layer_bikes"],
+  ["events", "/api/v1/traffic/events", "layer_events"],
+];
+
+async function loadCurrent() {
+  await Promise.all(
+    SOURCES.map(async ([topic, path, label]) => {
+      try {
+        replaceTopic(topic, featuresToRecords(await getAllFeatures(path)));
+        showError(topic, null);
+      } catch (error) {
+        // The live snapshot will fill this topic if the feed is up; say what is missing meanwhile.
+        showError(topic, t("error_load", { what: t(label), detail: error.detail || error.message }));
+      }
+    }),
+  );
+}
+
+function dataBox(records) {
+  let box = null;
+  for (const r of records) {
+    if (r.lat == null || r.lon == null) continue;
+    if (!box) box = [r.lon, r.lat, r.lon, r.lat];
+    else box = [Math.min(box[0], r.lon), Math.min(box[1], r.lat), Math.max(box[2], r.lon), Math.max(box[3], r.lat)];
+  }
+  return box;
+}
+
+// Areas to frame: those the service declares, plus any city or feed seen in the data without one.
+function areas() {
+  const out = app.areas.map((a) => ({ name: a.name, feeds: a.feeds, bbox: a.bbox }));
+  const known = new Set(out.flatMap((a) => [a.name, ...a.feeds]));
+  const groups = new Map();
+  for (const topic of ["parking", "traffic", "bikes"]) {
+    for (const r of state.records[topic].values()) {
+      const key = r.city || r.feed;
+      if (!key || known.has(key) || known.has(r.feed)) continue;
+      if (!groups.has(key)) groups.set(key, []);
+      groups.get(key).push(r);
+    }
+  }
+  for (const [name, records] of groups) {
+    const bbox = dataBox(records);
+    if (bbox) out.push({ name, bbox });
+  }
+  return out.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+function allBox() {
+  const everything = ["parking", "traffic", "bikes"].flatMap((topic) => [...state.records[topic].values()]);
+  return dataBox(everything) || unionBox(app.areas.map((a) => a.bbox));
+}
+
+function unionBox(boxes) {
+  if (!boxes.length) return null;
+  return boxes.reduce((a, b) => [Math.min(a[0], b[0]), Math.min(a[1], b[1]), Math.max(a[2], b[2]), Math.max(a[3], b[3])]);
+}
+
+function renderCitySelect() {
+  const select = document.getElementById("city-select");
+  const current = select.value;
+  const options = [new Option(t("all_cities"), "")];
+  for (const area of areas()) {
+    const option = new Option(area.name, area.name);
+    option.dataset.bbox = JSON.stringify(area.bbox);
+    options.push(option);
+  }
+  select.replaceChildren(...options);
+  if ([...select.options].some((o) => o.value === current)) select.value = current;
+}
+
+function frameSelected() {
+  const select = document.getElementById("city-select");
+  const option = select.selectedOptions[0];
+  const bbox = option?.dataset.bbox ? JSON.parse(option.dataset.bbox) : allBox();
+  list.list.bbox = option?.dataset.bbox ? bbox : null;
+  list.render();
+  updateExportLink();
+  if (bbox) {
+    app.framed = true;
+    return frameBox(bbox);
+  }
+  return null;
+}
+
+function updateExportLink() {
+  const link = document.getElementById("export-link");
+  const params = new URLSearchParams({ kind: "parking", format: "csv" });
+  const select = document.getElementById("city-select");
+  const area = app.areas.find((a) => a.name === select.value);
+  // The server export filters by one feed; a city of several feeds exports them all.
+  if (area?.feeds?.length === 1) params.set("feed", area.feeds[0]);
+  link.href = `/api/v1/export?${params}`;
+}
+
+async function probeBasemap() {
+  const template = app.meta?.tile_url;
+  if (!template) return;
+  // One request decides whether a base map is reachable, instead of a failed request (and a
+  // MapLibre error) per tile when offline.
+  const url = template.replace("{z}", "0").replace("{x}", "0").replace("{y}", "0").replace("{s}", "a");
+  try {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), 5000);
+    await fetch(url, { mode: "no-cors", signal: controller.signal });
+    clearTimeout(timer);
+    await setBasemap(template, app.meta.tile_attribution);
+  } catch {
+    document.getElementById("basemap-note").hidden = false;
+  }
+}
+
+function setupTabs() {
+  const tabs = [...document.querySelectorAll('[role="tab"]')];
+  const select = (tab) => {
+    for (const other of tabs) {
+      const selected = other === tab;
+      other.setAttribute("aria-selected", String(selected));
+      other.tabIndex = selected ? 0 : -1;
+      document.getElementById(other.getAttribute("aria-controls")).hidden = !selected;
+    }
+    if (tab.id === "tab-planner") {
+      planner.renderSummary();
+      planner.renderFeeds();
+    }
+    if (tab.id === "tab-list") list.render();
+  };
+  for (const tab of tabs) {
+    tab.addEventListener("click", () => select(tab));
+    tab.addEventListener("keydown", (event) => {
+      const i = tabs.indexOf(tab);
+      const next = { ArrowRight: i + 1, ArrowLeft: i - 1, Home: 0, End: tabs.length - 1 }[event.key];
+      if (next === undefined) return;
+      event.preventDefault();
+      const target = tabs[(next + tabs.length) % tabs.length];
+      target.focus();
+      select(target);
+    });
+  }
+  return select;
+}
+
+function setupLayers() {
+  for (const layer of ["parking", "traffic", "bikes", "events"]) {
+    const box = document.getElementById(`layer-${layer}`);
+    box.addEventListener("change", () => {
+      map.visible[layer] = box.checked;
+      markAll();
+    });
+  }
+}
+
+let panelTimer = null;
+function schedulePanels() {
+  if (panelTimer) return;
+  panelTimer = setTimeout(() => {
+    panelTimer = null;
+    if (!document.getElementById("view-list").hidden) list.render();
+    if (!document.getElementById("view-planner").hidden) {
+      planner.renderSummary();
+      planner.renderFeeds();
+    }
+    renderStatusLine();
+    // A first snapshot can bring data the REST calls could not: list and frame it once.
+    const count = areas().length;
+    if (count !== app.knownAreas) {
+      app.knownAreas = count;
+      renderCitySelect();
+    }
+    if (!app.framed && state.records.parking.size && map.gd) frameSelected();
+  }, PANEL_REFRESH_MS);
+}
+
+function renderStatusLine() {
+  document.getElementById("status-line").textContent = t("sites_status", {
+    parking: state.records.parking.size,
+    traffic: state.records.traffic.size,
+    bikes: state.records.bikes.size,
+    events: state.records.events.size,
+  });
+}
+
+function chooseSite(topic, record) {
+  if (record.lat != null && record.lon != null) centerOn(record.lat, record.lon, 16);
+  planner.showSite(topic, record.id);
+}
+
+async function main() {
+  document.querySelector(".legend .gradient").style.background = cssGradient();
+  const langSelect = document.getElementById("lang-select");
+  const lang = initialLanguage();
+  langSelect.value = lang;
+  await setLanguage(lang);
+  langSelect.addEventListener("change", () => setLanguage(langSelect.value));
+
+  await loadMeta();
+  await loadCurrent();
+
+  const box = allBox();
+  await createMap(document.getElementById("map"), { center: { lat: 0, lon: 0 }, zoom: 1 });
+  renderCitySelect();
+  if (box) {
+    app.framed = true;
+    await frameBox(box);
+  }
+  probeBasemap();
+
+  map.onClickPoint = (lat, lon) => commuter.searchNear(lat, lon);
+  map.onSelectSite = (topic, id) => {
+    const record = state.records[topic].get(String(id));
+    if (record) planner.showSite(topic, record.id);
+  };
+  map.basemapFailed = () => {
+    document.getElementById("basemap-note").hidden = false;
+  };
+  commuter.commuter.onChoose = (record) => chooseSite("parking", record);
+  list.list.onChoose = (record) => chooseSite("parking", record);
+  planner.planner.onError = (message) => showError("feeds", message);
+
+  document.getElementById("near-me").addEventListener("click", () => commuter.locate());
+  document.getElementById("city-select").addEventListener("change", frameSelected);
+  document.getElementById("list-filter").addEventListener("input", (event) => {
+    list.list.filter = event.target.value;
+    list.render();
+  });
+  document.getElementById("export-csv").addEventListener("click", list.downloadCsv);
+  document.getElementById("time-slider").addEventListener("input", planner.onSliderInput);
+  setupTabs();
+  setupLayers();
+  planner.updateSliderLabel();
+  updateExportLink();
+  renderStatusLine();
+
+  onDirty(() => {
+    requestRender();
+    schedulePanels();
+  });
+  onLanguageChange(() => {
+    setConnection(app.connection, app.retryIn);
+    renderCitySelect();
+    planner.updateSliderLabel();
+    commuter.render();
+    list.render();
+    planner.renderSummary();
+    planner.renderFeeds();
+    renderStatusLine();
+    markAll();
+  });
+  // "updated N s ago" is part of the hover text: rebuild it while someone is looking.
+  setInterval(() => {
+    if (document.visibilityState === "visible") markAll();
+  }, AGE_REFRESH_MS);
+
+  planner.loadFeeds();
+  app.knownAreas = areas().length;
+  app.live = new LiveClient({
+    onStatus: setConnection,
+    onFeeds: schedulePanels,
+  });
+  app.live.start();
+}
+
+// Hooks for the browser tests and the benchmark: read-only views plus the page's own handlers.
+window.mobility = {
+  state,
+  map,
+  app,
+  handleMessage: (message) => app.live?.handle(message),
+  subplotMap,
+  ready: false,
+};
+
+main()
+  .then(() => {
+    window.mobility.ready = true;
+  })
+  .catch((error) => {
+    showError("boot", String(error?.message || error));
+    window.mobility.bootError = String(error?.message || error);
+  });

@@ -1,0 +1,270 @@
+// Planner view: congestion and occupancy summary, 24 h charts of one site, replay of the last
+// 24 h on the map, and the health of every feed.
+import { featuresToRecords, getAllFeatures, getJson } from "./api.js";
+import { formatAge, formatTime, t } from "./i18n.js";
+import { map, requestRender } from "./map.js";
+import { occupancyPct, state } from "./state.js";
+
+const STEP_MS = 15 * 60 * 1000;
+const DAY_MS = 24 * 3600 * 1000;
+const CONGESTION_LEVELS = ["free", "moderate", "heavy", "congested", "closed", "unknown"];
+const OCCUPANCY_BANDS = [
+  { label: "0–50 %", max: 50 },
+  { label: "50–80 %", max: 80 },
+  { label: "80–95 %", max: 95 },
+  { label: "95–100 %", max: Infinity },
+];
+
+export const planner = { selected: null, replayTime: null, sliderBase: Date.now(), onError: null };
+
+let replayTimer = null;
+let replayController = null;
+
+function table(caption, rows) {
+  const el = document.createElement("table");
+  el.className = "table compact";
+  const cap = document.createElement("caption");
+  cap.textContent = caption;
+  el.append(cap);
+  const body = document.createElement("tbody");
+  for (const [label, count] of rows) {
+    const tr = document.createElement("tr");
+    const th = document.createElement("th");
+    th.scope = "row";
+    th.textContent = label;
+    const td = document.createElement("td");
+    td.textContent = String(count);
+    tr.append(th, td);
+    body.append(tr);
+  }
+  el.append(body);
+  return el;
+}
+
+export function renderSummary() {
+  const traffic = Object.fromEntries(CONGESTION_LEVELS.map((level) => [level, 0]));
+  for (const r of state.records.traffic.values()) {
+    const level = CONGESTION_LEVELS.includes(r.congestion) ? r.congestion : "unknown";
+    traffic[level] += 1;
+  }
+  const bands = OCCUPANCY_BANDS.map(() => 0);
+  let unknown = 0;
+  for (const r of state.records.parking.values()) {
+    const pct = occupancyPct(r);
+    if (pct == null || r.stale) {
+      unknown += 1;
+      continue;
+    }
+    bands[OCCUPANCY_BANDS.findIndex((b) => pct < b.max)] += 1;
+  }
+  document
+    .getElementById("summary")
+    .replaceChildren(
+      table(t("summary_traffic"), CONGESTION_LEVELS.map((level) => [t(`congestion_${level}`), traffic[level]])),
+      table(t("summary_parking"), [...OCCUPANCY_BANDS.map((b, i) => [b.label, bands[i]]), [t("band_unknown"), unknown]]),
+    );
+}
+
+const HEALTH_FIELDS = ["last_success_at", "last_error", "consecutive_failures"];
+
+function pick(object, keys) {
+  return Object.fromEntries(keys.filter((k) => object[k] !== undefined).map((k) => [k, object[k]]));
+}
+
+export function renderFeeds() {
+  const body = document.querySelector("#feed-table tbody");
+  const feeds = [...state.records.feeds.values()].sort((a, b) => String(a.id).localeCompare(String(b.id)));
+  body.replaceChildren(
+    ...feeds.map((feed) => {
+      const tr = document.createElement("tr");
+      tr.className = feed.stale ? "is-stale" : "";
+      // REST nests health; live `feeds` deltas carry the same fields flat.
+      const health = { ...(feed.health || {}), ...pick(feed, HEALTH_FIELDS) };
+      const lastSuccess = health.last_success_at ? Date.parse(health.last_success_at) : null;
+      const cells = [
+        feed.name || feed.id,
+        feed.stale ? `${t("feed_stale")}${health.last_error ? ` (${health.last_error})` : ""}` : t("feed_ok"),
+        lastSuccess ? t("updated_ago", { age: formatAge((Date.now() - lastSuccess) / 1000) }) : t("never"),
+        health.consecutive_failures ?? 0,
+      ];
+      tr.replaceChildren(
+        ...cells.map((value) => {
+          const td = document.createElement("td");
+          td.textContent = String(value);
+          return td;
+        }),
+      );
+      return tr;
+    }),
+  );
+}
+
+export async function loadFeeds() {
+  try {
+    const feeds = await getJson("/api/v1/feeds");
+    const list = Array.isArray(feeds) ? feeds : feeds.items || feeds.feeds || [];
+    for (const feed of list) {
+      const id = String(feed.id ?? feed.name);
+      state.records.feeds.set(id, { ...(state.records.feeds.get(id) || {}), ...feed, id });
+    }
+    renderFeeds();
+  } catch (error) {
+    planner.onError?.(t("error_load", { what: t("feeds_title"), detail: error.detail || error.message }));
+  }
+}
+
+// History buckets: accept {t|time|bucket|start, <field>: {avg,min,max,last} | number}.
+function bucketSeries(buckets, field) {
+  const x = [];
+  const avg = [];
+  const min = [];
+  const max = [];
+  for (const b of buckets) {
+    const time = b.t ?? b.time ?? b.bucket ?? b.start ?? b.observed_at;
+    const value = b[field];
+    if (time == null) continue;
+    x.push(new Date(time));
+    if (value != null && typeof value === "object") {
+      avg.push(value.avg ?? value.last ?? null);
+      min.push(value.min ?? null);
+      max.push(value.max ?? null);
+    } else {
+      avg.push(value ?? b[`${field}_avg`] ?? null);
+      min.push(b[`${field}_min`] ?? null);
+      max.push(b[`${field}_max`] ?? null);
+    }
+  }
+  return { x, avg, min, max };
+}
+
+export async function showSite(topic, id) {
+  planner.selected = { topic, id };
+  const chart = document.getElementById("site-chart");
+  const hint = document.getElementById("chart-hint");
+  const record = state.records[topic].get(String(id));
+  hint.textContent = record?.name || id;
+  const to = new Date();
+  const from = new Date(to.getTime() - DAY_MS);
+  let payload;
+  try {
+    payload = await getJson(`/api/v1/${topic}/sites/${encodeURIComponent(id)}/history`, {
+      from: from.toISOString(),
+      to: to.toISOString(),
+      step: "15m",
+    });
+  } catch (error) {
+    hint.textContent = `${record?.name || id}: ${t("chart_failed")}`;
+    Plotly.purge(chart);
+    return;
+  }
+  const buckets = Array.isArray(payload) ? payload : payload.points || payload.buckets || [];
+  let data;
+  let layout = {
+    margin: { l: 48, r: 48, t: 10, b: 36 },
+    height: 240,
+    showlegend: true,
+    legend: { orientation: "h", y: -0.25 },
+    xaxis: { type: "date" },
+  };
+  if (topic === "parking") {
+    const capacity = Number(record?.capacity) || null;
+    const occ = bucketSeries(buckets, "occupancy_pct");
+    if (!occ.avg.some((v) => v != null) && capacity) {
+      const free = bucketSeries(buckets, "free");
+      const pct = (v) => (v == null ? null : (100 * (capacity - v)) / capacity);
+      occ.avg = free.avg.map(pct);
+      occ.min = free.max.map(pct);
+      occ.max = free.min.map(pct);
+    }
+    data = [
+      { x: occ.x, y: occ.max, type: "scatter", mode: "lines", line: { width: 0 }, hoverinfo: "skip", showlegend: false },
+      {
+        x: occ.x,
+        y: occ.min,
+        type: "scatter",
+        mode: "lines",
+        fill: "tonexty",
+        fillcolor: "rgba(59,73,108,0.2)",
+        line: { width: 0 },
+        hoverinfo: "skip",
+        showlegend: false,
+      },
+      { x: occ.x, y: occ.avg, type: "scatter", mode: "lines", name: t("chart_occupancy"), line: { color: "rgb(0,34,78)" } },
+    ];
+    layout.yaxis = { title: { text: t("chart_occupancy") }, range: [0, 100] };
+  } else {
+    const speed = bucketSeries(buckets, "speed_kmh");
+    const flow = bucketSeries(buckets, "flow_vph");
+    data = [
+      { x: speed.x, y: speed.avg, type: "scatter", mode: "lines", name: t("chart_speed"), line: { color: "rgb(0,34,78)" } },
+      {
+        x: flow.x,
+        y: flow.avg,
+        type: "scatter",
+        mode: "lines",
+        name: t("chart_flow"),
+        yaxis: "y2",
+        line: { color: "rgb(195,179,105)" },
+      },
+    ];
+    layout = {
+      ...layout,
+      yaxis: { title: { text: t("chart_speed") } },
+      yaxis2: { title: { text: t("chart_flow") }, overlaying: "y", side: "right" },
+    };
+  }
+  await Plotly.react(chart, data, layout, { displaylogo: false, responsive: true });
+}
+
+export function sliderTime(value) {
+  return new Date(planner.sliderBase + Number(value) * STEP_MS);
+}
+
+export function updateSliderLabel() {
+  const slider = document.getElementById("time-slider");
+  const label = document.getElementById("time-label");
+  const value = Number(slider.value);
+  label.textContent = value === 0 ? t("replay_live") : formatTime(sliderTime(value));
+  slider.setAttribute("aria-valuetext", label.textContent);
+}
+
+export function onSliderInput() {
+  updateSliderLabel();
+  clearTimeout(replayTimer);
+  // Dragging or holding an arrow key fires many events: fetch only once it rests.
+  replayTimer = setTimeout(applySlider, 250);
+}
+
+async function applySlider() {
+  const value = Number(document.getElementById("time-slider").value);
+  const banner = document.getElementById("replay-banner");
+  replayController?.abort();
+  if (value === 0) {
+    planner.replayTime = null;
+    map.replay = null;
+    banner.hidden = true;
+    state.dirty.add("parking");
+    requestRender();
+    return;
+  }
+  const time = sliderTime(value);
+  replayController = new AbortController();
+  try {
+    const collection = await getAllFeatures(
+      "/api/v1/parking/at",
+      { time: time.toISOString() },
+      { signal: replayController.signal },
+    );
+    map.replay = new Map(featuresToRecords(collection).map((r) => [String(r.id), r]));
+    planner.replayTime = time;
+    banner.textContent = t("replay_banner", { time: formatTime(time) });
+  } catch (error) {
+    if (error.name === "AbortError") return;
+    map.replay = new Map();
+    planner.replayTime = time;
+    banner.textContent = t("replay_failed", { time: formatTime(time) });
+  }
+  banner.hidden = false;
+  state.dirty.add("parking");
+  requestRender();
+}

@@ -1,0 +1,93 @@
+// Client-side current state: one Map per topic, id -> record with the REST field names.
+// Deltas and snapshots only mark topics dirty; the map redraws once per animation frame.
+export const TOPICS = ["parking", "traffic", "bikes", "events", "feeds"];
+
+export const state = {
+  records: Object.fromEntries(TOPICS.map((topic) => [topic, new Map()])),
+  dirty: new Set(),
+  lastSeq: null,
+  deltasApplied: 0,
+  lastDeltaSeq: null,
+};
+
+const dirtyListeners = [];
+
+export function onDirty(fn) {
+  dirtyListeners.push(fn);
+}
+
+export function markDirty(topic) {
+  state.dirty.add(topic);
+  for (const fn of dirtyListeners) fn(topic);
+}
+
+export function takeDirty() {
+  const topics = new Set(state.dirty);
+  state.dirty.clear();
+  return topics;
+}
+
+export function replaceTopic(topic, records) {
+  const map = new Map();
+  for (const record of records) {
+    if (record.id != null) map.set(String(record.id), record);
+  }
+  state.records[topic] = map;
+  markDirty(topic);
+}
+
+// A snapshot is authoritative for which ids exist; fields REST already gave us that the live
+// protocol does not carry (trend, distance) are kept.
+export function mergeSnapshot(topic, items) {
+  const previous = state.records[topic];
+  const next = new Map();
+  for (const item of items) {
+    const id = String(item.id);
+    const record = { ...(previous.get(id) || {}), ...(item.fields || {}), id };
+    if (item.feed != null) record.feed = item.feed;
+    if (item.observed_at !== undefined) record.observed_at = item.observed_at;
+    if (item.received_at !== undefined) record.received_at = item.received_at;
+    next.set(id, record);
+  }
+  state.records[topic] = next;
+  markDirty(topic);
+}
+
+export function applyDelta(message) {
+  const topic = message.topic;
+  if (!state.records[topic]) return false;
+  const id = String(message.id);
+  const map = state.records[topic];
+  const record = map.get(id) || { id, feed: message.feed };
+  Object.assign(record, message.fields || {});
+  if (message.observed_at !== undefined) record.observed_at = message.observed_at;
+  if (message.received_at !== undefined) record.received_at = message.received_at;
+  if (message.fields && ("free" in message.fields || "occupied" in message.fields)) {
+    record.occupancy_pct = occupancyPct(record);
+  }
+  if (message.fields && "stale" in message.fields && !message.fields.stale) record.stale_reason = null;
+  map.set(id, record);
+  state.deltasApplied += 1;
+  if (message.seq != null) {
+    state.lastDeltaSeq = message.seq;
+    if (state.lastSeq == null || message.seq > state.lastSeq) state.lastSeq = message.seq;
+  }
+  markDirty(topic);
+  return true;
+}
+
+export function occupancyPct(record) {
+  const capacity = record.capacity;
+  if (capacity > 0) {
+    if (record.free != null) return Math.max(0, Math.min(100, (100 * (capacity - record.free)) / capacity));
+    if (record.occupied != null) return Math.max(0, Math.min(100, (100 * record.occupied) / capacity));
+  }
+  return record.occupancy_pct ?? null;
+}
+
+export function ageSeconds(record, now = Date.now()) {
+  const stamp = record.observed_at || record.received_at;
+  if (!stamp) return null;
+  const t = Date.parse(stamp);
+  return Number.isFinite(t) ? (now - t) / 1000 : null;
+}

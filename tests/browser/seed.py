@@ -1,0 +1,142 @@
+"""Test data written the way ingest writes it: through ``Store.apply``, so the change log,
+NOTIFY and the live feed see exactly what a real poll would produce."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.config import Settings
+from ingest.records import (
+    BikeObservation,
+    BikeStation,
+    ParkingObservation,
+    ParkingSite,
+    TrafficEvent,
+    TrafficObservation,
+    TrafficSite,
+)
+from ingest.spec import FeedSpec
+from ingest.store import Store
+
+# Rennes centre: the sites are spread on a small grid around it.
+CENTRE = (48.1110, -1.6800)
+
+
+@dataclass(frozen=True)
+class SeededSite:
+    id: str  # global id, <feed>:<source id>
+    name: str
+    lat: float
+    lon: float
+    capacity: int
+    free: int
+
+
+def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    rad = math.pi / 180
+    a = (
+        math.sin((lat2 - lat1) * rad / 2) ** 2
+        + math.cos(lat1 * rad) * math.cos(lat2 * rad) * math.sin((lon2 - lon1) * rad / 2) ** 2
+    )
+    return 2 * 6371008.8 * math.asin(math.sqrt(a))
+
+
+class Seeder:
+    def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
+        self.store = Store(engine, settings)
+        self.engine = engine
+        self.parking_feed = FeedSpec(
+            name="testcity-parking", url="http://127.0.0.1:9/parking", city="Testcity"
+        )
+        self.traffic_feed = FeedSpec(
+            name="testcity-traffic", url="http://127.0.0.1:9/traffic", city="Testcity"
+        )
+        self.bikes_feed = FeedSpec(name="testcity-bikes", url="http://127.0.0.1:9/bikes", city="Testcity")
+
+    async def parking(self, count: int, *, observed_at: datetime | None = None) -> list[SeededSite]:
+        """``count`` parking sites on a grid, each with a distinct capacity and free count."""
+        await self.store.ensure_feed(self.parking_feed)
+        when = observed_at or datetime.now(UTC) - timedelta(seconds=30)
+        sites = []
+        records: list[ParkingSite | ParkingObservation] = []
+        side = max(1, math.ceil(math.sqrt(count)))
+        for i in range(count):
+            lat = CENTRE[0] + (i // side) * 0.004 - 0.01
+            lon = CENTRE[1] + (i % side) * 0.006 - 0.015
+            capacity = 50 + 37 * i
+            # Every fourth site full: "near me" must leave those out.
+            free = 0 if i % 4 == 3 else 5 + (11 * i) % capacity
+            source_id = f"P{i:03d}"
+            sites.append(
+                SeededSite(f"{self.parking_feed.name}:{source_id}", f"Parking {i}", lat, lon, capacity, free)
+            )
+            records.append(
+                ParkingSite(id=source_id, name=f"Parking {i}", lat=lat, lon=lon, capacity=capacity)
+            )
+            records.append(
+                ParkingObservation(
+                    id=source_id, observed_at=when, free=free, capacity=capacity, status="open"
+                )
+            )
+        await self.store.apply(self.parking_feed, records)
+        return sites
+
+    async def parking_free(
+        self, source_or_global_id: str, free: int, *, observed_at: datetime | None = None
+    ) -> int:
+        """One new observation of one site; returns the change-log seq it committed."""
+        source_id = source_or_global_id.split(":", 1)[-1]
+        result = await self.store.apply(
+            self.parking_feed,
+            [
+                ParkingObservation(
+                    id=source_id, observed_at=observed_at or datetime.now(UTC), free=free, status="open"
+                )
+            ],
+        )
+        assert result.max_seq is not None, "the store wrote no change"
+        return result.max_seq
+
+    async def traffic_and_bikes(self) -> None:
+        await self.store.ensure_feed(self.traffic_feed)
+        await self.store.ensure_feed(self.bikes_feed)
+        now = datetime.now(UTC) - timedelta(seconds=20)
+        lat, lon = CENTRE
+        segment = {
+            "type": "LineString",
+            "coordinates": [[lon - 0.01, lat + 0.008], [lon + 0.01, lat + 0.009]],
+        }
+        await self.store.apply(
+            self.traffic_feed,
+            [
+                TrafficSite(
+                    id="T1",
+                    name="Rocade nord",
+                    lat=lat + 0.008,
+                    lon=lon,
+                    free_flow_kmh=90,
+                    site_kind="sensor",
+                ),
+                TrafficObservation(id="T1", observed_at=now, speed_kmh=30, flow_vph=1800, congestion="heavy"),
+                TrafficSite(
+                    id="S1", name="Boulevard", geometry=segment, site_kind="segment", free_flow_kmh=50
+                ),
+                TrafficObservation(id="S1", observed_at=now, speed_kmh=45, flow_vph=600, congestion="free"),
+                TrafficEvent(
+                    id="E1", event_type="roadworks", description="Lane closed", lat=lat - 0.004, lon=lon
+                ),
+            ],
+        )
+        await self.store.apply(
+            self.bikes_feed,
+            [
+                BikeStation(id="B1", name="République", lat=lat + 0.001, lon=lon + 0.002, capacity=20),
+                BikeObservation(
+                    id="B1", observed_at=now, bikes_available=7, docks_available=13, status="open"
+                ),
+            ],
+        )

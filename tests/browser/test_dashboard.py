@@ -1,0 +1,272 @@
+"""The dashboard in a real Chromium against a real server and database, data written through
+``Store.apply`` as ingest writes it. Every page is also checked (see conftest) for requests
+leaving 127.0.0.1, console errors and uncaught exceptions."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from app.config import Settings
+from app.main import create_app
+from tests.browser.conftest import check_pages, load_dashboard, open_page, parking_markers
+from tests.browser.seed import CENTRE, distance_m
+from tests.servers import free_port, running
+
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("pages")]
+
+# The product requirement: a committed change is on the map within 2 s, without a reload.
+LIVE_DEADLINE_MS = 2000
+
+MARKER_FREE_JS = """
+([id, free]) => {
+  const trace = document.getElementById('map').data.find((t) => t.uid === 'parking');
+  const point = trace && trace.customdata.find((c) => c[0] === id);
+  return Boolean(point) && point[1] === free;
+}
+"""
+
+VIEW_JS = """
+() => {
+  const m = window.mobility.subplotMap();
+  const c = m.getCenter();
+  const layout = document.getElementById('map').layout.map;
+  return {zoom: m.getZoom(), lat: c.lat, lon: c.lng, layoutZoom: layout.zoom};
+}
+"""
+
+
+async def wait_live(page: Any) -> None:
+    await page.wait_for_function("document.getElementById('connection').dataset.state === 'live'")
+
+
+async def test_page_loads_with_one_marker_per_site(
+    browser: Any, server: Any, seeder: Any, request: Any
+) -> None:
+    sites = await seeder.parking(12)
+    await seeder.traffic_and_bikes()
+    page, _, watch = await open_page(browser, request)
+    await load_dashboard(page, server.url)
+    markers = await parking_markers(page)
+    assert sorted(m["id"] for m in markers) == sorted(s.id for s in sites)
+    by_id = {m["id"]: m for m in markers}
+    for site in sites:
+        assert (by_id[site.id]["free"], by_id[site.id]["capacity"]) == (site.free, site.capacity)
+    layers = await page.evaluate(
+        "document.getElementById('map').data"
+        ".map((t) => [t.uid, (t.lat || []).filter((v) => v != null).length])"
+    )
+    counts = dict(layers)
+    assert counts["traffic"] == 1 and counts["traffic-free"] == 2  # sensor point; segment of two vertices
+    assert counts["bikes"] == 1 and counts["events"] == 1
+    # The city selector frames the city the data is in.
+    assert "Testcity" in await page.locator("#city-select option").all_inner_texts()
+    await page.select_option("#city-select", "Testcity")
+    await page.wait_for_function(
+        f"Math.abs(window.mobility.subplotMap().getCenter().lat - {CENTRE[0]}) < 0.02"
+    )
+    assert await page.locator("#demo-banner").is_hidden()
+    assert watch.requests, "requests were recorded"
+
+
+async def test_demo_banner_when_meta_says_demo(
+    browser: Any, server: Any, seeder: Any, engine: Any, request: Any
+) -> None:
+    await seeder.parking(2)
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE feeds SET demo = true"))
+    page, _, _ = await open_page(browser, request)
+    await load_dashboard(page, server.url)
+    assert await page.locator("#demo-banner").is_visible()
+
+
+async def test_committed_change_appears_live_and_keeps_the_view(
+    browser: Any, server: Any, seeder: Any, request: Any
+) -> None:
+    sites = await seeder.parking(8)
+    page, _, _ = await open_page(browser, request)
+    await load_dashboard(page, server.url)
+    await wait_live(page)
+    await page.evaluate("window.__notReloaded = true")
+    await page.evaluate(
+        "([lat, lon]) => Plotly.relayout('map', {'map.zoom': 15.25, 'map.center': {lat, lon}})",
+        [sites[2].lat, sites[2].lon],
+    )
+    before = await page.evaluate(VIEW_JS)
+    assert abs(before["zoom"] - 15.25) < 1e-6
+
+    target = sites[5]
+    new_free = target.free + 17
+    await seeder.parking_free(target.id, new_free)
+    await page.wait_for_function(MARKER_FREE_JS, arg=[target.id, new_free], timeout=LIVE_DEADLINE_MS)
+
+    after = await page.evaluate(VIEW_JS)
+    assert after["zoom"] == pytest.approx(before["zoom"], abs=1e-9)
+    assert (after["lat"], after["lon"]) == pytest.approx((before["lat"], before["lon"]), abs=1e-9)
+    assert after["layoutZoom"] == pytest.approx(15.25)
+    assert await page.evaluate("window.__notReloaded === true")
+    # Only the changed site moved: every other marker still has its seeded value.
+    others = {m["id"]: m["free"] for m in await parking_markers(page) if m["id"] != target.id}
+    assert others == {s.id: s.free for s in sites if s.id != target.id}
+
+
+async def test_near_me_lists_sites_with_free_spaces_by_distance(
+    browser: Any, server: Any, seeder: Any, request: Any
+) -> None:
+    sites = await seeder.parking(16)
+    me = {"latitude": CENTRE[0] + 0.0013, "longitude": CENTRE[1] - 0.0021}
+    page, _, _ = await open_page(browser, request, geolocation=me)
+    await load_dashboard(page, server.url)
+    await page.get_by_role("button", name="Find parking near me").click()
+    items = page.locator("#near-list li")
+    await items.first.wait_for()
+    ids = [await item.get_attribute("data-id") for item in await items.all()]
+    distances = [float(await item.get_attribute("data-distance")) for item in await items.all()]
+    assert distances == sorted(distances)
+    expected = sorted(
+        (
+            s
+            for s in sites
+            if s.free > 0 and distance_m(me["latitude"], me["longitude"], s.lat, s.lon) <= 5000
+        ),
+        key=lambda s: distance_m(me["latitude"], me["longitude"], s.lat, s.lon),
+    )[:10]
+    assert ids == [s.id for s in expected]
+    # Each entry is one keyboard-reachable button whose accessible name carries the facts.
+    first = page.locator("#near-list li button").first
+    await first.focus()
+    label = await first.get_attribute("aria-label")
+    assert f"{expected[0].free} free of {expected[0].capacity}" in label
+
+
+async def test_replay_slider_shows_historic_values(
+    browser: Any, server: Any, seeder: Any, request: Any
+) -> None:
+    site = (await seeder.parking(3, observed_at=datetime.now(UTC) - timedelta(hours=2, minutes=5)))[1]
+    historic_free = site.free
+    await seeder.parking_free(
+        site.id, historic_free + 30, observed_at=datetime.now(UTC) - timedelta(minutes=1)
+    )
+    page, _, _ = await open_page(browser, request)
+    await load_dashboard(page, server.url)
+    assert await page.evaluate(MARKER_FREE_JS, [site.id, historic_free + 30])
+
+    await page.get_by_role("tab", name="Planner").click()
+    slider = page.locator("#time-slider")
+    await slider.focus()
+    for _ in range(8):  # 8 steps of 15 min: two hours back
+        await page.keyboard.press("ArrowLeft")
+    await page.wait_for_function(MARKER_FREE_JS, arg=[site.id, historic_free])
+    assert await page.locator("#replay-banner").is_visible()
+
+    await page.keyboard.press("End")  # back to live
+    await page.wait_for_function(MARKER_FREE_JS, arg=[site.id, historic_free + 30])
+    assert await page.locator("#replay-banner").is_hidden()
+
+
+async def test_phone_width_has_no_horizontal_scroll(
+    browser: Any, server: Any, seeder: Any, request: Any
+) -> None:
+    await seeder.parking(30)
+    await seeder.traffic_and_bikes()
+    page, _, _ = await open_page(
+        browser,
+        request,
+        viewport={"width": 375, "height": 740},
+        geolocation={"latitude": 48.11, "longitude": -1.68},
+    )
+    await load_dashboard(page, server.url)
+    await page.get_by_role("button", name="Find parking near me").click()
+    await page.locator("#near-list li").first.wait_for()
+    widths = {}
+    for tab in ("Near me", "List", "Planner"):
+        await page.get_by_role("tab", name=tab).click()
+        widths[tab] = await page.evaluate("document.documentElement.scrollWidth")
+    assert widths == {"Near me": 375, "List": 375, "Planner": 375}
+    # Tabs follow the ARIA pattern: arrow keys move between them.
+    await page.get_by_role("tab", name="Planner").focus()
+    await page.keyboard.press("ArrowLeft")
+    assert await page.get_by_role("tab", name="List").get_attribute("aria-selected") == "true"
+
+
+async def test_language_switch_is_remembered(browser: Any, server: Any, seeder: Any, request: Any) -> None:
+    await seeder.parking(2)
+    page, _, _ = await open_page(browser, request)
+    await load_dashboard(page, server.url)
+    assert await page.evaluate("document.documentElement.lang") == "en"
+    await page.select_option("#lang-select", "fr")
+    await page.wait_for_function("document.documentElement.lang === 'fr'")
+    assert await page.locator("#tab-near").inner_text() == "Près de moi"
+    await page.reload()
+    await page.wait_for_function("window.mobility && window.mobility.ready")
+    assert await page.evaluate("document.documentElement.lang") == "fr"
+    assert await page.locator("#near-me").inner_text() == "Trouver un parking près de moi"
+    await page.select_option("#lang-select", "fi")
+    await page.wait_for_function("document.documentElement.lang === 'fi'")
+    assert await page.locator("#tab-near").inner_text() == "Lähelläni"
+
+
+async def test_csv_export_has_the_listed_rows(browser: Any, server: Any, seeder: Any, request: Any) -> None:
+    sites = await seeder.parking(7)
+    page, _, _ = await open_page(browser, request)
+    await load_dashboard(page, server.url)
+    await page.get_by_role("tab", name="List").click()
+    await page.fill("#list-filter", "Parking 1")  # matches "Parking 1" only among 0..6
+    await page.wait_for_function("document.querySelectorAll('#site-table tbody tr').length === 1")
+    async with page.expect_download() as download_info:
+        await page.get_by_role("button", name="Download CSV of these rows").click()
+    download = await download_info.value
+    body = (await download.path()).read_text(encoding="utf-8")
+    rows = list(csv.DictReader(io.StringIO(body)))
+    assert [(r["id"], int(r["free"]), int(r["capacity"])) for r in rows] == [
+        (sites[1].id, sites[1].free, sites[1].capacity)
+    ]
+    href = await page.get_attribute("#export-link", "href")
+    assert href is not None and re.search(r"kind=parking", href) and "format=csv" in href
+
+
+async def test_unreachable_base_map_still_shows_everything(
+    browser: Any, seeder: Any, dashboard_settings: Settings, database_url: str, request: Any
+) -> None:
+    """Offline: the tile server does not answer. The data still draws on the plain background,
+    a note says why, and the only console errors are the browser's own line for that request."""
+    closed = free_port()
+    settings = dashboard_settings.model_copy(
+        update={"tile_url": f"http://127.0.0.1:{closed}/{{z}}/{{x}}/{{y}}.png"}
+    )
+    sites = await seeder.parking(5)
+    with running(create_app(settings, database_url=database_url)) as srv:
+        page, _, watch = await open_page(browser, request)
+        watch.allowed_console.append(
+            re.compile(rf"Failed to load resource.* @ http://127\.0\.0\.1:{closed}/")
+        )
+        await load_dashboard(page, srv.url)
+        await page.locator("#basemap-note").wait_for(state="visible")
+        assert len(await parking_markers(page)) == len(sites)
+        tile_requests = [u for u in watch.requests if f":{closed}/" in u]
+        assert len(tile_requests) == 1, tile_requests  # one probe, not a failed request per tile
+        await check_pages(request)
+
+
+async def test_rest_failure_shows_a_banner_and_the_live_snapshot_fills_the_map(
+    browser: Any, server: Any, seeder: Any, request: Any
+) -> None:
+    sites = await seeder.parking(6)
+    page, _, watch = await open_page(browser, request)
+    await page.route("**/api/v1/parking/sites*", lambda route: route.fulfill(status=503, body="down"))
+    watch.allowed_console.append(
+        re.compile(r"status of 503 .* @ http://127\.0\.0\.1:\d+/api/v1/parking/sites")
+    )
+    await load_dashboard(page, server.url)
+    await page.locator("#error-banner").wait_for(state="visible")
+    assert "Parking" in await page.locator("#error-banner").inner_text()
+    await page.wait_for_function(
+        f"document.getElementById('map').data[0] && "
+        f"document.getElementById('map').data.find((t) => t.uid === 'parking').lat.length === {len(sites)}"
+    )
