@@ -5,8 +5,8 @@ so the file changes every few seconds while any one station changes once a minut
 The number of bikes follows ``model.bike_fill``: central stations (where people work) fill
 during office hours, outer ones (where they live) empty. Mechanical/electric split and the
 station's dock count stay as captured. Stations the capture shows out of service (not
-installed, not renting or not returning) keep their values and go on being silent, for up
-to a day before now.
+installed, not renting or not returning) keep their values and go on being silent, as
+they were when captured, up to 23 hours.
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ JSON = "application/json; charset=utf-8"
 # Châtelet: the centre of the commuting pattern; beyond OUTER_KM a station is residential.
 CENTRE = (48.8584, 2.3470)
 INNER_KM, OUTER_KM = 2.5, 7.0
-MAX_SILENCE_S = 86_400
+# Their silence restarts every hour and is capped, so it never ages past a day.
+SILENCE_TICK_S = 3_600
+MAX_SILENCE_S = 82_800
 
 
 def _types_total(types: list[dict[str, int]]) -> tuple[int, int]:
@@ -81,7 +83,7 @@ class VelibStatus:
         sid = station["station_id"]
         in_service = (station["is_installed"], station["is_renting"], station["is_returning"]) == (1, 1, 1)
         if not in_service:
-            station["last_reported"] = int(model.tick(t, MAX_SILENCE_S)) - self.silence[sid]
+            station["last_reported"] = int(model.tick(t, SILENCE_TICK_S)) - self.silence[sid]
             return station
         key = f"paris-velib:{sid}"
         period = 20 + round(100 * model.unit_hash(key, "period"))
