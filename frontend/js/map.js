@@ -22,6 +22,7 @@ export const map = {
   me: null, // {lat, lon} of the last "near me" query
   selectedId: null,
   renders: 0,
+  renderMs: [], // the last redraw durations, for the benchmark
   firstRenderAt: null,
   onClickPoint: null,
   onSelectSite: null,
@@ -373,9 +374,12 @@ async function render() {
   if (!dirty.size) return;
   rendering = true;
   try {
+    const started = performance.now();
     const data = buildTraces(dirty);
     await Plotly.react(map.gd, data, map.gd.layout);
     map.renders += 1;
+    map.renderMs.push(performance.now() - started);
+    if (map.renderMs.length > 500) map.renderMs.shift();
     finishRender();
   } finally {
     rendering = false;

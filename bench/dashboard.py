@@ -1,0 +1,238 @@
+"""Dashboard benchmark: first render and live updates with a city-sized map, in headless Chromium.
+
+Setup: a real PostgreSQL (``DATABASE_URL`` or an embedded one), 5,000 parking sites and 2,000
+traffic sites written through ``Store.apply`` (as ingest writes them), the real app on
+127.0.0.1 (ThreadedServer) and Debian's Chromium driven by Playwright.
+
+Figures:
+- ``first_render_ms``: navigation start to the first map render holding the parking sites
+  (page clock), and ``first_render_wall_ms`` from ``page.goto`` on the test clock;
+- ``store_1000_deltas_ms``: 1,000 parking changes committed through ``Store.apply`` (10
+  transactions of 100) until the page has applied all 1,000 and redrawn: the whole path
+  store -> NOTIFY -> hub -> websocket -> page -> Plotly;
+- ``inject_1000_deltas_ms``: the same 1,000 deltas handed to the page's own delta handler
+  (``window.mobility.handleMessage``) until the next redraw ends: the page's share alone;
+- ``steady_100_per_s``: 100 deltas/s injected for 3 s; redraws made and their duration.
+
+Usage: python bench/dashboard.py [--parking 5000] [--traffic 2000] [--deltas 1000]
+The last line printed is one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from app.config import Settings  # noqa: E402
+from app.db import create_engine  # noqa: E402
+from app.main import create_app  # noqa: E402
+from ingest.records import ParkingObservation, ParkingSite, TrafficObservation, TrafficSite  # noqa: E402
+from ingest.spec import FeedSpec  # noqa: E402
+from ingest.store import Store  # noqa: E402
+from tests.browser.conftest import CHROMIUM, LAUNCH_ARGS  # noqa: E402
+from tests.pg import PgTestServer  # noqa: E402
+from tests.servers import ThreadedServer  # noqa: E402
+
+PARKING = FeedSpec(name="bench-parking", url="http://127.0.0.1:9/p", city="Benchville")
+TRAFFIC = FeedSpec(name="bench-traffic", url="http://127.0.0.1:9/t", city="Benchville")
+LAT0, LON0 = 48.80, 2.25  # a 0.2° x 0.3° box, about a large city
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+async def seed(store: Store, parking: int, traffic: int) -> None:
+    await store.ensure_feed(PARKING)
+    await store.ensure_feed(TRAFFIC)
+    when = datetime.now(UTC) - timedelta(minutes=1)
+    records: list[Any] = []
+    for i in range(parking):
+        lat, lon = LAT0 + (i % 100) * 0.002, LON0 + (i // 100) * 0.006
+        capacity = 20 + (i * 37) % 600
+        records.append(ParkingSite(id=f"P{i}", name=f"Parking {i}", lat=lat, lon=lon, capacity=capacity))
+        records.append(
+            ParkingObservation(id=f"P{i}", observed_at=when, free=(i * 13) % capacity, status="open")
+        )
+    await store.apply(PARKING, records)
+    records = []
+    for i in range(traffic):
+        lat, lon = LAT0 + 0.001 + (i % 50) * 0.004, LON0 + 0.003 + (i // 50) * 0.0075
+        if i % 2:
+            geometry = {"type": "LineString", "coordinates": [[lon, lat], [lon + 0.002, lat + 0.001]]}
+            site = TrafficSite(
+                id=f"T{i}", name=f"Segment {i}", geometry=geometry, site_kind="segment", free_flow_kmh=50
+            )
+        else:
+            site = TrafficSite(id=f"T{i}", name=f"Sensor {i}", lat=lat, lon=lon, free_flow_kmh=90)
+        records.append(site)
+        records.append(
+            TrafficObservation(
+                id=f"T{i}", observed_at=when, speed_kmh=10 + (i * 7) % 80, flow_vph=(i * 91) % 2000
+            )
+        )
+    await store.apply(TRAFFIC, records)
+
+
+async def commit_deltas(store: Store, count: int, parking: int, batch: int = 100) -> None:
+    when = datetime.now(UTC)
+    for start in range(0, count, batch):
+        records = [
+            ParkingObservation(id=f"P{(i * 7) % parking}", observed_at=when, free=1000 + i, status="open")
+            for i in range(start, min(count, start + batch))
+        ]
+        await store.apply(PARKING, records)
+
+
+INJECT_JS = """
+async ([count, parking]) => {
+  const m = window.mobility;
+  const base = (m.state.lastSeq || 0) + 1_000_000;
+  const rendersBefore = m.map.renders;
+  const started = performance.now();
+  for (let i = 0; i < count; i++) {
+    m.handleMessage({type: 'delta', seq: base + i, topic: 'parking',
+                     id: `bench-parking:P${(i * 11) % parking}`, feed: 'bench-parking',
+                     fields: {free: 2000 + i}, observed_at: new Date().toISOString()});
+  }
+  const handled = performance.now();
+  while (m.map.renders === rendersBefore || m.state.dirty.size) await new Promise((r) => setTimeout(r, 1));
+  const total = performance.now() - started;
+  return {handle_ms: handled - started, total_ms: total, renders: m.map.renders - rendersBefore};
+}
+"""
+
+STEADY_JS = """
+async ([perSecond, seconds, parking]) => {
+  const m = window.mobility;
+  let seq = (m.state.lastSeq || 0) + 2_000_000;
+  const rendersBefore = m.map.renders;
+  const timesBefore = m.map.renderMs.length;
+  const started = performance.now();
+  let sent = 0;
+  while (performance.now() - started < seconds * 1000) {
+    const due = Math.floor(((performance.now() - started) / 1000) * perSecond);
+    for (; sent < due; sent++) {
+      m.handleMessage({type: 'delta', seq: seq++, topic: 'parking',
+                       id: `bench-parking:P${(sent * 17) % parking}`, feed: 'bench-parking',
+                       fields: {free: sent % 50}, observed_at: new Date().toISOString()});
+    }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  const times = m.map.renderMs.slice(timesBefore);
+  return {deltas: sent, renders: m.map.renders - rendersBefore, render_ms: times};
+}
+"""
+
+
+async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
+    from playwright.async_api import async_playwright
+
+    engine = create_engine(url, role="bench")
+    try:
+        settings = Settings(database_url=url, data_dir=Path(tempfile.mkdtemp()), demo=False, tile_url="")
+        store = Store(engine, settings)
+        t = time.perf_counter()
+        await seed(store, args.parking, args.traffic)
+        seed_s = time.perf_counter() - t
+        log(f"seeded {args.parking} parking + {args.traffic} traffic sites in {seed_s:.1f} s")
+        server = ThreadedServer(create_app(settings, database_url=url)).start()
+        try:
+            async with async_playwright() as pw:
+                browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+                page = await browser.new_page(viewport={"width": 1280, "height": 800})
+                wall = time.perf_counter()
+                await page.goto(server.url + "/")
+                await page.wait_for_function(
+                    f"window.mobility && window.mobility.map.firstRenderAt != null "
+                    f"&& window.mobility.state.records.parking.size === {args.parking}",
+                    timeout=120_000,
+                )
+                first_wall_ms = (time.perf_counter() - wall) * 1000
+                first_ms = await page.evaluate("window.mobility.map.firstRenderAt")
+                await page.wait_for_function(
+                    "document.getElementById('connection').dataset.state === 'live' "
+                    f"&& window.mobility.state.records.traffic.size === {args.traffic}",
+                    timeout=120_000,
+                )
+                await page.wait_for_timeout(500)
+                log(f"first render {first_ms:.0f} ms (page clock), {first_wall_ms:.0f} ms wall")
+
+                before = await page.evaluate("window.mobility.state.deltasApplied")
+                renders_before = await page.evaluate("window.mobility.map.renders")
+                t = time.perf_counter()
+                await commit_deltas(store, args.deltas, args.parking)
+                commit_ms = (time.perf_counter() - t) * 1000
+                await page.wait_for_function(
+                    f"window.mobility.state.deltasApplied >= {before + args.deltas} "
+                    "&& window.mobility.state.dirty.size === 0",
+                    timeout=120_000,
+                    polling="raf",
+                )
+                store_ms = (time.perf_counter() - t) * 1000
+                store_renders = await page.evaluate("window.mobility.map.renders") - renders_before
+                log(f"{args.deltas} deltas via Store.apply: {store_ms:.0f} ms (commits {commit_ms:.0f} ms)")
+
+                injected = await page.evaluate(INJECT_JS, [args.deltas, args.parking])
+                log(f"{args.deltas} deltas injected: {injected['total_ms']:.0f} ms")
+                steady = await page.evaluate(STEADY_JS, [100, 3, args.parking])
+                times = steady["render_ms"] or [0]
+                await browser.close()
+        finally:
+            server.stop()
+    finally:
+        await engine.dispose()
+    return {
+        "parking_sites": args.parking,
+        "traffic_sites": args.traffic,
+        "seed_s": round(seed_s, 2),
+        "first_render_ms": round(first_ms),
+        "first_render_wall_ms": round(first_wall_ms),
+        "deltas": args.deltas,
+        "store_1000_deltas_ms": round(store_ms),
+        "store_commit_ms": round(commit_ms),
+        "store_redraws": store_renders,
+        "inject_1000_deltas_ms": round(injected["total_ms"]),
+        "inject_handle_ms": round(injected["handle_ms"], 1),
+        "inject_redraws": injected["renders"],
+        "steady_100_per_s": {
+            "deltas": steady["deltas"],
+            "redraws": steady["renders"],
+            "redraw_ms_median": round(statistics.median(times), 1),
+            "redraw_ms_max": round(max(times), 1),
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parking", type=int, default=5000)
+    parser.add_argument("--traffic", type=int, default=2000)
+    parser.add_argument("--deltas", type=int, default=1000)
+    args = parser.parse_args()
+    if not CHROMIUM.exists():
+        raise SystemExit(f"{CHROMIUM} not found: run .ci/install-browser.sh")
+    # Migrations run synchronously (alembic), before any event loop exists.
+    pg = PgTestServer()
+    url = pg.create_database()
+    try:
+        figures = asyncio.run(run(args, url))
+    finally:
+        pg.drop_database(url)
+        pg.close()
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
