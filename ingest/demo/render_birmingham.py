@@ -26,7 +26,7 @@ class BirminghamCsv:
     content_type = "text/csv; charset=utf-8"
 
     def __init__(self, period: float) -> None:
-        self.period = period
+        self.period: float | None = period
         raw = captures.read(SNAPSHOT).decode("utf-8-sig")
         self.newline = "\r\n" if "\r\n" in raw else "\n"
         reader = csv.reader(io.StringIO(raw, newline=""))

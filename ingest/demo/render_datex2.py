@@ -59,7 +59,7 @@ def _get(pattern: re.Pattern[str], text: str) -> str | None:
 
 class AachenTable:
     content_type = XML
-    period = None
+    period: float | None = None
 
     def __init__(self) -> None:
         self.text = captures.read(TABLE).decode()
@@ -72,7 +72,7 @@ class AachenStatus:
     content_type = XML
 
     def __init__(self, period: float) -> None:
-        self.period = period
+        self.period: float | None = period
         self.text = captures.read(STATUS).decode()
         self.names = {m.group(1): m.group(2) for m in _NAME.finditer(captures.read(TABLE).decode())}
 

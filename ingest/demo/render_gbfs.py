@@ -39,7 +39,7 @@ def _types_total(types: list[dict[str, int]]) -> tuple[int, int]:
 
 class VelibInformation:
     content_type = JSON
-    period = None
+    period: float | None = None
 
     def __init__(self) -> None:
         self.payload = captures.read_json(INFORMATION)
@@ -55,7 +55,7 @@ class VelibStatus:
     content_type = JSON
 
     def __init__(self, period: float) -> None:
-        self.period = period
+        self.period: float | None = period
         self.payload = captures.read_json(STATUS)
         self.style = captures.style_of(STATUS)
         information = captures.read_json(INFORMATION)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -46,7 +46,7 @@ class OdsV1Dataset:
         self.template: dict[str, Any] = pages[0]  # key order kept; "records" replaced per page
         self.records: list[dict[str, Any]] = [r for page in pages for r in page["records"]]
         self.update = update
-        self.period = period
+        self.period: float | None = period
 
     def render(self, now: datetime, query: Mapping[str, str]) -> bytes:
         parameters = dict(self.template.get("parameters") or {})
@@ -150,8 +150,3 @@ def paris_counters(record: dict[str, Any], now: datetime) -> None:
         if fields.get("etat_trafic") in ("Fluide", "Pré-saturé", "Saturé"):
             state = "Fluide" if occupancy < 15 else "Pré-saturé" if occupancy < 30 else "Saturé"
             fields["etat_trafic"] = state
-
-
-def floor_to(moment: datetime, period: timedelta) -> datetime:
-    seconds = period.total_seconds()
-    return datetime.fromtimestamp(model.tick(moment.timestamp(), seconds), UTC)

@@ -37,7 +37,7 @@ class RennesTrafficCsv:
         self.header = next(reader)
         col = {name: i for i, name in enumerate(self.header)}
         self._i = col
-        self.period = period
+        self.period: float | None = period
         self.rows: list[tuple[list[str], str]] = []  # (rewritable head values, encoded tail)
         split = col["vehicleProbeMeasurement"]
         for row in reader:

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 # Rendered bodies kept: enough for every resource's current period and a page or two.
 CACHE_ENTRIES = 48
-SHUTDOWN_GRACE_S = 2.0
+SHUTDOWN_GRACE_S = 2
 STOP_TIMEOUT_S = 5.0
 
 
