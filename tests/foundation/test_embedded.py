@@ -127,13 +127,15 @@ def test_mobility_up_ready_then_sigint_leaves_nothing_and_restart_keeps_data(tmp
                     assert time.monotonic() < deadline, "not ready within 60 s"
                     time.sleep(0.2)
                 # wait for the first poll to land
-                deadline = time.monotonic() + 30
+                deadline = time.monotonic() + 90
                 sites = 0
                 while sites == 0 and time.monotonic() < deadline:
                     sites = run_sync(_count_sites(_socket_url(pgdata)))
                     time.sleep(0.2)
                 proc.send_signal(signal.SIGINT)
                 proc.wait(timeout=15)
+                if sites == 0:
+                    print(proc.stdout.read().decode()[-5000:])  # type: ignore[union-attr]
                 return sites
             finally:
                 if proc.poll() is None:
