@@ -75,17 +75,6 @@ async def test_page_loads_with_one_marker_per_site(
     assert watch.requests, "requests were recorded"
 
 
-async def test_demo_banner_when_meta_says_demo(
-    browser: Any, server: Any, seeder: Any, engine: Any, request: Any
-) -> None:
-    await seeder.parking(2)
-    async with engine.begin() as conn:
-        await conn.execute(text("UPDATE feeds SET demo = true"))
-    page, _, _ = await open_page(browser, request)
-    await load_dashboard(page, server.url)
-    assert await page.locator("#demo-banner").is_visible()
-
-
 async def test_committed_change_appears_live_and_keeps_the_view(
     browser: Any, server: Any, seeder: Any, request: Any
 ) -> None:
@@ -195,10 +184,15 @@ async def test_phone_width_has_no_horizontal_scroll(
     assert await page.get_by_role("tab", name="List").get_attribute("aria-selected") == "true"
 
 
-async def test_language_switch_is_remembered(browser: Any, server: Any, seeder: Any, request: Any) -> None:
+async def test_language_switch_is_remembered_and_demo_is_labelled(
+    browser: Any, server: Any, seeder: Any, engine: Any, request: Any
+) -> None:
     await seeder.parking(2)
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE feeds SET demo = true"))
     page, _, _ = await open_page(browser, request)
     await load_dashboard(page, server.url)
+    assert await page.locator("#demo-banner").is_visible()  # meta.demo is true
     assert await page.evaluate("document.documentElement.lang") == "en"
     await page.select_option("#lang-select", "fr")
     await page.wait_for_function("document.documentElement.lang === 'fr'")
