@@ -158,6 +158,10 @@ class DemoServer:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        except asyncio.CancelledError:
+            # The serving task may already have been cancelled by the host's shutdown: that is a stop.
+            if not self._task.cancelled():
+                raise
         self._server = None
         self._task = None
 
