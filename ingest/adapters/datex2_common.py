@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from functools import lru_cache
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from lxml import etree
+
+from ingest.adapters._values import parse_float, parse_int, parse_iso_timestamp
+from ingest.adapters.geo import to_latlon, valid_lat_lon
 
 XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
 
@@ -158,52 +160,27 @@ def multilingual(el: etree._Element | None, prefer: str | None = None) -> str | 
 
 
 def number(value: str | None) -> float | None:
-    """'564', '5402496.0', '48,77' -> float; anything else -> None."""
-    if value is None:
-        return None
-    value = value.strip().replace("\u00a0", "").replace(" ", "")
-    if "," in value and "." not in value:
-        value = value.replace(",", ".")
+    """'564', '5402496.0', '48,77' -> float; anything unreadable -> None (DATEX II values
+    are schema-typed, so a bad one is a producer slip, not a reason to drop the record)."""
     try:
-        result = float(value)
+        return parse_float(value)
     except ValueError:
         return None
-    if result != result or result in (float("inf"), float("-inf")):
-        return None
-    return result
 
 
 def integer(value: str | None) -> int | None:
-    result = number(value)
-    if result is None:
+    try:
+        return parse_int(value, rounded=True)
+    except ValueError:
         return None
-    return int(round(result))
-
-
-_FRACTION = re.compile(r"(\.\d{6})\d+")
 
 
 def timestamp(value: str | None, ctx: Context) -> datetime | None:
-    """xs:dateTime to aware UTC; naive values are read in the feed's zone."""
-    if not value:
-        return None
-    value = _FRACTION.sub(r"\1", value.strip())
-    if value.endswith(("Z", "z")):
-        value = value[:-1] + "+00:00"
+    """xs:dateTime to aware UTC; naive values are read in the feed's zone; unreadable -> None."""
     try:
-        parsed = datetime.fromisoformat(value)
+        return parse_iso_timestamp(value, ctx.zone())
     except ValueError:
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=ctx.zone())
-    return parsed.astimezone(UTC)
-
-
-@lru_cache(maxsize=8)
-def _transformer(crs: str) -> Any:
-    from pyproj import Transformer
-
-    return Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
 
 
 def coordinates(lat_text: str | None, lon_text: str | None, ctx: Context) -> tuple[float, float] | None:
@@ -215,17 +192,16 @@ def coordinates(lat_text: str | None, lon_text: str | None, ctx: Context) -> tup
     if lat is None or lon is None:
         return None
     if -90 <= lat <= 90 and -180 <= lon <= 180:
-        if lat == 0 and lon == 0:
-            return None
-        return lat, lon
+        return (lat, lon) if valid_lat_lon(lat, lon) else None
     crs = ctx.source_crs()
     if crs is None:
         return None
     # Projected profiles keep northing in <latitude> and easting in <longitude>.
-    x, y = _transformer(crs).transform(lon, lat)
-    if -90 <= y <= 90 and -180 <= x <= 180:
-        return round(y, 7), round(x, 7)
-    return None
+    try:
+        y, x = to_latlon(lon, lat, crs)
+    except ValueError:
+        return None
+    return (round(y, 7), round(x, 7)) if valid_lat_lon(y, x) else None
 
 
 def location_point(el: etree._Element | None, ctx: Context) -> tuple[float, float] | None:

@@ -31,7 +31,6 @@ are refused as a whole with a message saying so.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from datetime import datetime
@@ -39,16 +38,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ingest.adapters._values import (
-    count_positions,
-    error_reason,
-    member,
-    parse_float,
-    parse_timestamp,
-    representative_point,
-    text,
-    thin_geometry,
-)
+from ingest.adapters import geo
+from ingest.adapters._values import error_reason, load_json, member, parse_float, parse_timestamp, text
 from ingest.records import (
     Batch,
     Congestion,
@@ -104,10 +95,7 @@ def sniff(head: bytes) -> int:
 
 
 def parse(body: bytes, ctx: ParseContext) -> Batch:
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PayloadError(f"Digitraffic response is not valid JSON: {exc}") from exc
+    payload = load_json(body, "Digitraffic response")
     if not isinstance(payload, dict):
         raise PayloadError("Digitraffic responses are JSON objects; got a " + type(payload).__name__)
     generated = _time_or_none(payload.get("dataUpdatedTime"))
@@ -380,13 +368,13 @@ def _event(
     lat = lon = None
     extra: dict[str, Any] = {}
     if geometry and geometry.get("coordinates") is not None:
-        point = representative_point(geometry)
+        point = geo.representative_point(geometry)
         if point is None:
             raise ValueError(f"unreadable geometry of type {geometry.get('type')!r}")
         lat, lon = point
-        positions = count_positions(geometry)
+        positions = geo.count_positions(geometry)
         if positions > MAX_EVENT_POSITIONS:
-            geometry = thin_geometry(geometry, MAX_EVENT_POSITIONS)
+            geometry = geo.thin_geometry(geometry, MAX_EVENT_POSITIONS)
             extra["geometry_thinned_from"] = positions
     else:
         geometry = None

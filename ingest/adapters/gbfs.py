@@ -27,14 +27,13 @@ refused as a whole, with the URLs to configure when the file lists them.
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from ingest.adapters._values import error_reason, parse_float, parse_int, parse_timestamp, text
+from ingest.adapters._values import error_reason, load_json, parse_float, parse_int, parse_timestamp, text
 from ingest.records import Batch, BikeObservation, BikeStation, PayloadError, Rejected
 from ingest.spec import ParseContext
 
@@ -81,10 +80,7 @@ def sniff(head: bytes) -> int:
 
 
 def parse(body: bytes, ctx: ParseContext) -> Batch:
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PayloadError(f"GBFS file is not valid JSON: {exc}") from exc
+    payload = load_json(body, "GBFS file")
     if not isinstance(payload, dict):
         raise PayloadError("GBFS file must be a JSON object with a 'data' member")
     data = payload.get("data")

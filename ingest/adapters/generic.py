@@ -27,21 +27,33 @@ A record that yields neither is rejected, as is one without an id.
 from __future__ import annotations
 
 import csv
-import email.utils
 import io
 import json
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from functools import lru_cache
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ValidationError
 
 from ingest.adapters import geo
+from ingest.adapters._values import (
+    address_text,
+    blank,
+    clean_text,
+    decode_text,
+    error_reason,
+    load_json,
+    parse_float,
+    parse_int,
+    parse_path,
+    parse_timestamp,
+    text,
+    walk_path,
+    zone,
+)
 from ingest.adapters.mapping_presets import (
     CONGESTION_WORDS,
     SITE_STATUS,
@@ -68,177 +80,6 @@ from ingest.spec import FieldMapping, ParseContext
 
 FORMAT = "generic"
 
-# --- values ----------------------------------------------------------------------------------
-
-_DIGIT = re.compile(r"\d")
-
-
-def to_number(value: Any) -> float | None:
-    """A number from a feed value; None when absent. Raises ValueError for text that has
-    digits but is not a number (so a malformed record is reported, not read as empty)."""
-    if value is None or isinstance(value, dict | list):
-        return None
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, int | float):
-        return float(value) if math.isfinite(value) else None
-    text = str(value).strip().replace("\u00a0", "").replace(" ", "").replace("'", "")
-    if not _DIGIT.search(text):
-        return None
-    if "," in text and "." in text:
-        # The last separator is the decimal one: 1.234,5 / 1,234.5
-        text = (
-            text.replace(".", "").replace(",", ".")
-            if text.rfind(",") > text.rfind(".")
-            else text.replace(",", "")
-        )
-    elif "," in text:
-        text = text.replace(",", ".")
-    try:
-        number = float(text)
-    except ValueError:
-        raise ValueError(f"{value!r} is not a number") from None
-    return number if math.isfinite(number) else None
-
-
-def to_int(value: Any) -> int | None:
-    number = to_number(value)
-    return None if number is None else int(round(number))
-
-
-def to_float(value: Any) -> float | None:
-    return to_number(value)
-
-
-_MONTHS = {
-    # fr
-    "janvier": 1, "janv": 1, "février": 2, "fevrier": 2, "févr": 2, "fevr": 2, "mars": 3, "avril": 4,
-    "avr": 4, "mai": 5, "juin": 6, "juillet": 7, "juil": 7, "août": 8, "aout": 8, "septembre": 9,
-    "octobre": 10, "novembre": 11, "décembre": 12, "decembre": 12, "déc": 12,
-    # de
-    "januar": 1, "jänner": 1, "februar": 2, "märz": 3, "maerz": 3, "april": 4, "juni": 6, "juli": 7,
-    "august": 8, "oktober": 10, "dezember": 12, "okt": 10, "dez": 12, "mär": 3,
-    # en
-    "january": 1, "jan": 1, "february": 2, "feb": 2, "march": 3, "mar": 3, "apr": 4, "may": 5,
-    "june": 6, "jun": 6, "july": 7, "jul": 7, "aug": 8, "september": 9, "sep": 9, "sept": 9,
-    "october": 10, "oct": 10, "november": 11, "nov": 11, "december": 12, "dec": 12,
-    # it / es
-    "gennaio": 1, "febbraio": 2, "marzo": 3, "aprile": 4, "maggio": 5, "giugno": 6, "luglio": 7,
-    "agosto": 8, "settembre": 9, "ottobre": 10, "dicembre": 12, "enero": 1, "febrero": 2,
-    "abril": 4, "mayo": 5, "junio": 6, "julio": 7, "septiembre": 9, "octubre": 10,
-    "noviembre": 11, "diciembre": 12,
-}  # fmt: skip
-
-_DAY_FIRST = re.compile(
-    r"^(\d{1,2})\.(\d{1,2})\.(\d{2,4})(?:[,\s]+(?:um\s+)?(\d{1,2}):(\d{2})(?::(\d{2}))?)?\s*(?:uhr)?$", re.I
-)
-_MONTH_NAME = re.compile(
-    r"(\d{1,2})\.?\s+([^\W\d_]+)\.?\s+(\d{4})(?:\D+(\d{1,2})[:h](\d{2})(?::(\d{2}))?)?", re.I
-)
-
-
-@lru_cache(maxsize=64)
-def zone(name: str) -> tzinfo:
-    if name.upper() in ("UTC", "Z", "GMT"):
-        return UTC
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise PayloadError(f"unknown time zone {name!r} in the feed mapping") from exc
-
-
-def parse_time(value: Any, tz: tzinfo = UTC, fmt: str | None = None) -> datetime | None:
-    """An aware UTC datetime from a feed value; None when absent; ValueError when unreadable.
-    Naive times are taken to be in ``tz``."""
-    if value is None or value == "" or isinstance(value, bool | dict | list):
-        return None
-    if isinstance(value, int | float) or (
-        isinstance(value, str) and re.fullmatch(r"\d{9,13}(\.\d+)?", value)
-    ):
-        seconds = float(value)
-        if seconds > 1e11:  # milliseconds (ArcGIS, Java)
-            seconds /= 1000
-        return datetime.fromtimestamp(seconds, UTC)
-    text = str(value).strip()
-    if not text:
-        return None
-    parsed: datetime | None = None
-    if fmt:
-        parsed = datetime.strptime(text, fmt)
-    else:
-        if "/" in text and re.match(r"\d{4}-\d\d-\d\d", text):
-            text = text.rsplit("/", 1)[1]  # an ISO interval: the end of the period observed
-        try:
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
-            parsed = _parse_loose(text)
-    if parsed is None:
-        raise ValueError(f"unreadable timestamp {value!r}")
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=tz)
-    return parsed.astimezone(UTC)
-
-
-def _parse_loose(text: str) -> datetime | None:
-    try:
-        return email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        pass
-    match = _DAY_FIRST.match(text)
-    if match:
-        day, month, year, hour, minute, second = match.groups()
-        year_i = int(year) + (2000 if len(year) == 2 else 0)
-        return datetime(year_i, int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0))
-    match = _MONTH_NAME.search(text)
-    if match:
-        day, month_name, year, hour, minute, second = match.groups()
-        month = _MONTHS.get(month_name.lower().rstrip("."))
-        if month:
-            return datetime(int(year), month, int(day), int(hour or 0), int(minute or 0), int(second or 0))
-    iso_space = re.match(r"^(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d(?::\d\d)?)(\.\d+)?\s*(Z|[+-]\d\d:?\d\d)?$", text)
-    if iso_space:
-        date, clock, fraction, offset = iso_space.groups()
-        fraction = (fraction or "")[:7]
-        offset = (offset or "").replace("Z", "+00:00")
-        if offset and ":" not in offset:
-            offset = offset[:3] + ":" + offset[3:]
-        return datetime.fromisoformat(f"{date}T{clock}{fraction}{offset}")
-    return None
-
-
-def id_text(value: Any) -> str | None:
-    """A feed identifier as text; integral floats (Esri doubles) lose their '.0'."""
-    if value is None or isinstance(value, dict | list):
-        return None
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    text = str(value).strip()
-    return text or None
-
-
-def clean_text(value: Any) -> str | None:
-    if value is None or isinstance(value, dict | list | bool):
-        return None
-    text = re.sub(r"\s*\n\s*", ", ", str(value).strip())
-    text = re.sub(r"[ \t]+", " ", text).strip(" ,")
-    return text or None
-
-
-def address_text(value: Any) -> str | None:
-    """Address strings pass; address objects (schema.org PostalAddress and the like) are joined."""
-    if isinstance(value, dict):
-        parts = [
-            value.get(k)
-            for k in (
-                "streetAddress", "street", "street1", "street2", "houseNumber", "postalCode", "zip",
-                "addressLocality", "city", "locality",
-            )
-        ]  # fmt: skip
-        text = " ".join(str(p).strip() for p in parts if p not in (None, ""))
-        return clean_text(text) or clean_text(value.get("name") or value.get("label"))
-    return clean_text(value)
-
-
 # --- payload -> document -------------------------------------------------------------------------
 
 
@@ -249,15 +90,6 @@ class Document:
     root_name: str | None = None
     crs: str | None = None
     head: str = ""
-
-
-def _decode(body: bytes) -> str:
-    if body.startswith(b"\xef\xbb\xbf"):
-        body = body[3:]
-    try:
-        return body.decode("utf-8")
-    except UnicodeDecodeError:
-        return body.decode("cp1252", errors="replace")
 
 
 def _local(tag: str) -> str:
@@ -313,14 +145,11 @@ def parse_csv(text: str) -> list[dict[str, str]]:
 
 
 def load_document(body: bytes) -> Document:
-    text = _decode(body)
+    text = decode_text(body)
     stripped = text.lstrip()
     head = stripped[:65536]
     if stripped.startswith(("{", "[")):
-        try:
-            root = json.loads(stripped)
-        except ValueError as exc:
-            raise PayloadError(f"not valid JSON: {exc}") from exc
+        root = load_json(stripped, "payload")
         return Document("json", root, crs=_document_crs(root), head=head)
     if stripped.startswith("<"):
         name, root = parse_xml(body)
@@ -346,56 +175,6 @@ def _document_crs(root: Any) -> str | None:
 # --- paths -----------------------------------------------------------------------------------
 
 Getter = Callable[[Any, Any], Any]
-_TOKEN = re.compile(r"\[([^\]]*)\]|([^.\[\]]+)")
-
-
-def _parse_steps(path: str) -> list[tuple[str, Any]]:
-    steps: list[tuple[str, Any]] = []
-    for match in _TOKEN.finditer(path):
-        bracket, key = match.groups()
-        if key is not None:
-            steps.append(("key", key.strip()))
-        elif re.fullmatch(r"-?\d+", bracket.strip()):
-            steps.append(("index", int(bracket)))
-        else:
-            conditions = []
-            for cond in bracket.split("&"):
-                m = re.match(r"\s*([^!=]+?)\s*(!=|=)\s*(.*?)\s*$", cond)
-                if not m:
-                    raise PayloadError(f"bad filter [{bracket}] in mapping path {path!r}")
-                conditions.append((_parse_steps(m.group(1)), m.group(2), m.group(3)))
-            steps.append(("filter", conditions))
-    return steps
-
-
-def _walk(value: Any, steps: list[tuple[str, Any]]) -> Any:
-    for kind, arg in steps:
-        if value is None:
-            return None
-        if kind == "key":
-            if isinstance(value, list):  # a repeated XML element or a list where one was expected
-                value = value[0] if value else None
-            value = value.get(arg) if isinstance(value, dict) else None
-        elif kind == "index":
-            if isinstance(value, list) and -len(value) <= arg < len(value):
-                value = value[arg]
-            elif isinstance(value, dict) and str(arg) in value:
-                value = value[str(arg)]
-            else:
-                return None
-        else:
-            items = value if isinstance(value, list) else [value]
-            value = next((item for item in items if _matches(item, arg)), None)
-    return value
-
-
-def _matches(item: Any, conditions: list[tuple[list[tuple[str, Any]], str, str]]) -> bool:
-    for steps, op, expected in conditions:
-        actual = _walk(item, steps)
-        actual_text = "" if actual is None else str(actual)
-        if (actual_text == expected) != (op == "="):
-            return False
-    return True
 
 
 def _transform(name: str, arg: str) -> Callable[[Any], Any]:
@@ -421,10 +200,6 @@ def _transform(name: str, arg: str) -> Callable[[Any], Any]:
     raise PayloadError(f"unknown transform '|{name}:' in mapping (known: split, re)")
 
 
-def _empty(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
-
-
 # "{path}" placeholders; "{4}" or "{1,3}" are regular-expression counts, not paths.
 _TEMPLATE = re.compile(r"\{(?![\d,]*\})[^{}]+\}")
 
@@ -442,7 +217,7 @@ def compile_field(spec: str) -> Getter:
         def first(record: Any, root: Any) -> Any:
             for getter in alternatives:
                 value = getter(record, root)
-                if not _empty(value):
+                if not blank(value):
                     return value
             return None
 
@@ -453,7 +228,7 @@ def compile_field(spec: str) -> Getter:
 
         def template(record: Any, root: Any) -> Any:
             values = [p(record, root) if callable(p) else p for p in parts]
-            if all(_empty(v) for p, v in zip(parts, values, strict=True) if callable(p)):
+            if all(blank(v) for p, v in zip(parts, values, strict=True) if callable(p)):
                 return None
             text = "".join("" if v is None else str(v) for v in values)
             text = re.sub(r"\s+", " ", text)
@@ -471,22 +246,22 @@ def compile_field(spec: str) -> Getter:
         transforms.append(_transform(name, arg))
     from_root = path.startswith("$")
     path = path.lstrip("$").lstrip(".")
-    steps = _parse_steps(path)
+    steps = parse_path(path)
 
     def get(record: Any, root: Any) -> Any:
         base = root if from_root else record
         if isinstance(base, dict) and path in base:
             value = base[path]  # keys that contain dots or brackets (CSV headers)
         else:
-            value = _walk(base, steps)
+            value = walk_path(base, steps)
             if value is None and not from_root and isinstance(base, dict):
                 for inner in ("properties", "attributes"):  # GeoJSON / Esri features
                     if isinstance(base.get(inner), dict):
-                        value = _walk(base[inner], steps)
+                        value = walk_path(base[inner], steps)
                         if value is not None:
                             break
         for transform in transforms:
-            if _empty(value):
+            if blank(value):
                 return None
             value = transform(value)
         return value
@@ -499,11 +274,11 @@ def resolve_records(root: Any, path: str | None) -> list[Any]:
     if path:
         from_root = path.lstrip("$").lstrip(".")
         values: list[Any] = [root]
-        for kind, arg in _parse_steps(from_root):
+        for kind, arg in parse_path(from_root):
             nxt: list[Any] = []
             for value in values:
                 for item in value if isinstance(value, list) and kind == "key" else [value]:
-                    got = _walk(item, [(kind, arg)])
+                    got = walk_path(item, [(kind, arg)])
                     if got is None:
                         continue
                     if isinstance(got, list) and kind == "key":
@@ -609,7 +384,11 @@ def _compile(mapping: FieldMapping, doc: Document) -> _Compiled:
         geo.check_crs(crs)
     except geo.GeoError as exc:
         raise PayloadError(str(exc)) from exc
-    return _Compiled(mapping, getters, zone(mapping.timezone), crs)
+    try:
+        tz = zone(mapping.timezone)
+    except ValueError as exc:
+        raise PayloadError(f"{exc} in the feed mapping") from exc
+    return _Compiled(mapping, getters, tz, crs)
 
 
 def _payload_time(doc: Document, compiled: _Compiled) -> datetime | None:
@@ -622,7 +401,7 @@ def _payload_time(doc: Document, compiled: _Compiled) -> datetime | None:
             candidates.append(doc.root.get(key))
     for candidate in candidates:
         try:
-            parsed = parse_time(candidate, compiled.tz, compiled.mapping.timestamp_format)
+            parsed = parse_timestamp(candidate, compiled.tz, compiled.mapping.timestamp_format)
         except (ValueError, OverflowError):
             continue
         if parsed is not None:
@@ -654,7 +433,7 @@ def _position(
     geometry = None
     try:
         if values.get("lat") is not None and values.get("lon") is not None:
-            y, x = to_float(values["lat"]), to_float(values["lon"])
+            y, x = parse_float(values["lat"], lenient=True), parse_float(values["lon"], lenient=True)
             if x is not None and y is not None and not (x == 0 and y == 0):
                 lat, lon = geo.to_latlon(x, y, compiled.crs)
         if geometry_value is not None:
@@ -665,7 +444,7 @@ def _position(
                     lat, lon = point
     except ValueError as exc:  # GeoError or unparsable numbers
         raise _Reject(f"unusable coordinates: {exc}") from None
-    if lat is not None and lon is not None and not geo.valid_latlon(lat, lon):
+    if lat is not None and lon is not None and not geo.valid_lat_lon(lat, lon):
         hint = "" if compiled.crs else " (projected coordinates? set mapping.crs, e.g. 'EPSG:25832')"
         raise _Reject(f"coordinates lat={lat:.6g} lon={lon:.6g} are outside WGS84{hint}")
     return lat, lon, geometry
@@ -673,14 +452,16 @@ def _position(
 
 def _number(values: dict[str, Any], field: str) -> float | None:
     try:
-        return to_number(values.get(field))
+        return parse_float(values.get(field), lenient=True)
     except ValueError as exc:
         raise _Reject(f"{field}: {exc}") from None
 
 
 def _int(values: dict[str, Any], field: str) -> int | None:
-    number = _number(values, field)
-    return None if number is None else int(round(number))
+    try:
+        return parse_int(values.get(field), lenient=True, rounded=True)
+    except ValueError as exc:
+        raise _Reject(f"{field}: {exc}") from None
 
 
 def _observed_at(
@@ -688,7 +469,7 @@ def _observed_at(
 ) -> tuple[datetime, bool]:
     raw = values.get("timestamp")
     try:
-        parsed = parse_time(raw, compiled.tz, compiled.mapping.timestamp_format)
+        parsed = parse_timestamp(raw, compiled.tz, compiled.mapping.timestamp_format)
     except (ValueError, OverflowError) as exc:
         raise _Reject(f"timestamp: {exc}") from None
     if parsed is not None:
@@ -729,7 +510,7 @@ def _parking(
     elif word == "occupied" and free is None and capacity in (None, 1):
         free, occupied, capacity = 0, 1, 1
     status = SITE_STATUS.get(word or "", "unknown")
-    if word is None and not _empty(raw_status):
+    if word is None and not blank(raw_status):
         extra["status_raw"] = str(raw_status)[:40]
     if free is not None and free < 0:
         extra["free_reported"] = free
@@ -783,7 +564,7 @@ def _traffic(
     occupancy = _number(values, "occupancy")
     raw_status = values.get("status")
     congestion = "unknown"
-    if not _empty(raw_status):
+    if not blank(raw_status):
         key = re.sub(r"[\s_-]+", "", str(raw_status).strip().lower())
         mapped = compiled.mapping.status_values.get(str(raw_status).strip())
         congestion = mapped or CONGESTION_WORDS.get(
@@ -863,7 +644,7 @@ def apply_mapping(records: list[Any], doc: Document, compiled: _Compiled, batch:
     id_spec = compiled.mapping.id or compiled.mapping.name
     for record in records:
         values = {name: getter(record, doc.root) for name, getter in compiled.getters.items()}
-        record_id = id_text(id_getter(record, doc.root)) if id_getter else None
+        record_id = text(id_getter(record, doc.root)) if id_getter else None
         if record_id is None:
             batch.rejected.append(
                 Rejected.of(f"record has no id (mapping id: {id_spec!r})", _excerpt(record))
@@ -876,11 +657,7 @@ def apply_mapping(records: list[Any], doc: Document, compiled: _Compiled, batch:
             batch.rejected.append(Rejected.of(exc.reason, _excerpt(record), record_id))
             continue
         except ValidationError as exc:
-            problem = exc.errors()[0]
-            where = ".".join(str(p) for p in problem.get("loc", ()))
-            batch.rejected.append(
-                Rejected.of(f"invalid {where}: {problem.get('msg')}", _excerpt(record), record_id)
-            )
+            batch.rejected.append(Rejected.of(error_reason(exc), _excerpt(record), record_id))
             continue
         if not built:
             mapped = [
@@ -914,8 +691,8 @@ def parse(body: bytes, ctx: ParseContext) -> Batch:
 
 
 def _records_path_exists(root: Any, path: str) -> bool:
-    steps = _parse_steps(path.lstrip("$").lstrip("."))
-    return bool(steps) and _walk(root, steps[:1]) is not None
+    steps = parse_path(path.lstrip("$").lstrip("."))
+    return bool(steps) and walk_path(root, steps[:1]) is not None
 
 
 def sniff(head: bytes) -> int:

@@ -1,22 +1,36 @@
-"""Geometry helpers shared by adapters: CRS names, reprojection, representative points.
+"""Coordinates for every adapter: CRS names, reprojection, geometry shapes, representative points.
 
 Feeds publish coordinates in many shapes (GeoJSON, Esri JSON, GML parsed into
 dicts, bare x/y pairs) and many CRSs (UTM zones, Gauss-Krüger, British National
 Grid). Everything here returns WGS84, as ``(lat, lon)`` for points and GeoJSON
-(lon, lat order) for geometries. Pure functions; pyproj Transformers are built
-once per CRS and cached because building one costs milliseconds and a feed may
-have thousands of records.
+(lon, lat order) for geometries. Pure functions; pyproj is imported only when a
+feed needs a projection (it costs half a second), and a Transformer is built once
+per CRS and cached because building one costs milliseconds and a feed may have
+thousands of records.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from typing import Any
 
-from pyproj import CRS, Transformer
-from pyproj.exceptions import CRSError
+__all__ = [
+    "GeoError",
+    "as_geojson",
+    "check_crs",
+    "count_positions",
+    "geometry_wgs84",
+    "is_wgs84",
+    "normalize_crs",
+    "representative_point",
+    "thin_geometry",
+    "to_latlon",
+    "to_lonlat",
+    "valid_lat_lon",
+]
 
 WGS84_NAMES = frozenset({"EPSG:4326", "EPSG:4258", "EPSG:4979", "CRS84", "OGC:CRS84", "WGS84"})
 
@@ -49,11 +63,17 @@ def normalize_crs(name: str | int | None) -> str | None:
 
 
 def is_wgs84(crs: str | None) -> bool:
-    return crs is None or crs.upper() in WGS84_NAMES
+    """True for an absent CRS (GeoJSON's default) and every usual spelling of WGS84 lon/lat."""
+    if not crs:
+        return True
+    return (normalize_crs(crs) or "").upper() in WGS84_NAMES
 
 
 @lru_cache(maxsize=64)
-def _transformer(crs: str) -> Transformer:
+def _transformer(crs: str) -> Any:
+    from pyproj import CRS, Transformer
+    from pyproj.exceptions import CRSError
+
     try:
         source = CRS.from_user_input(crs)
     except CRSError as exc:
@@ -72,18 +92,22 @@ def to_lonlat(x: float, y: float, crs: str | None) -> tuple[float, float]:
     """(x, y) in ``crs`` to (lon, lat) in WGS84."""
     if is_wgs84(crs):
         return x, y
-    lon, lat = _transformer(crs).transform(x, y)  # type: ignore[arg-type]
+    lon, lat = _transformer(crs).transform(x, y)
     if not (math.isfinite(lon) and math.isfinite(lat)):
         raise GeoError(f"coordinates ({x}, {y}) lie outside the area of {crs}")
     return lon, lat
 
 
 def to_latlon(x: float, y: float, crs: str | None) -> tuple[float, float]:
+    """Easting/northing (or lon/lat) in ``crs`` to WGS84 ``(lat, lon)``."""
     lon, lat = to_lonlat(x, y, crs)
     return lat, lon
 
 
-def valid_latlon(lat: float, lon: float) -> bool:
+def valid_lat_lon(lat: float | None, lon: float | None) -> bool:
+    """Both present, inside WGS84 bounds and not the (0, 0) placeholder some feeds use."""
+    if lat is None or lon is None:
+        return False
     return -90 <= lat <= 90 and -180 <= lon <= 180 and not (lat == 0 and lon == 0)
 
 
@@ -226,7 +250,7 @@ def as_geojson(geometry: Any) -> tuple[dict[str, Any] | None, str | None]:
         features = geometry.get("features") or []
         return as_geojson(features[0]) if features else (None, None)
     if isinstance(kind, str) and "coordinates" in geometry:
-        return {"type": kind, "coordinates": geometry["coordinates"]}, None
+        return {"type": kind, "coordinates": geometry["coordinates"]}, _geojson_crs(geometry)
     if kind == "GeometryCollection":
         return {"type": kind, "geometries": geometry.get("geometries", [])}, None
     esri_crs = None
@@ -257,6 +281,14 @@ def as_geojson(geometry: Any) -> tuple[dict[str, Any] | None, str | None]:
             shape = {"type": shape["type"], "coordinates": _swap(shape["coordinates"])}
         return shape, srs
     return None, None
+
+
+def _geojson_crs(geometry: dict[str, Any]) -> str | None:
+    """The CRS a GeoJSON object names in the 2008 'crs' member (still sent by some APIs)."""
+    crs = geometry.get("crs")
+    if isinstance(crs, dict) and isinstance(crs.get("properties"), dict):
+        return normalize_crs(crs["properties"].get("name"))
+    return None
 
 
 def _swap(coords: Any) -> Any:
@@ -303,7 +335,7 @@ def _mean(points: list[list[float]]) -> list[float]:
 
 def _representative_xy(geometry: dict[str, Any]) -> list[float] | None:
     kind = geometry.get("type")
-    coords = geometry.get("coordinates")
+    coords: Any = geometry.get("coordinates")
     try:
         if kind == "Point":
             return [float(coords[0]), float(coords[1])]
@@ -318,8 +350,7 @@ def _representative_xy(geometry: dict[str, Any]) -> list[float] | None:
             found = _ring_centroid(coords[0]) if coords else None
             return found[0] if found else None
         if kind == "MultiPolygon":
-            parts = [_ring_centroid(poly[0]) for poly in coords if poly]
-            parts = [p for p in parts if p]
+            parts = [found for poly in coords if poly and (found := _ring_centroid(poly[0]))]
             total = sum(area for _, area in parts)
             if not parts:
                 return None
@@ -330,10 +361,10 @@ def _representative_xy(geometry: dict[str, Any]) -> list[float] | None:
                 sum(p[1] * a for p, a in parts) / total,
             ]
         if kind == "GeometryCollection":
-            for member in geometry.get("geometries", []):
-                found = _representative_xy(member)
-                if found:
-                    return found
+            for part in geometry.get("geometries", []):
+                xy = _representative_xy(part)
+                if xy:
+                    return xy
     except (TypeError, ValueError, IndexError, ZeroDivisionError):
         return None
     return None
@@ -373,3 +404,56 @@ def geometry_wgs84(geometry: Any, crs: str | None = None) -> dict[str, Any] | No
     if is_wgs84(source):
         return shape
     return {"type": shape["type"], "coordinates": _map_coords(shape["coordinates"], source)}
+
+
+def _positions(coordinates: Any) -> Iterator[tuple[float, float]]:
+    if (
+        isinstance(coordinates, list | tuple)
+        and len(coordinates) >= 2
+        and all(isinstance(c, int | float) and not isinstance(c, bool) for c in coordinates[:2])
+    ):
+        yield float(coordinates[0]), float(coordinates[1])
+        return
+    if isinstance(coordinates, list | tuple):
+        for item in coordinates:
+            yield from _positions(item)
+
+
+def count_positions(geometry: Any) -> int:
+    """Number of coordinate positions in a GeoJSON geometry."""
+    if not isinstance(geometry, Mapping):
+        return 0
+    if isinstance(geometry.get("geometries"), list):
+        return sum(count_positions(part) for part in geometry["geometries"])
+    return sum(1 for _ in _positions(geometry.get("coordinates")))
+
+
+def thin_geometry(geometry: Mapping[str, Any], max_positions: int) -> dict[str, Any]:
+    """Keep every n-th vertex of lines and rings so the geometry has about ``max_positions``.
+
+    For display only: area announcements arrive with polygons of 10,000+ vertices, which
+    are too heavy to store per event and push to every map client. Ends of lines and
+    closure of rings are kept; points are untouched.
+    """
+    total = count_positions(geometry)
+    out = dict(geometry)
+    if total <= max_positions or "coordinates" not in geometry:
+        return out
+    step = math.ceil(total / max_positions)
+
+    def thin(coordinates: Any, depth: int) -> Any:
+        if depth == 1:  # a list of positions: a line or a ring
+            if len(coordinates) <= 4:
+                return coordinates
+            kept = coordinates[::step]
+            if kept[-1] != coordinates[-1]:
+                kept.append(coordinates[-1])
+            return kept if len(kept) >= 4 or coordinates[0] != coordinates[-1] else coordinates[:4]
+        return [thin(item, depth - 1) for item in coordinates]
+
+    depth = {"LineString": 1, "MultiPoint": 1, "Polygon": 2, "MultiLineString": 2, "MultiPolygon": 3}.get(
+        str(geometry.get("type")), 0
+    )
+    if depth:
+        out["coordinates"] = thin(geometry["coordinates"], depth)
+    return out

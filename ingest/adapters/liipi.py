@@ -21,22 +21,13 @@ Two files make a feed: ``/api/v1/facilities`` (static part) and ``/api/v1/utiliz
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 
-from ingest.adapters._values import (
-    error_reason,
-    is_wgs84,
-    member,
-    parse_int,
-    parse_timestamp,
-    representative_point,
-    reproject_geometry,
-    text,
-)
+from ingest.adapters import geo
+from ingest.adapters._values import error_reason, load_json, member, parse_int, parse_timestamp, text
 from ingest.records import Batch, ParkingObservation, ParkingSite, ParkingStatus, PayloadError, Rejected
 from ingest.spec import ParseContext
 
@@ -57,10 +48,7 @@ def sniff(head: bytes) -> int:
 
 
 def parse(body: bytes, ctx: ParseContext) -> Batch:
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PayloadError(f"Liipi response is not valid JSON: {exc}") from exc
+    payload = load_json(body, "Liipi response")
     if isinstance(payload, list):
         return _utilizations(payload)
     if isinstance(payload, dict) and isinstance(payload.get("results"), list):
@@ -107,14 +95,10 @@ def _facility(facility_id: str, raw: dict[str, Any]) -> ParkingSite:
     lat = lon = None
     location = raw.get("location")
     if isinstance(location, dict) and location.get("type"):
-        crs = _crs_name(location)
-        geometry = (
-            {"type": location["type"], "coordinates": location.get("coordinates")}
-            if is_wgs84(crs)
-            else reproject_geometry(location, crs or "")
-        )
-        point = representative_point(geometry)
-        if point is None:
+        # The 2008 GeoJSON 'crs' member (Liipi sends EPSG:4326) is read by geo.
+        geometry = geo.geometry_wgs84(location)
+        point = geo.representative_point(geometry) if geometry else None
+        if geometry is None or point is None:
             raise ValueError(f"unreadable location geometry of type {location.get('type')!r}")
         lat, lon = point
         extra["geometry"] = geometry
@@ -148,13 +132,6 @@ def _facility(facility_id: str, raw: dict[str, Any]) -> ParkingSite:
         operator=text(raw.get("operatorId")),
         extra=extra,
     )
-
-
-def _crs_name(location: dict[str, Any]) -> str | None:
-    crs = location.get("crs")
-    if isinstance(crs, dict) and isinstance(crs.get("properties"), dict):
-        return text(crs["properties"].get("name"))
-    return None
 
 
 def _utilizations(entries: list[Any]) -> Batch:

@@ -45,7 +45,8 @@ from typing import Any
 from lxml import etree
 from pydantic import ValidationError
 
-from ingest.adapters._values import error_reason, parse_float, parse_timestamp, reproject, text, valid_lat_lon
+from ingest.adapters import geo
+from ingest.adapters._values import decode_text, error_reason, parse_float, parse_timestamp, text
 from ingest.records import Batch, Congestion, PayloadError, Rejected, TrafficObservation, TrafficSite
 from ingest.spec import ParseContext
 
@@ -189,8 +190,8 @@ def _to_wgs84(x: float, y: float, crs: str) -> tuple[float, float]:
     if abs(x) <= 180 and abs(y) <= 90:  # already longitude/latitude
         lat, lon = y, x
     else:
-        lat, lon = reproject(x, y, crs)
-    if not valid_lat_lon(lat, lon):
+        lat, lon = geo.to_latlon(x, y, crs)
+    if not geo.valid_lat_lon(lat, lon):
         raise ValueError(f"coordinates {x}, {y} do not give a valid position")
     return lat, lon
 
@@ -198,16 +199,8 @@ def _to_wgs84(x: float, y: float, crs: str) -> tuple[float, float]:
 # --- pmed_ubicacion CSV ---------------------------------------------------------------
 
 
-def _decode(body: bytes) -> str:
-    try:
-        return body.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        # Older editions of the file are Windows-1252 / Latin-1.
-        return body.decode("cp1252", errors="replace")
-
-
 def _parse_locations(body: bytes, options: dict[str, Any]) -> Batch:
-    content = _decode(body)
+    content = decode_text(body)
     first_line = content.split("\n", 1)[0]
     delimiter = ";" if first_line.count(";") >= first_line.count(",") else ","
     reader = csv.DictReader(io.StringIO(content), delimiter=delimiter)
@@ -249,7 +242,7 @@ def _parse_locations(body: bytes, options: dict[str, Any]) -> Batch:
             lat = lon = None
             if lat_col and lon_col and text(row.get(lat_col)) and text(row.get(lon_col)):
                 lat, lon = parse_float(row[lat_col]), parse_float(row[lon_col])
-                if not valid_lat_lon(lat, lon):
+                if not geo.valid_lat_lon(lat, lon):
                     raise ValueError(f"latitude/longitude {row[lat_col]!r}, {row[lon_col]!r} out of range")
             elif x_col and y_col and text(row.get(x_col)) and text(row.get(y_col)):
                 x, y = parse_float(row[x_col]), parse_float(row[y_col])

@@ -38,7 +38,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from ingest.adapters import geo
-from ingest.adapters.generic import address_text, clean_text, parse_time, to_float, to_int
+from ingest.adapters._values import (
+    address_text,
+    clean_text,
+    load_json,
+    parse_float,
+    parse_int,
+    parse_timestamp,
+)
 from ingest.adapters.mapping_presets import SITE_STATUS, canonical_status
 from ingest.records import (
     Batch,
@@ -189,7 +196,7 @@ def _time(entity: _Entity, *attr_names: str, keys: tuple[str, ...]) -> tuple[dat
         if candidate in (None, ""):
             continue
         try:
-            parsed = parse_time(candidate, UTC)
+            parsed = parse_timestamp(candidate, UTC)
         except (ValueError, OverflowError):
             raise _Reject(f"unreadable time {candidate!r}") from None
         if parsed is not None:
@@ -200,7 +207,7 @@ def _time(entity: _Entity, *attr_names: str, keys: tuple[str, ...]) -> tuple[dat
 def _int(entity: _Entity, *names: str) -> int | None:
     value = entity.get(*names)
     try:
-        return to_int(value)
+        return parse_int(value, lenient=True, rounded=True)
     except ValueError:
         raise _Reject(f"{names[0]} {value!r} is not a number") from None
 
@@ -208,7 +215,7 @@ def _int(entity: _Entity, *names: str) -> int | None:
 def _float(entity: _Entity, *names: str) -> float | None:
     value = entity.get(*names)
     try:
-        return to_float(value)
+        return parse_float(value, lenient=True)
     except ValueError:
         raise _Reject(f"{names[0]} {value!r} is not a number") from None
 
@@ -229,10 +236,10 @@ def _position(entity: _Entity) -> tuple[float | None, float | None, dict[str, An
             lat_value = entity.get("lat", "latitude")
             lon_value = entity.get("lon", "lng", "longitude")
             if lat_value is not None and lon_value is not None:
-                lat, lon = to_float(lat_value), to_float(lon_value)
+                lat, lon = parse_float(lat_value, lenient=True), parse_float(lon_value, lenient=True)
     except (ValueError, TypeError) as exc:
         raise _Reject(f"unusable location: {exc}") from None
-    if lat is not None and lon is not None and not geo.valid_latlon(lat, lon):
+    if lat is not None and lon is not None and not geo.valid_lat_lon(lat, lon):
         raise _Reject(f"location lat={lat} lon={lon} is outside WGS84")
     return lat, lon, geometry
 
@@ -357,7 +364,7 @@ def _period_seconds(entity: _Entity) -> float | None:
         if isinstance(observed, str) and "/" in observed:
             start, end = observed.split("/", 1)
     try:
-        start_at, end_at = parse_time(start, UTC), parse_time(end, UTC)
+        start_at, end_at = parse_timestamp(start, UTC), parse_timestamp(end, UTC)
     except ValueError:
         return None
     if start_at is None or end_at is None:
@@ -542,10 +549,7 @@ def _entities(doc: Any) -> list[Any]:
 
 
 def parse(body: bytes, ctx: ParseContext) -> Batch:
-    try:
-        doc = json.loads(body.decode("utf-8-sig"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise PayloadError(f"NGSI payload is not valid JSON: {exc}") from exc
+    doc = load_json(body, "NGSI payload")
     if isinstance(doc, dict) and ("$schema" in doc or ("allOf" in doc and "$id" in doc)):
         title = doc.get("title") or doc.get("$id") or "an entity type"
         raise PayloadError(

@@ -40,20 +40,17 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import ValidationError
 
-from ingest.adapters import ods_presets
+from ingest.adapters import geo, ods_presets
 from ingest.adapters._values import (
+    decode_text,
     error_reason,
     get_path,
-    is_wgs84,
+    load_json,
     member,
     parse_float,
     parse_int,
     parse_timestamp,
-    representative_point,
-    reproject,
-    reproject_geometry,
     text,
-    valid_lat_lon,
 )
 from ingest.adapters.ods_presets import OdsPreset, normalize_key, normalize_word
 from ingest.records import (
@@ -171,10 +168,7 @@ def _read_page(body: bytes) -> _Page:
     stripped = body.lstrip(b"\xef\xbb\xbf \t\r\n")
     if not stripped.startswith((b"{", b"[")):
         return _read_csv(body)
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PayloadError(f"Opendatasoft response is not valid JSON: {exc}") from exc
+    payload = load_json(body, "Opendatasoft response")
     if isinstance(payload, list):
         return _read_list(payload)
     if not isinstance(payload, dict):
@@ -254,15 +248,8 @@ def _read_list(items: list[Any]) -> _Page:
     return _Page(records, "export-json")
 
 
-def _decode(body: bytes) -> str:
-    try:
-        return body.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return body.decode("cp1252", errors="replace")
-
-
 def _read_csv(body: bytes) -> _Page:
-    content = _decode(body)
+    content = decode_text(body)
     first_line = content.split("\n", 1)[0]
     counts = {sep: first_line.count(sep) for sep in (";", ",", "\t")}
     delimiter = max(counts, key=lambda sep: counts[sep])
@@ -586,8 +573,8 @@ def _location(
         lat, lon = parse_float(record.get(mapping.lat)), parse_float(record.get(mapping.lon))
         if lat is None or lon is None:
             lat = lon = None
-        elif crs and not is_wgs84(crs):
-            lat, lon = reproject(lon, lat, crs)
+        elif not geo.is_wgs84(crs):
+            lat, lon = geo.to_latlon(lon, lat, crs)
     else:
         lat = lon = None
         point = None
@@ -608,13 +595,13 @@ def _location(
                     break
         if point is not None:
             lat, lon = point
-    if geometry is not None and crs and not is_wgs84(crs):
-        geometry = reproject_geometry(geometry, crs)
+    if geometry is not None and not geo.is_wgs84(crs):
+        geometry = geo.geometry_wgs84(geometry, crs)
     if (lat is None or lon is None) and geometry is not None:
-        representative = representative_point(geometry)
+        representative = geo.representative_point(geometry)
         if representative:
             lat, lon = representative
-    if lat is not None and lon is not None and not valid_lat_lon(lat, lon):
+    if lat is not None and lon is not None and not geo.valid_lat_lon(lat, lon):
         raise ValueError(f"position {lat}, {lon} is not a valid WGS84 latitude/longitude")
     return lat, lon, geometry
 

@@ -19,7 +19,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ingest.adapters.generic import clean_text, id_text, parse_time, to_int, zone
+from ingest.adapters._values import (
+    clean_text,
+    error_reason,
+    load_json,
+    parse_float,
+    parse_int,
+    parse_timestamp,
+    text,
+    zone,
+)
 from ingest.adapters.mapping_presets import SITE_STATUS, canonical_site_type, canonical_status
 from ingest.records import Batch, ParkingObservation, ParkingSite, PayloadError, Record, Rejected
 from ingest.spec import ParseContext
@@ -53,20 +62,20 @@ def _timezone(ctx: ParseContext) -> str:
 
 
 def parse(body: bytes, ctx: ParseContext) -> Batch:
-    try:
-        doc = json.loads(body.decode("utf-8-sig"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise PayloadError(f"ParkAPI payload is not valid JSON: {exc}") from exc
+    doc = load_json(body, "ParkAPI payload")
     if isinstance(doc, dict) and "$schema" in doc:
         raise PayloadError("this is the ParkAPI city JSON Schema (a description of the format), not a feed")
     if not isinstance(doc, dict) or not isinstance(doc.get("lots"), list):
         seen = ", ".join(list(doc)[:10]) if isinstance(doc, dict) else type(doc).__name__
         raise PayloadError(f"not ParkAPI city JSON: no 'lots' list (seen: {seen})")
-    tz = zone(_timezone(ctx))
+    try:
+        tz = zone(_timezone(ctx))
+    except ValueError as exc:
+        raise PayloadError(f"ParkAPI feed: {exc}") from exc
     generated_at = None
     for key in ("last_updated", "last_downloaded"):
         try:
-            generated_at = parse_time(doc.get(key), tz)
+            generated_at = parse_timestamp(doc.get(key), tz)
         except ValueError:
             generated_at = None
         if generated_at is not None:
@@ -94,23 +103,19 @@ def _excerpt(raw: Any) -> str:
 def _lot(lot: Any, generated_at: datetime | None) -> list[Record]:
     if not isinstance(lot, dict):
         raise _Reject("lot is not an object")
-    lot_id = id_text(lot.get("id"))
+    lot_id = text(lot.get("id"))
     if lot_id is None:
         raise _Reject("lot has no id")
     try:
-        total = to_int(lot.get("total"))
-        free = to_int(lot.get("free"))
+        total = parse_int(lot.get("total"), lenient=True, rounded=True)
+        free = parse_int(lot.get("free"), lenient=True, rounded=True)
     except ValueError as exc:
         raise _Reject(f"unreadable count: {exc}", lot_id) from None
-    coords = lot.get("coords") if isinstance(lot.get("coords"), dict) else {}
+    coords: dict[str, Any] = lot["coords"] if isinstance(lot.get("coords"), dict) else {}
     try:
-        lat = float(coords["lat"]) if coords.get("lat") is not None else None
-        lon = (
-            float(coords.get("lng", coords.get("lon")))
-            if coords.get("lng", coords.get("lon")) is not None
-            else None
-        )
-    except (TypeError, ValueError):
+        lat = parse_float(coords.get("lat"))
+        lon = parse_float(coords.get("lng", coords.get("lon")))
+    except ValueError:
         raise _Reject(f"unreadable coords {coords!r}", lot_id) from None
     raw_state = lot.get("state")
     state = _STATES.get(str(raw_state).strip().lower()) if raw_state is not None else None
@@ -129,8 +134,7 @@ def _lot(lot: Any, generated_at: datetime | None) -> list[Record]:
             extra=extra,
         )
     except ValidationError as exc:
-        problem = exc.errors()[0]
-        raise _Reject(f"invalid {'.'.join(map(str, problem['loc']))}: {problem['msg']}", lot_id) from None
+        raise _Reject(error_reason(exc), lot_id) from None
     out: list[Record] = [site]
     if free is None and state not in ("closed", "full"):
         return out

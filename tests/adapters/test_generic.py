@@ -14,7 +14,7 @@ import pytest
 from pyproj import Transformer
 
 from ingest.adapters import generic
-from ingest.adapters.generic import compile_field, parse_time, to_number
+from ingest.adapters.generic import compile_field
 from ingest.records import PayloadError
 from ingest.spec import FieldMapping, ParseContext
 
@@ -58,62 +58,6 @@ def test_paths_fall_back_into_properties_and_attributes():
     assert compile_field("obs_free")(feature, None) == "56"
     assert compile_field("properties.obs_free")(feature, None) == "56"
     assert compile_field("name")(KONSTANZ["features"][0], None) == "Parkhaus LAGO"
-
-
-# --- values --------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("raw", "expected"),
-    [
-        ("56", 56.0),
-        ("1,5", 1.5),
-        ("1.234,5", 1234.5),
-        ("1,234.5", 1234.5),
-        (" 12 ", 12.0),
-        (930.0, 930.0),
-        ("", None),
-        ("???", None),
-        ("-", None),
-        (None, None),
-    ],
-)
-def test_numbers(raw, expected):
-    assert to_number(raw) == expected
-
-
-def test_number_with_digits_but_garbage_raises():
-    with pytest.raises(ValueError):
-        to_number("12a")
-
-
-@pytest.mark.parametrize(
-    ("raw", "tz", "expected"),
-    [
-        ("2024-06-10 10:20:00", "Europe/Berlin", datetime(2024, 6, 10, 8, 20, tzinfo=UTC)),
-        ("2024-11-27T18:39:00Z", "Europe/Berlin", datetime(2024, 11, 27, 18, 39, tzinfo=UTC)),
-        ("2024-06-18T07:59:51.000000Z", "UTC", datetime(2024, 6, 18, 7, 59, 51, tzinfo=UTC)),
-        (1723876205000, "UTC", datetime(2024, 8, 17, 6, 30, 5, tzinfo=UTC)),
-        ("1723876205", "UTC", datetime(2024, 8, 17, 6, 30, 5, tzinfo=UTC)),
-        ("Mon, 15 Jul 2019 21:12:00 +0200", "UTC", datetime(2019, 7, 15, 19, 12, tzinfo=UTC)),
-        ("Mon, 22 Jun 2015 12:43:50 GMT", "Europe/Zurich", datetime(2015, 6, 22, 12, 43, 50, tzinfo=UTC)),
-        ("30.10.2023 11:40", "Europe/Berlin", datetime(2023, 10, 30, 10, 40, tzinfo=UTC)),
-        ("11.03.2022, 21:05", "Europe/Berlin", datetime(2022, 3, 11, 20, 5, tzinfo=UTC)),
-        ("mer. 03 avril 2019 à 08:00", "Europe/Paris", datetime(2019, 4, 3, 6, 0, tzinfo=UTC)),
-        ("3. März 2024 um 14:30", "Europe/Berlin", datetime(2024, 3, 3, 13, 30, tzinfo=UTC)),
-        ("2016-12-07T11:10:00/2016-12-07T11:15:00", "UTC", datetime(2016, 12, 7, 11, 15, tzinfo=UTC)),
-    ],
-)
-def test_timestamps(raw, tz, expected):
-    assert parse_time(raw, generic.zone(tz)) == expected
-
-
-def test_timestamp_format_and_garbage():
-    assert parse_time("20240610-1020", generic.zone("Europe/Berlin"), "%Y%m%d-%H%M") == datetime(
-        2024, 6, 10, 8, 20, tzinfo=UTC
-    )
-    with pytest.raises(ValueError):
-        parse_time("yesterday", UTC)
 
 
 # --- shapes --------------------------------------------------------------------------------------

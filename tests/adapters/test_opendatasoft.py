@@ -347,7 +347,7 @@ def test_bad_records_are_rejected_not_fatal():
     assert batch.counts() == {"parking_site": 1, "parking_observation": 1}
     reasons = [(r.source_id, r.reason) for r in batch.rejected]
     assert reasons[0] == (None, "record has no id")
-    assert reasons[1] == ("477", "not a number: 'plenty'")
+    assert reasons[1] == ("477", "'plenty' is not a number")
     assert reasons[2][0] == "10" and "not a valid WGS84" in reasons[2][1]
     assert reasons[3] == (None, "record has no fields")
 
