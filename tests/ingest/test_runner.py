@@ -286,3 +286,29 @@ async def test_two_ingest_processes_never_poll_the_same_feed(
         assert second.holds("strasbourg") and second.states["strasbourg"].polls > 0
     finally:
         await second.stop()
+
+
+@pytest.mark.slow
+async def test_national_ndw_feed_through_the_poller(service, feed_server, database_url) -> None:
+    """The 50 MB (unpacked) Dutch national feed, served gzipped as published, ingested whole."""
+    body = (FEEDS / "datex2/nl-ndw-trafficspeed-MeasuredDataPublication-v2-national.xml.gz").read_bytes()
+    spec = feed("ndw", feed_server.serve("/trafficspeed.xml.gz", body, content_type="application/x-gzip"))
+    await service.start([spec], poll=False)
+    await service.poll_once(service.states["ndw"])
+    rows = await q(
+        database_url,
+        "SELECT count(*) AS n, count(speed_kmh) AS with_speed, count(*) FILTER (WHERE 'no_static_data' = ANY(flags))"
+        " AS bare FROM traffic_sites",
+    )
+    assert rows[0]["n"] == 19587 and rows[0]["bare"] == 19587
+    assert rows[0]["with_speed"] > 10000
+    site = (
+        await q(
+            database_url,
+            "SELECT speed_kmh, flow_vph FROM traffic_sites WHERE source_id = 'PZH01_MST_0065_00'",
+        )
+    )[0]
+    assert (site["speed_kmh"], site["flow_vph"]) == (72.0, 120.0)
+    h = await health(database_url, "ndw")
+    assert h["last_records"] == 19587 and h["consecutive_failures"] == 0
+    assert (await q(database_url, "SELECT bytes FROM poll_log"))[0]["bytes"] == len(body)
