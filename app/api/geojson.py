@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
 from app.api.params import encode_cursor
 
@@ -68,7 +68,8 @@ def collection(
     return json_response(body, headers=headers, media_type="application/geo+json")
 
 
-class GeoJSONResponse(Response):
-    """Only names the media type for the OpenAPI document; handlers return ready bytes."""
+class GeoJSONResponse(JSONResponse):
+    """Names the media type in the OpenAPI document (with the response model's schema);
+    handlers return ready bytes."""
 
     media_type = "application/geo+json"

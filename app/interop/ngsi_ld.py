@@ -261,21 +261,20 @@ def _options(raw: str | None) -> str | None:
     return "keyValues" if values & {"keyValues", "simplified"} else None
 
 
-ENTITY_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {
-        "content": {
-            "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
-            LD_JSON: {"schema": {"type": "array", "items": {"type": "object"}}},
-        }
-    },
-    406: {"description": "Not acceptable", "content": {"application/problem+json": {}}},
-}
+def _responses(schema: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
+    return {
+        200: {"content": {"application/json": {"schema": schema}, LD_JSON: {"schema": schema}}},
+        406: {"description": "Not acceptable", "content": {"application/problem+json": {}}},
+    }
+
+
+ENTITY = {"type": "object", "required": ["id", "type"], "properties": {"id": {"type": "string"}}}
 
 
 @router.get(
     "/entities",
     summary="Query entities (NGSI-LD): OffStreetParking, TrafficFlowObserved, BikeHireDockingStation",
-    responses=ENTITY_RESPONSES,
+    responses=_responses({"type": "array", "items": ENTITY}),
     response_class=Response,
 )
 async def query_entities(
@@ -343,7 +342,7 @@ def _count_filter(kind: str) -> SiteFilter:
 @router.get(
     "/entities/{entity_id}",
     summary="One entity by its URN (NGSI-LD)",
-    responses=ENTITY_RESPONSES,
+    responses=_responses(ENTITY),
     response_class=Response,
 )
 async def get_entity(
