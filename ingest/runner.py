@@ -198,9 +198,20 @@ class IngestService:
                 await self.poll_once(state)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # a bug in one feed's path must not end its poller, nor others
+            except Exception as exc:  # a bug in one feed's path must not end its poller, nor others
                 log.exception("poll crashed", extra={"feed": spec.name})
                 state.failures += 1
+                with contextlib.suppress(Exception):
+                    now = datetime.now(UTC)
+                    await self.store.record_failure(
+                        spec,
+                        PollInfo(
+                            started_at=now,
+                            duration_ms=0.0,
+                            url=str(spec.url),
+                            error=f"internal error: {type(exc).__name__}: {exc}",
+                        ),
+                    )
             delay = self._next_delay(state)
             await asyncio.sleep(delay)
 
