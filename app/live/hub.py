@@ -150,15 +150,21 @@ class Hub:
             batch = await read_after(conn, self.dispatched_seq, limit=READ_PAGE)
             if not batch:
                 return
-            sessions = [s for s in self.sessions if s.live]
-            for change in batch:
-                for session in sessions:
-                    session.offer(change)
-                self.dispatched_seq = change.seq
+            # A burst larger than a client's queue must not look like a slow client: writers get
+            # the loop every half queue, so a client that keeps up drains before its queue fills.
+            step = max(1, self.settings.ws_queue_size // 2)
+            for start in range(0, len(batch), step):
+                if start:
+                    await asyncio.sleep(0)
+                # Recomputed after every yield: a session may have gone live meanwhile.
+                sessions = [s for s in self.sessions if s.live]
+                for change in batch[start : start + step]:
+                    for session in sessions:
+                        session.offer(change)
+                    self.dispatched_seq = change.seq
             self.metrics.changes_read += len(batch)
             if len(batch) < READ_PAGE:
                 return
-            await asyncio.sleep(0)  # let writers run between large pages
 
     # ------------------------------------------------------------------ connections
 

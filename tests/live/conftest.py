@@ -155,3 +155,41 @@ async def client_factory() -> AsyncIterator[Any]:
     yield make
     for ws in opened:
         await ws.close()
+
+
+async def changes_after(engine: AsyncEngine, after: int = 0) -> list[dict[str, Any]]:
+    """The change log as the database holds it: the reference every client is compared with."""
+    from sqlalchemy import text
+
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT seq, topic, site_id, lat, lon, free, payload FROM changes WHERE seq > :a ORDER BY seq"
+            ),
+            {"a": after},
+        )
+        return [dict(r._mapping) for r in rows]
+
+
+async def collect_deltas(ws: ClientConnection, until_seq: int, wait: float = 20) -> list[dict[str, Any]]:
+    """Deltas up to the first with seq >= ``until_seq``."""
+    deltas: list[dict[str, Any]] = []
+    while True:
+        message = await recv(ws, wait)
+        if message["type"] != "delta":
+            continue
+        deltas.append(message)
+        if message["seq"] >= until_seq:
+            return deltas
+
+
+async def subscribe(ws: ClientConnection, **body: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Send a subscribe; returns (subscribed, snapshot items) — items empty for a resume."""
+    await ws.send(json.dumps({"type": "subscribe", **body}))
+    first = await recv(ws)
+    while first["type"] == "heartbeat":
+        first = await recv(ws)
+    if first["type"] != "subscribed" or first["mode"] == "resume":
+        return first, []
+    _, messages = await recv_until(ws, "snapshot_end")
+    return first, [i for m in messages if m["type"] == "snapshot" for i in m["items"]]
