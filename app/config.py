@@ -31,19 +31,29 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("MOBILITY_DATABASE_URL", "DATABASE_URL"),
         description="PostgreSQL URL; when unset an embedded PostgreSQL is started under data_dir.",
     )
-    data_dir: Path = Field(default_factory=default_data_dir)
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Where the embedded database keeps its data (default: the user data dir, e.g. "
+        "~/.local/share/mobility-live).",
+    )
     feeds_file: Path | None = Field(default=None, description="TOML feeds file; none means the demo.")
     demo: bool | None = Field(default=None, description="Force the demo on/off (default: on without feeds).")
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=0, le=65535)
-    log_format: Literal["auto", "json", "text"] = "auto"
-    log_level: str = "INFO"
+    host: str = Field(default="127.0.0.1", description="Address to listen on.")
+    port: int = Field(default=8000, ge=0, le=65535, description="Port to listen on (0: any free port).")
+    log_format: Literal["auto", "json", "text"] = Field(
+        default="auto", description="auto: JSON lines when stderr is not a terminal."
+    )
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
 
     # Storage
     retention_days: int = Field(default=400, ge=1, description="Observation partitions older are dropped.")
-    partitions_ahead_days: int = Field(default=3, ge=1, le=60)
+    partitions_ahead_days: int = Field(
+        default=3, ge=1, le=60, description="Daily observation partitions created ahead."
+    )
     changes_retention_hours: float = Field(default=24.0, gt=0, description="Resume window of the live feed.")
-    quarantine_retention_days: int = Field(default=30, ge=1)
+    quarantine_retention_days: int = Field(
+        default=30, ge=1, description="Quarantined records and poll logs kept this long."
+    )
     max_future_skew_s: float = Field(
         default=300.0, ge=0, description="Timestamps later than now+this are bad."
     )
@@ -52,9 +62,16 @@ class Settings(BaseSettings):
     )
 
     # Ingest
-    poll_concurrency: int = Field(default=8, ge=1, le=256)
-    http_user_agent: str = "mobility-live/0.1 (+https://github.com/mobility-live)"
-    retry_max_backoff_s: float = Field(default=600.0, gt=0)
+    poll_concurrency: int = Field(
+        default=8, ge=1, le=256, description="Sizes the shared HTTP connection pool of the pollers."
+    )
+    http_user_agent: str = Field(
+        default="mobility-live/0.1 (+https://github.com/mobility-live)",
+        description="User-Agent sent to feeds.",
+    )
+    retry_max_backoff_s: float = Field(
+        default=600.0, gt=0, description="Cap of the exponential backoff after failed polls."
+    )
 
     # Live feed
     ws_queue_size: int = Field(
@@ -64,24 +81,37 @@ class Settings(BaseSettings):
         default=10.0, gt=0, description="A client coalescing longer is closed 1013."
     )
     ws_max_message_bytes: int = Field(default=16 * 1024, ge=256, description="Largest client message.")
-    ws_heartbeat_s: float = Field(default=15.0, gt=0)
-    ws_snapshot_chunk: int = Field(default=500, ge=1, le=10000)
-    ws_public_connections_per_ip: int = Field(default=20, ge=1)
-    ws_client_messages_per_minute: int = Field(default=120, ge=1)
+    ws_heartbeat_s: float = Field(default=15.0, gt=0, description="Seconds between heartbeat messages.")
+    ws_snapshot_chunk: int = Field(default=500, ge=1, le=10000, description="Items per snapshot message.")
+    ws_public_connections_per_ip: int = Field(
+        default=20, ge=1, description="Keyless websocket connections allowed per client IP."
+    )
+    ws_client_messages_per_minute: int = Field(
+        default=120, ge=1, description="Messages a keyless client may send per minute."
+    )
 
     # REST API
-    api_max_page_size: int = Field(default=1000, ge=1)
-    api_default_page_size: int = Field(default=200, ge=1)
-    api_max_history_days: int = Field(default=31, ge=1)
-    api_max_export_days: int = Field(default=92, ge=1)
-    api_rate_per_minute_ip: int = Field(default=600, ge=1)
-    api_rate_per_minute_key: int = Field(default=6000, ge=1)
-    cors_origins: list[str] = Field(default_factory=list)
+    api_max_page_size: int = Field(default=1000, ge=1, description="Largest `limit` of a list request.")
+    api_default_page_size: int = Field(default=200, ge=1, description="`limit` when none is given.")
+    api_max_history_days: int = Field(default=31, ge=1, description="Longest span of a history request.")
+    api_max_export_days: int = Field(default=92, ge=1, description="Longest span of an export.")
+    api_rate_per_minute_ip: int = Field(
+        default=600, ge=1, description="REST requests per minute per client IP (then 429)."
+    )
+    api_rate_per_minute_key: int = Field(
+        default=6000, ge=1, description="REST requests per minute per API key (then 429)."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description='Origins allowed by CORS, as JSON: ["https://a.example"].'
+    )
     admin_token: str | None = Field(default=None, description="Bearer token for /admin endpoints.")
 
     # Dashboard
-    tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
-    tile_attribution: str = "© OpenStreetMap contributors"
+    tile_url: str = Field(
+        default="https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+        description="Base-map raster tiles; empty for none (the map still shows everything).",
+    )
+    tile_attribution: str = Field(default="© OpenStreetMap contributors", description="Shown on the map.")
 
     # REST API (continued)
     api_max_history_points: int = Field(
@@ -133,12 +163,19 @@ class Settings(BaseSettings):
         description="Topics a connection without an API key may subscribe to.",
     )
     ws_close_timeout_s: float = Field(
-        default=3.0, gt=0, description="Longest wait to deliver a close frame before the connection is dropped."
+        default=3.0,
+        gt=0,
+        description="Longest wait to deliver a close frame before the connection is dropped.",
     )
     ws_poll_s: float = Field(default=5.0, gt=0, description="Change-log poll when no notification arrives.")
-    ws_listener_max_backoff_s: float = Field(default=30.0, gt=0, description="Longest wait between LISTEN retries.")
+    ws_listener_max_backoff_s: float = Field(
+        default=30.0, gt=0, description="Longest wait between LISTEN retries."
+    )
     ws_key_check_s: float = Field(
-        default=2.0, gt=0, le=4.0, description="Revoked-key poll (revoked keys close within this + close time)."
+        default=2.0,
+        gt=0,
+        le=4.0,
+        description="Revoked-key poll (revoked keys close within this + close time).",
     )
     changes_retention_interval_s: float = Field(default=300.0, gt=0, description="How often retention runs.")
 
