@@ -104,6 +104,8 @@ class Hub:
         )
         await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
         await conn.add_listener(api_keys.REVOKE_CHANNEL, self._on_revoke)
+        # Wake the loop at once when the server drops us, rather than at the next poll.
+        conn.add_termination_listener(self._on_notify)
         self._listen_conn = conn
         return conn
 
