@@ -133,9 +133,13 @@ def parse_float(value: Any, *, lenient: bool = False) -> float | None:
     sensors). Text with digits that still is not a number ('12a') is an error either way.
     """
     if isinstance(value, str):
+        try:
+            number = float(value)  # the common case, without the separator work below
+        except ValueError:
+            pass
+        else:
+            return _finite(number, value)
         raw = value.strip()
-        if _PLAIN_NUMBER.fullmatch(raw):  # the common case, without the separator work below
-            return _finite(float(raw), value)
         if not raw:
             return None
         if lenient and not _DIGIT.search(raw):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -88,27 +89,30 @@ def xsi_type(el: etree._Element) -> str | None:
     return value.rpartition(":")[2]
 
 
+# Matching by local name is done by lxml in C: '{*}name' matches the name in any
+# namespace or none. A national file has ~2 million elements; comparing local names
+# in Python was most of the parse time.
+@lru_cache(maxsize=1024)
+def _tags(names: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(f"{{*}}{name}" for name in names)
+
+
 def child(el: etree._Element, *names: str) -> etree._Element | None:
-    for c in el:
-        if local(c.tag) in names:
-            return c
-    return None
+    """First child (document order) with one of the local names."""
+    return next(el.iterchildren(*_tags(names)), None)
 
 
 def children(el: etree._Element, *names: str) -> list[etree._Element]:
-    return [c for c in el if local(c.tag) in names]
+    return list(el.iterchildren(*_tags(names)))
 
 
 def find(el: etree._Element, *names: str) -> etree._Element | None:
     """First descendant (document order) with one of the local names."""
-    for d in el.iterdescendants():
-        if local(d.tag) in names:
-            return d
-    return None
+    return next(el.iterdescendants(*_tags(names)), None)
 
 
 def findall(el: etree._Element, *names: str) -> list[etree._Element]:
-    return [d for d in el.iterdescendants() if local(d.tag) in names]
+    return list(el.iterdescendants(*_tags(names)))
 
 
 def text(el: etree._Element | None) -> str | None:
@@ -119,20 +123,20 @@ def text(el: etree._Element | None) -> str | None:
 
 
 def child_text(el: etree._Element, *names: str) -> str | None:
-    for c in el:
-        if local(c.tag) in names:
-            value = text(c)
-            if value is not None:
-                return value
+    """Text of the first child with one of the names that has any."""
+    for c in el.iterchildren(*_tags(names)):
+        value = text(c)
+        if value is not None:
+            return value
     return None
 
 
 def find_text(el: etree._Element, *names: str) -> str | None:
-    for d in el.iterdescendants():
-        if local(d.tag) in names:
-            value = text(d)
-            if value is not None:
-                return value
+    """Text of the first descendant with one of the names that has any."""
+    for d in el.iterdescendants(*_tags(names)):
+        value = text(d)
+        if value is not None:
+            return value
     return None
 
 
@@ -147,8 +151,8 @@ def multilingual(el: etree._Element | None, prefer: str | None = None) -> str | 
     if el is None:
         return None
     first = None
-    for v in el.iter():
-        if local(v.tag) != "value" or not v.text or not v.text.strip():
+    for v in el.iter("{*}value"):
+        if not v.text or not v.text.strip():
             continue
         if prefer and (v.get("lang") or "").lower().startswith(prefer):
             return tidy(v.text)
