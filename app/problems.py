@@ -126,7 +126,8 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else None
     type_ = NOT_FOUND if exc.status_code == 404 else "about:blank"
-    return problem_response(request, exc.status_code, detail=detail, type=type_, headers=exc.headers)
+    headers = dict(exc.headers) if exc.headers else None
+    return problem_response(request, exc.status_code, detail=detail, type=type_, headers=headers)
 
 
 async def _on_validation(request: Request, exc: Exception) -> JSONResponse:

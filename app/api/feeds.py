@@ -87,7 +87,8 @@ def feed_out(row: dict[str, Any]) -> dict[str, Any]:
 
 
 async def fetch_feeds(session: AsyncSession, page: Page, feed_id: str | None = None) -> list[dict[str, Any]]:
-    where, params = ["true"], {"limit_plus": page.limit + 1}
+    where: list[str] = ["true"]
+    params: dict[str, Any] = {"limit_plus": page.limit + 1}
     if feed_id is not None:
         where.append("f.id = :feed_id")
         params["feed_id"] = feed_id

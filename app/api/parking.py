@@ -78,22 +78,25 @@ def parking_feature(row: dict[str, Any]) -> dict[str, Any]:
     return feature(row["id"], point(row["lat"], row["lon"]), props)
 
 
-async def fetch_parking(
-    session: AsyncSession, settings: Settings, filters: SiteFilter, page: Page
-) -> list[dict[str, Any]]:
-    return await select_sites(
-        session,
-        table="parking_sites",
-        columns=COLUMNS,
-        filters=filters,
-        page=page,
-        outer_select=TREND_SELECT,
-        outer_join=TREND_JOIN,
-        outer_params={
+def parking_query(settings: Settings, filters: SiteFilter, page: Page) -> dict[str, Any]:
+    return {
+        "table": "parking_sites",
+        "columns": COLUMNS,
+        "filters": filters,
+        "page": page,
+        "outer_select": TREND_SELECT,
+        "outer_join": TREND_JOIN,
+        "outer_params": {
             "trend_s": settings.api_trend_window_minutes * 60.0,
             "steady_pct": settings.api_trend_steady_pct,
         },
-    )
+    }
+
+
+async def fetch_parking(
+    session: AsyncSession, settings: Settings, filters: SiteFilter, page: Page
+) -> list[dict[str, Any]]:
+    return await select_sites(session, **parking_query(settings, filters, page))
 
 
 @router.get(

@@ -59,8 +59,7 @@ class SiteFilter:
         return where, params
 
 
-async def select_sites(
-    session: AsyncSession,
+def site_query(
     *,
     table: str,
     columns: str,
@@ -69,8 +68,8 @@ async def select_sites(
     outer_select: str = "",
     outer_join: str = "",
     outer_params: dict[str, Any] | None = None,
-) -> list[dict[str, Any]]:
-    """Rows of ``page.limit + 1`` sites (one extra tells the caller there is a next page)."""
+) -> tuple[str, dict[str, Any]]:
+    """SQL and parameters for ``page.limit + 1`` sites (one extra tells the caller there is a next page)."""
     where, params = filters.clauses()
     if filters.near is not None:
         distance = f", {NEAR_DISTANCE} AS distance_m"
@@ -99,6 +98,11 @@ async def select_sites(
         FROM page {outer_join}
         ORDER BY {"page.distance_m, page.id" if filters.near is not None else "page.id"}
     """
+    return sql, params
+
+
+async def select_sites(session: AsyncSession, **query: Any) -> list[dict[str, Any]]:
+    sql, params = site_query(**query)
     result = await session.execute(text(sql), params)
     return [dict(row) for row in result.mappings()]
 

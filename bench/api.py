@@ -1,0 +1,326 @@
+"""REST API latency and throughput on a real PostgreSQL, through a real uvicorn and a real HTTP client.
+
+Generated in SQL (generate_series, no Python row loops), on DATABASE_URL or an embedded server:
+
+* ``--sites`` parking sites (default 10,000) scattered over a 30 x 25 km city, with current state;
+* 5-minute history for ``--history-sites`` of them (default 100) over ``--days`` (default 30):
+  100 x 8,640 = 864,000 rows. All 10,000 x 30 days (86 M rows) is too much for two cores in a
+  benchmark run; the per-site history query touches one site's rows through the primary key of
+  each daily partition, so its latency depends on the span, not on how many other sites have
+  history.
+
+Measured with ``--concurrency`` clients (default 8), uvicorn in a child process (one worker):
+
+* nearest sites: ``/api/v1/parking/sites?near=…&radius=1000&limit=10`` at random points — p50,
+  p99, requests per second; and the same SQL (the API's own query text, trend included) run
+  directly through an asyncpg pool with the same concurrency — ``ratio`` = API rps / SQL rps;
+* history: one site, 24 h at 5 minutes, and 30 days at 1 hour — p50, p99;
+* current state: ``/api/v1/parking/sites?limit=1000`` (1,000 GeoJSON features) — requests per second.
+
+Usage: python bench/api.py [--sites N] [--history-sites N] [--days N] [--requests N] [--concurrency N]
+Last line: one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app import migrate  # noqa: E402
+from app.api.params import Page  # noqa: E402
+from app.api.parking import parking_query  # noqa: E402
+from app.api.sites import SiteFilter, site_query  # noqa: E402
+from app.config import Settings  # noqa: E402
+from app.db import EmbeddedPostgres, asyncpg_dsn  # noqa: E402
+
+# Rennes-sized box.
+MIN_LAT, MAX_LAT, MIN_LON, MAX_LON = 47.99, 48.21, -1.85, -1.45
+
+SERVER = """
+import sys, uvicorn
+sys.path.insert(0, {root!r})
+from app.config import Settings
+from app.main import create_app
+settings = Settings(database_url={url!r}, data_dir={data!r}, feeds_file=None, demo=False,
+                    api_rate_per_minute_ip=100_000_000, log_level="WARNING")
+uvicorn.run(create_app(settings, database_url={url!r}), host="127.0.0.1", port={port}, log_level="warning",
+            access_log=False)
+"""
+
+
+async def generate(dsn: str, sites: int, history_sites: int, days: int) -> dict[str, Any]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        started = time.perf_counter()
+        now = datetime.now(UTC).replace(second=0, microsecond=0)
+        now -= timedelta(minutes=now.minute % 5)
+        first = now - timedelta(days=days)
+        await conn.execute(
+            "INSERT INTO feeds (id, url, city, interval_s) "
+            "VALUES ('bench', 'https://bench.invalid', 'Bench', 300)"
+        )
+        await conn.execute("INSERT INTO feed_health (feed_id, last_success_at) VALUES ('bench', now())")
+        await conn.execute(
+            """
+            INSERT INTO parking_sites (id, feed_id, source_id, name, lat, lon, capacity, site_type,
+                                       free, occupied, status, observed_at, received_at)
+            SELECT 'bench:' || i, 'bench', i::text, 'Site ' || i,
+                   $1::float8 + random() * ($2::float8 - $1::float8),
+                   $3::float8 + random() * ($4::float8 - $3::float8),
+                   c, 'garage', f, c - f, 'open', $5::timestamptz, $5::timestamptz
+            FROM generate_series(1, $6::int) AS i,
+                 LATERAL (SELECT 50 + (i % 400) AS c) cap,
+                 LATERAL (SELECT (i * 7) % (50 + (i % 400)) AS f) fr
+            """,
+            MIN_LAT,
+            MAX_LAT,
+            MIN_LON,
+            MAX_LON,
+            now,
+            sites,
+        )
+        await conn.execute(
+            "SELECT mobility_ensure_partitions('parking_observations', $1::date, $2::date)",
+            first.date(),
+            now.date() + timedelta(days=1),
+        )
+        await conn.execute(
+            """
+            INSERT INTO parking_observations
+                (site_id, observed_at, received_at, free, occupied, capacity, status)
+            SELECT 'bench:' || i, t, t + interval '20 seconds', f, c - f, c, 'open'
+            FROM generate_series(1, $1::int) AS i,
+                 generate_series($2::timestamptz, $3::timestamptz, interval '5 minutes') AS t,
+                 LATERAL (SELECT 50 + (i % 400) AS c) cap,
+                 LATERAL (SELECT ((extract(epoch FROM t)::bigint / 300 + i * 13) % (50 + (i % 400)))::int
+                          AS f) fr
+            """,
+            history_sites,
+            first,
+            now,
+        )
+        await conn.execute("ANALYZE parking_sites; ANALYZE parking_observations")
+        rows = await conn.fetchval("SELECT count(*) FROM parking_observations")
+        return {
+            "sites": sites,
+            "history_sites": history_sites,
+            "history_days": days,
+            "observation_rows": rows,
+            "generate_s": round(time.perf_counter() - started, 1),
+            "now": now,
+        }
+    finally:
+        await conn.close()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+async def drive(requests: int, concurrency: int, one: Callable[[int], Awaitable[None]]) -> dict[str, float]:
+    latencies: list[float] = []
+    counter = iter(range(requests))
+
+    async def worker() -> None:
+        for i in counter:
+            start = time.perf_counter()
+            await one(i)
+            latencies.append((time.perf_counter() - start) * 1000)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    return {
+        "p50_ms": round(statistics.median(latencies), 2),
+        "p99_ms": round(percentile(latencies, 99), 2),
+        "rps": round(requests / elapsed, 1),
+    }
+
+
+def points(n: int, seed: int) -> list[tuple[float, float]]:
+    rng = random.Random(seed)
+    return [(rng.uniform(MIN_LAT, MAX_LAT), rng.uniform(MIN_LON, MAX_LON)) for _ in range(n)]
+
+
+async def measure(base: str, dsn: str, args: argparse.Namespace, info: dict[str, Any]) -> dict[str, Any]:
+    settings = Settings(database_url=dsn)
+    near_points = points(args.requests, 1)
+    limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+
+        async def get(path: str, params: dict[str, Any]) -> None:
+            response = await client.get(path, params=params)
+            if response.status_code != 200:
+                raise RuntimeError(f"{path} {params}: {response.status_code} {response.text[:300]}")
+
+        # Warm-up: connections, plans, caches.
+        for lat, lon in near_points[:50]:
+            await get("/api/v1/parking/sites", {"near": f"{lat},{lon}", "radius": 1000, "limit": 10})
+        sample = await client.get(
+            "/api/v1/parking/sites", params={"near": f"{near_points[0][0]},{near_points[0][1]}", "limit": 10}
+        )
+        found = sample.json()["count"]
+
+        async def nearest(i: int) -> None:
+            lat, lon = near_points[i]
+            await get("/api/v1/parking/sites", {"near": f"{lat},{lon}", "radius": 1000, "limit": 10})
+
+        near = await drive(args.requests, args.concurrency, nearest)
+
+        now: datetime = info["now"]
+        history_ids = [f"bench:{i}" for i in range(1, args.history_sites + 1)]
+
+        def history(span: timedelta, step: str) -> Callable[[int], Awaitable[None]]:
+            async def one(i: int) -> None:
+                site = history_ids[i % len(history_ids)]
+                await get(
+                    f"/api/v1/parking/sites/{site}/history",
+                    {"from": (now - span).isoformat(), "to": now.isoformat(), "step": step},
+                )
+
+            return one
+
+        history_day = await drive(args.requests, args.concurrency, history(timedelta(days=1), "5m"))
+        history_month = await drive(
+            max(50, args.requests // 4), args.concurrency, history(timedelta(days=args.days), "1h")
+        )
+
+        async def current(i: int) -> None:
+            await get("/api/v1/parking/sites", {"limit": 1000})
+
+        current_state = await drive(max(50, args.requests // 10), args.concurrency, current)
+
+    # The same SQL the API runs for a nearest query, straight through asyncpg.
+    from sqlalchemy import text
+    from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg
+
+    pool = await asyncpg.create_pool(dsn, min_size=args.concurrency, max_size=args.concurrency)
+    try:
+
+        async def direct(i: int) -> None:
+            lat, lon = near_points[i]
+            sql, params = site_query(
+                **parking_query(
+                    settings, SiteFilter(near=(lat, lon), radius=1000.0), Page(limit=10, after=None)
+                )
+            )
+            compiled = text(sql).compile(dialect=pg_asyncpg.dialect())
+            values = [params[name] for name in compiled.positiontup or []]
+            async with pool.acquire() as conn:
+                await conn.fetch(compiled.string, *values)
+
+        for i in range(50):
+            await direct(i)
+        sql_near = await drive(args.requests, args.concurrency, direct)
+    finally:
+        await pool.close()
+    return {
+        "near": near,
+        "near_sites_in_1km_sample": found,
+        "sql_near": sql_near,
+        "history_24h_5m": history_day,
+        "history_30d_1h": history_month,
+        "current_state_1000": current_state,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sites", type=int, default=10_000)
+    parser.add_argument("--history-sites", type=int, default=100)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args()
+
+    embedded = None
+    tmp = Path(tempfile.mkdtemp(prefix="mobility-bench-api-"))
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        embedded = EmbeddedPostgres(tmp / "pgdata")
+        url = embedded.start()
+    server = None
+    try:
+        dsn = asyncpg_dsn(url)
+        migrate.upgrade(url)
+        info = asyncio.run(generate(dsn, args.sites, args.history_sites, args.days))
+        print(
+            f"generated {info['sites']} parking sites; {info['observation_rows']} observations "
+            f"(5-minute history of {info['history_sites']} sites over {info['history_days']} days) "
+            f"in {info['generate_s']} s",
+            flush=True,
+        )
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        code = SERVER.format(root=str(ROOT), url=url, data=str(tmp / "data"), port=port)
+        server = subprocess.Popen([sys.executable, "-c", code])
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("API server did not start")
+            time.sleep(0.2)
+        figures = asyncio.run(measure(base, dsn, args, info))
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=20)
+        if embedded is not None:
+            embedded.stop()
+    near, sql_near = figures["near"], figures["sql_near"]
+    print(f"nearest (API):  p50 {near['p50_ms']} ms  p99 {near['p99_ms']} ms  {near['rps']} req/s")
+    print(f"nearest (SQL):  p50 {sql_near['p50_ms']} ms  p99 {sql_near['p99_ms']} ms  {sql_near['rps']} q/s")
+    for key in ("history_24h_5m", "history_30d_1h"):
+        h = figures[key]
+        print(f"{key}: p50 {h['p50_ms']} ms  p99 {h['p99_ms']} ms  {h['rps']} req/s")
+    print(f"current state, 1000 features per response: {figures['current_state_1000']['rps']} req/s")
+    result = {
+        "sites": info["sites"],
+        "history_sites": info["history_sites"],
+        "history_days": info["history_days"],
+        "observation_rows": info["observation_rows"],
+        "concurrency": args.concurrency,
+        "nearest_p50_ms": near["p50_ms"],
+        "nearest_p99_ms": near["p99_ms"],
+        "nearest_rps": near["rps"],
+        "sql_nearest_rps": sql_near["rps"],
+        "ratio": round(near["rps"] / sql_near["rps"], 3),
+        "history_24h_5m_p50_ms": figures["history_24h_5m"]["p50_ms"],
+        "history_24h_5m_p99_ms": figures["history_24h_5m"]["p99_ms"],
+        "history_30d_1h_p50_ms": figures["history_30d_1h"]["p50_ms"],
+        "history_30d_1h_p99_ms": figures["history_30d_1h"]["p99_ms"],
+        "current_state_1000_rps": figures["current_state_1000"]["rps"],
+    }
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
