@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import cast
 
 from ingest.records import (
     BikeObservation,
@@ -51,14 +52,14 @@ class Checked:
         )
 
 
-def _is_reading(record: Record) -> bool:
-    return isinstance(record, ParkingObservation | TrafficObservation | BikeObservation)
+_LOCATED: frozenset[type] = frozenset({ParkingSite, TrafficSite, BikeStation, TrafficEvent})
+_READINGS: frozenset[type] = frozenset({ParkingObservation, TrafficObservation, BikeObservation})
 
 
-def _outside(spec: FeedSpec, lat: float | None, lon: float | None) -> bool:
-    if spec.area is None or lat is None or lon is None:
+def _outside(area: tuple[float, float, float, float] | None, lat: float | None, lon: float | None) -> bool:
+    if area is None or lat is None or lon is None:
         return False
-    min_lon, min_lat, max_lon, max_lat = spec.area
+    min_lon, min_lat, max_lon, max_lat = area
     return not (min_lon <= lon <= max_lon and min_lat <= lat <= max_lat)
 
 
@@ -71,38 +72,51 @@ def check(
     max_age: timedelta,
     static_capacity: dict[str, int | None],
 ) -> Checked:
-    """Apply every rule. ``static_capacity`` maps feed ids to capacities known from site tables."""
+    """Apply every rule.
+
+    ``static_capacity`` maps a parking site's own id to its capacity in the stored site table.
+    A ``ParkingSite`` in the same batch is the fresher site table and wins over the stored one.
+
+    This runs on every record of every poll (tens of thousands for a national traffic feed), so
+    the per-record path dispatches on the exact record class instead of ``isinstance`` chains
+    and serialises a record only when it is quarantined.
+    """
     out = Checked()
     latest: dict[tuple[str, str, datetime | None], int] = {}
-    batch_capacity = {
-        r.id: r.capacity
-        for r in records
-        if isinstance(r, ParkingSite | BikeStation) and r.capacity is not None
-    }
+    known_capacity = {k: v for k, v in static_capacity.items() if v is not None}
+    known_capacity.update(
+        (r.id, r.capacity) for r in records if type(r) is ParkingSite and r.capacity is not None
+    )
+    area = spec.area
+    future_limit = now + FUTURE_HARD_LIMIT
+    skew_limit = now + max_future_skew
+    oldest = now - max_age
+    kept = out.records
 
     for record in records:
+        cls = type(record)
         # Coordinates: (0, 0) is a placeholder, not a place in a city.
-        if isinstance(record, ParkingSite | TrafficSite | BikeStation | TrafficEvent):
-            if record.lat == 0 and record.lon == 0:
-                record.lat = record.lon = None
+        if cls in _LOCATED:
+            if record.lat == 0 and record.lon == 0:  # type: ignore[union-attr]
+                record.lat = record.lon = None  # type: ignore[union-attr]
                 out.flag(record, "null_island_coordinates")
-            if _outside(spec, record.lat, record.lon):
+            if _outside(area, record.lat, record.lon):  # type: ignore[union-attr]
                 out.reject(
                     record,
                     "outside_area",
-                    f"coordinates {record.lat}, {record.lon} are outside the feed's area",
+                    f"coordinates {record.lat}, {record.lon} are outside the feed's area",  # type: ignore[union-attr]
                 )
                 continue
 
         observed = getattr(record, "observed_at", None)
-        if isinstance(observed, datetime):
-            if observed > now + FUTURE_HARD_LIMIT:
+        if observed is not None:
+            if observed > future_limit:
                 out.reject(record, "future_timestamp", f"observed_at {observed.isoformat()} is in the future")
                 continue
-            if observed > now + max_future_skew:
+            if observed > skew_limit:
                 record.observed_at = now  # type: ignore[union-attr]
                 out.flag(record, "future_timestamp_clamped")
-            elif not isinstance(record, TrafficEvent) and observed < now - max_age:
+            elif cls is not TrafficEvent and observed < oldest:
                 out.reject(
                     record,
                     "too_old",
@@ -110,15 +124,17 @@ def check(
                 )
                 continue
 
-        if isinstance(record, ParkingObservation):
+        if cls is ParkingObservation:
+            record = cast(ParkingObservation, record)
             if any(v is not None and v < 0 for v in (record.free, record.occupied, record.capacity)):
                 out.reject(
                     record,
                     "negative_count",
-                    f"negative count (free={record.free}, occupied={record.occupied}, capacity={record.capacity})",
+                    f"negative count (free={record.free}, occupied={record.occupied}, "
+                    f"capacity={record.capacity})",
                 )
                 continue
-            known = static_capacity.get(record.id, batch_capacity.get(record.id))
+            known = known_capacity.get(record.id)
             capacity = record.capacity if record.capacity is not None else known
             if record.capacity is not None and known is not None and record.capacity != known:
                 out.flag(record, "capacity_mismatch")
@@ -139,37 +155,36 @@ def check(
             if record.status == "unknown" and record.free == 0 and capacity:
                 record.status = "full"
 
-        elif isinstance(record, BikeObservation):
-            if any(v is not None and v < 0 for v in (record.bikes_available, record.docks_available)):
-                out.reject(
-                    record,
-                    "negative_count",
-                    f"negative count (bikes={record.bikes_available}, docks={record.docks_available})",
-                )
+        elif cls is BikeObservation:
+            bikes = record.bikes_available  # type: ignore[union-attr]
+            docks = record.docks_available  # type: ignore[union-attr]
+            if (bikes is not None and bikes < 0) or (docks is not None and docks < 0):
+                out.reject(record, "negative_count", f"negative count (bikes={bikes}, docks={docks})")
                 continue
 
-        elif isinstance(record, TrafficObservation):
-            if record.speed_kmh is not None and not (0 <= record.speed_kmh <= MAX_SPEED_KMH):
-                out.reject(record, "speed_out_of_range", f"speed {record.speed_kmh} km/h is not plausible")
+        elif cls is TrafficObservation:
+            speed = record.speed_kmh  # type: ignore[union-attr]
+            flow = record.flow_vph  # type: ignore[union-attr]
+            occupancy = record.occupancy_pct  # type: ignore[union-attr]
+            if speed is not None and not (0 <= speed <= MAX_SPEED_KMH):
+                out.reject(record, "speed_out_of_range", f"speed {speed} km/h is not plausible")
                 continue
-            if record.flow_vph is not None and record.flow_vph < 0:
-                out.reject(record, "negative_count", f"negative flow {record.flow_vph}")
+            if flow is not None and flow < 0:
+                out.reject(record, "negative_count", f"negative flow {flow}")
                 continue
-            if record.occupancy_pct is not None and not (0 <= record.occupancy_pct <= 100):
-                out.reject(
-                    record, "occupancy_out_of_range", f"occupancy {record.occupancy_pct}% is not 0–100"
-                )
+            if occupancy is not None and not (0 <= occupancy <= 100):
+                out.reject(record, "occupancy_out_of_range", f"occupancy {occupancy}% is not 0–100")
                 continue
 
         # Duplicate ids in one payload. Several readings of one site at different times are history,
         # not duplicates; the same site twice (or the same reading time twice) is: the last one wins.
-        key = (record.type, record.id, observed if _is_reading(record) else None)
-        if key in latest:
-            previous_index = latest[key]
-            previous = out.records[previous_index]
+        key = (record.type, record.id, observed if cls in _READINGS else None)
+        previous_index = latest.get(key)
+        if previous_index is not None:
+            previous = kept[previous_index]
             out.reject(previous, "duplicate_id", f"duplicate id {record.id!r} in one payload; kept the last")
-            out.records[previous_index] = record
+            kept[previous_index] = record
             continue
-        latest[key] = len(out.records)
-        out.records.append(record)
+        latest[key] = len(kept)
+        kept.append(record)
     return out

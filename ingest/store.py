@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from operator import attrgetter
 from typing import Any
 
 import asyncpg
@@ -61,6 +63,18 @@ class Kind:
     static: tuple[tuple[str, str], ...]  # (column, SQL type)
     values: tuple[tuple[str, str], ...]  # current-state columns taken from observations
     obs_columns: tuple[str, ...]  # observation table value columns
+
+    @property
+    def static_columns(self) -> tuple[str, ...]:
+        return tuple(c for c, _ in self.static)
+
+    @property
+    def jsonb_columns(self) -> frozenset[str]:
+        return frozenset(c for c, t in self.static if t == "jsonb")
+
+    @property
+    def value_columns(self) -> tuple[str, ...]:
+        return tuple(c for c, _ in self.values)
 
 
 KINDS: dict[str, Kind] = {
@@ -160,6 +174,21 @@ class ApplyResult:
     observations: int = 0
     max_seq: int | None = None
     quality: dict[str, int] = field(default_factory=dict)
+    # Wall-clock seconds per phase of the transaction (bench/ingest.py prints them).
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class _Phases:
+    """Accumulates the time since the previous mark under each phase name."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def mark(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + now - self._last
+        self._last = now
 
 
 @dataclass
@@ -178,15 +207,26 @@ def site_id(feed: str, source_id: str) -> str:
     return f"{feed}:{source_id}"
 
 
-def _j(value: Any) -> str | None:
-    """jsonb parameters go as JSON text: SQLAlchemy's asyncpg codec on these connections encodes str."""
-    return None if value is None else json.dumps(value, ensure_ascii=False, default=_jsonable)
-
-
 def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
     return value
+
+
+# One encoder: json.dumps with non-default options builds a new encoder on every call.
+_JSON = json.JSONEncoder(ensure_ascii=False, default=_jsonable)
+_NO_FLAGS: list[str] = []
+_observed_at = attrgetter("observed_at")
+
+
+def _j(value: Any) -> str | None:
+    """jsonb parameters go as JSON text: SQLAlchemy's asyncpg codec on these connections encodes str."""
+    return None if value is None else _JSON.encode(value)
+
+
+def _as_json(value: Any) -> Any:
+    """``value`` as it reads back from a jsonb column: tuples become lists, datetimes strings."""
+    return None if value is None else json.loads(_JSON.encode(value))
 
 
 class Store:
@@ -204,7 +244,8 @@ class Store:
                 INSERT INTO feeds (id, format, url, city, interval_s, stale_after, area, demo, enabled)
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                 ON CONFLICT (id) DO UPDATE SET format = EXCLUDED.format, url = EXCLUDED.url,
-                    city = EXCLUDED.city, interval_s = EXCLUDED.interval_s, stale_after = EXCLUDED.stale_after,
+                    city = EXCLUDED.city, interval_s = EXCLUDED.interval_s,
+                    stale_after = EXCLUDED.stale_after,
                     area = EXCLUDED.area, demo = EXCLUDED.demo, enabled = EXCLUDED.enabled, updated_at = now()
                 """,
                 spec.name,
@@ -264,7 +305,8 @@ class Store:
             await raw.execute(
                 """
                 UPDATE feed_health SET last_poll_at = $2, last_error_at = $2, last_error = $3,
-                    last_http_status = $4, last_latency_ms = $5, consecutive_failures = consecutive_failures + 1,
+                    last_http_status = $4, last_latency_ms = $5,
+                    consecutive_failures = consecutive_failures + 1,
                     polls_total = polls_total + 1, failures_total = failures_total + 1
                 WHERE feed_id = $1
                 """,
@@ -276,7 +318,8 @@ class Store:
             )
             if poll.error and poll.error.startswith("payload:"):
                 await raw.execute(
-                    "INSERT INTO quarantine (feed_id, record_type, reason, raw_excerpt) VALUES ($1, NULL, $2, $3)",
+                    "INSERT INTO quarantine (feed_id, record_type, reason, raw_excerpt) "
+                    "VALUES ($1, NULL, $2, $3)",
                     spec.name,
                     poll.error[:2000],
                     "",
@@ -305,7 +348,8 @@ class Store:
         async with self.engine.begin() as conn:
             raw = await _raw(conn)
             flipped = await raw.fetchval(
-                "UPDATE feed_health SET stale = $2 WHERE feed_id = $1 AND stale IS DISTINCT FROM $2 RETURNING 1",
+                "UPDATE feed_health SET stale = $2 "
+                "WHERE feed_id = $1 AND stale IS DISTINCT FROM $2 RETURNING 1",
                 spec.name,
                 stale,
             )
@@ -314,7 +358,8 @@ class Store:
             changes = [_Change("feeds", spec.name, spec.name, {"stale": stale})]
             for kind in KINDS.values():
                 rows = await raw.fetch(
-                    f"UPDATE {kind.site_table} SET stale = $2 WHERE feed_id = $1 AND stale IS DISTINCT FROM $2 "
+                    f"UPDATE {kind.site_table} SET stale = $2 "
+                    "WHERE feed_id = $1 AND stale IS DISTINCT FROM $2 "
                     f"RETURNING id, lat, lon{', free' if kind.topic == 'parking' else ''}",
                     spec.name,
                     stale,
@@ -346,25 +391,34 @@ class Store:
         pages: int = 1,
     ) -> ApplyResult:
         now = received_at or datetime.now(UTC)
+        phases = _Phases()
         rejected = list(rejected)
-        result = ApplyResult()
+        result = ApplyResult(timings=phases.seconds)
+        feed = spec.name
+        # Which of the batch's own ids each kind needs from the site tables before the rules run.
+        site_ids: dict[Kind, set[str]] = defaultdict(set)
+        parking_obs_ids: set[str] = set()
+        for r in records:
+            cls = type(r)
+            if cls in KIND_OF_SITE:
+                site_ids[KIND_OF_SITE[cls]].add(r.id)
+            elif cls is ParkingObservation:
+                parking_obs_ids.add(r.id)
         async with self.engine.begin() as conn:
             raw = await _raw(conn)
-            # Site tables of this feed that already exist (for unknown-id and capacity rules).
-            obs_ids: dict[Kind, list[str]] = defaultdict(list)
-            for r in records:
-                kind = KIND_OF_OBS.get(type(r))
-                if kind:
-                    obs_ids[kind].append(site_id(spec.name, r.id))
-            existing: dict[Kind, dict[str, asyncpg.Record]] = {}
+            phases.mark("begin")
+            # Stored static fields: for the site upsert's change detection, and the capacity rule.
+            before: dict[Kind, dict[str, asyncpg.Record]] = {}
             for kind in KINDS.values():
-                ids = {site_id(spec.name, r.id) for r in records if type(r) in (kind.site_cls, kind.obs_cls)}
-                existing[kind] = await _fetch_sites(raw, kind, list(ids)) if ids else {}
-            static_capacity = {
-                row["source_id"]: row["capacity"]
-                for kind in (KINDS["parking"], KINDS["bikes"])
-                for row in existing[kind].values()
-            }
+                ids = site_ids.get(kind, set())
+                lookup = ids | parking_obs_ids if kind is KINDS["parking"] else ids
+                before[kind] = (
+                    await _fetch_static(raw, kind, [site_id(feed, i) for i in lookup], full=bool(ids))
+                    if lookup
+                    else {}
+                )
+            static_capacity = {row["source_id"]: row["capacity"] for row in before[KINDS["parking"]].values()}
+            phases.mark("read_sites")
             checked = quality.check(
                 spec,
                 list(records),
@@ -373,84 +427,90 @@ class Store:
                 max_age=timedelta(days=self.settings.max_age_days),
                 static_capacity=static_capacity,
             )
+            phases.mark("quality")
             quarantine_rows: list[tuple[str | None, str | None, str, str]] = [
                 (None, r.source_id, r.reason, r.raw_excerpt) for r in rejected
             ]
             quarantine_rows += [(t, r.source_id, r.reason, r.raw_excerpt) for t, r in checked.quarantined]
             changes: list[_Change] = []
-            counts = checked.counts
 
             by_kind_sites: dict[Kind, list[Any]] = defaultdict(list)
             by_kind_obs: dict[Kind, list[Any]] = defaultdict(list)
             events: list[TrafficEvent] = []
             for r in checked.records:
-                if isinstance(r, TrafficEvent):
-                    events.append(r)
-                elif type(r) in KIND_OF_SITE:
-                    by_kind_sites[KIND_OF_SITE[type(r)]].append(r)
+                cls = type(r)
+                if cls in KIND_OF_OBS:
+                    by_kind_obs[KIND_OF_OBS[cls]].append(r)
+                elif cls in KIND_OF_SITE:
+                    by_kind_sites[KIND_OF_SITE[cls]].append(r)
                 else:
-                    by_kind_obs[KIND_OF_OBS[type(r)]].append(r)
+                    events.append(r)  # type: ignore[arg-type]
 
             for kind in KINDS.values():
                 sites = by_kind_sites.get(kind, [])
                 observations = by_kind_obs.get(kind, [])
-                if not sites and not observations:
+                if sites:
+                    await self._upsert_sites(raw, spec, kind, sites, before[kind], checked, changes)
+                    phases.mark("sites")
+                if not observations:
                     continue
-                current = existing[kind]
-                site_changes = await self._upsert_sites(raw, spec, kind, sites, current, checked, changes)
-                # Observations for sites neither known nor in this batch.
-                known = set(current) | {site_id(spec.name, s.id) for s in sites}
-                bare: list[Any] = []
-                kept: list[Any] = []
-                for obs in observations:
-                    sid = site_id(spec.name, obs.id)
-                    if sid in known:
-                        kept.append(obs)
-                    elif spec.static_urls:
-                        counts["unknown_site"] += 1
-                        quarantine_rows.append(
-                            (
-                                obs.type,
-                                obs.id,
-                                f"unknown site id {obs.id!r}: not in the feed's site table",
-                                obs.model_dump_json()[:500],
+                # Read after the upsert: sites created or moved by this batch are seen as they now are.
+                obs_ids = {site_id(feed, o.id) for o in observations}
+                current = await _fetch_state(raw, kind, feed, list(obs_ids))
+                phases.mark("read_state")
+                kept = observations
+                if len(current) < len(obs_ids):
+                    # Readings for sites neither stored nor in this batch.
+                    kept = []
+                    bare: dict[str, Any] = {}
+                    for obs in observations:
+                        sid = site_id(feed, obs.id)
+                        if sid in current:
+                            kept.append(obs)
+                        elif spec.static_urls:
+                            checked.counts["unknown_site"] += 1
+                            quarantine_rows.append(
+                                (
+                                    obs.type,
+                                    obs.id,
+                                    f"unknown site id {obs.id!r}: not in the feed's site table",
+                                    obs.model_dump_json()[:500],
+                                )
                             )
-                        )
-                    else:
-                        kept.append(obs)
-                        if sid not in {site_id(spec.name, b.id) for b in bare}:
-                            bare.append(kind.site_cls(id=obs.id))
-                if bare:
-                    counts["no_static_data"] += len(bare)
-                    for b in bare:
-                        checked.flag(b, "no_static_data")
-                    await self._upsert_sites(raw, spec, kind, bare, current, checked, changes)
-                    current.update(await _fetch_sites(raw, kind, [site_id(spec.name, b.id) for b in bare]))
-                for sid in site_changes:
-                    current.update(await _fetch_sites(raw, kind, [sid]))
+                        else:
+                            kept.append(obs)
+                            if sid not in bare:
+                                bare[sid] = kind.site_cls(id=obs.id)
+                    if bare:
+                        for b in bare.values():
+                            checked.flag(b, "no_static_data")
+                        await self._upsert_sites(raw, spec, kind, list(bare.values()), {}, checked, changes)
+                        current.update(await _fetch_state(raw, kind, feed, list(bare)))
+                    phases.mark("sites")
                 result.observations += await self._apply_observations(
-                    raw, spec, kind, kept, current, checked, changes, now
+                    raw, spec, kind, kept, current, checked, changes, now, phases
                 )
 
             if events:
                 await self._apply_events(raw, spec, events, changes, now)
+                phases.mark("events")
 
             if quarantine_rows:
-                await raw.executemany(
-                    "INSERT INTO quarantine (feed_id, received_at, record_type, source_id, reason, raw_excerpt) "
-                    "VALUES ($1, $2, $3, $4, $5, $6)",
-                    [
-                        (spec.name, now, t, s, reason[:2000], excerpt)
-                        for t, s, reason, excerpt in quarantine_rows
+                await raw.copy_records_to_table(
+                    "quarantine",
+                    records=[
+                        (feed, now, t, s, reason[:2000], excerpt) for t, s, reason, excerpt in quarantine_rows
                     ],
+                    columns=["feed_id", "received_at", "record_type", "source_id", "reason", "raw_excerpt"],
                 )
-            changes = _merge(changes)
-            result.max_seq = await _write_changes(raw, changes, now)
+                phases.mark("quarantine")
+            result.max_seq, result.changes = await _write_changes(raw, changes, now, phases)
             result.accepted = len(checked.records)
             result.rejected = len(quarantine_rows)
-            result.changes = len(changes)
-            result.quality = dict(counts)
+            result.quality = dict(checked.counts)
             await self._update_health(raw, spec, poll, result, now)
+            phases.mark("health")
+        phases.mark("commit")
         return result
 
     async def _upsert_sites(
@@ -459,68 +519,67 @@ class Store:
         spec: FeedSpec,
         kind: Kind,
         sites: list[Any],
-        current: dict[str, asyncpg.Record],
+        before_rows: dict[str, asyncpg.Record],
         checked: quality.Checked,
         changes: list[_Change],
-    ) -> list[str]:
-        if not sites:
-            return []
+    ) -> None:
         rows: list[tuple[Any, ...]] = []
-        changed_ids: list[str] = []
+        cols = kind.static_columns
+        jsonb_cols = kind.jsonb_columns
         for s in sites:
             sid = site_id(spec.name, s.id)
-            values = {col: getattr(s, col, None) for col, _ in kind.static}
-            before = current.get(sid)
+            values = {col: getattr(s, col, None) for col in cols}
+            before = before_rows.get(sid)
             if before is None:
                 diff = {k: v for k, v in values.items() if v is not None}
             else:
-                diff = {k: v for k, v in values.items() if v is not None and before[k] != v}
+                # jsonb comes back as parsed JSON: compare like with like (tuples, datetimes, …).
+                diff = {
+                    k: v
+                    for k, v in values.items()
+                    if v is not None and before[k] != (_as_json(v) if k in jsonb_cols else v)
+                }
             flags = checked.flags.get(id(s), [])
-            if before is not None and not diff and (before["extra"] or {}) == s.extra and not flags:
+            if before is not None and not diff and not flags and (before["extra"] or {}) == _as_json(s.extra):
                 continue
-            stored = {k: (_j(v) if dict(kind.static)[k] == "jsonb" else v) for k, v in values.items()}
-            rows.append((sid, spec.name, s.id, *stored.values(), _j(s.extra), flags))
-            changed_ids.append(sid)
+            stored = [_j(v) if k in jsonb_cols else v for k, v in values.items()]
+            rows.append((sid, spec.name, s.id, *stored, _j(s.extra), ",".join(flags)))
             if diff or before is None:
+                lat = values.get("lat")
+                lon = values.get("lon")
                 changes.append(
                     _Change(
                         kind.topic,
                         spec.name,
                         sid,
                         {**diff, "stale": False} if before is None else diff,
-                        values.get("lat") if values.get("lat") is not None else (before and before["lat"]),
-                        values.get("lon") if values.get("lon") is not None else (before and before["lon"]),
+                        lat if lat is not None else (before["lat"] if before is not None else None),
+                        lon if lon is not None else (before["lon"] if before is not None else None),
                         before["free"] if before is not None and kind.topic == "parking" else None,
                     )
                 )
         if not rows:
-            return []
-        cols = [c for c, _ in kind.static]
+            return
         types = [t for _, t in kind.static]
         # Only non-null static values overwrite: a status payload that omits a name keeps the table's.
         updates = ", ".join(f"{c} = COALESCE(EXCLUDED.{c}, {kind.site_table}.{c})" for c in cols)
-        column_args = list(zip(*rows, strict=True))
-        params = [list(column_args[0]), list(column_args[1]), list(column_args[2])]
-        params += [list(column_args[3 + i]) for i in range(len(cols))]
-        params += [list(column_args[3 + len(cols)])]  # extra
-        flags_param = [json.dumps(f) for f in column_args[4 + len(cols)]]
+        column_args = [list(c) for c in zip(*rows, strict=True)]
         placeholders = ", ".join(f"${i + 4}::{t}[]" for i, t in enumerate(types))
         n = len(cols)
         await raw.execute(
             f"""
             INSERT INTO {kind.site_table} (id, feed_id, source_id, {", ".join(cols)}, extra, flags)
             SELECT u.id, u.feed_id, u.source_id, {", ".join("u." + c for c in cols)}, u.extra,
-                   ARRAY(SELECT jsonb_array_elements_text(u.flags::jsonb))
-            FROM unnest($1::text[], $2::text[], $3::text[], {placeholders}, ${n + 4}::jsonb[], ${n + 5}::text[])
+                   string_to_array(u.flags, ',')
+            FROM unnest($1::text[], $2::text[], $3::text[], {placeholders},
+                        ${n + 4}::jsonb[], ${n + 5}::text[])
                  AS u(id, feed_id, source_id, {", ".join(cols)}, extra, flags)
             ON CONFLICT (id) DO UPDATE SET {updates}, extra = EXCLUDED.extra,
                 flags = (SELECT ARRAY(SELECT DISTINCT unnest({kind.site_table}.flags || EXCLUDED.flags))),
                 updated_at = now()
             """,
-            *params,
-            flags_param,
+            *column_args,
         )
-        return changed_ids
 
     async def _apply_observations(
         self,
@@ -528,95 +587,103 @@ class Store:
         spec: FeedSpec,
         kind: Kind,
         observations: list[Any],
-        current: dict[str, asyncpg.Record],
+        current: dict[str, tuple[Any, ...]],
         checked: quality.Checked,
         changes: list[_Change],
         now: datetime,
+        phases: _Phases,
     ) -> int:
+        """Readings newer than the stored state: history rows, new current state, changes.
+
+        Runs once per reading of every poll, so it works on tuples (one ``attrgetter`` call per
+        reading) rather than per-field dicts; ``current`` holds the rows of ``_fetch_state``.
+        """
         if not observations:
             return 0
         heartbeat = timedelta(seconds=spec.heartbeat)
-        value_cols = [c for c, _ in kind.values]
-        per_site: dict[str, list[Any]] = defaultdict(list)
+        value_cols = kind.value_columns
+        n = len(value_cols)
+        values_of = attrgetter(*value_cols)
+        stored_of = attrgetter(*kind.obs_columns)
+        flags_of = checked.flags
+        is_parking = kind.topic == "parking"
+        per_site: dict[str, list[Any]] = {}
         for obs in observations:
-            per_site[site_id(spec.name, obs.id)].append(obs)
+            sid = site_id(spec.name, obs.id)
+            items = per_site.get(sid)
+            if items is None:
+                per_site[sid] = [obs]
+            else:
+                items.append(obs)
         to_store: list[tuple[Any, ...]] = []
+        days: set[datetime] = set()
         state_updates: list[tuple[Any, ...]] = []
         for sid, items in per_site.items():
-            items.sort(key=lambda o: o.observed_at)
-            row = current.get(sid)
-            state = {c: (row[c] if row is not None else None) for c in value_cols}
-            start_state = dict(state)
-            observed_at = row["observed_at"] if row is not None else None
-            last_stored = row["last_stored_at"] if row is not None else None
-            was_stale = bool(row["stale"]) if row is not None else False
-            flags: list[str] = []
-            moved = False
+            if len(items) > 1:
+                items.sort(key=_observed_at)
+            lat, lon, start_state, observed_at, last_stored, was_stale = current[sid]
+            state = start_state
+            flags: list[str] | None = None
             for obs in items:
-                if observed_at is not None and obs.observed_at <= observed_at:
+                obs_time = obs.observed_at
+                if observed_at is not None and obs_time <= observed_at:
                     continue  # not newer than what we hold: already seen, or out of order
-                values = {c: getattr(obs, c, None) for c in value_cols}
-                differs = values != state
-                if differs or last_stored is None or obs.observed_at - last_stored >= heartbeat:
-                    obs_flags = checked.flags.get(id(obs), [])
-                    to_store.append(
-                        (
-                            sid,
-                            obs.observed_at,
-                            now,
-                            *(getattr(obs, c, None) for c in kind.obs_columns),
-                            obs_flags,
-                        )
-                    )
-                    last_stored = obs.observed_at
-                    flags = obs_flags
+                values = values_of(obs)
+                # The site carries the flags of the reading that is its current state.
+                flags = flags_of.get(id(obs), _NO_FLAGS)
+                if values != state or last_stored is None or obs_time - last_stored >= heartbeat:
+                    to_store.append((sid, obs_time, now, *stored_of(obs), flags))
+                    days.add(obs_time)
+                    last_stored = obs_time
                 state = values
-                observed_at = obs.observed_at
-                moved = True
-            if not moved:
+                observed_at = obs_time
+            if flags is None:
+                continue  # nothing newer than the stored state
+            state_updates.append((sid, *state, observed_at, now, last_stored, ",".join(flags)))
+            if state != start_state:
+                diff = {c: v for c, v, old in zip(value_cols, state, start_state, strict=True) if v != old}
+                if was_stale:
+                    diff["stale"] = False
+            elif was_stale:
+                diff = {"stale": False}
+            else:
                 continue
-            state_updates.append((sid, *state.values(), observed_at, now, last_stored, flags))
-            diff = {k: v for k, v in state.items() if v != start_state[k]}
-            if was_stale:
-                diff["stale"] = False
-            if diff:
-                lat = row["lat"] if row is not None else None
-                lon = row["lon"] if row is not None else None
-                free = state.get("free") if kind.topic == "parking" else None
-                changes.append(_Change(kind.topic, spec.name, sid, diff, lat, lon, free, observed_at))
+            free = state[0] if is_parking else None  # "free" is parking's first value column
+            changes.append(_Change(kind.topic, spec.name, sid, diff, lat, lon, free, observed_at))
+        phases.mark("plan_observations")
         if to_store:
-            await self._ensure_days(raw, kind.obs_table, {r[1].astimezone(UTC).date() for r in to_store})
+            await self._ensure_days(raw, kind.obs_table, {d.astimezone(UTC).date() for d in days})
             await raw.copy_records_to_table(
                 kind.obs_table,
                 records=to_store,
                 columns=["site_id", "observed_at", "received_at", *kind.obs_columns, "flags"],
             )
+            phases.mark("copy_observations")
         if state_updates:
             types = [t for _, t in kind.values]
             sets = ", ".join(f"{c} = u.{c}" for c in value_cols)
-            n = len(value_cols)
             placeholders = ", ".join(f"${i + 2}::{t}[]" for i, t in enumerate(types))
-            cols = list(zip(*state_updates, strict=True))
+            cols = [list(c) for c in zip(*state_updates, strict=True)]
+            # Flags about the site itself survive; the reading's flags replace the previous reading's.
             await raw.execute(
                 f"""
-                UPDATE {kind.site_table} AS s SET {sets}, observed_at = u.observed_at, received_at = u.received_at,
+                UPDATE {kind.site_table} AS s SET {sets},
+                    observed_at = u.observed_at, received_at = u.received_at,
                     last_stored_at = u.last_stored_at, stale = false,
-                    flags = ARRAY(SELECT DISTINCT f FROM unnest(
-                        ARRAY(SELECT x FROM unnest(s.flags) x WHERE x = ANY(${n + 6}::text[]))
-                        || ARRAY(SELECT jsonb_array_elements_text(u.flags::jsonb))) f)
+                    flags = CASE WHEN u.flags = '' AND s.flags <@ ${n + 6}::text[] THEN s.flags
+                        ELSE ARRAY(SELECT DISTINCT f FROM unnest(
+                            ARRAY(SELECT x FROM unnest(s.flags) x WHERE x = ANY(${n + 6}::text[]))
+                            || string_to_array(u.flags, ',')) f) END
                 FROM unnest($1::text[], {placeholders}, ${n + 2}::timestamptz[], ${n + 3}::timestamptz[],
                             ${n + 4}::timestamptz[], ${n + 5}::text[])
                      AS u(id, {", ".join(value_cols)}, observed_at, received_at, last_stored_at, flags)
-                WHERE s.id = u.id
+                WHERE s.id = u.id AND s.feed_id = ${n + 7}
                 """,
-                list(cols[0]),
-                *[list(c) for c in cols[1 : 1 + n]],
-                list(cols[1 + n]),
-                list(cols[2 + n]),
-                list(cols[3 + n]),
-                [json.dumps(f) for f in cols[4 + n]],
+                *cols,
                 list(SITE_FLAGS),
+                spec.name,
             )
+            phases.mark("update_state")
         return len(to_store)
 
     async def _ensure_days(self, raw: asyncpg.Connection, table: str, days: set[date]) -> None:
@@ -677,10 +744,12 @@ class Store:
             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
                 $7::float8[], $8::float8[], $9::jsonb[], $10::text[], $11::timestamptz[], $12::timestamptz[],
                 $13::timestamptz[], $14::timestamptz[], $15::jsonb[])
-            ON CONFLICT (id) DO UPDATE SET event_type = EXCLUDED.event_type, description = EXCLUDED.description,
-                severity = EXCLUDED.severity, lat = EXCLUDED.lat, lon = EXCLUDED.lon, geometry = EXCLUDED.geometry,
+            ON CONFLICT (id) DO UPDATE SET event_type = EXCLUDED.event_type,
+                description = EXCLUDED.description, severity = EXCLUDED.severity,
+                lat = EXCLUDED.lat, lon = EXCLUDED.lon, geometry = EXCLUDED.geometry,
                 road = EXCLUDED.road, valid_from = EXCLUDED.valid_from, valid_to = EXCLUDED.valid_to,
-                observed_at = EXCLUDED.observed_at, received_at = EXCLUDED.received_at, extra = EXCLUDED.extra,
+                observed_at = EXCLUDED.observed_at, received_at = EXCLUDED.received_at,
+                extra = EXCLUDED.extra,
                 last_seen_at = EXCLUDED.received_at, ended_at = NULL
             """,
             *[list(c) for c in cols],
@@ -703,26 +772,35 @@ class Store:
         result: ApplyResult,
         now: datetime,
     ) -> None:
-        row = await raw.fetchrow("SELECT quality FROM feed_health WHERE feed_id = $1 FOR UPDATE", spec.name)
-        totals: dict[str, int] = dict(row["quality"] or {}) if row else {}
-        for rule, n in result.quality.items():
-            totals[rule] = totals.get(rule, 0) + n
         started = poll.started_at if poll else now
-        await raw.execute(
-            """
-            UPDATE feed_health SET last_poll_at = $2, last_success_at = $2, last_fresh_at = $2,
-                last_http_status = $3, last_latency_ms = $4, last_records = $5::int, last_rejected = $6::int,
-                consecutive_failures = 0, polls_total = polls_total + 1, records_total = records_total + $5::int,
-                rejected_total = rejected_total + $6::int, quality = $7, last_error = NULL
-            WHERE feed_id = $1
-            """,
+        args = [
             spec.name,
             started,
             poll.http_status if poll else None,
             poll.duration_ms if poll else None,
             result.accepted,
             result.rejected,
-            _j(totals),
+        ]
+        quality_set = ""
+        if result.quality:  # a clean poll leaves the totals as they are, without reading them
+            row = await raw.fetchrow(
+                "SELECT quality FROM feed_health WHERE feed_id = $1 FOR UPDATE", spec.name
+            )
+            totals: dict[str, int] = dict(row["quality"] or {}) if row else {}
+            for rule, n in result.quality.items():
+                totals[rule] = totals.get(rule, 0) + n
+            args.append(_j(totals))
+            quality_set = ", quality = $7"
+        await raw.execute(
+            f"""
+            UPDATE feed_health SET last_poll_at = $2, last_success_at = $2, last_fresh_at = $2,
+                last_http_status = $3, last_latency_ms = $4, last_records = $5::int, last_rejected = $6::int,
+                consecutive_failures = 0, polls_total = polls_total + 1,
+                records_total = records_total + $5::int,
+                rejected_total = rejected_total + $6::int, last_error = NULL{quality_set}
+            WHERE feed_id = $1
+            """,
+            *args,
         )
         if poll is not None:
             await _log_poll(
@@ -735,14 +813,39 @@ async def _raw(conn: Any) -> asyncpg.Connection:
     return raw_conn.driver_connection  # type: ignore[no-any-return]
 
 
-async def _fetch_sites(raw: asyncpg.Connection, kind: Kind, ids: list[str]) -> dict[str, asyncpg.Record]:
-    cols = ", ".join(c for c, _ in (*kind.static, *kind.values))
+async def _fetch_static(
+    raw: asyncpg.Connection, kind: Kind, ids: list[str], *, full: bool
+) -> dict[str, asyncpg.Record]:
+    """Stored static fields of these sites; without ``full`` only what the capacity rule needs.
+
+    jsonb columns (``extra``, ``geometry``) are decoded row by row, so they are read only when
+    the batch carries site records to compare them with.
+    """
+    cols = ", ".join((*kind.static_columns, "extra", *(("free",) if kind.topic == "parking" else ())))
+    if not full:
+        cols = "capacity" if kind.topic in ("parking", "bikes") else "lat"
     rows = await raw.fetch(
-        f"SELECT id, source_id, {cols}, extra, observed_at, last_stored_at, stale FROM {kind.site_table} "
-        "WHERE id = ANY($1::text[])",
-        ids,
+        f"SELECT id, source_id, {cols} FROM {kind.site_table} WHERE id = ANY($1::text[])", ids
     )
     return {r["id"]: r for r in rows}
+
+
+async def _fetch_state(
+    raw: asyncpg.Connection, kind: Kind, feed: str, ids: list[str]
+) -> dict[str, tuple[Any, ...]]:
+    """Current state of these sites as ``(lat, lon, values, observed_at, last_stored_at, stale)``.
+
+    ``feed_id`` lets PostgreSQL read one feed's sites through the (feed_id, source_id) index
+    instead of scanning every feed's.
+    """
+    rows = await raw.fetch(
+        f"SELECT id, lat, lon, {', '.join(kind.value_columns)}, observed_at, last_stored_at, stale "
+        f"FROM {kind.site_table} WHERE feed_id = $1 AND id = ANY($2::text[])",
+        feed,
+        ids,
+    )
+    end = 3 + len(kind.values)
+    return {r[0]: (r[1], r[2], tuple(r[3:end]), r[end], r[end + 1], r[end + 2]) for r in rows}
 
 
 async def _log_poll(
@@ -771,14 +874,25 @@ async def _log_poll(
 def _merge(changes: list[_Change]) -> list[_Change]:
     """One change per site per transaction: a new site and its first reading are one delta."""
     merged: dict[tuple[str, str], _Change] = {}
+    copied: set[tuple[str, str]] = set()
     for c in changes:
         key = (c.topic, c.site_id)
         prev = merged.get(key)
         if prev is None:
-            merged[key] = _Change(
-                c.topic, c.feed_id, c.site_id, dict(c.fields), c.lat, c.lon, c.free, c.observed_at
-            )
+            merged[key] = c
             continue
+        if key not in copied:  # never mutate a caller's change
+            prev = merged[key] = _Change(
+                prev.topic,
+                prev.feed_id,
+                prev.site_id,
+                dict(prev.fields),
+                prev.lat,
+                prev.lon,
+                prev.free,
+                prev.observed_at,
+            )
+            copied.add(key)
         prev.fields.update(c.fields)
         prev.lat = c.lat if c.lat is not None else prev.lat
         prev.lon = c.lon if c.lon is not None else prev.lon
@@ -787,30 +901,45 @@ def _merge(changes: list[_Change]) -> list[_Change]:
     return list(merged.values())
 
 
-async def _write_changes(raw: asyncpg.Connection, changes: list[_Change], now: datetime) -> int | None:
+async def _write_changes(
+    raw: asyncpg.Connection, changes: list[_Change], now: datetime, phases: _Phases | None = None
+) -> tuple[int | None, int]:
+    """Append the changes to the log and NOTIFY; returns (max seq, number of changes written)."""
     changes = _merge(changes)
     if not changes:
-        return None
+        return None, 0
     # Held until commit: no other writer can draw a seq and commit before us (docs/architecture.md).
     await raw.execute("SELECT pg_advisory_xact_lock($1)", CHANGES_LOCK)
     seqs = [
         r[0]
         for r in await raw.fetch("SELECT nextval('changes_seq') FROM generate_series(1, $1)", len(changes))
     ]
+    if phases:
+        phases.mark("lock_and_seq")
+    received = _jsonable(now)
+    times: dict[datetime | None, Any] = {None: None}  # a poll's readings share few distinct times
+    encode = _JSON.encode
     rows = []
     for seq, c in zip(seqs, changes, strict=True):
+        observed = times.get(c.observed_at)
+        if observed is None and c.observed_at is not None:
+            observed = times[c.observed_at] = _jsonable(c.observed_at)
         payload = {
             "id": c.site_id,
             "feed": c.feed_id,
-            "fields": {k: _jsonable(v) for k, v in c.fields.items()},
-            "observed_at": _jsonable(c.observed_at),
-            "received_at": _jsonable(now),
+            "fields": c.fields,
+            "observed_at": observed,
+            "received_at": received,
         }
-        rows.append((seq, now, c.topic, c.feed_id, c.site_id, c.lat, c.lon, c.free, _j(payload)))
+        rows.append((seq, now, c.topic, c.feed_id, c.site_id, c.lat, c.lon, c.free, encode(payload)))
+    if phases:
+        phases.mark("build_changes")
     await raw.copy_records_to_table(
         "changes",
         records=rows,
         columns=["seq", "committed_at", "topic", "feed_id", "site_id", "lat", "lon", "free", "payload"],
     )
     await raw.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, str(seqs[-1]))
-    return seqs[-1]
+    if phases:
+        phases.mark("write_changes")
+    return seqs[-1], len(changes)

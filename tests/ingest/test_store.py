@@ -11,6 +11,7 @@ import pytest
 from app.config import Settings
 from app.db import asyncpg_dsn
 from ingest.records import (
+    BikeStation,
     ParkingObservation,
     ParkingSite,
     Rejected,
@@ -150,3 +151,123 @@ async def test_stale_flip_announced(store: Store, database_url: str) -> None:
     await store.apply(feed, [TrafficObservation(id="T", observed_at=NOW, speed_kmh=30)])
     row = (await fetch(database_url, "SELECT stale, geometry FROM traffic_sites"))[0]
     assert row["stale"] is False and row["geometry"]["type"] == "Point"
+
+
+async def test_bare_site_counted_once(store: Store, database_url: str) -> None:
+    feed = spec(name="bare")
+    await store.ensure_feed(feed)
+    result = await store.apply(
+        feed,
+        [
+            TrafficObservation(id="s1", observed_at=NOW - timedelta(minutes=1), speed_kmh=50),
+            TrafficObservation(id="s1", observed_at=NOW, speed_kmh=40),
+        ],
+    )
+    assert result.quality == {"no_static_data": 1}
+    health = (await fetch(database_url, "SELECT quality FROM feed_health"))[0]
+    assert health["quality"] == {"no_static_data": 1}
+
+
+async def test_capacity_rule_reads_the_parking_site_table_only(store: Store, database_url: str) -> None:
+    feed = spec()
+    await store.ensure_feed(feed)
+    # A bike station and a car park with the same own id, in the same feed.
+    await store.apply(
+        feed,
+        [
+            BikeStation(id="1", lat=48.1, lon=7.1, capacity=40),
+            ParkingSite(id="1", lat=48.1, lon=7.1, capacity=10),
+        ],
+    )
+    result = await store.apply(
+        feed,
+        [
+            BikeStation(id="1", lat=48.1, lon=7.1, capacity=40),
+            ParkingObservation(id="1", observed_at=NOW, free=4, capacity=10),
+        ],
+    )
+    assert result.quality == {}
+    row = (await fetch(database_url, "SELECT free, occupied, flags FROM parking_sites"))[0]
+    assert (row["free"], row["occupied"], row["flags"]) == (4, 6, [])
+
+
+async def test_site_table_in_the_batch_is_fresher_than_the_stored_one(
+    store: Store, database_url: str
+) -> None:
+    feed = spec()
+    await store.ensure_feed(feed)
+    await store.apply(
+        feed,
+        [
+            ParkingSite(id="grown", capacity=100),
+            ParkingObservation(id="unsized", observed_at=NOW - timedelta(minutes=5), free=3),
+        ],
+    )
+    # "grown" was extended to 200 spaces; "unsized" (created without a site table) now has one.
+    result = await store.apply(
+        feed,
+        [
+            ParkingSite(id="grown", capacity=200),
+            ParkingObservation(id="grown", observed_at=NOW, free=150),
+            ParkingSite(id="unsized", capacity=50),
+            ParkingObservation(id="unsized", observed_at=NOW, free=60),
+        ],
+    )
+    assert result.quality == {"free_exceeds_capacity": 1}
+    rows = await fetch(database_url, "SELECT source_id, free, occupied, flags FROM parking_sites ORDER BY 1")
+    assert [(r["source_id"], r["free"], r["occupied"]) for r in rows] == [
+        ("grown", 150, 50),
+        ("unsized", 50, 0),
+    ]
+    assert "free_exceeds_capacity" in rows[1]["flags"] and "free_exceeds_capacity" not in rows[0]["flags"]
+
+
+async def test_unchanged_site_with_json_fields_is_not_rewritten(store: Store, database_url: str) -> None:
+    feed = spec()
+    await store.ensure_feed(feed)
+    since = NOW - timedelta(days=3)
+
+    def site() -> TrafficSite:
+        # Tuples and datetimes read back from jsonb as lists and strings: still the same site.
+        return TrafficSite(
+            id="T",
+            lat=48.1,
+            lon=2.1,
+            geometry={"type": "LineString", "coordinates": [(2.1, 48.1), (2.2, 48.2)]},
+            extra={"installed": since, "lanes_by_direction": (2, 1)},
+        )
+
+    first = await store.apply(feed, [site()])
+    written = (await fetch(database_url, "SELECT updated_at FROM traffic_sites"))[0]["updated_at"]
+    again = await store.apply(feed, [site()])
+    assert first.changes == 1 and again.changes == 0
+    row = (await fetch(database_url, "SELECT updated_at, geometry, extra FROM traffic_sites"))[0]
+    assert row["updated_at"] == written
+    assert row["geometry"]["coordinates"] == [[2.1, 48.1], [2.2, 48.2]]
+    assert row["extra"]["lanes_by_direction"] == [2, 1]
+
+    moved = await store.apply(
+        feed, [TrafficSite(id="T", lat=48.1, lon=2.1, geometry={"type": "Point", "coordinates": (2.1, 48.1)})]
+    )
+    assert moved.changes == 1
+    last = (await fetch(database_url, "SELECT payload FROM changes ORDER BY seq DESC LIMIT 1"))[0]["payload"]
+    assert last["fields"] == {"geometry": {"type": "Point", "coordinates": [2.1, 48.1]}}
+
+
+async def test_site_flags_follow_the_current_reading(store: Store, database_url: str) -> None:
+    feed = spec()
+    await store.ensure_feed(feed)
+    await store.apply(feed, [ParkingSite(id="P", lat=48.5, lon=7.5, capacity=10)])
+
+    async def flags() -> list[str]:
+        return (await fetch(database_url, "SELECT flags FROM parking_sites"))[0]["flags"]
+
+    await store.apply(feed, [ParkingObservation(id="P", observed_at=NOW - timedelta(minutes=2), free=15)])
+    assert await flags() == ["free_exceeds_capacity"]
+    # The same over-report a minute later: nothing new to store, but the site is still capped.
+    same = await store.apply(
+        feed, [ParkingObservation(id="P", observed_at=NOW - timedelta(minutes=1), free=15)]
+    )
+    assert same.observations == 0 and await flags() == ["free_exceeds_capacity"]
+    await store.apply(feed, [ParkingObservation(id="P", observed_at=NOW, free=5)])
+    assert await flags() == []
