@@ -63,7 +63,8 @@ def _run_server(settings: Settings, *, run_ingest: bool) -> int:
 
         async def serve() -> None:
             task = asyncio.create_task(server.serve())
-            while not server.started and not task.done():
+            # uvicorn exposes `started` as a flag only, with no event to await.
+            while not server.started and not task.done():  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
             if server.started:
                 port = server.servers[0].sockets[0].getsockname()[1]

@@ -1,4 +1,7 @@
-"""Regenerate docs/configuration.md from the Settings class: `python scripts/config_doc.py > docs/configuration.md`.
+"""Regenerate docs/configuration.md from the Settings class.
+
+    python scripts/config_doc.py > docs/configuration.md
+
 
 The table is generated so it cannot drift from the code; tests/foundation/test_config_doc.py
 fails when a setting is missing from the committed file.
