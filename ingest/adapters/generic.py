@@ -313,8 +313,10 @@ def _first_record_keys(root: Any, records_path: str | None) -> set[str]:
 
 # --- mapping ---------------------------------------------------------------------------------
 
-_MAPPED = ("id", "name", "lat", "lon", "geometry", "free", "capacity", "occupied", "status", "timestamp")
-_MAPPED += ("address", "site_type", "speed", "flow", "occupancy")
+_MAPPED: tuple[str, ...] = (
+    "id", "name", "lat", "lon", "geometry", "free", "capacity", "occupied", "status", "timestamp",
+    "address", "site_type", "speed", "flow", "occupancy",
+)  # fmt: skip
 
 
 def effective_mapping(ctx: ParseContext, doc: Document) -> tuple[FieldMapping, str | None]:
@@ -331,10 +333,10 @@ def effective_mapping(ctx: ParseContext, doc: Document) -> tuple[FieldMapping, s
             merged.update(configured.model_dump(exclude_unset=True, exclude={"preset"}))
             return FieldMapping.model_validate(merged), preset.name
         return configured, None
-    preset = _detect_preset(doc)
-    if preset is None:
+    detected = _detect_preset(doc)
+    if detected is None:
         raise PayloadError(_needs_mapping_message(doc))
-    return FieldMapping.model_validate(preset.mapping), preset.name
+    return FieldMapping.model_validate(detected.mapping), detected.name
 
 
 def _detect_preset(doc: Document) -> Preset | None:
@@ -498,9 +500,9 @@ def _parking(
     ):
         # A single-spot sensor: occupied yes/no is one space taken or free.
         taken = raw_occupied if isinstance(raw_occupied, bool) else raw_occupied.lower() == "true"
-        occupied: int | None = int(taken)
         capacity = 1 if capacity is None else capacity
-        free = capacity - occupied if free is None else free
+        free = capacity - int(taken) if free is None else free
+        occupied: int | None = int(taken)
     else:
         occupied = _int(values, "occupied")
     raw_status = values.get("status")

@@ -264,7 +264,9 @@ class Preset:
 
 
 def _preset(name: str, description: str, syntax: Syntax, mapping: dict[str, Any], **signature: Any) -> Preset:
-    frozen = {k: frozenset(v) if isinstance(v, set | list | tuple) else v for k, v in signature.items()}
+    frozen: dict[str, Any] = {
+        k: frozenset(v) if isinstance(v, set | list | tuple) else v for k, v in signature.items()
+    }
     return Preset(name=name, description=description, syntax=syntax, mapping=mapping, **frozen)
 
 

@@ -166,7 +166,8 @@ class _Entity:
     def __init__(self, raw: dict[str, Any]) -> None:
         self.raw = raw
         self.attrs = {_short(k): v for k, v in raw.items() if isinstance(k, str) and not k.startswith("@")}
-        self.id = raw.get("id") or raw.get("@id")
+        raw_id = raw.get("id") or raw.get("@id")
+        self.id: str = "" if raw_id in (None, "") else str(raw_id)
         self.type = _short(_plain(raw.get("type") or raw.get("@type") or ""))
 
     def get(self, *names: str) -> Any:
@@ -375,7 +376,7 @@ def _period_seconds(entity: _Entity) -> float | None:
 
 def _traffic_flow(entity: _Entity) -> list[Record]:
     lat, lon, geometry = _position(entity)
-    is_line = bool(geometry) and "Line" in str(geometry.get("type"))
+    is_line = geometry is not None and "Line" in str(geometry.get("type"))
     address = entity.get("address")
     road = address.get("streetAddress") if isinstance(address, dict) else clean_text(address)
     extra: dict[str, Any] = {}
@@ -563,12 +564,11 @@ def parse(body: bytes, ctx: ParseContext) -> Batch:
             batch.rejected.append(Rejected.of("entity is not a JSON object", json.dumps(raw)[:500]))
             continue
         entity = _Entity(raw)
-        source_id = str(entity.id) if entity.id not in (None, "") else None
+        source_id = entity.id
         excerpt = json.dumps(raw, ensure_ascii=False, default=str)[:500]
-        if source_id is None:
+        if not source_id:
             batch.rejected.append(Rejected.of("entity has no id", excerpt))
             continue
-        entity.id = source_id
         try:
             batch.records.extend(_entity_records(entity))
         except _Reject as exc:
