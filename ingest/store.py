@@ -51,7 +51,7 @@ CHANGES_LOCK = 7_342_002
 NOTIFY_CHANNEL = "mobility_changes"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity hash: kinds are singletons, looked up per record
 class Kind:
     """How one family of sites is stored: the generic part of the store is written once."""
 
