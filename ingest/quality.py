@@ -63,6 +63,14 @@ def _outside(area: tuple[float, float, float, float] | None, lat: float | None, 
     return not (min_lon <= lon <= max_lon and min_lat <= lat <= max_lat)
 
 
+def _merge(first: Record, second: Record) -> Record:
+    """``second``'s non-empty fields over ``first``'s; ``extra`` merged the same way."""
+    update = {k: v for k, v in second if v is not None and k not in ("type", "id", "extra")}
+    merged = first.model_copy(update=update)
+    merged.extra = {**first.extra, **second.extra}  # type: ignore[union-attr]
+    return merged
+
+
 def check(
     spec: FeedSpec,
     records: list[Record],
@@ -71,6 +79,7 @@ def check(
     max_future_skew: timedelta,
     max_age: timedelta,
     static_capacity: dict[str, int | None],
+    part_of: dict[int, int] | None = None,
 ) -> Checked:
     """Apply every rule.
 
@@ -182,6 +191,11 @@ def check(
         previous_index = latest.get(key)
         if previous_index is not None:
             previous = kept[previous_index]
+            if part_of is not None and part_of.get(id(previous)) != part_of.get(id(record)):
+                # Two parts of one feed naming the same site (a site table and a status payload that
+                # repeats names and capacities): one site, described twice. Merge; later parts win.
+                kept[previous_index] = _merge(previous, record)
+                continue
             out.reject(previous, "duplicate_id", f"duplicate id {record.id!r} in one payload; kept the last")
             kept[previous_index] = record
             continue

@@ -183,6 +183,11 @@ class Batch(BaseModel):
     rejected: list[Rejected] = Field(default_factory=list)
     next_url: str | None = None
     generated_at: OptUtcDatetime = None
+    complete_types: set[str] = Field(
+        default_factory=set,
+        description="Record types this payload lists completely (a situation publication lists every "
+        "current event): what it no longer lists has ended.",
+    )
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}

@@ -300,7 +300,11 @@ class IngestService:
         else:
             records = [r for b in batches for r in b.records]
             rejected = [r for b in batches for r in b.rejected]
-            result = await self.store.apply(spec, records, rejected, poll=poll)
+            part_of = {id(r): i for i, b in enumerate(batches) for r in b.records}
+            complete = set().union(*(b.complete_types for b in batches))
+            result = await self.store.apply(
+                spec, records, rejected, poll=poll, part_of=part_of, complete_types=complete
+            )
             log.info(
                 "poll stored",
                 extra={

@@ -409,7 +409,14 @@ class Store:
         received_at: datetime | None = None,
         poll: PollInfo | None = None,
         pages: int = 1,
+        part_of: dict[int, int] | None = None,
+        complete_types: set[str] | None = None,
     ) -> ApplyResult:
+        """Store one poll. ``part_of`` maps ``id(record)`` to the payload (part or page) it came from,
+        so that a site named in two parts is merged rather than taken for a duplicate.
+        ``complete_types`` names the record types the payloads list completely (situations): events
+        of this feed they no longer list have ended. Without it, a batch with events is taken as complete.
+        """
         now = received_at or datetime.now(UTC)
         phases = _Phases()
         rejected = list(rejected)
@@ -447,6 +454,7 @@ class Store:
                     max_future_skew=timedelta(seconds=self.settings.max_future_skew_s),
                     max_age=timedelta(days=self.settings.max_age_days),
                     static_capacity=static_capacity,
+                    part_of=part_of,
                 )
             phases.mark("quality")
             quarantine_rows: list[tuple[str | None, str | None, str, str]] = [
@@ -512,8 +520,11 @@ class Store:
                     raw, spec, kind, kept, current, checked, changes, now, phases
                 )
 
-            if events:
-                await self._apply_events(raw, spec, events, changes, now)
+            events_complete = (
+                "traffic_event" in complete_types if complete_types is not None else bool(events)
+            )
+            if events or events_complete:
+                await self._apply_events(raw, spec, events, changes, now, end_missing=events_complete)
                 phases.mark("events")
 
             if quarantine_rows:
@@ -744,6 +755,8 @@ class Store:
         events: list[TrafficEvent],
         changes: list[_Change],
         now: datetime,
+        *,
+        end_missing: bool = True,
     ) -> None:
         ids = [site_id(spec.name, e.id) for e in events]
         rows = await raw.fetch(
@@ -775,7 +788,7 @@ class Store:
             )
             if diff:
                 changes.append(_Change("events", spec.name, sid, diff, e.lat, e.lon, None, e.observed_at))
-        cols = list(zip(*upserts, strict=True))
+        cols = list(zip(*upserts, strict=True)) if upserts else [[] for _ in range(15)]
         await raw.execute(
             """
             INSERT INTO traffic_events (id, feed_id, source_id, event_type, description, severity, lat, lon,
@@ -794,8 +807,9 @@ class Store:
             *[list(c) for c in cols],
         )
         # The situation list is a full snapshot: what is no longer published has ended.
-        gone = [sid for sid, r in before.items() if r["ended_at"] is None and sid not in set(ids)]
-        if gone:
+        published = set(ids)
+        gone = [sid for sid, r in before.items() if r["ended_at"] is None and sid not in published]
+        if gone and end_missing:
             await raw.execute("UPDATE traffic_events SET ended_at = $2 WHERE id = ANY($1)", gone, now)
             for sid in gone:
                 r = before[sid]

@@ -198,4 +198,6 @@ def parse(body: bytes, ctx: ParseContext) -> Batch:
             batch.records = [r for r in records if not isinstance(r, TrafficEvent)] + kept
             batch.rejected.extend(superseded)
     batch.generated_at = state.publication_time
+    if any("situation" in t.lower() for t in types):
+        batch.complete_types.add("traffic_event")
     return batch

@@ -310,7 +310,7 @@ def _congestion(percent_of_free_flow: float | None) -> Congestion:
 
 
 def _events(features: list[Any], generated: datetime | None) -> Batch:
-    batch = Batch(format=FORMAT, generated_at=generated)
+    batch = Batch(format=FORMAT, generated_at=generated, complete_types={"traffic_event"})
     for feature in features:
         if not isinstance(feature, dict):
             batch.rejected.append(Rejected.of("feature is not a JSON object", feature))

@@ -271,3 +271,34 @@ async def test_site_flags_follow_the_current_reading(store: Store, database_url:
     assert same.observations == 0 and await flags() == ["free_exceeds_capacity"]
     await store.apply(feed, [ParkingObservation(id="P", observed_at=NOW, free=5)])
     assert await flags() == []
+
+
+async def test_site_named_by_two_parts_is_merged_not_quarantined(store: Store, database_url: str) -> None:
+    feed = spec(name="twopart", static_urls=["http://127.0.0.1:1/table"])
+    await store.ensure_feed(feed)
+    table = ParkingSite(id="S", name="Table name", lat=48.58, lon=7.75, capacity=100, address="1 rue X")
+    live_site = ParkingSite(id="S", name="Live name", capacity=120)
+    reading = ParkingObservation(id="S", observed_at=NOW, free=30)
+    records = [table, live_site, reading]
+    result = await store.apply(feed, records, part_of={id(table): 0, id(live_site): 1, id(reading): 1})
+    assert result.rejected == 0
+    row = (await fetch(database_url, "SELECT name, lat, capacity, address, free FROM parking_sites"))[0]
+    assert tuple(row) == ("Live name", 48.58, 120, "1 rue X", 30)
+    # Within one payload, the same site twice is still a duplicate.
+    again = [ParkingSite(id="T", name="a"), ParkingSite(id="T", name="b")]
+    result = await store.apply(feed, again, part_of={id(again[0]): 0, id(again[1]): 0})
+    assert result.quality.get("duplicate_id") == 1
+
+
+async def test_all_events_end_when_a_complete_situation_list_is_empty(
+    store: Store, database_url: str
+) -> None:
+    feed = spec(name="situations")
+    await store.ensure_feed(feed)
+    await store.apply(feed, [TrafficEvent(id="E1", event_type="accident", lat=60.1, lon=24.9)])
+    # A partial payload (not declared complete) ends nothing.
+    await store.apply(feed, [], complete_types=set())
+    assert (await fetch(database_url, "SELECT ended_at FROM traffic_events"))[0]["ended_at"] is None
+    result = await store.apply(feed, [], complete_types={"traffic_event"})
+    assert result.changes == 1
+    assert (await fetch(database_url, "SELECT ended_at FROM traffic_events"))[0]["ended_at"] is not None
