@@ -319,6 +319,11 @@ class Session:
                     await self.send_error(exc.code, exc.message, exc.client_id)
         except SessionClosing:
             return
+        except Exception:
+            # A failure on our side (e.g. the database went away mid-snapshot): say so with a
+            # close code the client can act on (reconnect with since) instead of dropping it.
+            log.exception("live: closing a connection after an internal error")
+            self.close(1011, "internal error; reconnect with since")
 
     async def handle(self, message: protocol.Subscribe | protocol.Unsubscribe | protocol.Ping) -> None:
         if isinstance(message, protocol.Ping):
