@@ -247,7 +247,7 @@ class Hub:
                     protocol.Hello(
                         server_time=protocol.now_iso(),
                         seq=self.dispatched_seq,
-                        topics=sorted(session.allowed, key=protocol.TOPICS.index),
+                        topics=[t for t in protocol.TOPICS if t in session.allowed],
                         limits={
                             "max_message_bytes": settings.ws_max_message_bytes,
                             "messages_per_minute": key.messages_per_minute
@@ -400,5 +400,5 @@ def _presented_key(websocket: WebSocket) -> str | None:
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
         return header.strip()
-    value = websocket.query_params.get("key")
-    return value if value else None
+    query_key = websocket.query_params.get("key")
+    return query_key or None

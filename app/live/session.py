@@ -333,7 +333,9 @@ class Session:
         elif isinstance(message, protocol.Unsubscribe):
             self._unsubscribe(message)
             await self.put_message(
-                protocol.Unsubscribed(id=message.id, topics=sorted(self.sub.topics) if self.sub else [])
+                protocol.Unsubscribed(
+                    id=message.id, topics=[t for t in protocol.TOPICS if self.sub and t in self.sub.topics]
+                )
             )
         else:
             await self._subscribe(message)

@@ -9,7 +9,7 @@ first delta a client needs after it is ``seq + 1``, and nothing before it.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -168,7 +168,7 @@ async def bounds(raw: asyncpg.Connection) -> tuple[int | None, int]:
     return row["oldest"], int(row["current"])
 
 
-async def missed_changes(engine: AsyncEngine, since: int, *, page: int) -> AsyncIterator[list[Change]]:
+async def missed_changes(engine: AsyncEngine, since: int, *, page: int) -> AsyncGenerator[list[Change], None]:
     """Every retained change after ``since``, in pages; refuses when some may be gone.
 
     The check and the reads share one REPEATABLE READ transaction, so retention running
