@@ -57,6 +57,9 @@ def _run_server(settings: Settings, *, run_ingest: bool) -> int:
             # Oversized client messages are answered with an error by the protocol layer;
             # only frames beyond this hard cap close the connection (1009).
             ws_max_size=1024 * 1024,
+            # Serialize once, send the same bytes to every client: per-message deflate would
+            # compress each message again for every connection.
+            ws_per_message_deflate=False,
             proxy_headers=True,
         )
         server = uvicorn.Server(config)

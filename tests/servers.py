@@ -30,7 +30,13 @@ class ThreadedServer:
     def __init__(self, app: Any, port: int | None = None) -> None:
         self.port = port or free_port()
         self.config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_config=None, lifespan="on", ws_max_size=1024 * 1024
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_config=None,
+            lifespan="on",
+            ws_max_size=1024 * 1024,
+            ws_per_message_deflate=False,
         )
         self.server = uvicorn.Server(self.config)
         self.thread = threading.Thread(target=self._run, daemon=True)
