@@ -17,13 +17,9 @@ Raw asyncpg is used inside SQLAlchemy's transaction for COPY and array parameter
 
 from __future__ import annotations
 
-import gc
-import json
 import logging
-import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from operator import attrgetter
@@ -34,138 +30,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from ingest import quality
-from ingest.records import (
-    BikeObservation,
-    BikeStation,
-    ParkingObservation,
-    ParkingSite,
-    Record,
-    Rejected,
-    TrafficEvent,
-    TrafficObservation,
-    TrafficSite,
-)
+from ingest.records import ParkingObservation, Record, Rejected, TrafficEvent
 from ingest.spec import FeedSpec
+from ingest.store.changelog import Change, as_json, jsonb_param, write_changes
+from ingest.store.kinds import EVENT_FIELDS, KIND_OF_OBS, KIND_OF_SITE, KINDS, SITE_FLAGS, Kind
+from ingest.store.phases import Phases, without_gc_passes
+from ingest.store.queries import PollInfo, fetch_state, fetch_static, log_poll, raw_connection
 
 log = logging.getLogger(__name__)
-
-CHANGES_LOCK = 7_342_002
-NOTIFY_CHANNEL = "mobility_changes"
-
-
-@dataclass(frozen=True, eq=False)  # identity hash: kinds are singletons, looked up per record
-class Kind:
-    """How one family of sites is stored: the generic part of the store is written once."""
-
-    topic: str
-    site_table: str
-    obs_table: str
-    site_cls: type
-    obs_cls: type
-    static: tuple[tuple[str, str], ...]  # (column, SQL type)
-    values: tuple[tuple[str, str], ...]  # current-state columns taken from observations
-    obs_columns: tuple[str, ...]  # observation table value columns
-
-    @property
-    def static_columns(self) -> tuple[str, ...]:
-        return tuple(c for c, _ in self.static)
-
-    @property
-    def jsonb_columns(self) -> frozenset[str]:
-        return frozenset(c for c, t in self.static if t == "jsonb")
-
-    @property
-    def value_columns(self) -> tuple[str, ...]:
-        return tuple(c for c, _ in self.values)
-
-
-KINDS: dict[str, Kind] = {
-    "parking": Kind(
-        topic="parking",
-        site_table="parking_sites",
-        obs_table="parking_observations",
-        site_cls=ParkingSite,
-        obs_cls=ParkingObservation,
-        static=(
-            ("name", "text"),
-            ("lat", "float8"),
-            ("lon", "float8"),
-            ("capacity", "int4"),
-            ("site_type", "text"),
-            ("address", "text"),
-            ("operator", "text"),
-        ),
-        values=(("free", "int4"), ("occupied", "int4"), ("status", "text")),
-        obs_columns=("free", "occupied", "capacity", "status"),
-    ),
-    "traffic": Kind(
-        topic="traffic",
-        site_table="traffic_sites",
-        obs_table="traffic_observations",
-        site_cls=TrafficSite,
-        obs_cls=TrafficObservation,
-        static=(
-            ("name", "text"),
-            ("lat", "float8"),
-            ("lon", "float8"),
-            ("geometry", "jsonb"),
-            ("site_kind", "text"),
-            ("road", "text"),
-            ("direction", "text"),
-            ("free_flow_kmh", "float8"),
-            ("lanes", "int4"),
-        ),
-        values=(
-            ("speed_kmh", "float8"),
-            ("flow_vph", "float8"),
-            ("occupancy_pct", "float8"),
-            ("congestion", "text"),
-        ),
-        obs_columns=("speed_kmh", "flow_vph", "occupancy_pct", "congestion"),
-    ),
-    "bikes": Kind(
-        topic="bikes",
-        site_table="bike_stations",
-        obs_table="bike_observations",
-        site_cls=BikeStation,
-        obs_cls=BikeObservation,
-        static=(
-            ("name", "text"),
-            ("lat", "float8"),
-            ("lon", "float8"),
-            ("capacity", "int4"),
-            ("address", "text"),
-        ),
-        values=(("bikes_available", "int4"), ("docks_available", "int4"), ("status", "text")),
-        obs_columns=("bikes_available", "docks_available", "capacity", "status"),
-    ),
-}
-KIND_OF_SITE = {k.site_cls: k for k in KINDS.values()}
-KIND_OF_OBS = {k.obs_cls: k for k in KINDS.values()}
-# Flags about the site itself, kept when a new reading replaces the reading's own flags.
-SITE_FLAGS = ("no_static_data", "null_island_coordinates")
-EVENT_FIELDS = (
-    "event_type",
-    "description",
-    "severity",
-    "lat",
-    "lon",
-    "geometry",
-    "road",
-    "valid_from",
-    "valid_to",
-)
-
-
-@dataclass
-class PollInfo:
-    started_at: datetime
-    duration_ms: float
-    url: str | None = None
-    http_status: int | None = None
-    bytes: int = 0
-    not_modified: bool = False
-    error: str | None = None
 
 
 @dataclass
@@ -180,73 +52,12 @@ class ApplyResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-class _Phases:
-    """Accumulates the time since the previous mark under each phase name."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-        self._last = time.perf_counter()
-
-    def mark(self, phase: str) -> None:
-        now = time.perf_counter()
-        self.seconds[phase] = self.seconds.get(phase, 0.0) + now - self._last
-        self._last = now
-
-
-@dataclass
-class _Change:
-    topic: str
-    feed_id: str
-    site_id: str
-    fields: dict[str, Any]
-    lat: float | None = None
-    lon: float | None = None
-    free: int | None = None
-    observed_at: datetime | None = None
-
-
 def site_id(feed: str, source_id: str) -> str:
     return f"{feed}:{source_id}"
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    return value
-
-
-# One encoder: json.dumps with non-default options builds a new encoder on every call.
-_JSON = json.JSONEncoder(ensure_ascii=False, default=_jsonable)
 _NO_FLAGS: list[str] = []
 _observed_at = attrgetter("observed_at")
-
-
-@contextmanager
-def _without_gc_passes() -> Iterator[None]:
-    """Hold off the cyclic garbage collector while a poll's rows are built.
-
-    Tens of thousands of new tuples per poll, next to the batch's tens of thousands of live
-    records, trigger repeated full collections that cost more than building the rows (half of
-    the NDW planning time). Nothing built here forms a cycle; the collector resumes right after.
-    Only synchronous code runs inside (no ``await``), so no other task is affected.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def _j(value: Any) -> str | None:
-    """jsonb parameters go as JSON text: SQLAlchemy's asyncpg codec on these connections encodes str."""
-    return None if value is None else _JSON.encode(value)
-
-
-def _as_json(value: Any) -> Any:
-    """``value`` as it reads back from a jsonb column: tuples become lists, datetimes strings."""
-    return None if value is None else json.loads(_JSON.encode(value))
 
 
 class Store:
@@ -258,7 +69,7 @@ class Store:
     # ----------------------------------------------------------------- feeds
     async def ensure_feed(self, spec: FeedSpec) -> None:
         async with self.engine.begin() as conn:
-            raw = await _raw(conn)
+            raw = await raw_connection(conn)
             await raw.execute(
                 """
                 INSERT INTO feeds (id, format, url, city, interval_s, stale_after, area, demo, enabled)
@@ -287,7 +98,7 @@ class Store:
         ahead = days_ahead if days_ahead is not None else self.settings.partitions_ahead_days
         today = datetime.now(UTC).date()
         async with self.engine.begin() as conn:
-            raw = await _raw(conn)
+            raw = await raw_connection(conn)
             for kind in KINDS.values():
                 await raw.execute(
                     "SELECT mobility_ensure_partitions($1, $2::date, $3::date)",
@@ -303,7 +114,7 @@ class Store:
         keep_from = datetime.now(UTC).date() - timedelta(days=self.settings.retention_days)
         out: dict[str, int] = {}
         async with self.engine.begin() as conn:
-            raw = await _raw(conn)
+            raw = await raw_connection(conn)
             for kind in KINDS.values():
                 out[kind.obs_table] = await raw.fetchval(
                     "SELECT mobility_drop_partitions_before($1, $2::date)", kind.obs_table, keep_from
@@ -320,8 +131,8 @@ class Store:
     async def record_failure(self, spec: FeedSpec, poll: PollInfo) -> None:
         """A poll that produced nothing: logged and counted; data already stored is untouched."""
         async with self.engine.begin() as conn:
-            raw = await _raw(conn)
-            await _log_poll(raw, spec, poll, accepted=0, rejected=0, changes=0)
+            raw = await raw_connection(conn)
+            await log_poll(raw, spec, poll, accepted=0, rejected=0, changes=0)
             await raw.execute(
                 """
                 UPDATE feed_health SET last_poll_at = $2, last_error_at = $2, last_error = $3,
@@ -348,8 +159,8 @@ class Store:
     async def record_not_modified(self, spec: FeedSpec, poll: PollInfo) -> None:
         """304: the server confirms our data is current — fresh, with nothing to write."""
         async with self.engine.begin() as conn:
-            raw = await _raw(conn)
-            await _log_poll(raw, spec, poll, accepted=0, rejected=0, changes=0)
+            raw = await raw_connection(conn)
+            await log_poll(raw, spec, poll, accepted=0, rejected=0, changes=0)
             await raw.execute(
                 """
                 UPDATE feed_health SET last_poll_at = $2, last_success_at = $2, last_fresh_at = $2,
@@ -366,7 +177,7 @@ class Store:
     async def set_stale(self, spec: FeedSpec, stale: bool) -> int:
         """Flip a feed and all its sites to stale (or back), announcing each flip as a change."""
         async with self.engine.begin() as conn:
-            raw = await _raw(conn)
+            raw = await raw_connection(conn)
             flipped = await raw.fetchval(
                 "UPDATE feed_health SET stale = $2 "
                 "WHERE feed_id = $1 AND stale IS DISTINCT FROM $2 RETURNING 1",
@@ -375,7 +186,7 @@ class Store:
             )
             if not flipped:
                 return 0
-            changes = [_Change("feeds", spec.name, spec.name, {"stale": stale})]
+            changes = [Change("feeds", spec.name, spec.name, {"stale": stale})]
             for kind in KINDS.values():
                 rows = await raw.fetch(
                     f"UPDATE {kind.site_table} SET stale = $2 "
@@ -386,7 +197,7 @@ class Store:
                 )
                 for row in rows:
                     changes.append(
-                        _Change(
+                        Change(
                             kind.topic,
                             spec.name,
                             row["id"],
@@ -396,7 +207,7 @@ class Store:
                             row.get("free") if kind.topic == "parking" else None,
                         )
                     )
-            await _write_changes(raw, changes, datetime.now(UTC))
+            await write_changes(raw, changes, datetime.now(UTC))
             return len(changes)
 
     # ----------------------------------------------------------------- apply
@@ -418,7 +229,7 @@ class Store:
         of this feed they no longer list have ended. Without it, a batch with events is taken as complete.
         """
         now = received_at or datetime.now(UTC)
-        phases = _Phases()
+        phases = Phases()
         rejected = list(rejected)
         result = ApplyResult(timings=phases.seconds)
         feed = spec.name
@@ -432,7 +243,7 @@ class Store:
             elif cls is ParkingObservation:
                 parking_obs_ids.add(r.id)
         async with self.engine.begin() as conn:
-            raw = await _raw(conn)
+            raw = await raw_connection(conn)
             phases.mark("begin")
             # Stored static fields: for the site upsert's change detection, and the capacity rule.
             before: dict[Kind, dict[str, asyncpg.Record]] = {}
@@ -440,13 +251,13 @@ class Store:
                 ids = site_ids.get(kind, set())
                 lookup = ids | parking_obs_ids if kind is KINDS["parking"] else ids
                 before[kind] = (
-                    await _fetch_static(raw, kind, [site_id(feed, i) for i in lookup], full=bool(ids))
+                    await fetch_static(raw, kind, [site_id(feed, i) for i in lookup], full=bool(ids))
                     if lookup
                     else {}
                 )
             static_capacity = {row["source_id"]: row["capacity"] for row in before[KINDS["parking"]].values()}
             phases.mark("read_sites")
-            with _without_gc_passes():
+            with without_gc_passes():
                 checked = quality.check(
                     spec,
                     list(records),
@@ -461,7 +272,7 @@ class Store:
                 (None, r.source_id, r.reason, r.raw_excerpt) for r in rejected
             ]
             quarantine_rows += [(t, r.source_id, r.reason, r.raw_excerpt) for t, r in checked.quarantined]
-            changes: list[_Change] = []
+            changes: list[Change] = []
 
             by_kind_sites: dict[Kind, list[Any]] = defaultdict(list)
             by_kind_obs: dict[Kind, list[Any]] = defaultdict(list)
@@ -485,7 +296,7 @@ class Store:
                     continue
                 # Read after the upsert: sites created or moved by this batch are seen as they now are.
                 obs_ids = {site_id(feed, o.id) for o in observations}
-                current = await _fetch_state(raw, kind, feed, list(obs_ids))
+                current = await fetch_state(raw, kind, feed, list(obs_ids))
                 phases.mark("read_state")
                 kept = observations
                 if len(current) < len(obs_ids):
@@ -514,7 +325,7 @@ class Store:
                         for b in bare.values():
                             checked.flag(b, "no_static_data")
                         await self._upsert_sites(raw, spec, kind, list(bare.values()), {}, checked, changes)
-                        current.update(await _fetch_state(raw, kind, feed, list(bare)))
+                        current.update(await fetch_state(raw, kind, feed, list(bare)))
                     phases.mark("sites")
                 result.observations += await self._apply_observations(
                     raw, spec, kind, kept, current, checked, changes, now, phases
@@ -536,7 +347,7 @@ class Store:
                     columns=["feed_id", "received_at", "record_type", "source_id", "reason", "raw_excerpt"],
                 )
                 phases.mark("quarantine")
-            result.max_seq, result.changes = await _write_changes(raw, changes, now, phases)
+            result.max_seq, result.changes = await write_changes(raw, changes, now, phases)
             result.accepted = len(checked.records)
             result.rejected = len(quarantine_rows)
             result.quality = dict(checked.counts)
@@ -553,7 +364,7 @@ class Store:
         sites: list[Any],
         before_rows: dict[str, asyncpg.Record],
         checked: quality.Checked,
-        changes: list[_Change],
+        changes: list[Change],
     ) -> None:
         rows: list[tuple[Any, ...]] = []
         cols = kind.static_columns
@@ -569,18 +380,18 @@ class Store:
                 diff = {
                     k: v
                     for k, v in values.items()
-                    if v is not None and before[k] != (_as_json(v) if k in jsonb_cols else v)
+                    if v is not None and before[k] != (as_json(v) if k in jsonb_cols else v)
                 }
             flags = checked.flags.get(id(s), [])
-            if before is not None and not diff and not flags and (before["extra"] or {}) == _as_json(s.extra):
+            if before is not None and not diff and not flags and (before["extra"] or {}) == as_json(s.extra):
                 continue
-            stored = [_j(v) if k in jsonb_cols else v for k, v in values.items()]
-            rows.append((sid, spec.name, s.id, *stored, _j(s.extra), ",".join(flags)))
+            stored = [jsonb_param(v) if k in jsonb_cols else v for k, v in values.items()]
+            rows.append((sid, spec.name, s.id, *stored, jsonb_param(s.extra), ",".join(flags)))
             if diff or before is None:
                 lat = values.get("lat")
                 lon = values.get("lon")
                 changes.append(
-                    _Change(
+                    Change(
                         kind.topic,
                         spec.name,
                         sid,
@@ -621,20 +432,20 @@ class Store:
         observations: list[Any],
         current: dict[str, tuple[Any, ...]],
         checked: quality.Checked,
-        changes: list[_Change],
+        changes: list[Change],
         now: datetime,
-        phases: _Phases,
+        phases: Phases,
     ) -> int:
         """Readings newer than the stored state: history rows, new current state, changes.
 
         Runs once per reading of every poll, so it works on tuples (one ``attrgetter`` call per
-        reading) rather than per-field dicts; ``current`` holds the rows of ``_fetch_state``.
+        reading) rather than per-field dicts; ``current`` holds the rows of ``fetch_state``.
         """
         if not observations:
             return 0
         value_cols = kind.value_columns
         n = len(value_cols)
-        with _without_gc_passes():
+        with without_gc_passes():
             to_store, days, state_updates = self._plan_readings(
                 spec, kind, observations, current, checked, changes, now
             )
@@ -681,7 +492,7 @@ class Store:
         observations: list[Any],
         current: dict[str, tuple[Any, ...]],
         checked: quality.Checked,
-        changes: list[_Change],
+        changes: list[Change],
         now: datetime,
     ) -> tuple[list[tuple[Any, ...]], set[datetime], list[tuple[Any, ...]]]:
         """Which readings to store, each site's new state, and the changes to announce."""
@@ -733,7 +544,7 @@ class Store:
             else:
                 continue
             free = state[0] if is_parking else None  # "free" is parking's first value column
-            changes.append(_Change(kind.topic, spec.name, sid, diff, lat, lon, free, observed_at))
+            changes.append(Change(kind.topic, spec.name, sid, diff, lat, lon, free, observed_at))
         return to_store, days, state_updates
 
     async def _ensure_days(self, raw: asyncpg.Connection, table: str, days: set[date]) -> None:
@@ -753,7 +564,7 @@ class Store:
         raw: asyncpg.Connection,
         spec: FeedSpec,
         events: list[TrafficEvent],
-        changes: list[_Change],
+        changes: list[Change],
         now: datetime,
         *,
         end_missing: bool = True,
@@ -780,14 +591,14 @@ class Store:
                     sid,
                     spec.name,
                     e.id,
-                    *(_j(v) if k == "geometry" else v for k, v in values.items()),
+                    *(jsonb_param(v) if k == "geometry" else v for k, v in values.items()),
                     e.observed_at,
                     now,
-                    _j(e.extra),
+                    jsonb_param(e.extra),
                 )
             )
             if diff:
-                changes.append(_Change("events", spec.name, sid, diff, e.lat, e.lon, None, e.observed_at))
+                changes.append(Change("events", spec.name, sid, diff, e.lat, e.lon, None, e.observed_at))
         cols = list(zip(*upserts, strict=True)) if upserts else [[] for _ in range(15)]
         await raw.execute(
             """
@@ -814,7 +625,7 @@ class Store:
             for sid in gone:
                 r = before[sid]
                 changes.append(
-                    _Change("events", spec.name, sid, {"active": False, "ended_at": now}, r["lat"], r["lon"])
+                    Change("events", spec.name, sid, {"active": False, "ended_at": now}, r["lat"], r["lon"])
                 )
 
     async def _update_health(
@@ -842,7 +653,7 @@ class Store:
             totals: dict[str, int] = dict(row["quality"] or {}) if row else {}
             for rule, n in result.quality.items():
                 totals[rule] = totals.get(rule, 0) + n
-            args.append(_j(totals))
+            args.append(jsonb_param(totals))
             quality_set = ", quality = $7"
         await raw.execute(
             f"""
@@ -856,144 +667,6 @@ class Store:
             *args,
         )
         if poll is not None:
-            await _log_poll(
+            await log_poll(
                 raw, spec, poll, accepted=result.accepted, rejected=result.rejected, changes=result.changes
             )
-
-
-async def _raw(conn: Any) -> asyncpg.Connection:
-    raw_conn = await conn.get_raw_connection()
-    return raw_conn.driver_connection  # type: ignore[no-any-return]
-
-
-async def _fetch_static(
-    raw: asyncpg.Connection, kind: Kind, ids: list[str], *, full: bool
-) -> dict[str, asyncpg.Record]:
-    """Stored static fields of these sites; without ``full`` only what the capacity rule needs.
-
-    jsonb columns (``extra``, ``geometry``) are decoded row by row, so they are read only when
-    the batch carries site records to compare them with.
-    """
-    cols = ", ".join((*kind.static_columns, "extra", *(("free",) if kind.topic == "parking" else ())))
-    if not full:
-        cols = "capacity" if kind.topic in ("parking", "bikes") else "lat"
-    rows = await raw.fetch(
-        f"SELECT id, source_id, {cols} FROM {kind.site_table} WHERE id = ANY($1::text[])", ids
-    )
-    return {r["id"]: r for r in rows}
-
-
-async def _fetch_state(
-    raw: asyncpg.Connection, kind: Kind, feed: str, ids: list[str]
-) -> dict[str, tuple[Any, ...]]:
-    """Current state of these sites as ``(lat, lon, values, observed_at, last_stored_at, stale)``.
-
-    ``feed_id`` lets PostgreSQL read one feed's sites through the (feed_id, source_id) index
-    instead of scanning every feed's.
-    """
-    rows = await raw.fetch(
-        f"SELECT id, lat, lon, {', '.join(kind.value_columns)}, observed_at, last_stored_at, stale "
-        f"FROM {kind.site_table} WHERE feed_id = $1 AND id = ANY($2::text[])",
-        feed,
-        ids,
-    )
-    end = 3 + len(kind.values)
-    return {r[0]: (r[1], r[2], tuple(r[3:end]), r[end], r[end + 1], r[end + 2]) for r in rows}
-
-
-async def _log_poll(
-    raw: asyncpg.Connection, spec: FeedSpec, poll: PollInfo, *, accepted: int, rejected: int, changes: int
-) -> None:
-    await raw.execute(
-        """
-        INSERT INTO poll_log (feed_id, started_at, duration_ms, url, http_status, bytes, not_modified,
-            records_accepted, records_rejected, changes, error)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-        """,
-        spec.name,
-        poll.started_at,
-        poll.duration_ms,
-        poll.url,
-        poll.http_status,
-        poll.bytes,
-        poll.not_modified,
-        accepted,
-        rejected,
-        changes,
-        (poll.error or None) and poll.error[:2000],
-    )
-
-
-def _merge(changes: list[_Change]) -> list[_Change]:
-    """One change per site per transaction: a new site and its first reading are one delta."""
-    merged: dict[tuple[str, str], _Change] = {}
-    copied: set[tuple[str, str]] = set()
-    for c in changes:
-        key = (c.topic, c.site_id)
-        prev = merged.get(key)
-        if prev is None:
-            merged[key] = c
-            continue
-        if key not in copied:  # never mutate a caller's change
-            prev = merged[key] = _Change(
-                prev.topic,
-                prev.feed_id,
-                prev.site_id,
-                dict(prev.fields),
-                prev.lat,
-                prev.lon,
-                prev.free,
-                prev.observed_at,
-            )
-            copied.add(key)
-        prev.fields.update(c.fields)
-        prev.lat = c.lat if c.lat is not None else prev.lat
-        prev.lon = c.lon if c.lon is not None else prev.lon
-        prev.free = c.free if c.free is not None else prev.free
-        prev.observed_at = c.observed_at or prev.observed_at
-    return list(merged.values())
-
-
-async def _write_changes(
-    raw: asyncpg.Connection, changes: list[_Change], now: datetime, phases: _Phases | None = None
-) -> tuple[int | None, int]:
-    """Append the changes to the log and NOTIFY; returns (max seq, number of changes written)."""
-    changes = _merge(changes)
-    if not changes:
-        return None, 0
-    # Held until commit: no other writer can draw a seq and commit before us (docs/architecture.md).
-    await raw.execute("SELECT pg_advisory_xact_lock($1)", CHANGES_LOCK)
-    seqs = [
-        r[0]
-        for r in await raw.fetch("SELECT nextval('changes_seq') FROM generate_series(1, $1)", len(changes))
-    ]
-    if phases:
-        phases.mark("lock_and_seq")
-    with _without_gc_passes():
-        received = _jsonable(now)
-        times: dict[datetime | None, Any] = {None: None}  # a poll's readings share few distinct times
-        encode = _JSON.encode
-        rows = []
-        for seq, c in zip(seqs, changes, strict=True):
-            observed = times.get(c.observed_at)
-            if observed is None and c.observed_at is not None:
-                observed = times[c.observed_at] = _jsonable(c.observed_at)
-            payload = {
-                "id": c.site_id,
-                "feed": c.feed_id,
-                "fields": c.fields,
-                "observed_at": observed,
-                "received_at": received,
-            }
-            rows.append((seq, now, c.topic, c.feed_id, c.site_id, c.lat, c.lon, c.free, encode(payload)))
-    if phases:
-        phases.mark("build_changes")
-    await raw.copy_records_to_table(
-        "changes",
-        records=rows,
-        columns=["seq", "committed_at", "topic", "feed_id", "site_id", "lat", "lon", "free", "payload"],
-    )
-    await raw.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, str(seqs[-1]))
-    if phases:
-        phases.mark("write_changes")
-    return seqs[-1], len(changes)

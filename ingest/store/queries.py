@@ -1,0 +1,86 @@
+"""Small SQL helpers shared by the store's steps (raw asyncpg inside SQLAlchemy's transaction)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from ingest.spec import FeedSpec
+from ingest.store.kinds import Kind
+
+
+@dataclass
+class PollInfo:
+    started_at: datetime
+    duration_ms: float
+    url: str | None = None
+    http_status: int | None = None
+    bytes: int = 0
+    not_modified: bool = False
+    error: str | None = None
+
+
+async def raw_connection(conn: Any) -> asyncpg.Connection:
+    raw_conn = await conn.get_raw_connection()
+    return raw_conn.driver_connection  # type: ignore[no-any-return]
+
+
+async def fetch_static(
+    raw: asyncpg.Connection, kind: Kind, ids: list[str], *, full: bool
+) -> dict[str, asyncpg.Record]:
+    """Stored static fields of these sites; without ``full`` only what the capacity rule needs.
+
+    jsonb columns (``extra``, ``geometry``) are decoded row by row, so they are read only when
+    the batch carries site records to compare them with.
+    """
+    cols = ", ".join((*kind.static_columns, "extra", *(("free",) if kind.topic == "parking" else ())))
+    if not full:
+        cols = "capacity" if kind.topic in ("parking", "bikes") else "lat"
+    rows = await raw.fetch(
+        f"SELECT id, source_id, {cols} FROM {kind.site_table} WHERE id = ANY($1::text[])", ids
+    )
+    return {r["id"]: r for r in rows}
+
+
+async def fetch_state(
+    raw: asyncpg.Connection, kind: Kind, feed: str, ids: list[str]
+) -> dict[str, tuple[Any, ...]]:
+    """Current state of these sites as ``(lat, lon, values, observed_at, last_stored_at, stale)``.
+
+    ``feed_id`` lets PostgreSQL read one feed's sites through the (feed_id, source_id) index
+    instead of scanning every feed's.
+    """
+    rows = await raw.fetch(
+        f"SELECT id, lat, lon, {', '.join(kind.value_columns)}, observed_at, last_stored_at, stale "
+        f"FROM {kind.site_table} WHERE feed_id = $1 AND id = ANY($2::text[])",
+        feed,
+        ids,
+    )
+    end = 3 + len(kind.values)
+    return {r[0]: (r[1], r[2], tuple(r[3:end]), r[end], r[end + 1], r[end + 2]) for r in rows}
+
+
+async def log_poll(
+    raw: asyncpg.Connection, spec: FeedSpec, poll: PollInfo, *, accepted: int, rejected: int, changes: int
+) -> None:
+    await raw.execute(
+        """
+        INSERT INTO poll_log (feed_id, started_at, duration_ms, url, http_status, bytes, not_modified,
+            records_accepted, records_rejected, changes, error)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+        """,
+        spec.name,
+        poll.started_at,
+        poll.duration_ms,
+        poll.url,
+        poll.http_status,
+        poll.bytes,
+        poll.not_modified,
+        accepted,
+        rejected,
+        changes,
+        (poll.error or None) and poll.error[:2000],
+    )
