@@ -48,11 +48,17 @@ class PgTestServer:
             root = Path(tempfile.mkdtemp(prefix="mobility-test-pg-"))
             self.embedded = EmbeddedPostgres(root / "pgdata")
             self.url = self.embedded.start()
+            # A throwaway test server: durability buys nothing, and every commit would wait for
+            # an fsync (about 10 ms on this kind of disk, and tests commit thousands of times).
+            for setting in ("fsync = off", "synchronous_commit = off", "full_page_writes = off"):
+                run_sync(self._admin(f"ALTER SYSTEM SET {setting}", database="postgres"))
+            run_sync(self._admin("SELECT pg_reload_conf()", database="postgres"))
         self.maintenance = with_database(self.url, "postgres")
         self._template_ready = False
 
-    async def _admin(self, sql: str) -> None:
-        conn = await asyncpg.connect(asyncpg_dsn(self.maintenance))
+    async def _admin(self, sql: str, database: str | None = None) -> None:
+        url = with_database(self.url, database) if database else self.maintenance
+        conn = await asyncpg.connect(asyncpg_dsn(url))
         try:
             await conn.execute(sql)
         finally:

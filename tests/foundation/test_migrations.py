@@ -92,21 +92,22 @@ async def test_nearest_uses_earthdistance_index(database_url: str) -> None:
         await conn.execute("INSERT INTO feeds (id, url) VALUES ('f', 'http://x')")
         await conn.executemany(
             "INSERT INTO parking_sites (id, feed_id, source_id, lat, lon) VALUES ($1, 'f', $2, $3, $4)",
-            [(f"f:{i}", str(i), 48.0 + i * 0.001, 2.0 + i * 0.001) for i in range(2000)],
+            # a 50 × 40 grid, 0.002° apart: 222 m north–south, 149 m east–west at this latitude
+            [(f"f:{i}", str(i), 48.0 + (i // 50) * 0.002, 2.0 + (i % 50) * 0.002) for i in range(2000)],
         )
         await conn.execute("ANALYZE parking_sites")
         plan_rows = await conn.fetch(
-            "EXPLAIN SELECT id FROM parking_sites WHERE earth_box(ll_to_earth(48.5, 2.5), 500) @> "
+            "EXPLAIN SELECT id FROM parking_sites WHERE earth_box(ll_to_earth(48.04, 2.05), 500) @> "
             "ll_to_earth(lat, lon) AND lat IS NOT NULL AND lon IS NOT NULL"
         )
         plan = "\n".join(r[0] for r in plan_rows)
         assert "parking_sites_earth" in plan
         near = await conn.fetch(
-            "SELECT id, earth_distance(ll_to_earth(48.5, 2.5), ll_to_earth(lat, lon)) AS d FROM parking_sites "
-            "WHERE earth_box(ll_to_earth(48.5, 2.5), 500) @> ll_to_earth(lat, lon) "
+            "SELECT id, earth_distance(ll_to_earth(48.04, 2.05), ll_to_earth(lat, lon)) AS d FROM parking_sites "
+            "WHERE earth_box(ll_to_earth(48.04, 2.05), 500) @> ll_to_earth(lat, lon) "
             "AND lat IS NOT NULL AND lon IS NOT NULL ORDER BY d LIMIT 3"
         )
-        assert near[0]["id"] == "f:500" and near[0]["d"] < 1
-        assert {r["id"] for r in near[1:]} == {"f:499", "f:501"}
+        assert near[0]["id"] == "f:1025" and near[0]["d"] < 1
+        assert {r["id"] for r in near[1:]} == {"f:1024", "f:1026"}
     finally:
         await conn.close()
