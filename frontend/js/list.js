@@ -10,7 +10,7 @@ const CSV_COLUMNS = [
   "status", "trend", "stale", "stale_reason", "observed_at",
 ];
 
-export const list = { bbox: null, filter: "", onChoose: null };
+export const list = { bbox: null, feeds: null, filter: "", onChoose: null };
 
 function inBox(r, bbox) {
   if (!bbox) return true;
@@ -21,7 +21,7 @@ function inBox(r, bbox) {
 export function shownRows() {
   const needle = list.filter.trim().toLowerCase();
   return parkingRecords()
-    .filter((r) => inBox(r, list.bbox))
+    .filter((r) => (list.feeds ? list.feeds.has(r.feed) : inBox(r, list.bbox)))
     .filter((r) => !needle || `${r.name || ""} ${r.address || ""} ${r.id}`.toLowerCase().includes(needle))
     .sort((a, b) => String(a.name || a.id).localeCompare(String(b.name || b.id)));
 }

@@ -1,6 +1,6 @@
 // The /ws client: subscribe, collect snapshot chunks, apply deltas, and reconnect with
 // `since` so a dropped connection resumes without losing or replaying changes.
-import { applyDelta, mergeSnapshot, state, TOPICS } from "./state.js";
+import { applyDelta, mergeSnapshot, setServerTime, state, TOPICS } from "./state.js";
 
 const BACKOFF_START_MS = 500;
 const BACKOFF_MAX_MS = 30000;
@@ -78,6 +78,7 @@ export class LiveClient {
   }
 
   handle(message) {
+    if (message.server_time) setServerTime(message.server_time);
     switch (message.type) {
       case "hello": {
         // Subscribe to what this connection may see (a public connection may see fewer topics).

@@ -1,20 +1,44 @@
 // Boot: language, service description, current state over REST for a fast first render, then
 // the live feed. Every step that can fail shows a banner and lets the rest of the page work.
 import { featuresToRecords, getAllFeatures, getJson } from "./api.js";
-import { cssGradient } from "./colors.js";
+import { bikesGradient, cssGradient, STALE_COLOR, TRAFFIC_LEVELS, UNKNOWN_COLOR } from "./colors.js";
 import * as commuter from "./commuter.js";
 import { initialLanguage, onLanguageChange, setLanguage, t } from "./i18n.js";
 import * as list from "./list.js";
 import { LiveClient } from "./live.js";
-import { centerOn, createMap, frameBox, map, markAll, requestRender, setBasemap, subplotMap } from "./map.js";
+import {
+  centerOn,
+  createMap,
+  frameBox,
+  map,
+  markers,
+  refreshTooltip,
+  requestRender,
+  setBasemap,
+  setLayerVisible,
+  subplotMap,
+} from "./map.js";
 import * as planner from "./planner.js";
-import { onDirty, replaceTopic, state } from "./state.js";
+import { markDirty, onDirty, replaceTopic, state } from "./state.js";
 
 const PANEL_REFRESH_MS = 1000;
 const AGE_REFRESH_MS = 10000;
+// Feed health changes without a live message (a `feeds` delta is sent when a feed turns stale or
+// fresh, not on every successful poll): refetched this often while the planner shows it.
+const FEEDS_REFRESH_MS = 30000;
+const CITY_KEY = "mobility.city";
 
 const errors = new Map();
-const app = { meta: null, areas: [], live: null, connection: "connecting", retryIn: null, framed: false, knownAreas: 0 };
+const app = {
+  meta: null,
+  areas: [],
+  live: null,
+  connection: "connecting",
+  retryIn: null,
+  framed: false,
+  knownAreas: 0,
+  citiesChosen: false,
+};
 
 function showError(key, message) {
   if (message) errors.set(key, message);
@@ -96,7 +120,7 @@ function areas() {
   }
   for (const [name, records] of groups) {
     const bbox = dataBox(records);
-    if (bbox) out.push({ name, bbox });
+    if (bbox) out.push({ name, bbox, feeds: [...new Set(records.map((r) => r.feed).filter(Boolean))] });
   }
   return out.sort((a, b) => a.name.localeCompare(b.name));
 }
@@ -118,17 +142,68 @@ function renderCitySelect() {
   for (const area of areas()) {
     const option = new Option(area.name, area.name);
     option.dataset.bbox = JSON.stringify(area.bbox);
+    option.dataset.feeds = JSON.stringify(area.feeds || []);
     options.push(option);
   }
   select.replaceChildren(...options);
   if ([...select.options].some((o) => o.value === current)) select.value = current;
 }
 
+function storedCity() {
+  try {
+    return localStorage.getItem(CITY_KEY);
+  } catch {
+    return null; // storage disabled: the default below applies
+  }
+}
+
+function rememberCity(name) {
+  try {
+    localStorage.setItem(CITY_KEY, name);
+  } catch {
+    /* not remembered, still applied */
+  }
+}
+
+// A commuter wants one city, not five dots on a continent: the one chosen last time (even "All
+// areas"), else the one with the most car parks, else the one with the most sites.
+function defaultCity(choices) {
+  const stored = storedCity();
+  if (stored === "" || choices.some((a) => a.name === stored)) return stored;
+  const parkingByFeed = new Map();
+  for (const r of state.records.parking.values()) parkingByFeed.set(r.feed, (parkingByFeed.get(r.feed) || 0) + 1);
+  const sitesByName = new Map((app.meta?.cities || []).map((c) => [c.name, c.sites || 0]));
+  const score = (area) => [
+    (area.feeds || []).reduce((n, feed) => n + (parkingByFeed.get(feed) || 0), 0),
+    sitesByName.get(area.name) || 0,
+  ];
+  let best = null;
+  for (const area of choices) {
+    const s = score(area);
+    if (!best || s[0] > best.s[0] || (s[0] === best.s[0] && s[1] > best.s[1])) best = { area, s };
+  }
+  return best && (best.s[0] || best.s[1]) ? best.area.name : "";
+}
+
+// Once, when the areas are first known (from the service description or from the data).
+function chooseCity() {
+  const choices = areas();
+  if (app.citiesChosen || !choices.length) return false;
+  app.citiesChosen = true;
+  renderCitySelect();
+  document.getElementById("city-select").value = defaultCity(choices);
+  return true;
+}
+
 function frameSelected() {
   const select = document.getElementById("city-select");
   const option = select.selectedOptions[0];
   const bbox = option?.dataset.bbox ? JSON.parse(option.dataset.bbox) : allBox();
-  list.list.bbox = option?.dataset.bbox ? bbox : null;
+  // The list holds the chosen city's sites: by feed where the area names them (a site without a
+  // position still belongs to its city), else by the area's box.
+  const feeds = option?.dataset.feeds ? JSON.parse(option.dataset.feeds) : [];
+  list.list.feeds = option?.value && feeds.length ? new Set(feeds) : null;
+  list.list.bbox = option?.value && !feeds.length ? bbox : null;
   list.render();
   updateExportLink();
   if (bbox) {
@@ -177,6 +252,7 @@ function setupTabs() {
     if (tab.id === "tab-planner") {
       planner.renderSummary();
       planner.renderFeeds();
+      planner.loadFeeds();
     }
     if (tab.id === "tab-list") list.render();
   };
@@ -199,10 +275,22 @@ function setupLayers() {
   for (const layer of ["parking", "traffic", "bikes", "events"]) {
     const box = document.getElementById(`layer-${layer}`);
     box.addEventListener("change", () => {
-      map.visible[layer] = box.checked;
-      markAll();
+      setLayerVisible(layer, box.checked);
+      const row = document.querySelector(`.legend [data-layer="${layer}"]`);
+      if (row) row.hidden = !box.checked;
     });
   }
+}
+
+function setupLegend() {
+  document.querySelector(".legend .gradient.parking").style.background = cssGradient();
+  document.querySelector(".legend .gradient.bikes").style.background = bikesGradient();
+  for (const level of TRAFFIC_LEVELS) {
+    const swatch = document.querySelector(`.legend [data-level="${level.key}"] .line`);
+    if (swatch) swatch.style.background = level.color;
+  }
+  document.querySelector(".legend .swatch.stale").style.background = STALE_COLOR;
+  document.querySelector(".legend .swatch.unknown").style.background = UNKNOWN_COLOR;
 }
 
 let panelTimer = null;
@@ -222,8 +310,22 @@ function schedulePanels() {
       app.knownAreas = count;
       renderCitySelect();
     }
-    if (!app.framed && state.records.parking.size && map.gd) frameSelected();
+    const chosen = chooseCity();
+    if ((chosen || !app.framed) && state.records.parking.size && map.gd) frameSelected();
   }, PANEL_REFRESH_MS);
+}
+
+let feedsTimer = null;
+// A `feeds` delta says a feed turned stale or fresh; its other health fields come from REST.
+function refreshFeedsSoon() {
+  clearTimeout(feedsTimer);
+  feedsTimer = setTimeout(() => planner.loadFeeds(), 500);
+}
+
+function setupFeedRefresh() {
+  setInterval(() => {
+    if (document.visibilityState === "visible" && !document.getElementById("view-planner").hidden) planner.loadFeeds();
+  }, FEEDS_REFRESH_MS);
 }
 
 function renderStatusLine() {
@@ -241,7 +343,7 @@ function chooseSite(topic, record) {
 }
 
 async function main() {
-  document.querySelector(".legend .gradient").style.background = cssGradient();
+  setupLegend();
   const langSelect = document.getElementById("lang-select");
   const lang = initialLanguage();
   langSelect.value = lang;
@@ -251,13 +353,10 @@ async function main() {
   await loadMeta();
   await loadCurrent();
 
-  const box = allBox();
   await createMap(document.getElementById("map"), { center: { lat: 0, lon: 0 }, zoom: 1 });
   renderCitySelect();
-  if (box) {
-    app.framed = true;
-    await frameBox(box);
-  }
+  chooseCity();
+  await frameSelected();
   probeBasemap();
 
   map.onClickPoint = (lat, lon) => commuter.searchNear(lat, lon);
@@ -273,7 +372,10 @@ async function main() {
   planner.planner.onError = (message) => showError("feeds", message);
 
   document.getElementById("near-me").addEventListener("click", () => commuter.locate());
-  document.getElementById("city-select").addEventListener("change", frameSelected);
+  document.getElementById("city-select").addEventListener("change", (event) => {
+    rememberCity(event.target.value);
+    frameSelected();
+  });
   document.getElementById("list-filter").addEventListener("input", (event) => {
     list.list.filter = event.target.value;
     list.render();
@@ -282,6 +384,7 @@ async function main() {
   document.getElementById("time-slider").addEventListener("input", planner.onSliderInput);
   setupTabs();
   setupLayers();
+  setupFeedRefresh();
   planner.updateSliderLabel();
   updateExportLink();
   renderStatusLine();
@@ -299,18 +402,25 @@ async function main() {
     planner.renderSummary();
     planner.renderFeeds();
     renderStatusLine();
-    markAll();
+    refreshTooltip();
+    markDirty("events");
   });
-  // "updated N s ago" is part of the hover text: rebuild it while someone is looking.
+  // "updated N s ago" is in the hover text and the feed table: keep them current while shown.
   setInterval(() => {
-    if (document.visibilityState === "visible") markAll();
+    if (document.visibilityState !== "visible") return;
+    refreshTooltip();
+    if (state.records.events.size) markDirty("events");
+    if (!document.getElementById("view-planner").hidden) planner.renderFeeds();
   }, AGE_REFRESH_MS);
 
   planner.loadFeeds();
   app.knownAreas = areas().length;
   app.live = new LiveClient({
     onStatus: setConnection,
-    onFeeds: schedulePanels,
+    onFeeds: () => {
+      schedulePanels();
+      refreshFeedsSoon();
+    },
   });
   app.live.start();
 }
@@ -321,6 +431,7 @@ window.mobility = {
   map,
   app,
   handleMessage: (message) => app.live?.handle(message),
+  markers,
   subplotMap,
   ready: false,
 };

@@ -3,7 +3,7 @@
 import { featuresToRecords, getAllFeatures, getJson } from "./api.js";
 import { formatAge, formatTime, t } from "./i18n.js";
 import { map, requestRender } from "./map.js";
-import { occupancyPct, state } from "./state.js";
+import { occupancyPct, serverNow, state } from "./state.js";
 
 const STEP_MS = 15 * 60 * 1000;
 const DAY_MS = 24 * 3600 * 1000;
@@ -84,7 +84,7 @@ export function renderFeeds() {
       const cells = [
         feed.name || feed.id,
         feed.stale ? `${t("feed_stale")}${health.last_error ? ` (${health.last_error})` : ""}` : t("feed_ok"),
-        lastSuccess ? t("updated_ago", { age: formatAge((Date.now() - lastSuccess) / 1000) }) : t("never"),
+        lastSuccess ? t("updated_ago", { age: formatAge((serverNow() - lastSuccess) / 1000) }) : t("never"),
         health.consecutive_failures ?? 0,
       ];
       tr.replaceChildren(
@@ -105,7 +105,9 @@ export async function loadFeeds() {
     const list = Array.isArray(feeds) ? feeds : feeds.items || feeds.feeds || [];
     for (const feed of list) {
       const id = String(feed.id ?? feed.name);
-      state.records.feeds.set(id, { ...(state.records.feeds.get(id) || {}), ...feed, id });
+      // Flat copies of the health fields too: the live feed sends them flat, and whichever
+      // arrived last must win.
+      state.records.feeds.set(id, { ...(state.records.feeds.get(id) || {}), ...feed, ...pick(feed.health || {}, HEALTH_FIELDS), id });
     }
     renderFeeds();
   } catch (error) {

@@ -1,13 +1,17 @@
 // Client-side current state: one Map per topic, id -> record with the REST field names.
-// Deltas and snapshots only mark topics dirty; the map redraws once per animation frame.
+// Deltas and snapshots only mark topics dirty, with the ids that changed, so the map patches
+// those features instead of rebuilding thousands for one delta.
 export const TOPICS = ["parking", "traffic", "bikes", "events", "feeds"];
 
 export const state = {
   records: Object.fromEntries(TOPICS.map((topic) => [topic, new Map()])),
   dirty: new Set(),
+  // topic -> Set of changed ids, or ALL when the topic was replaced (snapshot, REST reload).
+  changed: new Map(),
   lastSeq: null,
   deltasApplied: 0,
   lastDeltaSeq: null,
+  clockOffsetMs: 0, // server clock minus this browser's
 };
 
 const dirtyListeners = [];
@@ -16,15 +20,26 @@ export function onDirty(fn) {
   dirtyListeners.push(fn);
 }
 
-export function markDirty(topic) {
+export const ALL = "all";
+
+export function markDirty(topic, id = ALL) {
   state.dirty.add(topic);
+  const changed = state.changed.get(topic);
+  if (id === ALL) state.changed.set(topic, ALL);
+  else if (changed !== ALL) {
+    if (changed) changed.add(id);
+    else state.changed.set(topic, new Set([id]));
+  }
   for (const fn of dirtyListeners) fn(topic);
 }
 
+// The dirty topics and, per topic, the changed ids (or ALL); both are cleared.
 export function takeDirty() {
   const topics = new Set(state.dirty);
+  const changed = state.changed;
   state.dirty.clear();
-  return topics;
+  state.changed = new Map();
+  return { topics, changed };
 }
 
 export function replaceTopic(topic, records) {
@@ -72,7 +87,7 @@ export function applyDelta(message) {
     state.lastDeltaSeq = message.seq;
     if (state.lastSeq == null || message.seq > state.lastSeq) state.lastSeq = message.seq;
   }
-  markDirty(topic);
+  markDirty(topic, id);
   return true;
 }
 
@@ -85,7 +100,18 @@ export function occupancyPct(record) {
   return record.occupancy_pct ?? null;
 }
 
-export function ageSeconds(record, now = Date.now()) {
+// The server's clock, as told by the live feed (hello, heartbeat): ages are measured against it,
+// so a browser whose clock is off does not show "updated 5 min ago" for a fresh value.
+export function setServerTime(iso) {
+  const t = Date.parse(iso);
+  if (Number.isFinite(t)) state.clockOffsetMs = t - Date.now();
+}
+
+export function serverNow() {
+  return Date.now() + state.clockOffsetMs;
+}
+
+export function ageSeconds(record, now = serverNow()) {
   const stamp = record.observed_at || record.received_at;
   if (!stamp) return null;
   const t = Date.parse(stamp);

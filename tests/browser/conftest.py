@@ -5,13 +5,17 @@ exceptions fail the test at teardown. Screenshots go to test-artifacts/browser/.
 
 Without /usr/bin/chromium the tests skip, except under CI (``CI=true``), where a missing
 browser is a failure: the dashboard must not go untested there by accident.
+
+One database, one seed and one server per test module: starting them is most of what a browser
+test would otherwise spend outside the browser. Each test leaves the data as the seed wrote it
+(``reset_seed`` puts back what a test changed, and checks that it did).
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,8 +26,10 @@ import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
+from app.db import create_engine
 from app.main import create_app
-from tests.browser.seed import Seeder
+from tests.browser.seed import Seeded, Seeder
+from tests.pg import PgTestServer
 from tests.servers import ThreadedServer, running
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -63,26 +69,60 @@ async def browser() -> AsyncIterator[Any]:
             await instance.close()
 
 
-@pytest.fixture
-def dashboard_settings(settings: Settings) -> Settings:
+@pytest.fixture(scope="module")
+def database_url(pg_server: PgTestServer) -> Iterator[str]:
+    url = pg_server.create_database()
+    try:
+        yield url
+    finally:
+        pg_server.drop_database(url)
+
+
+@pytest.fixture(scope="module")
+def dashboard_settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """No base map: with an empty tile URL the page must make no request beyond this server."""
-    return settings.model_copy(update={"tile_url": ""})
+    return Settings(
+        database_url=database_url,
+        data_dir=tmp_path_factory.mktemp("data"),
+        feeds_file=None,
+        demo=False,
+        tile_url="",
+    )
 
 
-@pytest_asyncio.fixture
+@pytest_asyncio.fixture(loop_scope="session", scope="module")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    eng = create_engine(database_url, role="test", pool_size=5)
+    try:
+        yield eng
+    finally:
+        await eng.dispose()
+
+
+@pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def seeder(engine: AsyncEngine, dashboard_settings: Settings) -> Seeder:
     return Seeder(engine, dashboard_settings)
 
 
-@pytest_asyncio.fixture
-async def server(
-    dashboard_settings: Settings, database_url: str, request: pytest.FixtureRequest
-) -> AsyncIterator[ThreadedServer]:
+@pytest_asyncio.fixture(loop_scope="session", scope="module")
+async def seeded(seeder: Seeder) -> Seeded:
+    return await seeder.seed()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def reset_seed(seeder: Seeder, seeded: Seeded) -> AsyncIterator[Seeded]:
+    """The seed as the test found it; afterwards, whatever the test changed is put back."""
+    yield seeded
+    await seeder.restore(seeded)
+
+
+@pytest.fixture(scope="module")
+def server(dashboard_settings: Settings, database_url: str, seeded: Seeded) -> Iterator[ThreadedServer]:
+    # Started after the seed: the first snapshot a page gets already holds it. Pages are checked
+    # and closed by `pages` (per test) while this still runs: a page outliving the server would
+    # log its own reconnect failures.
     with running(create_app(dashboard_settings, database_url=database_url)) as srv:
         yield srv
-        # Pages are checked and closed while the server still runs: a page outliving it would
-        # log its own reconnect failures.
-        await check_pages(request)
 
 
 @dataclass
@@ -179,15 +219,10 @@ async def load_dashboard(page: Any, url: str) -> None:
     assert boot_error is None, boot_error
 
 
-PARKING_TRACE_JS = """
-() => {
-  const gd = document.getElementById('map');
-  const trace = (gd.data || []).find((t) => t.uid === 'parking');
-  if (!trace) return null;
-  return trace.customdata.map(([id, free, capacity, stale]) => ({id, free, capacity, stale}));
-}
-"""
+async def markers(page: Any, topic: str = "parking") -> list[dict[str, Any]]:
+    """The features the map's layer for ``topic`` has drawn (MapLibre confirmed loading them)."""
+    return await page.evaluate("(topic) => window.mobility.markers(topic)", topic)
 
 
 async def parking_markers(page: Any) -> list[dict[str, Any]]:
-    return await page.evaluate(PARKING_TRACE_JS) or []
+    return await markers(page, "parking")

@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
@@ -24,6 +25,11 @@ from ingest.store import Store
 
 # Rennes centre: the sites are spread on a small grid around it.
 CENTRE = (48.1110, -1.6800)
+# The seed every browser test shares: enough sites for "near me" to leave some out (full ones,
+# far ones beyond its ten) and few enough for the CSV filter "Parking 2" to match one name.
+PARKING_SITES = 16
+# Written this long ago, so that the replay slider has a past to show.
+SEED_AGE = timedelta(hours=2, minutes=5)
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,12 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
         + math.cos(lat1 * rad) * math.cos(lat2 * rad) * math.sin((lon2 - lon1) * rad / 2) ** 2
     )
     return 2 * 6371008.8 * math.asin(math.sqrt(a))
+
+
+@dataclass(frozen=True)
+class Seeded:
+    parking: list[SeededSite]
+    observed_at: datetime
 
 
 class Seeder:
@@ -140,3 +152,30 @@ class Seeder:
                 ),
             ],
         )
+
+    async def seed(self) -> Seeded:
+        """The shared seed: parking sites written ``SEED_AGE`` ago, one traffic sensor, one road
+        segment, one event and one bike station."""
+        observed_at = datetime.now(UTC) - SEED_AGE
+        parking = await self.parking(PARKING_SITES, observed_at=observed_at)
+        await self.traffic_and_bikes()
+        return Seeded(parking, observed_at)
+
+    async def current_free(self) -> dict[str, int | None]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                text("SELECT id, free FROM parking_sites WHERE feed_id = :feed"),
+                {"feed": self.parking_feed.name},
+            )
+            return {row.id: row.free for row in rows}
+
+    async def restore(self, seeded: Seeded) -> None:
+        """Put back what a test changed (free counts, the demo flag), through the store as ingest
+        would, then check that the data is the seed again."""
+        current = await self.current_free()
+        for site in seeded.parking:
+            if current.get(site.id) != site.free:
+                await self.parking_free(site.id, site.free)
+        async with self.engine.begin() as conn:
+            await conn.execute(text("UPDATE feeds SET demo = false WHERE demo"))
+        assert await self.current_free() == {site.id: site.free for site in seeded.parking}

@@ -1,6 +1,9 @@
 """The dashboard in a real Chromium against a real server and database, data written through
 ``Store.apply`` as ingest writes it. Every page is also checked (see conftest) for requests
-leaving 127.0.0.1, console errors and uncaught exceptions."""
+leaving 127.0.0.1, console errors and uncaught exceptions.
+
+The module shares one seed (``tests/browser/seed.py``) and one server; ``reset_seed`` puts back
+whatever a test changed."""
 
 from __future__ import annotations
 
@@ -15,8 +18,8 @@ from sqlalchemy import text
 
 from app.config import Settings
 from app.main import create_app
-from tests.browser.conftest import check_pages, load_dashboard, open_page, parking_markers
-from tests.browser.seed import CENTRE, distance_m
+from tests.browser.conftest import check_pages, load_dashboard, markers, open_page, parking_markers
+from tests.browser.seed import CENTRE, Seeded, distance_m
 from tests.servers import free_port, running
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("pages")]
@@ -26,9 +29,8 @@ LIVE_DEADLINE_MS = 2000
 
 MARKER_FREE_JS = """
 ([id, free]) => {
-  const trace = document.getElementById('map').data.find((t) => t.uid === 'parking');
-  const point = trace && trace.customdata.find((c) => c[0] === id);
-  return Boolean(point) && point[1] === free;
+  const point = window.mobility.markers('parking').find((m) => m.id === id);
+  return Boolean(point) && point.free === free;
 }
 """
 
@@ -47,38 +49,59 @@ async def wait_live(page: Any) -> None:
 
 
 async def test_page_loads_with_one_marker_per_site(
-    browser: Any, server: Any, seeder: Any, request: Any
+    browser: Any, server: Any, reset_seed: Seeded, request: Any
 ) -> None:
-    sites = await seeder.parking(12)
-    await seeder.traffic_and_bikes()
+    sites = reset_seed.parking
     page, _, watch = await open_page(browser, request)
     await load_dashboard(page, server.url)
-    markers = await parking_markers(page)
-    assert sorted(m["id"] for m in markers) == sorted(s.id for s in sites)
-    by_id = {m["id"]: m for m in markers}
+    drawn = await parking_markers(page)
+    assert sorted(m["id"] for m in drawn) == sorted(s.id for s in sites)
+    by_id = {m["id"]: m for m in drawn}
     for site in sites:
         assert (by_id[site.id]["free"], by_id[site.id]["capacity"]) == (site.free, site.capacity)
-    layers = await page.evaluate(
-        "document.getElementById('map').data"
-        ".map((t) => [t.uid, (t.lat || []).filter((v) => v != null).length])"
+    # Traffic by speed against free flow where both are known, whatever level the feed reports:
+    # the sensor at 30 of 90 km/h (reported "heavy") is congested, the segment at 45 of 50 is free.
+    traffic = {m["id"]: (m["geometry"], m["level"]) for m in await markers(page, "traffic")}
+    assert traffic == {
+        "testcity-traffic:T1": ("Point", "congested"),
+        "testcity-traffic:S1": ("MultiLineString", "free"),
+    }
+    bikes = await markers(page, "bikes")
+    assert [(m["id"], m["share"]) for m in bikes] == [("testcity-bikes:B1", pytest.approx(7 / 20))]
+    assert (
+        await page.evaluate("document.getElementById('map').data.find((t) => t.uid === 'events').lat.length")
+        == 1
     )
-    counts = dict(layers)
-    assert counts["traffic"] == 1 and counts["traffic-free"] == 2  # sensor point; segment of two vertices
-    assert counts["bikes"] == 1 and counts["events"] == 1
-    # The city selector frames the city the data is in.
-    assert "Testcity" in await page.locator("#city-select option").all_inner_texts()
-    await page.select_option("#city-select", "Testcity")
+    # With no city chosen before, the map frames the one with the most car parks (the only one).
+    assert await page.locator("#city-select").input_value() == "Testcity"
+    assert "All areas" in await page.locator("#city-select option").all_inner_texts()
     await page.wait_for_function(
         f"Math.abs(window.mobility.subplotMap().getCenter().lat - {CENTRE[0]}) < 0.02"
     )
+    # Hover text is built for the point under the pointer.
+    site = sites[0]
+    x, y = await page.evaluate(
+        """([lon, lat]) => {
+          const m = window.mobility.subplotMap();
+          const p = m.project([lon, lat]);
+          const box = m.getCanvas().getBoundingClientRect();
+          return [box.left + p.x, box.top + p.y];
+        }""",
+        [site.lon, site.lat],
+    )
+    await page.mouse.move(x, y)
+    tooltip = page.locator(".map-tooltip")
+    await tooltip.wait_for(state="visible")
+    assert f"{site.free} free of {site.capacity}" in await tooltip.inner_text()
+    assert site.name in await tooltip.inner_text()
     assert await page.locator("#demo-banner").is_hidden()
     assert watch.requests, "requests were recorded"
 
 
 async def test_committed_change_appears_live_and_keeps_the_view(
-    browser: Any, server: Any, seeder: Any, request: Any
+    browser: Any, server: Any, seeder: Any, reset_seed: Seeded, request: Any
 ) -> None:
-    sites = await seeder.parking(8)
+    sites = reset_seed.parking
     page, _, _ = await open_page(browser, request)
     await load_dashboard(page, server.url)
     await wait_live(page)
@@ -106,9 +129,9 @@ async def test_committed_change_appears_live_and_keeps_the_view(
 
 
 async def test_near_me_lists_sites_with_free_spaces_by_distance(
-    browser: Any, server: Any, seeder: Any, request: Any
+    browser: Any, server: Any, reset_seed: Seeded, request: Any
 ) -> None:
-    sites = await seeder.parking(16)
+    sites = reset_seed.parking
     me = {"latitude": CENTRE[0] + 0.0013, "longitude": CENTRE[1] - 0.0021}
     page, _, _ = await open_page(browser, request, geolocation=me)
     await load_dashboard(page, server.url)
@@ -135,9 +158,11 @@ async def test_near_me_lists_sites_with_free_spaces_by_distance(
 
 
 async def test_replay_slider_shows_historic_values(
-    browser: Any, server: Any, seeder: Any, request: Any
+    browser: Any, server: Any, seeder: Any, reset_seed: Seeded, request: Any
 ) -> None:
-    site = (await seeder.parking(3, observed_at=datetime.now(UTC) - timedelta(hours=2, minutes=5)))[1]
+    # The seed was written two hours and five minutes ago: that is the value two hours back.
+    assert datetime.now(UTC) - reset_seed.observed_at >= timedelta(hours=2, minutes=5)
+    site = reset_seed.parking[1]
     historic_free = site.free
     await seeder.parking_free(
         site.id, historic_free + 30, observed_at=datetime.now(UTC) - timedelta(minutes=1)
@@ -160,10 +185,8 @@ async def test_replay_slider_shows_historic_values(
 
 
 async def test_phone_width_has_no_horizontal_scroll(
-    browser: Any, server: Any, seeder: Any, request: Any
+    browser: Any, server: Any, reset_seed: Seeded, request: Any
 ) -> None:
-    await seeder.parking(30)
-    await seeder.traffic_and_bikes()
     page, _, _ = await open_page(
         browser,
         request,
@@ -185,9 +208,8 @@ async def test_phone_width_has_no_horizontal_scroll(
 
 
 async def test_language_switch_is_remembered_and_demo_is_labelled(
-    browser: Any, server: Any, seeder: Any, engine: Any, request: Any
+    browser: Any, server: Any, reset_seed: Seeded, engine: Any, request: Any
 ) -> None:
-    await seeder.parking(2)
     async with engine.begin() as conn:
         await conn.execute(text("UPDATE feeds SET demo = true"))
     page, _, _ = await open_page(browser, request)
@@ -206,12 +228,15 @@ async def test_language_switch_is_remembered_and_demo_is_labelled(
     assert await page.locator("#tab-near").inner_text() == "Lähelläni"
 
 
-async def test_csv_export_has_the_listed_rows(browser: Any, server: Any, seeder: Any, request: Any) -> None:
-    sites = await seeder.parking(7)
+async def test_csv_export_has_the_listed_rows(
+    browser: Any, server: Any, reset_seed: Seeded, request: Any
+) -> None:
+    sites = reset_seed.parking
+    assert len(sites) < 20  # so that the filter below matches one name
     page, _, _ = await open_page(browser, request)
     await load_dashboard(page, server.url)
     await page.get_by_role("tab", name="List").click()
-    await page.fill("#list-filter", "Parking 1")  # matches "Parking 1" only among 0..6
+    await page.fill("#list-filter", "Parking 2")
     await page.wait_for_function("document.querySelectorAll('#site-table tbody tr').length === 1")
     async with page.expect_download() as download_info:
         await page.get_by_role("button", name="Download CSV of these rows").click()
@@ -219,14 +244,14 @@ async def test_csv_export_has_the_listed_rows(browser: Any, server: Any, seeder:
     body = (await download.path()).read_text(encoding="utf-8")
     rows = list(csv.DictReader(io.StringIO(body)))
     assert [(r["id"], int(r["free"]), int(r["capacity"])) for r in rows] == [
-        (sites[1].id, sites[1].free, sites[1].capacity)
+        (sites[2].id, sites[2].free, sites[2].capacity)
     ]
     href = await page.get_attribute("#export-link", "href")
     assert href is not None and re.search(r"kind=parking", href) and "format=csv" in href
 
 
 async def test_unreachable_base_map_still_shows_everything(
-    browser: Any, seeder: Any, dashboard_settings: Settings, database_url: str, request: Any
+    browser: Any, reset_seed: Seeded, dashboard_settings: Settings, database_url: str, request: Any
 ) -> None:
     """Offline: the tile server does not answer. The data still draws on the plain background,
     a note says why, and the only console errors are the browser's own line for that request."""
@@ -234,7 +259,7 @@ async def test_unreachable_base_map_still_shows_everything(
     settings = dashboard_settings.model_copy(
         update={"tile_url": f"http://127.0.0.1:{closed}/{{z}}/{{x}}/{{y}}.png"}
     )
-    sites = await seeder.parking(5)
+    sites = reset_seed.parking
     with running(create_app(settings, database_url=database_url)) as srv:
         page, _, watch = await open_page(browser, request)
         watch.allowed_console.append(
@@ -249,9 +274,9 @@ async def test_unreachable_base_map_still_shows_everything(
 
 
 async def test_rest_failure_shows_a_banner_and_the_live_snapshot_fills_the_map(
-    browser: Any, server: Any, seeder: Any, request: Any
+    browser: Any, server: Any, reset_seed: Seeded, request: Any
 ) -> None:
-    sites = await seeder.parking(6)
+    sites = reset_seed.parking
     page, _, watch = await open_page(browser, request)
     await page.route("**/api/v1/parking/sites*", lambda route: route.fulfill(status=503, body="down"))
     watch.allowed_console.append(
@@ -260,7 +285,5 @@ async def test_rest_failure_shows_a_banner_and_the_live_snapshot_fills_the_map(
     await load_dashboard(page, server.url)
     await page.locator("#error-banner").wait_for(state="visible")
     assert "Parking" in await page.locator("#error-banner").inner_text()
-    await page.wait_for_function(
-        f"document.getElementById('map').data[0] && "
-        f"document.getElementById('map').data.find((t) => t.uid === 'parking').lat.length === {len(sites)}"
-    )
+    await page.wait_for_function(f"window.mobility.markers('parking').length === {len(sites)}")
+    assert sorted(m["id"] for m in await parking_markers(page)) == sorted(s.id for s in sites)
