@@ -42,6 +42,7 @@ export const map = {
   replay: null, // Map id -> historic parking record while the time slider is off "live"
   me: null, // {lat, lon} of the last "near me" query
   renders: 0,
+  busy: false, // a redraw is under way (dirty state already taken, not drawn yet)
   renderMs: [], // the last redraw durations, for the benchmark
   firstRenderAt: null,
   onClickPoint: null,
@@ -550,6 +551,7 @@ async function render() {
   const { topics, changed } = takeDirty();
   if (!topics.size) return;
   rendering = true;
+  map.busy = true;
   const started = performance.now();
   try {
     const all = topics.has("all");
@@ -572,6 +574,7 @@ async function render() {
     for (const fn of map.onRendered) fn();
   } finally {
     rendering = false;
+    map.busy = false;
   }
   if (renderAgain || state.dirty.size) {
     renderAgain = false;
