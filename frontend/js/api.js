@@ -8,14 +8,14 @@ export class ApiError extends Error {
   }
 }
 
-export async function getJson(path, params = undefined, { signal } = {}) {
+export async function getJson(path, params = undefined, { signal, cache } = {}) {
   const url = new URL(path, window.location.origin);
   for (const [key, value] of Object.entries(params || {})) {
     if (value !== undefined && value !== null && value !== "") url.searchParams.set(key, value);
   }
   let response;
   try {
-    response = await fetch(url, { headers: { Accept: "application/json" }, signal });
+    response = await fetch(url, { headers: { Accept: "application/json" }, signal, cache });
   } catch (error) {
     if (error.name === "AbortError") throw error;
     throw new ApiError(0, "network error");

@@ -101,7 +101,9 @@ export function renderFeeds() {
 
 export async function loadFeeds() {
   try {
-    const feeds = await getJson("/api/v1/feeds");
+    // Revalidated (ETag, so usually a 304): a copy from the HTTP cache could be older than the
+    // live `feeds` delta that asked for this refetch, and would undo it.
+    const feeds = await getJson("/api/v1/feeds", undefined, { cache: "no-cache" });
     const list = Array.isArray(feeds) ? feeds : feeds.items || feeds.feeds || [];
     for (const feed of list) {
       const id = String(feed.id ?? feed.name);

@@ -172,10 +172,31 @@ class Seeder:
     async def restore(self, seeded: Seeded) -> None:
         """Put back what a test changed (free counts, the demo flag), through the store as ingest
         would, then check that the data is the seed again."""
+        for feed in (self.parking_feed, self.traffic_feed, self.bikes_feed):
+            await self.store.set_stale(feed, False)
         current = await self.current_free()
         for site in seeded.parking:
             if current.get(site.id) != site.free:
                 await self.parking_free(site.id, site.free)
+        if await self.failing_feeds():
+            await self.successful_poll(seeded.parking[0])
         async with self.engine.begin() as conn:
             await conn.execute(text("UPDATE feeds SET demo = false WHERE demo"))
         assert await self.current_free() == {site.id: site.free for site in seeded.parking}
+        assert await self.failing_feeds() == []
+
+    async def successful_poll(self, site: SeededSite) -> None:
+        """A poll that finds nothing new: health says it succeeded now (clearing failures and the
+        last error); no change is announced."""
+        source_id = site.id.split(":", 1)[-1]
+        await self.store.apply(
+            self.parking_feed,
+            [ParkingObservation(id=source_id, observed_at=datetime.now(UTC), free=site.free, status="open")],
+        )
+
+    async def failing_feeds(self) -> list[str]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                text("SELECT feed_id FROM feed_health WHERE consecutive_failures > 0 OR stale")
+            )
+            return [row.feed_id for row in rows]

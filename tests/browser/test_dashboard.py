@@ -18,6 +18,7 @@ from sqlalchemy import text
 
 from app.config import Settings
 from app.main import create_app
+from ingest.store import PollInfo
 from tests.browser.conftest import check_pages, load_dashboard, markers, open_page, parking_markers
 from tests.browser.seed import CENTRE, Seeded, distance_m
 from tests.servers import free_port, running
@@ -287,3 +288,38 @@ async def test_rest_failure_shows_a_banner_and_the_live_snapshot_fills_the_map(
     assert "Parking" in await page.locator("#error-banner").inner_text()
     await page.wait_for_function(f"window.mobility.markers('parking').length === {len(sites)}")
     assert sorted(m["id"] for m in await parking_markers(page)) == sorted(s.id for s in sites)
+
+
+async def test_feed_health_ages_come_from_the_server_clock_and_follow_the_feeds_topic(
+    browser: Any, server: Any, seeder: Any, reset_seed: Seeded, request: Any
+) -> None:
+    page, _, _ = await open_page(browser, request)
+    # This browser's clock is an hour fast: a feed that polled just now must not read "60 min ago".
+    await page.clock.set_fixed_time(datetime.now(UTC) + timedelta(hours=1))
+    site = reset_seed.parking[0]
+    await seeder.successful_poll(site)
+    await load_dashboard(page, server.url)
+    await wait_live(page)
+    await page.get_by_role("tab", name="Planner").click()
+    row = page.locator("#feed-table tbody tr", has_text="testcity-parking")
+    await row.wait_for()
+    cells = row.locator("td")
+    assert await cells.nth(1).inner_text() == "ok"
+    assert re.fullmatch(r"updated \d+ s ago", await cells.nth(2).inner_text())
+
+    # A failed poll changes health without a live message; the feed turning stale sends one on
+    # the `feeds` topic, and the panel then shows both, without a reload.
+    failed_at = datetime.now(UTC)
+    await seeder.store.record_failure(
+        seeder.parking_feed, PollInfo(started_at=failed_at, duration_ms=5.0, error="HTTP 503")
+    )
+    await seeder.store.set_stale(seeder.parking_feed, True)
+    await page.wait_for_function(
+        """() => {
+          const row = [...document.querySelectorAll('#feed-table tbody tr')]
+            .find((tr) => tr.cells[0].textContent === 'testcity-parking');
+          return row && row.cells[1].textContent === 'stale (HTTP 503)' && row.cells[3].textContent === '1';
+        }"""
+    )
+    assert await row.get_attribute("class") == "is-stale"
+    assert await page.evaluate("window.__notReloaded === undefined")  # same page: nothing set it
