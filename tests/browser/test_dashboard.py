@@ -220,8 +220,11 @@ async def test_language_switch_is_remembered_and_demo_is_labelled(
     await page.select_option("#lang-select", "fr")
     await page.wait_for_function("document.documentElement.lang === 'fr'")
     assert await page.locator("#tab-near").inner_text() == "Près de moi"
+    # The city choice is remembered too, "All areas" included (the default would be Testcity).
+    await page.select_option("#city-select", "")
     await page.reload()
     await page.wait_for_function("window.mobility && window.mobility.ready")
+    assert await page.locator("#city-select").input_value() == ""
     assert await page.evaluate("document.documentElement.lang") == "fr"
     assert await page.locator("#near-me").inner_text() == "Trouver un parking près de moi"
     await page.select_option("#lang-select", "fi")
