@@ -10,10 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import SessionDep, SettingsDep
 from app.api.geojson import GeoJSONResponse, collection, feature, json_response, paged, point
-from app.api.params import MAX_TEXT, BBoxQuery, FeedQuery, Page, PageDep, check_near, parse_bbox
+from app.api.params import MAX_TEXT, BBoxQuery, FeedQuery, NearQuery, Page, PageDep, RadiusQuery
 from app.api.schemas import BikeCollection, BikeFeature
-from app.api.sites import SiteFilter, base_properties, select_sites
-from app.problems import invalid, not_found
+from app.api.sites import SiteFilter, base_properties, select_sites, site_filter
+from app.problems import not_found
 
 router = APIRouter(prefix="/api/v1/bikes", tags=["bikes"])
 
@@ -65,15 +65,10 @@ async def list_stations(
     min_docks: Annotated[
         int | None, Query(ge=0, le=1_000_000, description="At least this many free docks")
     ] = None,
-    near: Annotated[
-        str | None, Query(max_length=MAX_TEXT, description="lat,lon", examples=["48.8566,2.3522"])
-    ] = None,
-    radius: Annotated[float | None, Query(gt=0, description="Metres around `near` (default 1000)")] = None,
+    near: NearQuery = None,
+    radius: RadiusQuery = None,
 ) -> Response:
-    point_ = check_near(settings, near, radius)
-    if point_ is not None and page.after is not None:
-        raise invalid("cursor", "not with `near` (results are ordered by distance)")
-    filters = SiteFilter(bbox=parse_bbox(bbox), feed=feed, near=point_, radius=radius or 1000.0)
+    filters = site_filter(settings, page, bbox, feed, near, radius)
     if min_bikes is not None:
         filters.where.append("s.bikes_available >= :min_bikes")
         filters.params["min_bikes"] = min_bikes
@@ -81,7 +76,7 @@ async def list_stations(
         filters.where.append("s.docks_available >= :min_docks")
         filters.params["min_docks"] = min_docks
     rows = await fetch_bikes(session, filters, page)
-    rows, cursor, headers = paged(request, rows, page.limit, "id", paginate=point_ is None)
+    rows, cursor, headers = paged(request, rows, page.limit, "id", paginate=filters.near is None)
     return collection(request, [bike_feature(r) for r in rows], cursor, headers)
 
 

@@ -199,3 +199,14 @@ def check_near(settings: Settings, near: str | None, radius: float | None) -> tu
     if radius is not None and radius > settings.api_near_max_radius_m:
         raise invalid("radius", f"at most {settings.api_near_max_radius_m:g} m")
     return point
+
+
+NearQuery = Annotated[
+    str | None,
+    Query(
+        max_length=MAX_TEXT,
+        description="lat,lon: the nearest sites first, each with `distance_m` (no cursor)",
+        examples=["48.1096,-1.6778"],
+    ),
+]
+RadiusQuery = Annotated[float | None, Query(gt=0, description="Metres around `near` (default 1000)")]

@@ -10,11 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import SessionDep, SettingsDep
 from app.api.geojson import GeoJSONResponse, collection, feature, json_response, paged, point
-from app.api.params import MAX_TEXT, BBoxQuery, FeedQuery, Page, PageDep, check_near, parse_bbox
+from app.api.params import MAX_TEXT, BBoxQuery, FeedQuery, NearQuery, Page, PageDep, RadiusQuery
 from app.api.schemas import ParkingCollection, ParkingFeature
-from app.api.sites import SiteFilter, base_properties, select_sites
+from app.api.sites import SiteFilter, base_properties, select_sites, site_filter
 from app.config import Settings
-from app.problems import invalid, not_found
+from app.problems import not_found
 
 router = APIRouter(prefix="/api/v1/parking", tags=["parking"])
 
@@ -122,15 +122,10 @@ async def list_sites(
     type: Annotated[
         str | None, Query(max_length=MAX_TEXT, description="site_type", examples=["underground"])
     ] = None,
-    near: Annotated[
-        str | None, Query(max_length=MAX_TEXT, description="lat,lon", examples=["48.1096,-1.6778"])
-    ] = None,
-    radius: Annotated[float | None, Query(gt=0, description="Metres around `near` (default 1000)")] = None,
+    near: NearQuery = None,
+    radius: RadiusQuery = None,
 ) -> Response:
-    point_ = check_near(settings, near, radius)
-    if point_ is not None and page.after is not None:
-        raise invalid("cursor", "not with `near` (results are ordered by distance)")
-    filters = SiteFilter(bbox=parse_bbox(bbox), feed=feed, near=point_, radius=radius or 1000.0)
+    filters = site_filter(settings, page, bbox, feed, near, radius)
     if min_free is not None:
         filters.where.append("s.free >= :min_free")
         filters.params["min_free"] = min_free
@@ -138,7 +133,7 @@ async def list_sites(
         filters.where.append("s.site_type = :site_type")
         filters.params["site_type"] = type
     rows = await fetch_parking(session, settings, filters, page)
-    rows, cursor, headers = paged(request, rows, page.limit, "id", paginate=point_ is None)
+    rows, cursor, headers = paged(request, rows, page.limit, "id", paginate=filters.near is None)
     return collection(request, [parking_feature(r) for r in rows], cursor, headers)
 
 

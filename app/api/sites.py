@@ -17,7 +17,9 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.params import BBox, Page
+from app.api.params import BBox, Page, check_near, parse_bbox
+from app.config import Settings
+from app.problems import invalid
 
 STALE_REASON = """
     CASE WHEN s.stale THEN 'site'
@@ -130,3 +132,13 @@ async def count_sites(session: AsyncSession, *, table: str, filters: SiteFilter)
     where, params = filters.clauses()
     sql = f"SELECT count(*) FROM {table} s WHERE {' AND '.join(where) if where else 'true'}"
     return int((await session.execute(text(sql), params)).scalar_one())
+
+
+def site_filter(
+    settings: Settings, page: Page, bbox: str | None, feed: str | None, near: str | None, radius: float | None
+) -> SiteFilter:
+    """The filters every site list shares; `near` orders by distance, so it excludes a cursor."""
+    point = check_near(settings, near, radius)
+    if point is not None and page.after is not None:
+        raise invalid("cursor", "not with `near` (results are ordered by distance)")
+    return SiteFilter(bbox=parse_bbox(bbox), feed=feed, near=point, radius=radius or 1000.0)

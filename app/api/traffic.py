@@ -11,10 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import SessionDep, SettingsDep
 from app.api.geojson import GeoJSONResponse, collection, feature, json_response, paged, point
-from app.api.params import MAX_TEXT, BBoxQuery, FeedQuery, Page, PageDep, check_near, parse_bbox
+from app.api.params import MAX_TEXT, BBoxQuery, FeedQuery, NearQuery, Page, PageDep, RadiusQuery, parse_bbox
 from app.api.schemas import EventCollection, TrafficCollection, TrafficFeature
-from app.api.sites import SiteFilter, base_properties, select_sites
-from app.problems import invalid, not_found
+from app.api.sites import SiteFilter, base_properties, select_sites, site_filter
+from app.problems import not_found
 
 router = APIRouter(prefix="/api/v1/traffic", tags=["traffic"])
 
@@ -85,20 +85,15 @@ async def list_sites(
         str | None,
         Query(max_length=MAX_TEXT, description="free, moderate, heavy, congested, closed, unknown"),
     ] = None,
-    near: Annotated[
-        str | None, Query(max_length=MAX_TEXT, description="lat,lon", examples=["60.17,24.94"])
-    ] = None,
-    radius: Annotated[float | None, Query(gt=0, description="Metres around `near` (default 1000)")] = None,
+    near: NearQuery = None,
+    radius: RadiusQuery = None,
 ) -> Response:
-    point_ = check_near(settings, near, radius)
-    if point_ is not None and page.after is not None:
-        raise invalid("cursor", "not with `near` (results are ordered by distance)")
-    filters = SiteFilter(bbox=parse_bbox(bbox), feed=feed, near=point_, radius=radius or 1000.0)
+    filters = site_filter(settings, page, bbox, feed, near, radius)
     if congestion is not None:
         filters.where.append("s.congestion = :congestion")
         filters.params["congestion"] = congestion
     rows = await fetch_traffic(session, filters, page)
-    rows, cursor, headers = paged(request, rows, page.limit, "id", paginate=point_ is None)
+    rows, cursor, headers = paged(request, rows, page.limit, "id", paginate=filters.near is None)
     return collection(request, [traffic_feature(r) for r in rows], cursor, headers)
 
 
