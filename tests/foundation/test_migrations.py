@@ -111,3 +111,21 @@ async def test_nearest_uses_earthdistance_index(database_url: str) -> None:
         assert {r["id"] for r in near[1:]} == {"f:1024", "f:1026"}
     finally:
         await conn.close()
+
+
+async def test_orm_models_match_the_migrated_schema(database_url: str) -> None:
+    """The models document the schema the migrations create; a column added to one only is drift."""
+    from app.models import metadata
+
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        rows = await conn.fetch(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public'"
+        )
+    finally:
+        await conn.close()
+    in_db: dict[str, set[str]] = {}
+    for r in rows:
+        in_db.setdefault(r["table_name"], set()).add(r["column_name"])
+    for name, table in metadata.tables.items():
+        assert {c.name for c in table.columns} == in_db[name], name
