@@ -132,7 +132,8 @@ async def quarantine(request: Request, feed_id: FeedId, session: SessionDep, pag
         params["after"] = page.after
     result = await session.execute(
         text(
-            f"""SELECT id, received_at, record_type, source_id, reason, raw_excerpt FROM quarantine
+            f"""SELECT id, received_at, last_seen_at, occurrences, record_type, source_id, reason, raw_excerpt
+                FROM quarantine
                 WHERE feed_id = :feed_id {after} ORDER BY id DESC LIMIT :limit_plus"""
         ),
         params,

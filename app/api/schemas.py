@@ -226,7 +226,9 @@ class FeedList(BaseModel):
 
 class QuarantineItem(BaseModel):
     id: int
-    received_at: datetime
+    received_at: datetime = Field(description="When this record was first quarantined.")
+    last_seen_at: datetime = Field(description="The last poll that carried it.")
+    occurrences: int = Field(description="How many polls carried it.")
     record_type: str | None
     source_id: str | None
     reason: str

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -83,4 +84,39 @@ async def log_poll(
         rejected,
         changes,
         (poll.error or None) and poll.error[:2000],
+    )
+
+
+async def quarantine(
+    raw: asyncpg.Connection,
+    feed: str,
+    now: datetime,
+    rows: list[tuple[str | None, str | None, str, str]],
+) -> None:
+    """Keep rejected records: (record type, source id, reason, excerpt). One row per distinct record
+    per feed: seen again on a later poll, it is counted (``occurrences``, ``last_seen_at``)."""
+    counted: dict[str, list[Any]] = {}
+    for record_type, source_id, reason, excerpt in rows:
+        reason = reason[:2000]
+        key = hashlib.sha1(
+            "\x1f".join((record_type or "", source_id or "", reason, excerpt)).encode()
+        ).hexdigest()
+        if key in counted:
+            counted[key][7] += 1
+        else:
+            counted[key] = [feed, now, now, key, record_type, source_id, reason, 1, excerpt]
+    if not counted:
+        return
+    cols = list(zip(*counted.values(), strict=True))
+    await raw.execute(
+        """
+        INSERT INTO quarantine (feed_id, received_at, last_seen_at, fingerprint, record_type, source_id,
+            reason, occurrences, raw_excerpt)
+        SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::text[], $5::text[],
+            $6::text[], $7::text[], $8::int4[], $9::text[])
+        ON CONFLICT (feed_id, fingerprint) DO UPDATE
+            SET occurrences = quarantine.occurrences + EXCLUDED.occurrences,
+                last_seen_at = EXCLUDED.last_seen_at
+        """,
+        *[list(c) for c in cols],
     )

@@ -35,7 +35,7 @@ from ingest.spec import FeedSpec
 from ingest.store.changelog import Change, as_json, jsonb_param, write_changes
 from ingest.store.kinds import EVENT_FIELDS, KIND_OF_OBS, KIND_OF_SITE, KINDS, SITE_FLAGS, Kind
 from ingest.store.phases import Phases, without_gc_passes
-from ingest.store.queries import PollInfo, fetch_state, fetch_static, log_poll, raw_connection
+from ingest.store.queries import PollInfo, fetch_state, fetch_static, log_poll, quarantine, raw_connection
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ class Store:
                 )
             self._partitions = {p for p in self._partitions if p[1] >= keep_from}
             cutoff = datetime.now(UTC) - timedelta(days=self.settings.quarantine_retention_days)
-            status = await raw.execute("DELETE FROM quarantine WHERE received_at < $1", cutoff)
+            status = await raw.execute("DELETE FROM quarantine WHERE last_seen_at < $1", cutoff)
             out["quarantine"] = int(status.split()[-1])
             status = await raw.execute("DELETE FROM poll_log WHERE started_at < $1", cutoff)
             out["poll_log"] = int(status.split()[-1])
@@ -148,13 +148,7 @@ class Store:
                 poll.duration_ms,
             )
             if poll.error and poll.error.startswith("payload:"):
-                await raw.execute(
-                    "INSERT INTO quarantine (feed_id, record_type, reason, raw_excerpt) "
-                    "VALUES ($1, NULL, $2, $3)",
-                    spec.name,
-                    poll.error[:2000],
-                    "",
-                )
+                await quarantine(raw, spec.name, poll.started_at, [(None, None, poll.error, "")])
 
     async def record_not_modified(self, spec: FeedSpec, poll: PollInfo) -> None:
         """304: the server confirms our data is current — fresh, with nothing to write."""
@@ -339,13 +333,7 @@ class Store:
                 phases.mark("events")
 
             if quarantine_rows:
-                await raw.copy_records_to_table(
-                    "quarantine",
-                    records=[
-                        (feed, now, t, s, reason[:2000], excerpt) for t, s, reason, excerpt in quarantine_rows
-                    ],
-                    columns=["feed_id", "received_at", "record_type", "source_id", "reason", "raw_excerpt"],
-                )
+                await quarantine(raw, feed, now, quarantine_rows)
                 phases.mark("quarantine")
             result.max_seq, result.changes = await write_changes(raw, changes, now, phases)
             result.accepted = len(checked.records)

@@ -211,15 +211,21 @@ CREATE TABLE bike_observations (
     PRIMARY KEY (site_id, observed_at)
 ) PARTITION BY RANGE (observed_at);
 
+-- A record that is bad on every poll is one row, counted, not one row per poll: the
+-- fingerprint (a hash of type, id, reason and excerpt) identifies it within its feed.
 CREATE TABLE quarantine (
-    id          bigserial PRIMARY KEY,
-    feed_id     text REFERENCES feeds(id) ON DELETE CASCADE,
-    received_at timestamptz NOT NULL DEFAULT now(),
-    record_type text,
-    source_id   text,
-    reason      text NOT NULL,
-    raw_excerpt text NOT NULL DEFAULT ''
+    id           bigserial PRIMARY KEY,
+    feed_id      text REFERENCES feeds(id) ON DELETE CASCADE,
+    received_at  timestamptz NOT NULL DEFAULT now(),
+    last_seen_at timestamptz NOT NULL DEFAULT now(),
+    occurrences  integer NOT NULL DEFAULT 1,
+    fingerprint  text NOT NULL,
+    record_type  text,
+    source_id    text,
+    reason       text NOT NULL,
+    raw_excerpt  text NOT NULL DEFAULT ''
 );
+CREATE UNIQUE INDEX quarantine_feed_fingerprint ON quarantine (feed_id, fingerprint);
 CREATE INDEX quarantine_feed_time ON quarantine (feed_id, received_at DESC);
 
 CREATE TABLE poll_log (

@@ -302,3 +302,24 @@ async def test_all_events_end_when_a_complete_situation_list_is_empty(
     result = await store.apply(feed, [], complete_types={"traffic_event"})
     assert result.changes == 1
     assert (await fetch(database_url, "SELECT ended_at FROM traffic_events"))[0]["ended_at"] is not None
+
+
+async def test_a_record_bad_on_every_poll_is_one_counted_quarantine_row(
+    store: Store, database_url: str
+) -> None:
+    feed = spec(name="repeat")
+    await store.ensure_feed(feed)
+    bad = Rejected(source_id="X", reason="record has no idsurfs", raw_excerpt="{'libre': 3}")
+    other = Rejected(source_id="Y", reason="record has no idsurfs", raw_excerpt="{'libre': 9}")
+    await store.apply(feed, [], [bad, other])
+    await store.apply(feed, [], [bad])
+    rows = await fetch(
+        database_url,
+        "SELECT source_id, occurrences, received_at < last_seen_at AS seen_later FROM quarantine ORDER BY source_id",
+    )
+    assert [(r["source_id"], r["occurrences"], r["seen_later"]) for r in rows] == [
+        ("X", 2, True),
+        ("Y", 1, False),
+    ]
+    health = (await fetch(database_url, "SELECT rejected_total FROM feed_health"))[0]
+    assert health["rejected_total"] == 3  # every rejection still counts in the feed's health
