@@ -16,6 +16,7 @@ import pytest_asyncio
 import yaml
 from sqlalchemy.ext.asyncio import AsyncEngine
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from app.config import Settings
 from app.main import create_app
@@ -193,3 +194,64 @@ async def subscribe(ws: ClientConnection, **body: Any) -> tuple[dict[str, Any], 
         return first, []
     _, messages = await recv_until(ws, "snapshot_end")
     return first, [i for m in messages if m["type"] == "snapshot" for i in m["items"]]
+
+
+class ThreadedReader:
+    """A client that reads without pause on its own thread and event loop.
+
+    A "fast" client in the test's own event loop is only as fast as that loop, which is busy
+    writing changes: under a loaded CI machine it falls behind a small queue and gets coalesced,
+    which is the server doing its job, not the client being fast. This one keeps reading
+    whatever the test is doing.
+    """
+
+    def __init__(self, url: str, topics: list[str]) -> None:
+        import threading
+
+        self.url = url
+        self.topics = topics
+        self.messages: list[dict[str, Any]] = []
+        self.subscribed = threading.Event()
+        self.closed_code: int | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        ws = await open_client(self.url)
+        try:
+            await ws.send(json.dumps({"type": "subscribe", "topics": self.topics}))
+            while not self._stop.is_set():
+                try:
+                    message = json.loads(await asyncio.wait_for(ws.recv(), 0.2))
+                except TimeoutError:
+                    continue
+                if message["type"] == "snapshot_end":
+                    self.subscribed.set()
+                self.messages.append(message)
+        except ConnectionClosed as exc:
+            self.closed_code = exc.rcvd.code if exc.rcvd else None
+        finally:
+            self.subscribed.set()
+            await ws.close()
+
+    async def start(self) -> ThreadedReader:
+        self._thread.start()
+        await asyncio.to_thread(self.subscribed.wait, 20)
+        return self
+
+    async def deltas_until(self, seq: int, wait: float = 30) -> list[dict[str, Any]]:
+        deadline = asyncio.get_running_loop().time() + wait
+        while True:
+            deltas = [m for m in list(self.messages) if m["type"] == "delta"]
+            if deltas and deltas[-1]["seq"] >= seq:
+                return [d for d in deltas if d["seq"] <= seq]
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"reader did not reach seq {seq} (closed: {self.closed_code})")
+            await asyncio.sleep(0.05)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(10)

@@ -14,7 +14,7 @@ from websockets.exceptions import ConnectionClosed
 
 from app.config import Settings
 from app.main import create_app
-from tests.live.conftest import changes_after, collect_deltas, recv, subscribe
+from tests.live.conftest import ThreadedReader, changes_after, collect_deltas, recv, subscribe
 from tests.servers import running
 
 SITES = [f"S{i}" for i in range(20)]
@@ -91,8 +91,7 @@ async def test_slow_client_is_coalesced_while_fast_client_gets_everything(
     await writer.parking({s: 0 for s in SITES})
     app = create_app(_slow_settings(settings, ws_max_behind_s=300), database_url=database_url)
     with running(app) as srv:
-        fast = await client_factory(srv.ws_url)
-        await subscribe(fast, topics=["parking"])
+        fast = await ThreadedReader(srv.ws_url, ["parking"]).start()
         slow = await _paused_client(srv.ws_url)
         await recv(slow)
         subscribed, _ = await subscribe(slow, topics=["parking"])
@@ -102,7 +101,10 @@ async def test_slow_client_is_coalesced_while_fast_client_gets_everything(
         )
 
         log = await changes_after(engine, start)
-        assert [d["seq"] for d in await collect_deltas(fast, last)] == [c["seq"] for c in log]
+        fast_deltas = await fast.deltas_until(last)
+        fast.close()
+        assert not any(d.get("coalesced") for d in fast_deltas)
+        assert [d["seq"] for d in fast_deltas if d["seq"] > start] == [c["seq"] for c in log]
 
         received = await collect_deltas(slow, last, wait=60)  # reading again: the backlog drains
         coalesced = [d for d in received if d.get("coalesced")]
@@ -130,8 +132,7 @@ async def test_client_behind_too_long_is_closed_1013_and_others_unaffected(
         _slow_settings(settings, ws_max_behind_s=0.5, ws_close_timeout_s=120), database_url=database_url
     )
     with running(app) as srv:
-        fast = await client_factory(srv.ws_url)
-        await subscribe(fast, topics=["parking"])
+        fast = await ThreadedReader(srv.ws_url, ["parking"]).start()
         slow = await _paused_client(srv.ws_url)
         await recv(slow)
         subscribed, _ = await subscribe(slow, topics=["parking"])
@@ -139,7 +140,10 @@ async def test_client_behind_too_long_is_closed_1013_and_others_unaffected(
         last = await writer.parking({s: -1 for s in SITES}) or last  # life goes on for everyone else
 
         log = await changes_after(engine, subscribed["seq"])
-        assert [d["seq"] for d in await collect_deltas(fast, last)] == [c["seq"] for c in log]
+        fast_deltas = await fast.deltas_until(last)
+        fast.close()
+        assert fast.closed_code is None and not any(d.get("coalesced") for d in fast_deltas)
+        assert [d["seq"] for d in fast_deltas if d["seq"] > subscribed["seq"]] == [c["seq"] for c in log]
         with pytest.raises(ConnectionClosed) as closed:
             while True:
                 await asyncio.wait_for(slow.recv(), 60)
