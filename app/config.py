@@ -148,11 +148,17 @@ class Settings(BaseSettings):
     api_rate_buckets_max: int = Field(
         default=100_000, ge=100, description="Rate-limit buckets kept in memory (least recently used go)."
     )
-    api_gzip_min_bytes: int = Field(default=1000, ge=0)
+    api_gzip_min_bytes: int = Field(
+        default=1000, ge=0, description="Responses smaller than this are not gzipped."
+    )
     datex2_country: str = Field(
         default="EU", min_length=2, max_length=2, description="publicationCreator country of DATEX II output."
     )
-    datex2_national_identifier: str = Field(default="mobility-live", min_length=1)
+    datex2_national_identifier: str = Field(
+        default="mobility-live",
+        min_length=1,
+        description="publicationCreator nationalIdentifier of DATEX II output.",
+    )
     datex2_almost_full_pct: float = Field(
         default=5.0, ge=0, le=100, description="Free share below which DATEX II says almostFull."
     )
