@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed
 from app.config import Settings
 from app.main import create_app
 from tests.live.conftest import ThreadedReader, changes_after, collect_deltas, recv, subscribe
-from tests.servers import running
+from tests.servers import mobility_process, running
 
 SITES = [f"S{i}" for i in range(20)]
 
@@ -37,6 +37,31 @@ async def test_two_servers_on_one_database_deliver_the_same_sequence(
     ):
         a = await client_factory(one.ws_url)
         b = await client_factory(two.ws_url)
+        await subscribe(a, topics=["parking"])
+        await subscribe(b, topics=["parking"])
+        start = (await changes_after(engine))[-1]["seq"]
+        last = 0
+        for round_ in range(1, 21):
+            last = await writer.parking({s: round_ for s in SITES}) or last
+        seen_a = await collect_deltas(a, last)
+        seen_b = await collect_deltas(b, last)
+        assert [d["seq"] for d in seen_a] == [c["seq"] for c in await changes_after(engine, start)]
+        assert [(d["seq"], d["id"], d["fields"]) for d in seen_b] == [
+            (d["seq"], d["id"], d["fields"]) for d in seen_a
+        ]
+        await a.close()
+        await b.close()
+
+
+async def test_two_os_processes_and_a_separate_writer_deliver_the_same_sequence(
+    database_url, writer, engine, client_factory
+) -> None:
+    """`mobility serve` twice, as separate OS processes, and changes written by a third (this one)."""
+    await writer.parking({s: 0 for s in SITES})
+    env = {"DATABASE_URL": database_url, "MOBILITY_TILE_URL": ""}
+    with mobility_process("serve", env=env) as (_, one), mobility_process("serve", env=env) as (_, two):
+        a = await client_factory(one.replace("http", "ws") + "/ws")
+        b = await client_factory(two.replace("http", "ws") + "/ws")
         await subscribe(a, topics=["parking"])
         await subscribe(b, topics=["parking"])
         start = (await changes_after(engine))[-1]["seq"]
