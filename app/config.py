@@ -18,6 +18,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ingest.spec import FeedSpec
 
+Topic = Literal["parking", "traffic", "bikes", "events", "feeds"]
+TOPICS: tuple[Topic, ...] = ("parking", "traffic", "bikes", "events", "feeds")
+
 
 def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("mobility-live", appauthor=False))
@@ -164,8 +167,8 @@ class Settings(BaseSettings):
     )
 
     # Live feed (continued)
-    ws_public_topics: list[Literal["parking", "traffic", "bikes", "events", "feeds"]] = Field(
-        default_factory=lambda: ["parking", "traffic", "bikes", "events", "feeds"],
+    ws_public_topics: list[Topic] = Field(
+        default_factory=lambda: list(TOPICS),
         description="Topics a connection without an API key may subscribe to.",
     )
     ws_close_timeout_s: float = Field(

@@ -27,6 +27,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import asyncpg
 import httpx
@@ -38,6 +39,9 @@ from ingest import adapters
 from ingest.records import Batch, PayloadError
 from ingest.spec import FeedSpec, ParseContext
 from ingest.store import PollInfo, Store
+
+if TYPE_CHECKING:
+    from ingest.demo import Demo
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +90,7 @@ class IngestService:
         self.feeds: list[FeedSpec] = []
         self.states: dict[str, FeedState] = {}
         self.demo = False
-        self._demo_handle = None
+        self._demo_handle: Demo | None = None
         self._client: httpx.AsyncClient | None = None
         self._lock_conn: asyncpg.Connection | None = None
         self._held: set[str] = set()
@@ -147,6 +151,7 @@ class IngestService:
     async def _load_health(self) -> None:
         async with self.engine.connect() as conn:
             raw = (await conn.get_raw_connection()).driver_connection
+            assert raw is not None
             rows = await raw.fetch(
                 "SELECT feed_id, stale, consecutive_failures, etag, last_modified FROM feed_health "
                 "WHERE feed_id = ANY($1::text[])",

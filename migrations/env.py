@@ -19,8 +19,10 @@ MIGRATION_LOCK = 7_342_001
 
 
 def _url() -> str:
-    url = config.attributes.get("url") or os.environ.get("DATABASE_URL") or config.get_main_option(
-        "sqlalchemy.url"
+    url = (
+        config.attributes.get("url")
+        or os.environ.get("DATABASE_URL")
+        or config.get_main_option("sqlalchemy.url")
     )
     if not url:
         raise RuntimeError("DATABASE_URL is not set (mobility migrate starts the embedded server for you)")
@@ -39,7 +41,9 @@ def _run(connection: Connection) -> None:
 
 
 async def _main() -> None:
-    engine = create_async_engine(_url(), poolclass=pool.NullPool, connect_args={"server_settings": {"application_name": "migrate"}})
+    engine = create_async_engine(
+        _url(), poolclass=pool.NullPool, connect_args={"server_settings": {"application_name": "migrate"}}
+    )
     async with engine.connect() as connection:
         await connection.run_sync(_run)
     await engine.dispose()
