@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     max_future_skew_s: float = Field(
         default=300.0, ge=0, description="Timestamps later than now+this are bad."
     )
+    site_stale_floor_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="A site whose latest reading is older than max(this, stale_after × the feed's interval) "
+        "is stale.",
+    )
     max_age_days: float = Field(
         default=7.0, gt=0, description="Observations older than this are quarantined."
     )

@@ -18,14 +18,16 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.params import BBox, Page, check_near, parse_bbox
-from app.config import Settings
+from app.config import Settings, get_settings
 from app.problems import invalid
 
 STALE_REASON = """
     CASE WHEN s.stale THEN 'site'
          WHEN coalesce(h.stale, false) THEN 'feed'
          WHEN s.observed_at IS NULL THEN 'no_observation'
-         WHEN s.observed_at < now() - make_interval(secs => f.stale_after * f.interval_s) THEN 'age'
+         WHEN s.observed_at < now() - make_interval(
+                  secs => greatest(f.stale_after * f.interval_s, CAST(:site_stale_floor_s AS float8)))
+              THEN 'age'
     END"""
 
 NEAR_PREDICATE = """s.lat IS NOT NULL AND s.lon IS NOT NULL
@@ -84,6 +86,9 @@ def site_query(
             params["after"] = page.after
     params["limit_plus"] = page.limit + 1
     params["offset"] = page.offset
+    # A site's own reading may rightly be older than the feed's polling interval (a GBFS station
+    # reports when it changes): only past this floor is an old reading called stale.
+    params.setdefault("site_stale_floor_s", get_settings().site_stale_floor_s)
     params.update(outer_params or {})
     sql = f"""
         WITH page AS MATERIALIZED (

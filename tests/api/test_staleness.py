@@ -1,0 +1,37 @@
+"""A site's reading may be older than its feed's polling interval without being stale: a GBFS
+station reports when it changes. Only past the floor (`site_stale_floor_s`) is it stale by age."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+
+from app.main import create_app
+from ingest.records import BikeObservation, BikeStation
+from ingest.spec import FeedSpec
+from ingest.store import Store
+from tests.servers import running
+
+
+async def test_quiet_station_is_fresh_until_the_floor(engine, settings, database_url) -> None:
+    store = Store(engine, settings)
+    await store.ensure_partitions()
+    feed = FeedSpec(name="bikes", url="http://127.0.0.1:1/status.json", interval=10, stale_after=3)
+    await store.ensure_feed(feed)
+    now = datetime.now(UTC)
+    await store.apply(
+        feed,
+        [
+            BikeStation(id="quiet", lat=48.85, lon=2.35, capacity=20),
+            BikeObservation(id="quiet", observed_at=now - timedelta(minutes=20), bikes_available=4),
+            BikeStation(id="silent", lat=48.86, lon=2.36, capacity=20),
+            BikeObservation(id="silent", observed_at=now - timedelta(hours=2), bikes_available=4),
+        ],
+    )
+    floor = settings.site_stale_floor_s
+    assert 30 < 20 * 60 < floor < 2 * 3600  # 3 × 10 s < 20 min < the floor < 2 h
+    with running(create_app(settings, database_url=database_url)) as server:
+        body = httpx.get(f"{server.url}/api/v1/bikes/stations").json()
+    reasons = {f["id"]: f["properties"]["stale_reason"] for f in body["features"]}
+    assert reasons == {"bikes:quiet": None, "bikes:silent": "age"}
