@@ -32,6 +32,7 @@ async def test_quiet_station_is_fresh_until_the_floor(engine, settings, database
     floor = settings.site_stale_floor_s
     assert 30 < 20 * 60 < floor < 2 * 3600  # 3 × 10 s < 20 min < the floor < 2 h
     with running(create_app(settings, database_url=database_url)) as server:
-        body = httpx.get(f"{server.url}/api/v1/bikes/stations").json()
+        async with httpx.AsyncClient() as client:
+            body = (await client.get(f"{server.url}/api/v1/bikes/stations")).json()
     reasons = {f["id"]: f["properties"]["stale_reason"] for f in body["features"]}
     assert reasons == {"bikes:quiet": None, "bikes:silent": "age"}
