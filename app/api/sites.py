@@ -87,7 +87,8 @@ def site_query(
     params["limit_plus"] = page.limit + 1
     params["offset"] = page.offset
     # A site's own reading may rightly be older than the feed's polling interval (a GBFS station
-    # reports when it changes): only past this floor is an old reading called stale.
+    # reports when it changes): only past this floor is an old reading called stale. List endpoints
+    # pass the app's own setting (site_filter); the rest fall back to the process settings.
     params.setdefault("site_stale_floor_s", get_settings().site_stale_floor_s)
     params.update(outer_params or {})
     sql = f"""
@@ -146,4 +147,10 @@ def site_filter(
     point = check_near(settings, near, radius)
     if point is not None and page.after is not None:
         raise invalid("cursor", "not with `near` (results are ordered by distance)")
-    return SiteFilter(bbox=parse_bbox(bbox), feed=feed, near=point, radius=radius or 1000.0)
+    return SiteFilter(
+        bbox=parse_bbox(bbox),
+        feed=feed,
+        near=point,
+        radius=radius or 1000.0,
+        params={"site_stale_floor_s": settings.site_stale_floor_s},
+    )

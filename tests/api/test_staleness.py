@@ -36,3 +36,24 @@ async def test_quiet_station_is_fresh_until_the_floor(engine, settings, database
             body = (await client.get(f"{server.url}/api/v1/bikes/stations")).json()
     reasons = {f["id"]: f["properties"]["stale_reason"] for f in body["features"]}
     assert reasons == {"bikes:quiet": None, "bikes:silent": "age"}
+
+
+async def test_the_apps_own_floor_is_used(engine, settings, database_url) -> None:
+    store = Store(engine, settings)
+    await store.ensure_partitions()
+    feed = FeedSpec(name="bikes", url="http://127.0.0.1:1/status.json", interval=10, stale_after=3)
+    await store.ensure_feed(feed)
+    await store.apply(
+        feed,
+        [
+            BikeStation(id="quiet", lat=48.85, lon=2.35, capacity=20),
+            BikeObservation(
+                id="quiet", observed_at=datetime.now(UTC) - timedelta(minutes=20), bikes_available=4
+            ),
+        ],
+    )
+    strict = settings.model_copy(update={"site_stale_floor_s": 600.0})
+    with running(create_app(strict, database_url=database_url)) as server:
+        async with httpx.AsyncClient() as client:
+            body = (await client.get(f"{server.url}/api/v1/bikes/stations")).json()
+    assert body["features"][0]["properties"]["stale_reason"] == "age"
