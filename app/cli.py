@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from app.config import FeedsFileError, Settings, get_settings, load_feeds
+from app.forecast import cli as forecast_cli
 from app.logging_setup import configure_logging
 
 log = logging.getLogger("mobility")
@@ -301,6 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("key")
     k.add_argument("--data-dir", dest="data_dir", type=Path)
     k.set_defaults(func=cmd_keys)
+
+    forecast_cli.add_parser(sub)
     return parser
 
 
