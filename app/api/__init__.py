@@ -6,12 +6,13 @@ from fastapi import APIRouter
 
 
 def routers() -> list[APIRouter]:
-    from app.api import bikes, export, feeds, history, meta, parking, replay, traffic
+    from app.api import bikes, export, feeds, forecast, history, meta, parking, replay, traffic
     from app.interop import datex2_out, ngsi_ld
 
     return [
         meta.router,
         parking.router,
+        forecast.router,
         traffic.router,
         bikes.router,
         history.router,

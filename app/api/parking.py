@@ -14,6 +14,7 @@ from app.api.params import MAX_TEXT, BBoxQuery, FeedQuery, NearQuery, Page, Page
 from app.api.schemas import ParkingCollection, ParkingFeature
 from app.api.sites import SiteFilter, base_properties, select_sites, site_filter
 from app.config import Settings
+from app.forecast.service import site_forecast, state_of
 from app.problems import not_found
 
 router = APIRouter(prefix="/api/v1/parking", tags=["parking"])
@@ -147,4 +148,6 @@ async def get_site(site_id: SiteId, session: SessionDep, settings: SettingsDep) 
     rows = await fetch_parking(session, settings, SiteFilter(ids=[site_id]), Page(limit=1, after=None))
     if not rows:
         raise not_found(f"parking site {site_id!r}")
-    return json_response(parking_feature(rows[0]), media_type="application/geo+json")
+    record = parking_feature(rows[0])
+    record["properties"]["forecast"] = await site_forecast(session, state_of(rows[0]))
+    return json_response(record, media_type="application/geo+json")

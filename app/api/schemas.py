@@ -53,6 +53,32 @@ class _SiteBase(BaseModel):
     distance_m: float | None = Field(default=None, description="Only with `near`.")
 
 
+class HorizonForecast(BaseModel):
+    horizon_min: int = Field(examples=[30])
+    at: datetime = Field(examples=["2026-11-22T08:45:00Z"])
+    occupancy: float | None = Field(ge=0, le=1, description="Predicted occupancy rate 0-1.", examples=[0.82])
+    low: float | None = Field(ge=0, le=1, description="10 % quantile (from past errors).")
+    high: float | None = Field(ge=0, le=1, description="90 % quantile (from past errors).")
+    free: int | None = Field(examples=[198])
+    free_low: int | None = Field(description="Free spaces at the high occupancy bound.")
+    free_high: int | None = Field(description="Free spaces at the low occupancy bound.")
+    trend: Literal["filling", "emptying", "steady"] | None = None
+    reason: str | None = Field(default=None, description="Why this horizon has no forecast.")
+
+
+class Forecast(BaseModel):
+    status: Literal["ok", "insufficient_history", "unavailable"]
+    reason: str | None = Field(description="Why there is no forecast (status not ok).")
+    model: str = Field(examples=["profile-offset/1"])
+    origin: datetime | None = Field(description="The reading the forecast starts from.")
+    horizons: list[HorizonForecast]
+
+
+class SiteForecast(Forecast):
+    site: str = Field(examples=["rennes-parking:CIT_PAR_1"])
+    capacity: int | None
+
+
 class ParkingProperties(_SiteBase):
     capacity: int | None = Field(examples=[1100])
     free: int | None = Field(examples=[412])
@@ -63,6 +89,9 @@ class ParkingProperties(_SiteBase):
     address: str | None = Field(examples=["Place du Colombier, Rennes"])
     trend: Trend = Field(description="Over the last 15 min: filling (free falls), emptying, steady, unknown.")
     trend_free_delta: int | None = Field(description="Change of free spaces over the trend window.")
+    forecast: Forecast | None = Field(
+        default=None, description="Only on the single-site record: see /sites/{id}/forecast."
+    )
 
 
 class ParkingFeature(_Feature):

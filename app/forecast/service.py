@@ -1,0 +1,218 @@
+"""Forecasts for stored sites: the site's observations read from PostgreSQL, the model run on
+them, the result cached until the site's next reading.
+
+Times here are UTC wall clock (feeds do not record their zone in the database): the weekly and
+daily references are exact except for the one week after a daylight-saving change, when the
+weekly reference is an hour off; the interval, built from past errors, widens accordingly.
+
+Stored observations are thinned to one per 5 minutes (the model matches readings within 20
+minutes); unchanged values are stored at least every heartbeat (15 min by default), so a quiet
+site still has readings to match. Only readings that are open (or full) with a value count: a
+closed site has no occupancy to carry forward.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.forecast.model import HORIZONS_MIN, REFERENCES, RESIDUAL_WINDOW_DAYS, Forecast, Forecaster
+from app.forecast.series import SiteSeries
+
+MODEL_NAME = "profile-offset/1"
+#: References reach back 28 days from origins up to 14 days back (the interval's past errors).
+LOOKBACK_DAYS = max(lag for lag, _ in REFERENCES) + RESIDUAL_WINDOW_DAYS + 1
+CACHE_SIZE = 4096
+AVAILABLE = ("open", "full")
+
+OBSERVATIONS_SQL = f"""
+    SELECT DISTINCT ON (date_bin(INTERVAL '5 minutes', observed_at, TIMESTAMPTZ '2000-01-01 00:00:00+00'))
+           observed_at, free, occupied, capacity
+    FROM parking_observations
+    WHERE site_id = :site_id
+      AND observed_at > CAST(:until AS timestamptz) - INTERVAL '{LOOKBACK_DAYS} days'
+      AND observed_at <= :until
+      AND status IN ('open', 'full')
+    ORDER BY date_bin(INTERVAL '5 minutes', observed_at, TIMESTAMPTZ '2000-01-01 00:00:00+00'),
+             observed_at DESC
+"""
+
+
+def rate(capacity: int | None, free: int | None, occupied: int | None) -> float | None:
+    if not capacity or capacity <= 0:
+        return None
+    if occupied is None and free is not None:
+        occupied = capacity - free
+    return None if occupied is None else occupied / capacity
+
+
+@dataclass(frozen=True)
+class SiteState:
+    """What the site row says now: the forecast's origin and whether there is a value to carry."""
+
+    id: str
+    capacity: int | None
+    free: int | None
+    occupied: int | None
+    status: str
+    observed_at: datetime | None
+    stale: bool
+
+
+def unavailable(state: SiteState) -> str | None:
+    """Why no forecast is made from this state, or None: only an open, fresh value is carried."""
+    if state.observed_at is None:
+        return "no reading yet"
+    if state.status not in AVAILABLE:
+        return f"status is {state.status}: no occupancy to forecast from"
+    if state.stale:
+        return "the current reading is stale"
+    if rate(state.capacity, state.free, state.occupied) is None:
+        return "no capacity or occupancy in the current reading"
+    return None
+
+
+class ForecastCache:
+    """Forecasts per (site, last reading, horizons): a new reading is a new key, so a forecast
+    is never older than the reading it is shown with. Bounded, least recently used out first."""
+
+    def __init__(self, size: int = CACHE_SIZE) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[str, datetime, tuple[int, ...]], dict[str, Any]] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: tuple[str, datetime, tuple[int, ...]]) -> dict[str, Any] | None:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+            self.hits += 1
+        else:
+            self.misses += 1
+        return value
+
+    def put(self, key: tuple[str, datetime, tuple[int, ...]], value: dict[str, Any]) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+
+CACHE = ForecastCache()
+
+
+def _utc_wall(moment: datetime) -> float:
+    return moment.astimezone(UTC).timestamp()
+
+
+def _iso_aware(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _iso(moment: datetime) -> str:
+    """A UTC wall-clock (naive) time from the model, as ISO with Z."""
+    return moment.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
+
+
+def to_json(state: SiteState, fc: Forecast | None, reason: str | None) -> dict[str, Any]:
+    """The forecast as the API shows it: times in UTC, rates 0-1, free spaces from the capacity.
+
+    ``ok`` when at least one horizon has a forecast; each horizon without one gives its reason.
+    """
+    if fc is None:
+        return {
+            "status": "unavailable",
+            "reason": reason,
+            "model": MODEL_NAME,
+            "origin": _iso_aware(state.observed_at) if state.observed_at else None,
+            "horizons": [],
+        }
+    horizons = []
+    for h in fc.horizons:
+        item: dict[str, Any] = {
+            "horizon_min": h.horizon_min,
+            "at": _iso(h.at),
+            "occupancy": h.occupancy,
+            "low": h.low,
+            "high": h.high,
+            "free": h.free,
+            "free_low": h.free_low,
+            "free_high": h.free_high,
+            "trend": h.trend,
+        }
+        if h.reason:
+            item["reason"] = h.reason
+        horizons.append(item)
+    return {
+        "status": "ok" if fc.ok else "insufficient_history",
+        "reason": None if fc.ok else fc.reason or _first_reason(fc),
+        "model": MODEL_NAME,
+        "origin": _iso(fc.origin),
+        "horizons": horizons,
+    }
+
+
+def _first_reason(fc: Forecast | None) -> str | None:
+    if fc is None:
+        return None
+    return next((h.reason for h in fc.horizons if h.reason), None)
+
+
+async def load_series(session: AsyncSession, state: SiteState) -> SiteSeries:
+    assert state.observed_at is not None
+    rows = (
+        await session.execute(text(OBSERVATIONS_SQL), {"site_id": state.id, "until": state.observed_at})
+    ).all()
+    readings: list[tuple[float, float]] = []
+    for observed_at, free, occupied, capacity in rows:
+        value = rate(capacity or state.capacity, free, occupied)
+        if value is not None:
+            readings.append((_utc_wall(observed_at), value))
+    # The current state is the latest reading even when it was not stored (unchanged value).
+    current = rate(state.capacity, state.free, state.occupied)
+    if current is not None:
+        readings.append((_utc_wall(state.observed_at), current))
+    return SiteSeries.build(state.id, state.capacity or 0, sorted(readings))
+
+
+async def site_forecast(
+    session: AsyncSession,
+    state: SiteState,
+    horizons: tuple[int, ...] = HORIZONS_MIN,
+    cache: ForecastCache = CACHE,
+) -> dict[str, Any]:
+    """The forecast from the site's last reading, cached until the next one."""
+    reason = unavailable(state)
+    if reason is not None:
+        return to_json(state, None, reason)
+    assert state.observed_at is not None
+    key = (state.id, state.observed_at, horizons)
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    series = await load_series(session, state)
+    origin = _utc_wall(state.observed_at)
+    # CPU-bound but bounded (at most a few thousand point forecasts): off the event loop.
+    fc = await asyncio.to_thread(Forecaster(series).forecast, origin, horizons)
+    result = to_json(state, fc, None)
+    cache.put(key, result)
+    return result
+
+
+def state_of(row: dict[str, Any]) -> SiteState:
+    """From a row of the parking site query (app.api.parking)."""
+    return SiteState(
+        id=row["id"],
+        capacity=row["capacity"],
+        free=row["free"],
+        occupied=row["occupied"],
+        status=row["status"],
+        observed_at=row["observed_at"],
+        stale=row.get("stale_reason") is not None,
+    )
