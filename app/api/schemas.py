@@ -71,6 +71,7 @@ class Forecast(BaseModel):
     reason: str | None = Field(description="Why there is no forecast (status not ok).")
     model: str = Field(examples=["profile-offset/1"])
     origin: datetime | None = Field(description="The reading the forecast starts from.")
+    current_occupancy: float | None = Field(ge=0, le=1, description="Occupancy rate at the origin.")
     horizons: list[HorizonForecast]
 
 

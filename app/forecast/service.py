@@ -131,6 +131,7 @@ def to_json(state: SiteState, fc: Forecast | None, reason: str | None) -> dict[s
             "reason": reason,
             "model": MODEL_NAME,
             "origin": _iso_aware(state.observed_at) if state.observed_at else None,
+            "current_occupancy": None,
             "horizons": [],
         }
     horizons = []
@@ -154,6 +155,7 @@ def to_json(state: SiteState, fc: Forecast | None, reason: str | None) -> dict[s
         "reason": None if fc.ok else fc.reason or _first_reason(fc),
         "model": MODEL_NAME,
         "origin": _iso(fc.origin),
+        "current_occupancy": None if fc.current is None else round(min(1.0, max(0.0, fc.current)), 4),
         "horizons": horizons,
     }
 

@@ -1,6 +1,7 @@
 // Planner view: congestion and occupancy summary, 24 h charts of one site, replay of the last
 // 24 h on the map, and the health of every feed.
 import { featuresToRecords, getAllFeatures, getJson } from "./api.js";
+import { addForecast } from "./forecast.js";
 import { formatAge, formatTime, t } from "./i18n.js";
 import { map, requestRender } from "./map.js";
 import { occupancyPct, serverNow, state } from "./state.js";
@@ -218,6 +219,7 @@ export async function showSite(topic, id) {
     };
   }
   await Plotly.react(chart, data, layout, { displaylogo: false, responsive: true });
+  if (topic === "parking") await addForecast(chart, id, () => planner.selected?.id === id);
 }
 
 export function sliderTime(value) {
