@@ -32,6 +32,8 @@ class Scores:
     by_day: dict[tuple[str, str, int], list[float]] = field(default_factory=lambda: defaultdict(list))
     skipped: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     unpredicted: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    #: The model on every forecast it made that has an outcome, baselines or not.
+    model_all: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
 
     def add(self, method: str, site: str, day: str, horizon: int, error: float) -> None:
         self.errors[(method, horizon)].append(error)
@@ -88,6 +90,8 @@ def run(
                 observed = model.actual(target, series.days[i])
                 if observed is None:
                     continue
+                if hf.occupancy is not None:
+                    scores.model_all[hf.horizon_min].append(abs(hf.occupancy - observed))
                 base = {name: f(series, i, target) for name, f in BASELINES.items()}
                 if any(v is None for v in base.values()):
                     scores.skipped[hf.horizon_min] += 1
@@ -118,6 +122,10 @@ def summary(scores: Scores, horizons: tuple[int, ...], detail: bool = False) -> 
         for h in horizons
     )
     lines.append(f"not scored: {gaps}")
+    every = ", ".join(
+        f"+{h}: {sum(v) / len(v):.4f} (n={len(v)})" for h in horizons if (v := scores.model_all.get(h))
+    )
+    lines.append(f"model on all its forecasts with an outcome: {every}")
     if detail:
         lines.extend(_losses(scores, horizons))
     return "\n".join(lines)
