@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from app.api.deps import SessionDep, SettingsDep
@@ -14,7 +14,7 @@ from app.api.parking import SiteId, fetch_parking
 from app.api.schemas import SiteForecast
 from app.api.sites import SiteFilter
 from app.forecast.model import HORIZONS_MIN
-from app.forecast.service import site_forecast, state_of
+from app.forecast.service import forecast_cache, site_forecast, state_of
 from app.problems import invalid, not_found
 
 router = APIRouter(prefix="/api/v1/parking", tags=["parking"])
@@ -47,6 +47,7 @@ def parse_horizons(value: str | None) -> tuple[int, ...]:
     response_model=SiteForecast,
 )
 async def get_forecast(
+    request: Request,
     site_id: SiteId,
     session: SessionDep,
     settings: SettingsDep,
@@ -63,6 +64,6 @@ async def get_forecast(
     body = {
         "site": site_id,
         "capacity": row["capacity"],
-        **await site_forecast(session, state_of(row), wanted),
+        **await site_forecast(session, state_of(row), forecast_cache(request), wanted),
     }
     return json_response(body)

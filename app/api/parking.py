@@ -14,7 +14,7 @@ from app.api.params import MAX_TEXT, BBoxQuery, FeedQuery, NearQuery, Page, Page
 from app.api.schemas import ParkingCollection, ParkingFeature
 from app.api.sites import SiteFilter, base_properties, select_sites, site_filter
 from app.config import Settings
-from app.forecast.service import site_forecast, state_of
+from app.forecast.service import forecast_cache, site_forecast, state_of
 from app.problems import not_found
 
 router = APIRouter(prefix="/api/v1/parking", tags=["parking"])
@@ -144,10 +144,12 @@ async def list_sites(
     response_class=GeoJSONResponse,
     response_model=ParkingFeature,
 )
-async def get_site(site_id: SiteId, session: SessionDep, settings: SettingsDep) -> Response:
+async def get_site(request: Request, site_id: SiteId, session: SessionDep, settings: SettingsDep) -> Response:
     rows = await fetch_parking(session, settings, SiteFilter(ids=[site_id]), Page(limit=1, after=None))
     if not rows:
         raise not_found(f"parking site {site_id!r}")
     record = parking_feature(rows[0])
-    record["properties"]["forecast"] = await site_forecast(session, state_of(rows[0]))
+    record["properties"]["forecast"] = await site_forecast(
+        session, state_of(rows[0]), forecast_cache(request)
+    )
     return json_response(record, media_type="application/geo+json")

@@ -21,9 +21,11 @@ from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import HTTPConnection
 
 from app.forecast.model import HORIZONS_MIN, REFERENCES, RESIDUAL_WINDOW_DAYS, Forecast, Forecaster
 from app.forecast.series import SiteSeries
+from app.state import get_state
 
 MODEL_NAME = "profile-offset/1"
 #: References reach back 28 days from origins up to 14 days back (the interval's past errors).
@@ -104,7 +106,13 @@ class ForecastCache:
             self._items.popitem(last=False)
 
 
-CACHE = ForecastCache()
+def forecast_cache(conn: HTTPConnection) -> ForecastCache:
+    """The application's cache (one per app, so one per database), created on first use."""
+    extras = get_state(conn)["extras"]
+    cache = extras.get("forecast_cache")
+    if cache is None:
+        cache = extras["forecast_cache"] = ForecastCache()
+    return cache
 
 
 def _utc_wall(moment: datetime) -> float:
@@ -186,8 +194,8 @@ async def load_series(session: AsyncSession, state: SiteState) -> SiteSeries:
 async def site_forecast(
     session: AsyncSession,
     state: SiteState,
+    cache: ForecastCache,
     horizons: tuple[int, ...] = HORIZONS_MIN,
-    cache: ForecastCache = CACHE,
 ) -> dict[str, Any]:
     """The forecast from the site's last reading, cached until the next one."""
     reason = unavailable(state)

@@ -7,7 +7,7 @@ import csv
 import json
 import subprocess
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -115,7 +115,7 @@ def test_no_look_ahead_predictions_do_not_change_when_the_future_is_removed(
     cut = mobility("predict", "--history", str(tmp_path / "past.csv"), "--at", origin.isoformat())
     whole = mobility(
         "backtest", "--history", str(HISTORY), "--sites", "Shopping",
-        "--test-from", origin.isoformat(), "--test-to", (origin.replace(second=origin.second + 1)).isoformat(),
+        "--test-from", origin.isoformat(), "--test-to", (origin + timedelta(seconds=1)).isoformat(),
     )  # fmt: skip
     assert cut.returncode == 0 and whole.returncode == 0, cut.stderr + whole.stderr
     assert cut.stdout.splitlines() == whole.stdout.splitlines()
@@ -158,3 +158,33 @@ def test_intervals_cover_about_as_often_as_they_claim(history: History) -> None:
                 inside += hf.low <= min(1.0, max(0.0, observed)) <= hf.high
     assert total > 500
     assert 0.65 <= inside / total <= 0.92, inside / total
+
+
+def test_bad_input_is_refused_with_a_reason(tmp_path: Path) -> None:
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("name,total,when\nA,10,2016-12-06 08:00:00\n")
+    result = mobility("backtest", "--history", str(wrong), "--test-from", "2016-12-06")
+    assert result.returncode == 2 and "no occupancy column" in result.stderr
+
+    result = mobility("backtest", "--history", str(HISTORY), "--test-from", "2016-12-06", "--sites", "NOPE")
+    assert result.returncode == 2 and "unknown site(s) NOPE" in result.stderr
+
+    result = mobility(
+        "backtest", "--history", str(HISTORY), "--test-from", "2016-12-06", "--horizons", "30,x"
+    )
+    assert result.returncode == 2 and "horizons" in result.stderr
+
+    result = mobility("backtest", "--history", str(HISTORY), "--test-from", "2017-06-01")
+    assert result.returncode == 1 and "no readings from 2017-06-01" in result.stderr
+
+    # Unreadable rows are counted by reason, not dropped silently.
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text(
+        "SystemCodeNumber,Capacity,Occupancy,LastUpdated\n"
+        "A,100,50,2016-12-06 08:00:00\nA,0,50,2016-12-06 08:30:00\nA,100,lots,2016-12-06 09:00:00\n"
+    )
+    result = mobility("predict", "--history", str(mixed), "--at", "2016-12-06T08:10:00")
+    assert result.returncode == 0, result.stderr
+    assert "capacity not positive': 1" in result.stderr and "unreadable number or time': 1" in result.stderr
+    (line,) = [json.loads(x) for x in result.stdout.splitlines()][:1]
+    assert line["occupancy"] is None and line["reason"].startswith("insufficient history")
