@@ -117,13 +117,16 @@ class Forecaster:
         end = i + 1
         now_t, now_x, today = s.times[i], s.rates[i], s.days[i]
         kind = day_kind(today)
+        target_day = int(target // DAY_S)
         total = weight = 0.0
         moves: list[float] = []
         for lag, w in REFERENCES:
             ref_day = today - lag
             if lag % 7 and day_kind(ref_day) != kind:
                 continue
-            a = s.nearest(target - lag * DAY_S, end, ref_day)
+            # Each reading on its own day of the reference: a target past midnight is matched
+            # on the day after the reference day.
+            a = s.nearest(target - lag * DAY_S, end, target_day - lag)
             b = s.nearest(now_t - lag * DAY_S, end, ref_day)
             if a is None or b is None:
                 continue
