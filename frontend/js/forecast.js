@@ -66,9 +66,13 @@ export function forecastPhrase(forecast) {
   if (!forecast) return "";
   if (forecast.status === "insufficient_history") return t("forecast_too_little");
   if (forecast.status !== "ok") return t("forecast_none", { reason: forecast.reason || forecast.status });
-  const h = forecast.horizons.find((x) => x.horizon_min === NEAR_HORIZON_MIN && x.free != null)
-    || forecast.horizons.find((x) => x.free != null);
-  if (!h) return t("forecast_none", { reason: forecast.horizons[0]?.reason || forecast.status });
+  // The forecast starts at the last reading, which may be a while ago: only times still ahead.
+  const ahead = forecast.horizons.filter((x) => x.free != null && new Date(x.at).getTime() > Date.now());
+  const h = ahead.find((x) => x.horizon_min >= NEAR_HORIZON_MIN) || ahead[0];
+  if (!h) {
+    const reason = forecast.horizons.find((x) => x.reason)?.reason;
+    return reason ? t("forecast_none", { reason }) : t("forecast_past");
+  }
   return t("forecast_near", {
     free: h.free,
     time: new Intl.DateTimeFormat(language(), { timeStyle: "short" }).format(new Date(h.at)),
