@@ -3,19 +3,30 @@
 // every number; this module only draws and words them. A site without a forecast says why.
 import { getJson } from "./api.js";
 import { language, t } from "./i18n.js";
+import { state } from "./state.js";
 
 // Near me: the horizon a commuter plans an arrival with.
 const NEAR_HORIZON_MIN = 30;
-// A forecast is fresh until the site's next reading; refetch after this long at most.
-const CACHE_MS = 60_000;
-const cache = new Map(); // id -> { at, promise }
+// A forecast is made from the site's last reading: fetched again when the page holds a newer
+// one (live deltas move observed_at), and at most this long after it failed.
+const RETRY_MS = 60_000;
+const cache = new Map(); // id -> { reading, at, promise }
+
+function reading(id) {
+  return state.records.parking.get(String(id))?.observed_at ?? null;
+}
 
 export function fetchForecast(id) {
+  const now = reading(id);
   const hit = cache.get(id);
-  if (hit && Date.now() - hit.at < CACHE_MS) return hit.promise;
-  const promise = getJson(`/api/v1/parking/sites/${encodeURIComponent(id)}/forecast`).catch(() => null);
-  cache.set(id, { at: Date.now(), promise });
-  return promise;
+  if (hit && hit.reading === now && !(hit.failed && Date.now() - hit.at > RETRY_MS)) return hit.promise;
+  const entry = { reading: now, at: Date.now(), failed: false };
+  entry.promise = getJson(`/api/v1/parking/sites/${encodeURIComponent(id)}/forecast`).catch(() => {
+    entry.failed = true;
+    return null;
+  });
+  cache.set(id, entry);
+  return entry.promise;
 }
 
 // The forecast as Plotly traces in occupancy % (the chart's unit): the range as a light band,
@@ -82,10 +93,11 @@ export function forecastPhrase(forecast) {
 
 async function annotate(item) {
   const id = item.dataset.id;
-  if (!id || (item.dataset.forecastFor === id && item.querySelector(".site-forecast"))) return;
-  item.dataset.forecastFor = id;
+  const key = `${id}@${reading(id)}`;
+  if (!id || (item.dataset.forecastFor === key && item.querySelector(".site-forecast"))) return;
+  item.dataset.forecastFor = key;
   const phrase = forecastPhrase(await fetchForecast(id));
-  if (!phrase || item.dataset.forecastFor !== id) return;
+  if (!phrase || item.dataset.forecastFor !== key) return;
   const target = item.querySelector("button") || item;
   let span = target.querySelector(".site-forecast");
   if (!span) {
