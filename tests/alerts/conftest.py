@@ -131,3 +131,30 @@ async def scalar(engine: AsyncEngine, sql: str, **params: Any) -> Any:
 async def rows(engine: AsyncEngine, sql: str, **params: Any) -> list[dict[str, Any]]:
     async with engine.connect() as conn:
         return [dict(r._mapping) for r in await conn.execute(text(sql), params)]
+
+
+async def wait_for(predicate: Any, timeout: float = 30, what: str = "condition") -> Any:
+    """Poll an async or sync predicate until it returns something truthy."""
+    import asyncio
+    import inspect
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = predicate()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+async def evaluated_up_to(engine: AsyncEngine, seq: int | None, timeout: float = 30) -> None:
+    """Wait until the evaluator's committed cursor has passed ``seq``."""
+    assert seq is not None
+
+    async def done() -> bool:
+        return bool(await scalar(engine, "SELECT seq >= :s FROM alert_cursor", s=seq))
+
+    await wait_for(done, timeout, f"the evaluator to pass seq {seq}")

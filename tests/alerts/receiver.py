@@ -20,6 +20,7 @@ class Received:
     body: bytes
     status: int
     path: str
+    late: bool = False
 
 
 @dataclass
@@ -50,11 +51,13 @@ class Receiver:
                     status = int(mode.split(":", 1)[1])
                 elif mode == "redirect":
                     status = 307
-                elif mode.startswith("slow:"):
-                    time.sleep(float(mode.split(":", 1)[1]))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                # Recorded on arrival; a slow answer is one the sender has given up on.
                 owner.received.append(
-                    Received({k.lower(): v for k, v in self.headers.items()}, body, status, self.path)
+                    Received(headers, body, status, self.path, late=mode.startswith("slow:"))
                 )
+                if mode.startswith("slow:"):
+                    time.sleep(float(mode.split(":", 1)[1]))
                 self.send_response(status)
                 if status == 307:
                     self.send_header("location", "http://127.0.0.1:1/elsewhere")
@@ -78,4 +81,4 @@ class Receiver:
             self._server = None
 
     def accepted(self) -> list[Received]:
-        return [r for r in self.received if 200 <= r.status < 300]
+        return [r for r in self.received if 200 <= r.status < 300 and not r.late]
