@@ -6,6 +6,8 @@ poll, so the evaluator sees exactly what it sees in production: committed change
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import itertools
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -133,12 +135,9 @@ async def rows(engine: AsyncEngine, sql: str, **params: Any) -> list[dict[str, A
         return [dict(r._mapping) for r in await conn.execute(text(sql), params)]
 
 
-async def wait_for(predicate: Any, timeout: float = 30, what: str = "condition") -> Any:
+async def wait_for(predicate: Any, within: float = 30, what: str = "condition") -> Any:
     """Poll an async or sync predicate until it returns something truthy."""
-    import asyncio
-    import inspect
-
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + within
     while True:
         value = predicate()
         if inspect.isawaitable(value):
@@ -146,15 +145,15 @@ async def wait_for(predicate: Any, timeout: float = 30, what: str = "condition")
         if value:
             return value
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
         await asyncio.sleep(0.1)
 
 
-async def evaluated_up_to(engine: AsyncEngine, seq: int | None, timeout: float = 30) -> None:
+async def evaluated_up_to(engine: AsyncEngine, seq: int | None, within: float = 30) -> None:
     """Wait until the evaluator's committed cursor has passed ``seq``."""
     assert seq is not None
 
     async def done() -> bool:
         return bool(await scalar(engine, "SELECT seq >= :s FROM alert_cursor", s=seq))
 
-    await wait_for(done, timeout, f"the evaluator to pass seq {seq}")
+    await wait_for(done, within, f"the evaluator to pass seq {seq}")

@@ -158,7 +158,7 @@ async def test_failing_receivers_dead_letter_then_replay(
                 r = await api.get("/api/v1/alerts/deliveries", params={"state": "dead"})
                 return list(r.json()["items"])
 
-            (item,) = await wait_for(dead, timeout=40, what=f"dead-letter after {mode}")
+            (item,) = await wait_for(dead, within=40, what=f"dead-letter after {mode}")
             assert item["attempts"] == 2
             assert len(receiver.received) == 2, "a redirect is not followed, a failure is retried"
             expected_error = {"status:503": "HTTP 503", "redirect": "not followed", "slow:3": "no answer"}[

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db import asyncpg_dsn
 from app.live import keys as api_keys
-from tests.alerts.conftest import ADMIN, Writer, scalar
-from tests.servers import ThreadedServer
+from app.main import create_app
+from tests.alerts.conftest import ADMIN, Writer, fast, scalar
+from tests.servers import ThreadedServer, running
 
 pytestmark = pytest.mark.asyncio
 
@@ -115,10 +117,6 @@ async def test_forecast_rules_are_defined_but_refused(
 async def test_loopback_webhook_needs_the_setting(
     writer: Writer, engine: AsyncEngine, settings: Any, database_url: str
 ) -> None:
-    from app.main import create_app
-    from tests.alerts.conftest import fast
-    from tests.servers import running
-
     await writer.parking({"P1": 50})
     strict = fast(settings, alerts_webhook_allow_networks=[])
     with running(create_app(strict, database_url=database_url)) as srv:
@@ -133,8 +131,6 @@ async def test_loopback_webhook_needs_the_setting(
 async def test_partners_see_only_their_own_rules(
     server: ThreadedServer, api: httpx.AsyncClient, writer: Writer, database_url: str
 ) -> None:
-    import asyncpg
-
     await writer.parking({"P1": 50, "P2": 50})
     conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
