@@ -25,6 +25,7 @@ from ingest.records import ParkingObservation, ParkingSite, TrafficObservation, 
 from ingest.spec import FeedSpec
 from ingest.store import Store
 from tests.alerts.receiver import Receiver
+from tests.live.conftest import asyncapi, validate  # noqa: F401 - the live tests' schema fixtures
 from tests.servers import ThreadedServer, running
 
 ADMIN = "planner-secret-token"
