@@ -3,7 +3,7 @@
 Every refusal is a 4xx problem document and is decided before anything is written: a bad body
 (400, from the models), an unknown site or feed or an impossible threshold (400, from
 ``validate.py``), a webhook URL that is not http(s) or points at a private address (400), a
-forecast rule this build cannot evaluate (501).
+forecast rule this build cannot evaluate (400, saying so).
 """
 
 from __future__ import annotations
@@ -45,7 +45,6 @@ router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 RuleId = Annotated[int, Path(ge=1, le=2**63 - 1, description="Rule id")]
 DeliveryId = Annotated[str, Path(min_length=1, max_length=100, description="webhook-id, `msg_…`")]
 Limit = Annotated[int, Query(ge=1, le=1000, description="Most items returned (newest first).")]
-NOT_EVALUATED = "urn:mobility-live:problem:not-evaluated"
 CONFLICT = "urn:mobility-live:problem:conflict"
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {401: {"description": "Missing or unknown credentials"}}
 
@@ -55,12 +54,12 @@ async def validated_rule(request: Request, rule: Any) -> str | None:
     state = get_state(request)
     settings = state["settings"]
     if rule.kind in UNEVALUATED_KINDS:
-        raise ProblemError(
-            501,
+        # A rule that would silently never fire is refused, loudly, rather than stored.
+        raise invalid(
+            "kind",
             f"{rule.kind} rules are defined (docs/alerts.md) but not evaluated by this build: it has no "
-            "forecast function yet. Nothing was created.",
-            type=NOT_EVALUATED,
-            title="Rule kind not evaluated",
+            "forecast function yet; nothing was created",
+            where="body",
         )
     try:
         async with raw_connection(state["engine"]) as raw:
@@ -77,7 +76,7 @@ async def validated_rule(request: Request, rule: Any) -> str | None:
     status_code=201,
     response_model=RuleOut,
     summary="Create an alert rule (the webhook secret is returned once)",
-    responses={**AUTH_RESPONSES, 501: {"description": "Kind defined but not evaluated by this build"}},
+    responses={**AUTH_RESPONSES, 409: {"description": "This partner key's rule limit is reached"}},
 )
 async def post_rule(request: Request, owner: OwnerDep, rule: Annotated[RuleIn, Body()]) -> Any:
     feed_id = await validated_rule(request, rule)

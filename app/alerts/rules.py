@@ -106,8 +106,8 @@ class ParkingAlmostFull(_Rule):
 
 
 class ParkingForecastFull(_Rule):
-    """Forecast to be full within ``within_minutes``: accepted by the model, refused by the API
-    (501) until a forecast function exists in this build."""
+    """Forecast to be full within ``within_minutes``: accepted by the model, refused by the API and
+    the CLI (400, saying why) until a forecast function exists in this build."""
 
     kind: Literal["parking_forecast_full"]
     site: SiteRef

@@ -110,7 +110,7 @@ async def test_forecast_rules_are_defined_but_refused(
     await writer.parking({"P1": 50})
     body = {"kind": "parking_forecast_full", "name": "x", "site": "city:P1", "within_minutes": 30}
     response = await api.post("/api/v1/alerts/rules", json=body)
-    assert response.status_code == 501 and "not evaluated" in response.json()["detail"]
+    assert response.status_code == 400 and "not evaluated" in response.json()["detail"]
     assert await scalar(engine, "SELECT count(*) FROM alert_rules") == 0
 
 
