@@ -28,7 +28,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.alerts import outbox
 from app.alerts.evaluate import Timers, decide, read_subject
 from app.alerts.rules import UNEVALUATED_KINDS
-from app.alerts.store import ALERTS_LOCK, OUTBOX_CHANNEL, end_alert, parse_rule, raw_transaction, start_alert
+from app.alerts.store import (
+    ALERTS_LOCK,
+    OUTBOX_CHANNEL,
+    Transition,
+    emit,
+    end_alert,
+    parse_rule,
+    raw_transaction,
+    start_alert,
+)
 from app.alerts.validate import parse_networks
 from app.alerts.webhooks import send
 from app.config import Settings
@@ -167,8 +176,13 @@ class AlertService:
                 traffic = traffic or r["topic"] == "traffic"
             rules = await raw.fetch(RULES_SQL, list(UNEVALUATED_KINDS), full, list(subjects), traffic)
             now: datetime = await raw.fetchval("SELECT now()")
+            transitions: list[Transition] = []
             for rule_row in rules:
-                await self._evaluate_rule(raw, rule_row, now, subjects)
+                transition = await self._evaluate_rule(raw, rule_row, now, subjects)
+                if transition is not None:
+                    transitions.append(transition)
+            await emit(raw, transitions, now)
+            self.transitions += len(transitions)
             if rows:
                 await raw.execute("UPDATE alert_cursor SET seq = $1", rows[-1]["seq"])
             self.passes += 1
@@ -176,7 +190,7 @@ class AlertService:
 
     async def _evaluate_rule(
         self, raw: asyncpg.Connection, row: asyncpg.Record, now: datetime, subjects: dict[str, int]
-    ) -> None:
+    ) -> Transition | None:
         rule = parse_rule(row["params"])
         reading = await read_subject(raw, rule, stale_floor_s=self.settings.site_stale_floor_s)
         timers = Timers(row["cond_since"], row["clear_since"], row["open_alert_id"] is not None)
@@ -192,11 +206,10 @@ class AlertService:
             evidence["change_seq"] = subjects[row["subject"]]
         if decision.action == "start":
             assert decision.cond_since is not None
-            await start_alert(raw, row, since=decision.cond_since, evidence=evidence, now=now)
-            self.transitions += 1
-        elif decision.action == "end":
+            return await start_alert(raw, row, since=decision.cond_since, evidence=evidence, now=now)
+        if decision.action == "end":
             assert decision.clear_since is not None
-            await end_alert(
+            return await end_alert(
                 raw,
                 row,
                 row["open_alert_id"],
@@ -205,8 +218,7 @@ class AlertService:
                 evidence=evidence,
                 now=now,
             )
-            self.transitions += 1
-        elif (decision.cond_since, decision.clear_since) != (timers.cond_since, timers.clear_since):
+        if (decision.cond_since, decision.clear_since) != (timers.cond_since, timers.clear_since):
             await raw.execute(
                 "UPDATE alert_rules SET cond_since = $2, clear_since = $3, evaluated_at = $4 WHERE id = $1",
                 row["id"],
@@ -214,6 +226,7 @@ class AlertService:
                 decision.clear_since,
                 now,
             )
+        return None
 
     # ------------------------------------------------------------------ delivery
 

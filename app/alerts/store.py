@@ -247,38 +247,60 @@ async def list_alerts(
     return [alert_record(r) for r in await conn.fetch(sql, *args)]
 
 
-async def _emit(
-    conn: asyncpg.Connection, rule: asyncpg.Record, alert_id: str, event: str, now: datetime
-) -> int:
-    """The change-log row and the outbox row of one transition; returns the change's seq."""
-    row = await conn.fetchrow(ALERT_SELECT + " WHERE a.id = $1", alert_id)
-    assert row is not None
-    record = alert_record(row)
-    fields = {**record, "event": event, "owner_key_id": row["owner_key_id"]}
-    seq, _ = await write_changes(
-        conn,
-        [Change(topic="alerts", feed_id=cast(str, row["feed_id"]), site_id=alert_id, fields=fields)],
-        now,
-    )
-    assert seq is not None
-    if rule["webhook_url"]:
-        body = json.dumps(
-            {"type": event, "timestamp": iso(now), "data": record}, ensure_ascii=False, separators=(",", ":")
+@dataclass(frozen=True)
+class Transition:
+    rule: asyncpg.Record
+    alert_id: str
+    event: str  # alert.started | alert.ended
+
+
+async def emit(conn: asyncpg.Connection, transitions: list[Transition], now: datetime) -> None:
+    """The change-log rows and outbox rows of a pass's transitions, written together: one
+    change-log lock and COPY for the batch rather than one per alert (bench/alerts.py)."""
+    if not transitions:
+        return
+    # Our seqs are drawn under the change-log lock, after this read: all of them are above it.
+    floor = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM changes")
+    ids = [t.alert_id for t in transitions]
+    found = {r["id"]: r for r in await conn.fetch(ALERT_SELECT + " WHERE a.id = ANY($1::text[])", ids)}
+    changes: list[Change] = []
+    deliveries: list[tuple[str, int, str, str, str, str]] = []
+    for t in transitions:
+        row = found[t.alert_id]
+        record = alert_record(row)
+        fields = {**record, "event": t.event, "owner_key_id": row["owner_key_id"]}
+        changes.append(
+            Change(topic="alerts", feed_id=cast(str, row["feed_id"]), site_id=t.alert_id, fields=fields)
         )
-        # The id is derived from the alert and the event: enqueuing twice is a no-op, and a
-        # receiver deduplicates retries and replays by it.
-        await conn.execute(
+        if t.rule["webhook_url"]:
+            body = json.dumps(
+                {"type": t.event, "timestamp": iso(now), "data": record},
+                ensure_ascii=False,
+                separators=(",", ":"),
+            )
+            # The id is derived from the alert and the event: enqueuing twice is a no-op, and a
+            # receiver deduplicates retries and replays by it.
+            msg_id = f"msg_{t.alert_id}_{t.event.rsplit('.', 1)[-1]}"
+            deliveries.append((msg_id, t.rule["id"], t.alert_id, t.event, t.rule["webhook_url"], body))
+    await write_changes(conn, changes, now)
+    await conn.execute(
+        """UPDATE alerts a
+           SET start_seq = CASE WHEN c.payload->'fields'->>'event' = 'alert.started'
+                                THEN c.seq ELSE a.start_seq END,
+               end_seq = CASE WHEN c.payload->'fields'->>'event' = 'alert.ended'
+                              THEN c.seq ELSE a.end_seq END
+           FROM changes c
+           WHERE c.seq > $1 AND c.topic = 'alerts' AND c.site_id = a.id AND a.id = ANY($2::text[])""",
+        floor,
+        ids,
+    )
+    if deliveries:
+        await conn.executemany(
             "INSERT INTO webhook_outbox (id, rule_id, alert_id, event, url, body) "
             "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
-            f"msg_{alert_id}_{event.rsplit('.', 1)[-1]}",
-            rule["id"],
-            alert_id,
-            event,
-            rule["webhook_url"],
-            body,
+            deliveries,
         )
-        await conn.execute("SELECT pg_notify($1, $2)", OUTBOX_CHANNEL, alert_id)
-    return seq
+        await conn.execute("SELECT pg_notify($1, $2)", OUTBOX_CHANNEL, str(len(deliveries)))
 
 
 async def start_alert(
@@ -288,7 +310,8 @@ async def start_alert(
     since: datetime,
     evidence: dict[str, Any],
     now: datetime,
-) -> str:
+) -> Transition:
+    """The alert row and the rule's timers; the caller emits the transition (``emit``)."""
     alert_id = "alt_" + secrets.token_hex(10)
     await conn.execute(
         "INSERT INTO alerts (id, rule_id, kind, subject, feed_id, started_at, evidence) "
@@ -301,15 +324,13 @@ async def start_alert(
         since,
         json.dumps({**evidence, "fired_at": iso(now)}),
     )
-    seq = await _emit(conn, rule, alert_id, "alert.started", now)
-    await conn.execute("UPDATE alerts SET start_seq = $2 WHERE id = $1", alert_id, seq)
     await conn.execute(
         "UPDATE alert_rules SET open_alert_id = $2, cond_since = $3, clear_since = NULL WHERE id = $1",
         rule["id"],
         alert_id,
         since,
     )
-    return alert_id
+    return Transition(rule, alert_id, "alert.started")
 
 
 async def end_alert(
@@ -321,7 +342,7 @@ async def end_alert(
     reason: str,
     evidence: dict[str, Any],
     now: datetime,
-) -> None:
+) -> Transition:
     await conn.execute(
         "UPDATE alerts SET ended_at = greatest($2, started_at), end_reason = $3, end_evidence = $4::jsonb "
         "WHERE id = $1 AND ended_at IS NULL",
@@ -330,16 +351,16 @@ async def end_alert(
         reason,
         json.dumps({**evidence, "ended_by_evaluation_at": iso(now)}),
     )
-    seq = await _emit(conn, rule, alert_id, "alert.ended", now)
-    await conn.execute("UPDATE alerts SET end_seq = $2 WHERE id = $1", alert_id, seq)
     await conn.execute(
         "UPDATE alert_rules SET open_alert_id = NULL, cond_since = NULL, clear_since = NULL WHERE id = $1",
         rule["id"],
     )
+    return Transition(rule, alert_id, "alert.ended")
 
 
 async def end_open_alert(conn: asyncpg.Connection, rule: asyncpg.Record, *, reason: str) -> None:
     if rule["open_alert_id"] is None:
         return
     now = await conn.fetchval("SELECT now()")
-    await end_alert(conn, rule, rule["open_alert_id"], at=now, reason=reason, evidence={}, now=now)
+    ended = await end_alert(conn, rule, rule["open_alert_id"], at=now, reason=reason, evidence={}, now=now)
+    await emit(conn, [ended], now)
