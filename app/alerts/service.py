@@ -23,6 +23,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.alerts import outbox
@@ -48,11 +49,13 @@ log = logging.getLogger(__name__)
 CHANGES_CHANNEL = "mobility_changes"
 READ_PAGE = 5000
 CLAIM_BATCH = 20
+SKIPPED_RETRY_S = 0.25
 
 RULES_SQL = """
     SELECT id, name, kind, subject, feed_id, params, webhook_url, open_alert_id, cond_since, clear_since
     FROM alert_rules
     WHERE deleted_at IS NULL AND enabled AND NOT (kind = ANY($1::text[]))
+      AND NOT EXISTS (SELECT 1 FROM api_keys k WHERE k.id = owner_key_id AND k.revoked_at IS NOT NULL)
       AND ($2 OR subject = ANY($3::text[]) OR (kind = 'congestion' AND subject LIKE 'bbox:%' AND $4))
     ORDER BY id"""
 
@@ -69,6 +72,7 @@ class AlertService:
         self._conn: asyncpg.Connection | None = None
         self._client: httpx.AsyncClient | None = None
         self.passes = 0
+        self.skipped = False
         self.transitions = 0
         self.deliveries = {"delivered": 0, "pending": 0, "dead": 0}
 
@@ -152,11 +156,18 @@ class AlertService:
                 raise
             except Exception:
                 log.exception("alerts: evaluation pass failed; retrying at the next change or tick")
+            if self.skipped:
+                # Another process held the lock, possibly in a pass that began before our
+                # change committed: look again shortly rather than at the next tick.
+                await asyncio.sleep(SKIPPED_RETRY_S)
+                self._changed.set()
 
     async def evaluate(self, *, full: bool) -> bool:
-        """One pass; returns True when more changes are waiting. Skips if another process holds it."""
+        """One pass; returns True when more changes are waiting. Skips (``self.skipped``) when another
+        process holds the evaluation lock."""
         async with raw_transaction(self.engine) as raw:
-            if not await raw.fetchval("SELECT pg_try_advisory_xact_lock($1)", ALERTS_LOCK):
+            self.skipped = not await raw.fetchval("SELECT pg_try_advisory_xact_lock($1)", ALERTS_LOCK)
+            if self.skipped:
                 return False
             cursor = int(await raw.fetchval("SELECT seq FROM alert_cursor FOR UPDATE"))
             rows = await raw.fetch(
@@ -191,7 +202,12 @@ class AlertService:
     async def _evaluate_rule(
         self, raw: asyncpg.Connection, row: asyncpg.Record, now: datetime, subjects: dict[str, int]
     ) -> Transition | None:
-        rule = parse_rule(row["params"])
+        try:
+            rule = parse_rule(row["params"])
+        except ValidationError as exc:
+            # One unreadable rule (stored by an older version?) must not stop every other rule.
+            log.error("alerts: rule %s cannot be read, skipped: %s", row["id"], exc)
+            return None
         reading = await read_subject(raw, rule, stale_floor_s=self.settings.site_stale_floor_s)
         timers = Timers(row["cond_since"], row["clear_since"], row["open_alert_id"] is not None)
         decision = decide(
