@@ -41,6 +41,7 @@ FIELDS = (
     "feed",
     "condition",
     "failures_gte",
+    "quality_rule",
     "for_minutes",
     "clear_minutes",
     "webhook_url",

@@ -10,6 +10,7 @@ reading by reading (tests/alerts/test_hysteresis.py).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -38,10 +39,15 @@ FEED_SQL = """
     SELECT f.id, h.feed_id IS NOT NULL AS polled, coalesce(h.stale, false) AS health_stale,
            (h.feed_id IS NOT NULL AND (h.last_success_at IS NULL OR h.last_success_at
                 < now() - make_interval(secs => f.stale_after * f.interval_s))) AS overdue,
-           coalesce(h.consecutive_failures, 0) AS consecutive_failures, h.last_success_at, h.last_error
+           coalesce(h.consecutive_failures, 0) AS consecutive_failures, h.last_success_at, h.last_error,
+           coalesce(h.quality, '{}'::jsonb) AS quality
     FROM feeds f LEFT JOIN feed_health h ON h.feed_id = f.id
     WHERE f.id = $1"""
 EVIDENCE_SEGMENTS = 20
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,8 @@ class Reading:
     fires: bool = False
     clears: bool = False
     evidence: dict[str, Any] = field(default_factory=dict)
+    memory: Any = None
+    """What the next evaluation compares with (quality rules: the count seen this time)."""
 
 
 @dataclass(frozen=True)
@@ -153,9 +161,26 @@ def congestion_reading(rule: Congestion, rows: list[asyncpg.Record] | list[dict[
     return Reading(True, len(at_level) >= needed, len(at_level) < needed, evidence)
 
 
-def feed_reading(rule: Feed, row: asyncpg.Record | dict[str, Any] | None) -> Reading:
+def quality_count(rule: Feed, totals: Any) -> int:
+    if isinstance(totals, str):
+        totals = json.loads(totals)
+    totals = totals or {}
+    if rule.quality_rule is not None:
+        return int(totals.get(rule.quality_rule, 0))
+    return sum(int(v) for v in totals.values())
+
+
+def feed_reading(rule: Feed, row: asyncpg.Record | dict[str, Any] | None, memory: Any = None) -> Reading:
     if row is None:
         return Reading(False, evidence={"reason": "feed no longer exists"})
+    if rule.condition == "quality":
+        # feed_health.quality holds running totals per rule: the rule fires when its total grew
+        # since the previous evaluation, and clears when it did not.
+        total = quality_count(rule, row["quality"])
+        evidence = {"feed": row["id"], "quality_rule": rule.quality_rule or "any", "total": total}
+        if not isinstance(memory, int) or total < memory:
+            return Reading(False, evidence={**evidence, "reason": "first look at the totals"}, memory=total)
+        return Reading(True, total > memory, total == memory, {**evidence, "new": total - memory}, total)
     stale = bool(row["health_stale"] or row["overdue"])
     failures = int(row["consecutive_failures"])
     evidence = {
@@ -173,7 +198,9 @@ def feed_reading(rule: Feed, row: asyncpg.Record | dict[str, Any] | None) -> Rea
     return Reading(True, failures >= rule.failures_gte, failures == 0, evidence)
 
 
-async def read_subject(conn: asyncpg.Connection, rule: AnyRule, *, stale_floor_s: float) -> Reading:
+async def read_subject(
+    conn: asyncpg.Connection, rule: AnyRule, *, stale_floor_s: float, memory: Any = None
+) -> Reading:
     if isinstance(rule, ParkingAlmostFull):
         return parking_reading(rule, await conn.fetchrow(PARKING_SQL, rule.site, stale_floor_s))
     if isinstance(rule, Congestion):
@@ -188,5 +215,5 @@ async def read_subject(conn: asyncpg.Connection, rule: AnyRule, *, stale_floor_s
             )
         return congestion_reading(rule, rows)
     if isinstance(rule, Feed):
-        return feed_reading(rule, await conn.fetchrow(FEED_SQL, rule.feed))
+        return feed_reading(rule, await conn.fetchrow(FEED_SQL, rule.feed), _json(memory))
     return Reading(False, evidence={"reason": f"{rule.kind} rules are not evaluated in this build"})

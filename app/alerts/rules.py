@@ -153,19 +153,54 @@ class Congestion(_Rule):
         return self.for_minutes if self.for_minutes > 0 else 2.0
 
 
+# The data-quality rules of ingest/quality.py (tests/alerts/test_rules_api.py checks this list
+# against that file, so a new quality rule cannot be missing here unnoticed).
+QUALITY_RULES: tuple[str, ...] = (
+    "null_island_coordinates",
+    "future_timestamp",
+    "future_timestamp_clamped",
+    "capacity_mismatch",
+    "free_derived",
+    "free_exceeds_capacity",
+    "occupied_exceeds_capacity",
+    "full_with_free_spaces",
+    "closed_reported_full",
+    "negative_count",
+    "speed_out_of_range",
+    "occupancy_out_of_range",
+    "duplicate_id",
+    "too_old",
+    "outside_area",
+)
+
+
 class Feed(_Rule):
-    """A feed stale (no fresh data within its limit) or unhealthy (consecutive failed polls)."""
+    """A feed stale (no fresh data within its limit), unhealthy (consecutive failed polls), or a
+    data-quality rule firing on it (records flagged or quarantined since the last evaluation)."""
 
     kind: Literal["feed"]
     feed: str = Field(min_length=1, max_length=100)
-    condition: Literal["stale", "unhealthy"]
+    condition: Literal["stale", "unhealthy", "quality"]
     failures_gte: int = Field(default=3, ge=1, le=10_000, description="unhealthy: failed polls in a row.")
+    quality_rule: str | None = Field(
+        default=None, max_length=100, description="quality: one rule of docs/ingest.md; none: any rule."
+    )
+
+    @model_validator(mode="after")
+    def _quality(self) -> Feed:
+        if self.quality_rule is not None:
+            if self.condition != "quality":
+                raise ValueError("quality_rule applies to condition 'quality' only")
+            if self.quality_rule not in QUALITY_RULES:
+                raise ValueError(f"unknown quality rule; known: {', '.join(QUALITY_RULES)}")
+        return self
 
     def subject(self) -> str:
         return self.feed
 
     def default_clear_minutes(self) -> float:
-        return 1.0
+        # A quality rule fires poll by poll: it has stopped when a few polls went by clean.
+        return 10.0 if self.condition == "quality" else 1.0
 
 
 RuleIn = Annotated[ParkingAlmostFull | ParkingForecastFull | Congestion | Feed, Field(discriminator="kind")]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from datetime import datetime
 from typing import Any
@@ -52,7 +53,8 @@ CLAIM_BATCH = 20
 SKIPPED_RETRY_S = 0.25
 
 RULES_SQL = """
-    SELECT id, name, kind, subject, feed_id, params, webhook_url, open_alert_id, cond_since, clear_since
+    SELECT id, name, kind, subject, feed_id, params, webhook_url, open_alert_id, cond_since, clear_since,
+           memory
     FROM alert_rules
     WHERE deleted_at IS NULL AND enabled AND NOT (kind = ANY($1::text[]))
       AND NOT EXISTS (SELECT 1 FROM api_keys k WHERE k.id = owner_key_id AND k.revoked_at IS NOT NULL)
@@ -208,7 +210,15 @@ class AlertService:
             # One unreadable rule (stored by an older version?) must not stop every other rule.
             log.error("alerts: rule %s cannot be read, skipped: %s", row["id"], exc)
             return None
-        reading = await read_subject(raw, rule, stale_floor_s=self.settings.site_stale_floor_s)
+        reading = await read_subject(
+            raw, rule, stale_floor_s=self.settings.site_stale_floor_s, memory=row["memory"]
+        )
+        if reading.memory is not None and json.dumps(reading.memory) != row["memory"]:
+            await raw.execute(
+                "UPDATE alert_rules SET memory = $2::jsonb WHERE id = $1",
+                row["id"],
+                json.dumps(reading.memory),
+            )
         timers = Timers(row["cond_since"], row["clear_since"], row["open_alert_id"] is not None)
         decision = decide(
             reading,

@@ -37,7 +37,8 @@ UPGRADE = [
         cond_since     timestamptz,
         clear_since    timestamptz,
         open_alert_id  text,
-        evaluated_at   timestamptz
+        evaluated_at   timestamptz,
+        memory         jsonb
     )
     """,
     "CREATE INDEX alert_rules_subject ON alert_rules (subject) WHERE deleted_at IS NULL",

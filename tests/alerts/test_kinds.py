@@ -87,3 +87,27 @@ async def test_congestion_in_a_bbox_needs_enough_segments(
     await evaluated_up_to(engine, await writer.traffic({"S1": "moderate"}))
     (alert,) = await alerts_of(engine)
     assert alert["end_reason"] == "cleared"
+
+
+async def test_quality_rule_firing(api: httpx.AsyncClient, writer: Writer, engine: AsyncEngine) -> None:
+    await writer.parking({"P1": 50})
+    body = {
+        "kind": "feed",
+        "name": "city counts impossible",
+        "feed": "city",
+        "condition": "quality",
+        "quality_rule": "free_exceeds_capacity",
+        "clear_minutes": 0,
+    }
+    assert (await api.post("/api/v1/alerts/rules", json=body)).status_code == 201
+    # A clean poll: the evaluator takes its first look at the totals, no alert.
+    await evaluated_up_to(engine, await writer.parking({"P1": 40}))
+    assert await alerts_of(engine) == []
+    # 150 free of 100: flagged by ingest/quality.py, and the rule fires.
+    await evaluated_up_to(engine, await writer.parking({"P1": 150}))
+    (alert,) = await wait_for(lambda: alerts_of(engine), what="a quality alert")
+    assert alert["evidence"]["new"] == 1 and alert["evidence"]["quality_rule"] == "free_exceeds_capacity"
+    # A clean poll: no new flags, the alert ends (clear_minutes 0).
+    await evaluated_up_to(engine, await writer.parking({"P1": 30}))
+    (alert,) = await alerts_of(engine)
+    assert alert["end_reason"] == "cleared"

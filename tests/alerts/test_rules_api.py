@@ -3,6 +3,8 @@ document while nothing at all is written."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -10,13 +12,12 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.alerts.rules import QUALITY_RULES
 from app.db import asyncpg_dsn
 from app.live import keys as api_keys
 from app.main import create_app
 from tests.alerts.conftest import ADMIN, Writer, fast, scalar
 from tests.servers import ThreadedServer, running
-
-pytestmark = pytest.mark.asyncio
 
 
 def almost_full(**extra: Any) -> dict[str, Any]:
@@ -77,6 +78,11 @@ BAD_RULES: list[tuple[str, dict[str, Any], str]] = [
     ("clear inside band", almost_full(clear_free_gte=10), "flap"),
     ("clear above capacity", almost_full(free_lte=95), "capacity"),
     ("no threshold", almost_full(free_lte=None), "free_lte"),
+    (
+        "unknown quality rule",
+        {"kind": "feed", "name": "x", "feed": "city", "condition": "quality", "quality_rule": "nope"},
+        "quality",
+    ),
     ("unknown level", {"kind": "congestion", "name": "x", "site": "roads:S1", "level": "jammed"}, "level"),
     ("unknown kind", {"kind": "weather", "name": "x"}, "kind"),
     ("extra field", almost_full(colour="red"), "colour"),
@@ -176,3 +182,11 @@ async def test_bad_paths_and_queries_are_400(api: httpx.AsyncClient) -> None:
         assert response.status_code == 400, (path, response.text)
         assert response.headers["content-type"].startswith("application/problem+json")
     assert (await api.post("/api/v1/alerts/deliveries/msg_nope/replay")).status_code == 404
+
+
+def test_quality_rule_names_match_ingest() -> None:
+    """Every rule ingest/quality.py can flag or reject by is one a quality alert may name."""
+    source = (Path(__file__).resolve().parents[2] / "ingest" / "quality.py").read_text(encoding="utf-8")
+    names = set(re.findall(r'\.(?:flag|reject)\(\s*\w+,\s*"([a-z_]+)"', source))
+    assert len(names) >= 10
+    assert names == set(QUALITY_RULES)
