@@ -206,3 +206,24 @@ async def test_two_api_processes_one_alert(
     ids = Counter(r.headers["webhook-id"] for r in receiver.accepted())
     assert len(ids) == 4 and set(ids.values()) == {1}
     assert rule["id"]
+
+
+async def test_addresses_are_checked_again_before_each_attempt(
+    settings: Settings, database_url: str, writer: Writer, engine: AsyncEngine, receiver: Receiver
+) -> None:
+    """A URL accepted under one configuration is refused at delivery under a stricter one: the
+    check is not only at creation (DNS answers and settings change)."""
+    await writer.parking({"P1": 50})
+    with running(create_app(fast(settings), database_url=database_url)) as srv:
+        await create_rules(srv.url, [rule_body("city:P1", receiver.url)])
+    strict = fast(settings, alerts_webhook_allow_networks=[], alerts_webhook_max_attempts=2)
+    with running(create_app(strict, database_url=database_url)):
+        await writer.parking({"P1": 1})
+
+        async def dead() -> bool:
+            return bool(await scalar(engine, "SELECT count(*) = 1 FROM webhook_outbox WHERE state = 'dead'"))
+
+        await wait_for(dead, what="the delivery refused twice, then dead")
+    (row,) = await rows(engine, "SELECT last_error, last_status FROM webhook_outbox")
+    assert row["last_error"].startswith("refused:") and row["last_status"] is None
+    assert receiver.received == [], "nothing was sent to the refused address"
