@@ -224,6 +224,11 @@ class Settings(BaseSettings):
         default_factory=list,
         description='Private/loopback networks webhooks may target, as JSON: ["10.0.0.0/8"] (default: none).',
     )
+    alerts_retention_days: float = Field(
+        default=30.0,
+        gt=0,
+        description="Ended alerts, delivered webhooks and deleted rules are kept this long.",
+    )
     alerts_max_rules_per_key: int = Field(
         default=100, ge=1, description="Alert rules one partner key may own."
     )

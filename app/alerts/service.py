@@ -51,6 +51,26 @@ CHANGES_CHANNEL = "mobility_changes"
 READ_PAGE = 5000
 CLAIM_BATCH = 20
 SKIPPED_RETRY_S = 0.25
+RETENTION_LOCK = 7_342_114
+RETENTION_INTERVAL_S = 3600.0
+PURGE_SQL = (
+    (
+        "deliveries",
+        "DELETE FROM webhook_outbox WHERE state = 'delivered' "
+        "AND created_at < now() - make_interval(secs => $1)",
+    ),
+    (
+        "alerts",
+        "DELETE FROM alerts a WHERE a.ended_at < now() - make_interval(secs => $1) "
+        "AND NOT EXISTS (SELECT 1 FROM webhook_outbox o WHERE o.alert_id = a.id)",
+    ),
+    (
+        "rules",
+        "DELETE FROM alert_rules r WHERE r.deleted_at < now() - make_interval(secs => $1) "
+        "AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.rule_id = r.id) "
+        "AND NOT EXISTS (SELECT 1 FROM webhook_outbox o WHERE o.rule_id = r.id)",
+    ),
+)
 
 RULES_SQL = """
     SELECT id, name, kind, subject, feed_id, params, webhook_url, open_alert_id, cond_since, clear_since,
@@ -86,6 +106,7 @@ class AlertService:
             trust_env=False,
         )
         self._tasks = [
+            asyncio.create_task(self._retention_loop(), name="alerts-retention"),
             asyncio.create_task(self._listen_loop(), name="alerts-listen"),
             asyncio.create_task(self._evaluate_loop(), name="alerts-evaluate"),
             asyncio.create_task(self._deliver_loop(), name="alerts-deliver"),
@@ -253,6 +274,32 @@ class AlertService:
                 now,
             )
         return None
+
+    # ------------------------------------------------------------------ retention
+
+    async def _retention_loop(self) -> None:
+        while True:
+            try:
+                await self.purge()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("alerts: retention failed: %s: %s", type(exc).__name__, exc)
+            await asyncio.sleep(RETENTION_INTERVAL_S)
+
+    async def purge(self) -> dict[str, int] | None:
+        """Delete what is older than ``alerts_retention_days``: delivered webhooks, ended alerts
+        with nothing left to deliver, deleted rules with no alert left. Pending and dead
+        deliveries (and so their alerts) are kept. None when another process runs it now."""
+        seconds = self.settings.alerts_retention_days * 86400.0
+        async with raw_transaction(self.engine) as raw:
+            if not await raw.fetchval("SELECT pg_try_advisory_xact_lock($1)", RETENTION_LOCK):
+                return None
+            deleted = {}
+            for name, sql in PURGE_SQL:
+                status = await raw.execute(sql, seconds)
+                deleted[name] = int(status.split()[-1])
+        return deleted
 
     # ------------------------------------------------------------------ delivery
 
