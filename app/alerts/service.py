@@ -41,7 +41,7 @@ from app.alerts.store import (
     start_alert,
 )
 from app.alerts.validate import parse_networks
-from app.alerts.webhooks import send
+from app.alerts.webhooks import Outcome, send
 from app.config import Settings
 from app.db import asyncpg_dsn
 
@@ -49,7 +49,6 @@ log = logging.getLogger(__name__)
 
 CHANGES_CHANNEL = "mobility_changes"
 READ_PAGE = 5000
-CLAIM_BATCH = 20
 SKIPPED_RETRY_S = 0.25
 RETENTION_LOCK = 7_342_114
 RETENTION_INTERVAL_S = 3600.0
@@ -93,6 +92,7 @@ class AlertService:
         self._tasks: list[asyncio.Task[None]] = []
         self._conn: asyncpg.Connection | None = None
         self._client: httpx.AsyncClient | None = None
+        self._slots = asyncio.Semaphore(settings.alerts_webhook_concurrency)
         self.passes = 0
         self.skipped = False
         self.transitions = 0
@@ -153,6 +153,8 @@ class AlertService:
                 log.warning(
                     "alerts: LISTEN failed (%s: %s); retrying in %.1fs", type(exc).__name__, exc, backoff
                 )
+            except Exception:
+                log.exception("alerts: LISTEN failed unexpectedly; retrying in %.1fs", backoff)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 30.0)
 
@@ -322,14 +324,20 @@ class AlertService:
         assert self._client is not None
         async with raw_transaction(self.engine) as raw:
             claimed = await outbox.claim(
-                raw, limit=CLAIM_BATCH, lease_s=settings.alerts_webhook_timeout_s * 2 + 30
+                # One round of sends per claim, so the lease (twice the deadline, plus margin)
+                # covers every request of the batch.
+                raw,
+                limit=settings.alerts_webhook_concurrency,
+                lease_s=settings.alerts_webhook_timeout_s * 2 + 30,
             )
         if not claimed:
             return 0
         client = self._client
-        outcomes = await asyncio.gather(
-            *(
-                send(
+
+        async def one(item: outbox.Claimed) -> Outcome:
+            # The deadline starts once a slot is ours: waiting behind slow receivers is not a failure.
+            async with self._slots:
+                return await send(
                     client,
                     url=item.url,
                     msg_id=item.id,
@@ -339,9 +347,8 @@ class AlertService:
                     allow=self.allow,
                     user_agent=settings.http_user_agent,
                 )
-                for item in claimed
-            )
-        )
+
+        outcomes = await asyncio.gather(*(one(item) for item in claimed))
         async with raw_transaction(self.engine) as raw:
             for item, outcome in zip(claimed, outcomes, strict=True):
                 state = await outbox.record(
