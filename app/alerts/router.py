@@ -43,7 +43,9 @@ from app.state import get_state
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
 RuleId = Annotated[int, Path(ge=1, le=2**63 - 1, description="Rule id")]
-DeliveryId = Annotated[str, Path(min_length=1, max_length=100, description="webhook-id, `msg_…`")]
+DeliveryId = Annotated[
+    str, Path(min_length=5, max_length=100, pattern=r"^msg_[A-Za-z0-9_]+$", description="webhook-id, `msg_…`")
+]
 Limit = Annotated[int, Query(ge=1, le=1000, description="Most items returned (newest first).")]
 CONFLICT = "urn:mobility-live:problem:conflict"
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {401: {"description": "Missing or unknown credentials"}}

@@ -14,7 +14,7 @@ import math
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # Ordered from best to worst, as the traffic adapters report them (ingest/records.py).
 CONGESTION_ORDER: tuple[str, ...] = ("free", "moderate", "heavy", "congested", "closed")
@@ -29,8 +29,20 @@ SiteRef = Annotated[str, Field(min_length=1, max_length=300, description="Global
 Minutes = Annotated[float, Field(ge=0, le=1440)]
 
 
+def _no_nul(value: Any) -> Any:
+    # PostgreSQL text cannot hold NUL: refuse it here (400) rather than fail in the driver (500).
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
 class _Rule(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("name", "webhook_url", "site", "feed", "quality_rule", mode="before", check_fields=False)
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        return _no_nul(value)
 
     name: str = Field(min_length=1, max_length=200, description="Shown in alerts and on the dashboard.")
     webhook_url: str | None = Field(
@@ -209,6 +221,11 @@ AnyRule = ParkingAlmostFull | ParkingForecastFull | Congestion | Feed
 
 class RulePatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        return _no_nul(value)
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     enabled: bool | None = None

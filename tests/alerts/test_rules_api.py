@@ -92,6 +92,8 @@ BAD_RULES: list[tuple[str, dict[str, Any], str]] = [
     ("mapped loopback", almost_full(webhook_url="http://[::ffff:7f00:2]/hook"), "private"),
     ("credentials in URL", almost_full(webhook_url="http://u:p@127.0.0.1/hook"), "credentials"),
     ("not a URL", almost_full(webhook_url="http://[::1/hook"), "webhook_url"),
+    ("NUL in a name", almost_full(name="P1\x00"), "NUL"),
+    ("NUL in a site", almost_full(site="city:P1\x00"), "NUL"),
 ]
 
 
@@ -177,6 +179,7 @@ async def test_bad_paths_and_queries_are_400(api: httpx.AsyncClient) -> None:
         "/api/v1/alerts/rules/abc",
         "/api/v1/alerts?limit=0",
         "/api/v1/alerts/deliveries?state=lost",
+        "/api/v1/alerts/deliveries/msg_a%00b",
     ):
         response = await api.get(path)
         assert response.status_code == 400, (path, response.text)
