@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from app.alerts import cli as alerts_cli
 from app.config import FeedsFileError, Settings, get_settings, load_feeds
 from app.forecast import cli as forecast_cli
 from app.logging_setup import configure_logging
@@ -237,6 +238,10 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return asyncio.run(keys.cli(args, settings))
 
 
+def cmd_alerts(args: argparse.Namespace) -> int:
+    return asyncio.run(alerts_cli.cli(args, _settings(args)))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mobility",
@@ -290,7 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
     keys_sub = p.add_subparsers(dest="keys_command", required=True, metavar="SUBCOMMAND")
     k = keys_sub.add_parser("create", help="create a key; the secret is printed once")
     k.add_argument("name")
-    k.add_argument("--scopes", default="parking,traffic,bikes,events,feeds", help="comma-separated topics")
+    k.add_argument(
+        "--scopes", default="parking,traffic,bikes,events,feeds,alerts", help="comma-separated topics"
+    )
     k.add_argument("--max-connections", type=int, default=10)
     k.add_argument("--messages-per-minute", type=int, default=600)
     k.add_argument("--data-dir", dest="data_dir", type=Path)
@@ -304,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.set_defaults(func=cmd_keys)
 
     forecast_cli.add_parser(sub)
+    alerts_cli.add_parser(sub, func=cmd_alerts)
     return parser
 
 

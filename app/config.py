@@ -6,6 +6,7 @@ Every limit the system enforces has a name here, so an operator can find and tun
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import tomllib
 from functools import lru_cache
@@ -13,13 +14,13 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import AliasChoices, BaseModel, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ingest.spec import FeedSpec
 
-Topic = Literal["parking", "traffic", "bikes", "events", "feeds"]
-TOPICS: tuple[Topic, ...] = ("parking", "traffic", "bikes", "events", "feeds")
+Topic = Literal["parking", "traffic", "bikes", "events", "feeds", "alerts"]
+TOPICS: tuple[Topic, ...] = ("parking", "traffic", "bikes", "events", "feeds", "alerts")
 
 
 def default_data_dir() -> Path:
@@ -193,6 +194,51 @@ class Settings(BaseSettings):
         description="Revoked-key poll (revoked keys close within this + close time).",
     )
     changes_retention_interval_s: float = Field(default=300.0, gt=0, description="How often retention runs.")
+
+    # Alerts (docs/alerts.md)
+    alerts_enabled: bool = Field(
+        default=True, description="Evaluate alert rules and deliver webhooks in this API process."
+    )
+    alerts_eval_interval_s: float = Field(
+        default=10.0, gt=0, le=3600, description="Full re-evaluation (time-based conditions, stale feeds)."
+    )
+    alerts_delivery_poll_s: float = Field(
+        default=2.0, gt=0, le=600, description="Outbox poll when no notification arrives."
+    )
+    alerts_webhook_timeout_s: float = Field(
+        default=5.0, gt=0, le=60, description="Whole-request deadline of one webhook attempt."
+    )
+    alerts_webhook_max_attempts: int = Field(
+        default=12, ge=1, le=100, description="Attempts before a delivery is dead-lettered."
+    )
+    alerts_webhook_backoff_base_s: float = Field(
+        default=5.0, gt=0, description="Delay after the first failed attempt; doubles per attempt."
+    )
+    alerts_webhook_backoff_max_s: float = Field(
+        default=3600.0, gt=0, description="Cap of the webhook retry backoff."
+    )
+    alerts_webhook_concurrency: int = Field(
+        default=8, ge=1, le=256, description="Webhook requests in flight per process."
+    )
+    alerts_webhook_allow_networks: list[str] = Field(
+        default_factory=list,
+        description='Private/loopback networks webhooks may target, as JSON: ["10.0.0.0/8"] (default: none).',
+    )
+    alerts_retention_days: float = Field(
+        default=30.0,
+        gt=0,
+        description="Ended alerts, delivered webhooks and deleted rules are kept this long.",
+    )
+    alerts_max_rules_per_key: int = Field(
+        default=100, ge=1, description="Alert rules one partner key may own."
+    )
+
+    @field_validator("alerts_webhook_allow_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            ipaddress.ip_network(network, strict=False)  # ValueError names the bad entry
+        return value
 
     @property
     def pgdata(self) -> Path:

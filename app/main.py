@@ -37,7 +37,13 @@ def create_app(
         ingest = None
         demo = False
         await hub.start()
+        alerts = None
         try:
+            if settings.alerts_enabled:
+                from app.alerts.service import AlertService
+
+                alerts = AlertService(settings=settings, engine=engine, database_url=database_url)
+                await alerts.start()
             if run_ingest:
                 from ingest.runner import IngestService
 
@@ -52,12 +58,14 @@ def create_app(
                 "hub": hub,
                 "ingest": ingest,
                 "demo": demo,
-                "extras": {},
+                "extras": {"alerts": alerts},
             }
             yield state
         finally:
             if ingest is not None:
                 await ingest.stop()
+            if alerts is not None:
+                await alerts.stop()
             await hub.stop()
             await engine.dispose()
 

@@ -18,6 +18,9 @@ def install(app: FastAPI, settings: Settings) -> None:
 
     for router in api_routers():
         app.include_router(router)
+    from app.alerts import router as alerts
+
+    app.include_router(alerts.router)
     install_problem_handlers(app)
     install_middleware(app, settings)
     from app import frontend  # mounted last, so every API route wins over the dashboard's

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from app.live.changes import Change
 from app.live.protocol import Filter, Topic
 
-POSITIONLESS_TOPICS = frozenset({"feeds"})
+# Alerts are positionless too: their subject may be a feed or a bbox (docs/alerts.md).
+POSITIONLESS_TOPICS = frozenset({"feeds", "alerts"})
 
 
 @dataclass
@@ -52,9 +53,18 @@ class Subscription:
     ids: frozenset[str] | None = None
     feeds: frozenset[str] | None = None
     min_free: MinFreeMemory | None = None
+    viewer_key_id: int | None = None
+    """The connection's API key: alerts of a partner's own rules reach that key only."""
 
     @classmethod
-    def build(cls, topics: list[Topic], flt: Filter | None, *, exact_min_free: bool) -> Subscription:
+    def build(
+        cls,
+        topics: list[Topic],
+        flt: Filter | None,
+        *,
+        exact_min_free: bool,
+        viewer_key_id: int | None = None,
+    ) -> Subscription:
         return cls(
             topics=frozenset(topics),
             filter=flt,
@@ -63,6 +73,7 @@ class Subscription:
             min_free=MinFreeMemory(flt.min_free, exact_min_free)
             if flt and flt.min_free is not None and "parking" in topics
             else None,
+            viewer_key_id=viewer_key_id,
         )
 
     def static_match(
@@ -89,6 +100,9 @@ class Subscription:
             return False
         if self.min_free is not None and change.topic == "parking":
             return self.min_free.admit(change.site_id, change.free)
+        if change.topic == "alerts":
+            owner = change.fields.get("owner_key_id")
+            return owner is None or owner == self.viewer_key_id
         return True
 
     def snapshot_admit(self, topic: str, site_id: str, free: int | None) -> bool:

@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 PROTOCOL_VERSION = 1
 
-Topic = Literal["parking", "traffic", "bikes", "events", "feeds"]
-TOPICS: tuple[Topic, ...] = ("parking", "traffic", "bikes", "events", "feeds")
+Topic = Literal["parking", "traffic", "bikes", "events", "feeds", "alerts"]
+TOPICS: tuple[Topic, ...] = ("parking", "traffic", "bikes", "events", "feeds", "alerts")
 
 ErrorCode = Literal[
     "invalid_json",

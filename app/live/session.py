@@ -364,7 +364,9 @@ class Session:
         self.pending = None
         topics = sorted(set(message.topics), key=protocol.TOPICS.index)
         if message.since is not None:
-            sub = Subscription.build(topics, message.filter, exact_min_free=False)
+            sub = Subscription.build(
+                topics, message.filter, exact_min_free=False, viewer_key_id=self.key.id if self.key else None
+            )
             self.sub = sub
             try:
                 cursor = await self._resume(sub, message, topics)
@@ -381,7 +383,9 @@ class Session:
             else:
                 await self._go_live(sub, cursor)
                 return
-        sub = Subscription.build(topics, message.filter, exact_min_free=True)
+        sub = Subscription.build(
+            topics, message.filter, exact_min_free=True, viewer_key_id=self.key.id if self.key else None
+        )
         self.sub = sub
         seq = await self._snapshot(sub, message, topics)
         await self._go_live(sub, seq)

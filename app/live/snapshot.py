@@ -77,8 +77,16 @@ TOPIC_QUERIES: dict[str, tuple[str, tuple[str, ...]]] = {
         " FROM feeds f LEFT JOIN feed_health h ON h.feed_id = f.id",
         ("stale", "consecutive_failures", "last_success_at", "last_error"),
     ),
+    # Active alerts; the owner filter (a partner's rules reach that partner only) is added in _query.
+    "alerts": (
+        "SELECT a.id, a.feed_id, NULL::timestamptz AS observed_at, a.started_at AS received_at,"
+        " NULL::float8 AS lat, NULL::float8 AS lon, NULL::int AS free, r.owner_key_id, a.rule_id,"
+        " r.name AS rule_name, a.kind, a.subject, 'active' AS state, a.started_at, a.evidence"
+        " FROM alerts a JOIN alert_rules r ON r.id = a.rule_id WHERE a.ended_at IS NULL",
+        ("rule_id", "rule_name", "kind", "subject", "state", "started_at", "evidence"),
+    ),
 }
-JSON_FIELDS = frozenset({"geometry"})
+JSON_FIELDS = frozenset({"geometry", "evidence"})
 
 
 def iso(value: datetime | None) -> str | None:
@@ -104,10 +112,13 @@ def _query(topic: str, sub: Subscription) -> tuple[str, list[Any]]:
         args.append(list(sub.feeds))
         where.append(f"feed_id = ANY(${len(args)}::text[])")
     bbox = sub.filter.bbox if sub.filter else None
-    if bbox is not None and topic != "feeds":
+    if bbox is not None and topic not in ("feeds", "alerts"):
         args.extend(bbox)
         n = len(args)
         where.append(f"lon BETWEEN ${n - 3} AND ${n - 1} AND lat BETWEEN ${n - 2} AND ${n}")
+    if topic == "alerts":
+        args.append(sub.viewer_key_id)
+        where.append(f"(owner_key_id IS NULL OR owner_key_id = ${len(args)}::bigint)")
     if sub.min_free is not None and topic == "parking":
         args.append(sub.min_free.min_free)
         where.append(f"free >= ${len(args)}")

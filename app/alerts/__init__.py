@@ -1,0 +1,1 @@
+"""Alert rules, their evaluation on the change log, the `alerts` live topic and signed webhooks."""
