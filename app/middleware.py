@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.geojson import dumps
 from app.config import Settings
+from app.live import keys
 from app.problems import PROBLEM_JSON, RATE_LIMITED, UNAUTHORIZED
 
 API_PREFIXES = ("/api/", "/ngsi-ld/")
@@ -225,8 +226,6 @@ async def resolve_api_key(scope: Scope, presented: str) -> KeyIdentity | None:
     lookup is one indexed read by prefix; it is not cached, so a revocation applies to
     the very next request.
     """
-    from app.live import keys
-
     if keys.split(presented) is None:
         return None
     engine = scope["state"]["engine"]

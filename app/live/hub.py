@@ -24,13 +24,13 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.websockets import WebSocket
 
-from app.config import Settings
-from app.db import asyncpg_dsn
 from app.live import keys as api_keys
 from app.live import protocol
 from app.live.changes import read_after
 from app.live.metrics import KeyUsage, LiveMetrics, exposition
 from app.live.session import Session, TokenBucket
+from kernel.db import asyncpg_dsn
+from kernel.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,10 @@ from typing import Any
 
 import asyncpg
 
-from app.config import Settings
+from app import migrate
 from app.live.protocol import TOPICS
+from kernel.db import asyncpg_dsn, resolve_database_url
+from kernel.settings import Settings
 
 KEY_PREFIX = "ml"
 REVOKE_CHANNEL = "mobility_keys_revoked"
@@ -155,8 +157,6 @@ def _fmt_time(value: datetime | None) -> str:
 
 
 async def _run(args: argparse.Namespace, url: str) -> int:
-    from app.db import asyncpg_dsn
-
     conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
         if args.keys_command == "create":
@@ -210,9 +210,6 @@ async def _run(args: argparse.Namespace, url: str) -> int:
 
 
 async def cli(args: argparse.Namespace, settings: Settings) -> int:
-    from app import migrate
-    from app.db import resolve_database_url
-
     url, embedded = await asyncio.to_thread(resolve_database_url, settings.database_url, settings.pgdata)
     try:
         await asyncio.to_thread(migrate.upgrade, url)

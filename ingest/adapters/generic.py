@@ -36,6 +36,7 @@ from datetime import UTC, datetime, tzinfo
 from functools import lru_cache
 from typing import Any
 
+from lxml import etree
 from pydantic import ValidationError
 
 from ingest.adapters import geo
@@ -116,8 +117,6 @@ def xml_to_dict(element: Any) -> Any:
 
 
 def parse_xml(body: bytes) -> tuple[str, Any]:
-    from lxml import etree
-
     parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True, remove_comments=True)
     try:
         root = etree.fromstring(body.lstrip(b"\xef\xbb\xbf \t\r\n"), parser=parser)

@@ -28,7 +28,6 @@ from typing import Any
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.config import Settings
 from ingest import quality
 from ingest.records import ParkingObservation, Record, Rejected, TrafficEvent
 from ingest.spec import FeedSpec
@@ -36,6 +35,7 @@ from ingest.store.changelog import Change, as_json, jsonb_param, write_changes
 from ingest.store.kinds import EVENT_FIELDS, KIND_OF_OBS, KIND_OF_SITE, KINDS, SITE_FLAGS, Kind
 from ingest.store.phases import Phases, without_gc_passes
 from ingest.store.queries import PollInfo, fetch_state, fetch_static, log_poll, quarantine, raw_connection
+from kernel.settings import Settings
 
 log = logging.getLogger(__name__)
 
