@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from app.live.changes import Change
 from app.live.protocol import Filter, Topic
+from kernel.changefeed.subscribe import Change
 
 POSITIONLESS_TOPICS = frozenset({"feeds"})
 

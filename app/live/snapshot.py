@@ -17,9 +17,9 @@ from typing import Any
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.live.changes import Change, read_after
 from app.live.filters import Subscription
 from app.live.protocol import TOPICS
+from kernel.changefeed.subscribe import Change, read_after
 
 # Field names are the REST API's (docs/architecture.md, "The change log"). Each query yields
 # id, feed_id, observed_at, received_at, lat, lon, free (for filtering) and the topic's fields.

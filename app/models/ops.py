@@ -42,7 +42,7 @@ class PollLog(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
-class Change(Base):
+class ChangeRow(Base):
     """One committed change, as the live feed sends it. seq order is commit order."""
 
     __tablename__ = "changes"

@@ -31,10 +31,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ingest import quality
 from ingest.records import ParkingObservation, Record, Rejected, TrafficEvent
 from ingest.spec import FeedSpec
-from ingest.store.changelog import Change, as_json, jsonb_param, write_changes
 from ingest.store.kinds import EVENT_FIELDS, KIND_OF_OBS, KIND_OF_SITE, KINDS, SITE_FLAGS, Kind
-from ingest.store.phases import Phases, without_gc_passes
 from ingest.store.queries import PollInfo, fetch_state, fetch_static, log_poll, quarantine, raw_connection
+from kernel.changefeed.publish import NewChange, as_json, jsonb_param, write_changes
+from kernel.phases import Phases, without_gc_passes
 from kernel.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -180,7 +180,7 @@ class Store:
             )
             if not flipped:
                 return 0
-            changes = [Change("feeds", spec.name, spec.name, {"stale": stale})]
+            changes = [NewChange("feeds", spec.name, spec.name, {"stale": stale})]
             for kind in KINDS.values():
                 rows = await raw.fetch(
                     f"UPDATE {kind.site_table} SET stale = $2 "
@@ -191,7 +191,7 @@ class Store:
                 )
                 for row in rows:
                     changes.append(
-                        Change(
+                        NewChange(
                             kind.topic,
                             spec.name,
                             row["id"],
@@ -266,7 +266,7 @@ class Store:
                 (None, r.source_id, r.reason, r.raw_excerpt) for r in rejected
             ]
             quarantine_rows += [(t, r.source_id, r.reason, r.raw_excerpt) for t, r in checked.quarantined]
-            changes: list[Change] = []
+            changes: list[NewChange] = []
 
             by_kind_sites: dict[Kind, list[Any]] = defaultdict(list)
             by_kind_obs: dict[Kind, list[Any]] = defaultdict(list)
@@ -352,7 +352,7 @@ class Store:
         sites: list[Any],
         before_rows: dict[str, asyncpg.Record],
         checked: quality.Checked,
-        changes: list[Change],
+        changes: list[NewChange],
     ) -> None:
         rows: list[tuple[Any, ...]] = []
         cols = kind.static_columns
@@ -379,7 +379,7 @@ class Store:
                 lat = values.get("lat")
                 lon = values.get("lon")
                 changes.append(
-                    Change(
+                    NewChange(
                         kind.topic,
                         spec.name,
                         sid,
@@ -420,7 +420,7 @@ class Store:
         observations: list[Any],
         current: dict[str, tuple[Any, ...]],
         checked: quality.Checked,
-        changes: list[Change],
+        changes: list[NewChange],
         now: datetime,
         phases: Phases,
     ) -> int:
@@ -480,7 +480,7 @@ class Store:
         observations: list[Any],
         current: dict[str, tuple[Any, ...]],
         checked: quality.Checked,
-        changes: list[Change],
+        changes: list[NewChange],
         now: datetime,
     ) -> tuple[list[tuple[Any, ...]], set[datetime], list[tuple[Any, ...]]]:
         """Which readings to store, each site's new state, and the changes to announce."""
@@ -532,7 +532,7 @@ class Store:
             else:
                 continue
             free = state[0] if is_parking else None  # "free" is parking's first value column
-            changes.append(Change(kind.topic, spec.name, sid, diff, lat, lon, free, observed_at))
+            changes.append(NewChange(kind.topic, spec.name, sid, diff, lat, lon, free, observed_at))
         return to_store, days, state_updates
 
     async def _ensure_days(self, raw: asyncpg.Connection, table: str, days: set[date]) -> None:
@@ -552,7 +552,7 @@ class Store:
         raw: asyncpg.Connection,
         spec: FeedSpec,
         events: list[TrafficEvent],
-        changes: list[Change],
+        changes: list[NewChange],
         now: datetime,
         *,
         end_missing: bool = True,
@@ -586,7 +586,7 @@ class Store:
                 )
             )
             if diff:
-                changes.append(Change("events", spec.name, sid, diff, e.lat, e.lon, None, e.observed_at))
+                changes.append(NewChange("events", spec.name, sid, diff, e.lat, e.lon, None, e.observed_at))
         cols = list(zip(*upserts, strict=True)) if upserts else [[] for _ in range(15)]
         await raw.execute(
             """
@@ -613,7 +613,9 @@ class Store:
             for sid in gone:
                 r = before[sid]
                 changes.append(
-                    Change("events", spec.name, sid, {"active": False, "ended_at": now}, r["lat"], r["lon"])
+                    NewChange(
+                        "events", spec.name, sid, {"active": False, "ended_at": now}, r["lat"], r["lon"]
+                    )
                 )
 
     async def _update_health(
