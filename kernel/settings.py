@@ -16,8 +16,7 @@ import platformdirs
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-Topic = Literal["parking", "traffic", "bikes", "events", "feeds"]
-TOPICS: tuple[Topic, ...] = ("parking", "traffic", "bikes", "events", "feeds")
+from kernel.topics import TOPICS, Topic
 
 
 def default_data_dir() -> Path:

@@ -14,11 +14,11 @@ from app.api.params import MAX_TEXT, BBoxQuery, FeedQuery, NearQuery, Page, Page
 from app.api.schemas import BikeCollection, BikeFeature
 from app.api.sites import SiteFilter, base_properties, select_sites, site_filter
 from app.problems import not_found
+from kernel.topics import BIKES, rest_columns_sql
 
 router = APIRouter(prefix="/api/v1/bikes", tags=["bikes"])
 
-COLUMNS = """s.id, s.feed_id, s.source_id, s.name, s.lat, s.lon, s.capacity, s.address,
-             s.bikes_available, s.docks_available, s.status, s.observed_at, s.received_at"""
+COLUMNS = rest_columns_sql(BIKES)
 
 StationId = Annotated[
     str,

@@ -13,13 +13,13 @@ from app.api.geojson import GeoJSONResponse, collection, feature, json_response,
 from app.api.params import MAX_TEXT, BBoxQuery, FeedQuery, NearQuery, Page, PageDep, RadiusQuery
 from app.api.schemas import ParkingCollection, ParkingFeature
 from app.api.sites import SiteFilter, base_properties, select_sites, site_filter
-from app.config import Settings
 from app.problems import not_found
+from kernel.settings import Settings
+from kernel.topics import PARKING, rest_columns_sql
 
 router = APIRouter(prefix="/api/v1/parking", tags=["parking"])
 
-COLUMNS = """s.id, s.feed_id, s.source_id, s.name, s.lat, s.lon, s.capacity, s.free, s.occupied,
-             s.status, s.site_type, s.address, s.observed_at, s.received_at"""
+COLUMNS = rest_columns_sql(PARKING)
 
 # Trend over the window: last minus first free count among the window's observations,
 # classified in SQL against a threshold that scales with the site's capacity.

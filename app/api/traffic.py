@@ -15,12 +15,11 @@ from app.api.params import MAX_TEXT, BBoxQuery, FeedQuery, NearQuery, Page, Page
 from app.api.schemas import EventCollection, TrafficCollection, TrafficFeature
 from app.api.sites import SiteFilter, base_properties, select_sites, site_filter
 from app.problems import not_found
+from kernel.topics import TRAFFIC, rest_columns_sql
 
 router = APIRouter(prefix="/api/v1/traffic", tags=["traffic"])
 
-COLUMNS = """s.id, s.feed_id, s.source_id, s.name, s.lat, s.lon, s.geometry, s.site_kind, s.road,
-             s.direction, s.free_flow_kmh, s.speed_kmh, s.flow_vph, s.occupancy_pct, s.congestion,
-             s.observed_at, s.received_at"""
+COLUMNS = rest_columns_sql(TRAFFIC)
 
 SiteId = Annotated[
     str,
