@@ -261,7 +261,12 @@ class IngestService:
                             live_not_modified = True
                         break
                     total_bytes += len(fetched.body)
-                    ctx = ParseContext(feed=spec, url=page_url, content_type=fetched.content_type)
+                    ctx = ParseContext(
+                        feed=spec,
+                        url=page_url,
+                        content_type=fetched.content_type,
+                        received_at=datetime.now(UTC),
+                    )
                     try:
                         batch = await asyncio.to_thread(
                             adapters.parse_payload, fetched.body, ctx, spec.format
