@@ -229,10 +229,10 @@ def cmd_parse(args: argparse.Namespace) -> int:
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    from app.live import keys  # deferred: CLI startup
+    from app.live import keys_cli  # deferred: CLI startup
 
     settings = _settings(args)
-    return asyncio.run(keys.cli(args, settings))
+    return asyncio.run(keys_cli.cli(args, settings))
 
 
 def build_parser() -> argparse.ArgumentParser:
