@@ -157,3 +157,28 @@ def test_advisory_lock_ids_are_distinct() -> None:
     assert len(set(prefixes)) == len(prefixes), locks.LOCK_PREFIXES
     # No prefix may be the start of another, or two families could hash the same text.
     assert not [(a, b) for a in prefixes for b in prefixes if a != b and b.startswith(a)]
+
+
+def _endpoint_modules() -> set[str]:
+    """Modules of app/ that declare a router: the HTTP edge, which nothing else should import."""
+    found = set()
+    for path in sorted((ROOT / "app").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "router" for t in node.targets
+            ):
+                found.add(".".join(path.relative_to(ROOT).with_suffix("").parts))
+    return found
+
+
+def test_interop_reads_through_repositories_not_endpoints() -> None:
+    # NGSI-LD and DATEX II out share the REST queries through app/read/, not by importing endpoints.
+    endpoints = _endpoint_modules()
+    assert "app.api.parking" in endpoints  # the detector sees what it must
+    wrong = [
+        f"{i.module}:{i.line} imports {i.target}"
+        for i in IMPORTS
+        if i.module.startswith(("app/interop/", "app/read/")) and i.target in endpoints
+    ]
+    assert not wrong, "\n".join(wrong)
