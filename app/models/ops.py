@@ -58,7 +58,7 @@ class ChangeRow(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
 
 
-class ApiKey(Base):
+class ApiKeyRow(Base):
     __tablename__ = "api_keys"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
