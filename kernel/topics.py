@@ -23,6 +23,8 @@ from typing import Literal, get_args
 
 Topic = Literal["parking", "traffic", "bikes", "events", "feeds"]
 TOPICS: tuple[Topic, ...] = get_args(Topic)
+# The topics of sites with readings (history, replay, export); SITE_TOPICS below, as a type.
+SiteTopic = Literal["parking", "traffic", "bikes"]
 
 # Columns every site table has, read by every REST list before and after the topic's own.
 SITE_KEY_COLUMNS = ("id", "feed_id", "source_id")
@@ -272,3 +274,4 @@ SITE_TOPICS: tuple[TopicSpec, ...] = tuple(s for s in REGISTRY.values() if s.sit
 JSON_FIELDS = frozenset(c for s in REGISTRY.values() for c in s.jsonb_columns)
 
 assert tuple(REGISTRY) == TOPICS, "one registry entry per topic, in the order of Topic"
+assert tuple(s.topic for s in SITE_TOPICS) == get_args(SiteTopic), "SiteTopic names the SITE_TOPICS"

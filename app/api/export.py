@@ -29,7 +29,7 @@ from app.api.kinds import KINDS
 from app.api.params import MAX_TEXT, FeedQuery, FromQuery, ToQuery, time_range
 from app.problems import invalid, not_found
 from app.state import get_state
-from kernel.topics import TopicSpec
+from kernel.topics import SiteTopic, TopicSpec
 
 router = APIRouter(prefix="/api/v1", tags=["export"])
 
@@ -111,7 +111,7 @@ async def export(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    kind: Annotated[Literal["parking", "traffic", "bikes"], Query()],
+    kind: Annotated[SiteTopic, Query()],
     start: FromQuery = None,
     end: ToQuery = None,
     format: Annotated[Literal["csv", "ndjson"], Query()] = "csv",
