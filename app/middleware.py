@@ -23,9 +23,9 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.geojson import dumps
-from app.config import Settings
 from app.live import keys
 from app.problems import PROBLEM_JSON, RATE_LIMITED, UNAUTHORIZED
+from kernel.settings import Settings
 
 API_PREFIXES = ("/api/", "/ngsi-ld/")
 

@@ -9,9 +9,9 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.config import Settings
 from app.problems import ProblemError
 from app.state import get_state
+from kernel.settings import Settings
 
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
