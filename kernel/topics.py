@@ -3,7 +3,7 @@
 A topic is what a client subscribes to, what a change row is tagged with, and what a REST
 collection and a history endpoint are about. Everything that used to spell a topic's schema
 out again derives from its entry here: the store (ingest/store/kinds.py), the REST columns
-(app/api/parking.py, traffic.py, bikes.py), history, replay and export (app/api/kinds.py),
+(app/read/parking.py, traffic.py, bikes.py), history, replay and export (app/api/kinds.py),
 the live snapshot (app/live/snapshot.py), the websocket protocol and the settings (``Topic``).
 The tables themselves are owned by the migrations; tests/foundation/test_topics.py checks the
 entries against the migrated schema and the record classes, so a typo fails in CI.
