@@ -12,9 +12,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.config import Settings, get_settings
-from app.db import create_engine, sessionmaker
+from app import health
+from app.live.hub import Hub
+from app.routes import install
 from app.state import State
+from ingest.runner import IngestService
+from kernel.db import create_engine, sessionmaker
+from kernel.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +33,6 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
-        from app.live.hub import Hub
-
         engine = create_engine(database_url, role="api+ingest" if run_ingest else "api")
         maker = sessionmaker(engine)
         hub = Hub(settings=settings, engine=engine, database_url=database_url)
@@ -45,8 +47,6 @@ def create_app(
                 alerts = AlertService(settings=settings, engine=engine, database_url=database_url)
                 await alerts.start()
             if run_ingest:
-                from ingest.runner import IngestService
-
                 ingest = IngestService(settings=settings, engine=engine, database_url=database_url)
                 await ingest.start()
                 demo = ingest.demo
@@ -84,8 +84,5 @@ def create_app(
 
 
 def _install_routes(app: FastAPI, settings: Settings) -> None:
-    from app import health
-    from app.routes import install
-
     app.include_router(health.router)
     install(app, settings)

@@ -24,8 +24,9 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.geojson import dumps
-from app.config import Settings
+from app.live import keys
 from app.problems import PROBLEM_JSON, RATE_LIMITED, UNAUTHORIZED
+from kernel.settings import Settings
 
 API_PREFIXES = ("/api/", "/ngsi-ld/")
 
@@ -226,8 +227,6 @@ async def resolve_api_key(scope: Scope, presented: str) -> KeyIdentity | None:
     lookup is one indexed read by prefix; it is not cached, so a revocation applies to
     the very next request.
     """
-    from app.live import keys
-
     # The planner's admin token is a credential too (alert rules under /api/v1/alerts).
     token = scope["state"]["settings"].admin_token
     if token and hmac.compare_digest(presented.encode(), token.encode()):

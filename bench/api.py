@@ -46,10 +46,10 @@ sys.path.insert(0, str(ROOT))
 
 from app import migrate  # noqa: E402
 from app.api.params import Page  # noqa: E402
-from app.api.parking import parking_query  # noqa: E402
 from app.api.sites import SiteFilter, site_query  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.db import EmbeddedPostgres, asyncpg_dsn  # noqa: E402
+from app.read.parking import parking_query  # noqa: E402
 
 # Rennes-sized box.
 MIN_LAT, MAX_LAT, MIN_LON, MAX_LON = 47.99, 48.21, -1.85, -1.45

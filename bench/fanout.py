@@ -268,7 +268,7 @@ async def produce_ours(database_url: str, changes: int) -> tuple[dict[int, float
 async def produce_ceiling(port: int, changes: int, sample: str) -> tuple[dict[int, float], set[int], float]:
     from websockets.asyncio.client import connect
 
-    from app.live.changes import delta_text
+    from kernel.changefeed.subscribe import delta_text
 
     template = json.loads(sample)
     sent: dict[int, float] = {}
@@ -310,10 +310,10 @@ async def seed(database_url: str) -> str:
 
     from app.config import Settings
     from app.db import create_engine
-    from app.live.changes import from_row
     from ingest.records import ParkingObservation, ParkingSite
     from ingest.spec import FeedSpec
     from ingest.store import Store
+    from kernel.changefeed.subscribe import from_row
 
     engine = create_engine(database_url, role="bench", pool_size=2)
     try:

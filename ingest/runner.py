@@ -27,21 +27,20 @@ import random
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 import asyncpg
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.config import Settings, load_feeds
-from app.db import asyncpg_dsn
 from ingest import adapters
+from ingest.demo import Demo, start_demo
+from ingest.feeds_file import load_feeds
 from ingest.records import Batch, PayloadError
 from ingest.spec import FeedSpec, ParseContext
 from ingest.store import PollInfo, Store
-
-if TYPE_CHECKING:
-    from ingest.demo import Demo
+from kernel.db import asyncpg_dsn
+from kernel.locks import FEED_LOCK_PREFIX
+from kernel.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +107,6 @@ class IngestService:
             feeds = load_feeds(self.settings.feeds_file) if self.settings.feeds_file else []
         run_demo = self.settings.demo if self.settings.demo is not None else not feeds
         if run_demo:
-            from ingest.demo import start_demo
-
             self._demo_handle = await start_demo(self.settings)
             feeds = [*feeds, *self._demo_handle.feeds]
             self.demo = True
@@ -176,7 +173,9 @@ class IngestService:
                 for name in self.states:
                     if name not in self._held:
                         got = await self._lock_conn.fetchval(
-                            "SELECT pg_try_advisory_lock(hashtext('mobility_feed:' || $1))", name
+                            "SELECT pg_try_advisory_lock(hashtext($1::text || $2::text))",
+                            FEED_LOCK_PREFIX,
+                            name,
                         )
                         if got:
                             self._held.add(name)
@@ -262,7 +261,12 @@ class IngestService:
                             live_not_modified = True
                         break
                     total_bytes += len(fetched.body)
-                    ctx = ParseContext(feed=spec, url=page_url, content_type=fetched.content_type)
+                    ctx = ParseContext(
+                        feed=spec,
+                        url=page_url,
+                        content_type=fetched.content_type,
+                        received_at=datetime.now(UTC),
+                    )
                     try:
                         batch = await asyncio.to_thread(
                             adapters.parse_payload, fetched.body, ctx, spec.format

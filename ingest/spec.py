@@ -7,6 +7,7 @@ used by the runner, by ``mobility feeds check`` and by ``mobility parse``.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
@@ -111,8 +112,18 @@ class FeedSpec(BaseModel):
         return self
 
 
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
 class ParseContext(BaseModel):
-    """What an adapter knows besides the bytes: the feed, the URL fetched, the content type."""
+    """What an adapter knows besides the bytes: the feed, the URL fetched, the content type,
+    and when the payload was received.
+
+    Adapters are pure: the same bytes and context give the same records. A reading that states
+    no time of its own is stamped with ``received_at`` (and says so), so the clock is read once,
+    at the edge, by whoever builds the context (the runner sets it when the body is in hand).
+    """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -121,6 +132,7 @@ class ParseContext(BaseModel):
     filename: str | None = None
     content_type: str | None = None
     mapping: FieldMapping | None = None
+    received_at: datetime = Field(default_factory=_now)
 
     @property
     def effective_mapping(self) -> FieldMapping | None:

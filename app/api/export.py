@@ -25,37 +25,38 @@ from sqlalchemy import text
 
 from app.api.deps import SessionDep, SettingsDep
 from app.api.geojson import json_default
-from app.api.kinds import KINDS, Kind
+from app.api.kinds import KINDS
 from app.api.params import MAX_TEXT, FeedQuery, FromQuery, ToQuery, time_range
 from app.problems import invalid, not_found
 from app.state import get_state
+from kernel.topics import SiteTopic, TopicSpec
 
 router = APIRouter(prefix="/api/v1", tags=["export"])
 
 MEDIA = {"csv": "text/csv; charset=utf-8", "ndjson": "application/x-ndjson"}
 
 
-def export_sql(kind: Kind, *, feed: bool, ids: bool) -> str:
+def export_sql(kind: TopicSpec, *, feed: bool, ids: bool) -> str:
     cols = ", ".join(f"o.{c}" for c in (*kind.metrics, *kind.states))
     where = ""
     if feed:
-        where += f" AND o.site_id IN (SELECT id FROM {kind.sites} WHERE feed_id = :feed)"
+        where += f" AND o.site_id IN (SELECT id FROM {kind.site_table} WHERE feed_id = :feed)"
     if ids:
         where += " AND o.site_id = ANY(:ids)"
     return f"""
         SELECT o.site_id, o.observed_at, o.received_at, {cols}
-        FROM {kind.observations} o
+        FROM {kind.obs_table} o
         WHERE o.observed_at >= :start AND o.observed_at < :end {where}
         ORDER BY o.site_id, o.observed_at
     """
 
 
-def columns(kind: Kind) -> list[str]:
+def columns(kind: TopicSpec) -> list[str]:
     return ["site_id", "observed_at", "received_at", *kind.metrics, *kind.states]
 
 
 async def stream_rows(
-    request: Request, kind: Kind, sql: str, params: dict[str, Any], fmt: str, chunk: int
+    request: Request, kind: TopicSpec, sql: str, params: dict[str, Any], fmt: str, chunk: int
 ) -> AsyncIterator[bytes]:
     """Own connection, not the request session: the stream outlives the handler."""
     engine = get_state(request)["engine"]
@@ -110,7 +111,7 @@ async def export(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    kind: Annotated[Literal["parking", "traffic", "bikes"], Query()],
+    kind: Annotated[SiteTopic, Query()],
     start: FromQuery = None,
     end: ToQuery = None,
     format: Annotated[Literal["csv", "ndjson"], Query()] = "csv",

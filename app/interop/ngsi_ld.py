@@ -21,15 +21,15 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.bikes import fetch_bikes
 from app.api.deps import SessionDep, SettingsDep
 from app.api.geojson import dumps
 from app.api.params import MAX_TEXT, Page
-from app.api.parking import fetch_parking
 from app.api.sites import SiteFilter, count_sites
-from app.api.traffic import fetch_traffic, geometry_of
-from app.config import Settings
 from app.problems import ProblemError
+from app.read.bikes import fetch_bikes
+from app.read.parking import fetch_parking
+from app.read.traffic import fetch_traffic, geometry_of
+from kernel.settings import Settings
 
 router = APIRouter(prefix="/ngsi-ld/v1", tags=["ngsi-ld"])
 

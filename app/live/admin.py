@@ -1,27 +1,23 @@
 """Operator endpoints of the live feed: per-key usage and Prometheus metrics.
 
-Both expose partner names and usage, so both need ``Authorization: Bearer <admin_token>``;
-with no ``admin_token`` configured they answer loopback clients only (an operator on the
-box, or a Prometheus sidecar), never the network.
+Both expose partner names and usage, so both are admin only (``require_admin`` in
+app/api/deps.py: the admin token, or loopback when none is configured).
 """
 
 from __future__ import annotations
 
-import hmac
 from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel
 
+from app.api.deps import ADMIN_RESPONSES, AdminOnly
 from app.live import keys as api_keys
 from app.state import get_state
 
 router = APIRouter(tags=["admin"])
-
-PROBLEM_JSON = "application/problem+json"
-LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 class KeyReport(BaseModel):
@@ -47,43 +43,14 @@ class KeysReport(BaseModel):
     )
 
 
-def _problem(status: int, title: str, detail: str) -> JSONResponse:
-    return JSONResponse(
-        {"type": "about:blank", "title": title, "status": status, "detail": detail},
-        status_code=status,
-        media_type=PROBLEM_JSON,
-        headers={"WWW-Authenticate": "Bearer"} if status == 401 else None,
-    )
-
-
-def _denied(request: Request) -> JSONResponse | None:
-    token = get_state(request)["settings"].admin_token
-    if token:
-        scheme, _, value = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
-            return _problem(401, "Unauthorized", "send Authorization: Bearer <admin token>")
-        return None
-    host = request.client.host if request.client else ""
-    if host not in LOOPBACK:
-        return _problem(
-            403, "Forbidden", "no admin_token is configured: admin endpoints answer loopback only"
-        )
-    return None
-
-
 @router.get(
     "/admin/keys",
     summary="API keys with usage (connections, messages, bytes)",
     response_model=KeysReport,
-    responses={
-        401: {"description": "Missing or wrong admin token"},
-        403: {"description": "Not from loopback"},
-    },
+    dependencies=[AdminOnly],
+    responses=ADMIN_RESPONSES,
 )
 async def admin_keys(request: Request) -> Any:
-    denied = _denied(request)
-    if denied is not None:
-        return denied
     state = get_state(request)
     hub = state["hub"]
     async with state["engine"].connect() as connection:
@@ -104,15 +71,10 @@ async def admin_keys(request: Request) -> Any:
     "/metrics",
     summary="Prometheus metrics of this process",
     response_class=PlainTextResponse,
-    responses={
-        401: {"description": "Missing or wrong admin token"},
-        403: {"description": "Not from loopback"},
-    },
+    dependencies=[AdminOnly],
+    responses=ADMIN_RESPONSES,
 )
 async def metrics(request: Request) -> Response:
-    denied = _denied(request)
-    if denied is not None:
-        return denied
     return PlainTextResponse(
         get_state(request)["hub"].metrics_text(), media_type="text/plain; version=0.0.4; charset=utf-8"
     )

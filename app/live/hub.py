@@ -24,18 +24,19 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.websockets import WebSocket
 
-from app.config import Settings
-from app.db import asyncpg_dsn
 from app.live import keys as api_keys
 from app.live import protocol
-from app.live.changes import read_after
 from app.live.metrics import KeyUsage, LiveMetrics, exposition
 from app.live.session import Session, TokenBucket
+from kernel import changefeed
+from kernel.db import asyncpg_dsn
+from kernel.locks import RETENTION_LOCK
+from kernel.settings import Settings
 
 log = logging.getLogger(__name__)
 
-NOTIFY_CHANNEL = "mobility_changes"
-RETENTION_LOCK = 7_342_101
+__all__ = ["RETENTION_LOCK", "Hub"]  # RETENTION_LOCK: tests hold it to play "another process"
+
 READ_PAGE = 2000
 
 CLOSE_POLICY = 1008
@@ -67,7 +68,7 @@ class Hub:
 
     async def start(self) -> None:
         conn = await self._connect()
-        self.dispatched_seq = int(await conn.fetchval("SELECT coalesce(max(seq), 0) FROM changes"))
+        self.dispatched_seq = await changefeed.latest_seq(conn)
         self._tasks = [
             asyncio.create_task(self._listen_loop(conn), name="live-listen"),
             asyncio.create_task(self._heartbeat_loop(), name="live-heartbeat"),
@@ -102,7 +103,7 @@ class Hub:
         conn = await asyncpg.connect(
             asyncpg_dsn(self.database_url), server_settings={"application_name": "api-live"}
         )
-        await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
+        await changefeed.listen(conn, self._on_notify)
         await conn.add_listener(api_keys.REVOKE_CHANNEL, self._on_revoke)
         # Wake the loop at once when the server drops us, rather than at the next poll.
         conn.add_termination_listener(self._on_notify)
@@ -149,7 +150,7 @@ class Hub:
 
     async def _read_changes(self, conn: asyncpg.Connection) -> None:
         while True:
-            batch = await read_after(conn, self.dispatched_seq, limit=READ_PAGE)
+            batch = await changefeed.read_after(conn, self.dispatched_seq, limit=READ_PAGE)
             if not batch:
                 return
             # A burst larger than a client's queue must not look like a slow client: writers get
@@ -368,14 +369,12 @@ class Hub:
         ``max(seq)`` survives). None when another process holds the job right now."""
         async with self.engine.begin() as connection:
             raw = (await connection.get_raw_connection()).driver_connection
-            if not await raw.fetchval("SELECT pg_try_advisory_xact_lock($1)", RETENTION_LOCK):  # type: ignore[union-attr]
-                return None
-            status = await raw.execute(  # type: ignore[union-attr]
-                "DELETE FROM changes WHERE committed_at < now() - make_interval(secs => $1) "
-                "AND seq < (SELECT max(seq) FROM changes)",
-                self.settings.changes_retention_hours * 3600.0,
+            deleted = await changefeed.purge(
+                raw,  # type: ignore[arg-type]
+                retention_hours=self.settings.changes_retention_hours,
             )
-        deleted = int(status.split()[-1])
+        if deleted is None:
+            return None
         self.metrics.retention_deleted += deleted
         return deleted
 

@@ -15,10 +15,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
+# Re-exported for the protocol's users; the topic registry (kernel/topics.py) owns them.
+from kernel.topics import TOPICS as TOPICS
+from kernel.topics import Topic as Topic
+
 PROTOCOL_VERSION = 1
 
-Topic = Literal["parking", "traffic", "bikes", "events", "feeds", "alerts"]
-TOPICS: tuple[Topic, ...] = ("parking", "traffic", "bikes", "events", "feeds", "alerts")
 
 ErrorCode = Literal[
     "invalid_json",

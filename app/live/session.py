@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING, Any
 from starlette.websockets import WebSocket
 
 from app.live import protocol
-from app.live.changes import Change, delta_text, read_after
 from app.live.filters import Subscription
 from app.live.keys import ApiKey
 from app.live.metrics import KeyUsage
 from app.live.protocol import ErrorCode, ProtocolError, dump
 from app.live.snapshot import ResumeRefused, missed_changes, repeatable_read, take_snapshot
+from kernel.changefeed.subscribe import Change, delta_text, read_after
 
 if TYPE_CHECKING:
     from app.live.hub import Hub

@@ -17,76 +17,16 @@ from typing import Any
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.live.changes import Change, read_after
 from app.live.filters import Subscription
-from app.live.protocol import TOPICS
+from kernel.changefeed.subscribe import Change, read_after
+from kernel.topics import JSON_FIELDS, REGISTRY, TOPICS, Topic, snapshot_query
 
 # Field names are the REST API's (docs/architecture.md, "The change log"). Each query yields
-# id, feed_id, observed_at, received_at, lat, lon, free (for filtering) and the topic's fields.
+# id, feed_id, observed_at, received_at, lat, lon, free (for filtering) and the topic's fields;
+# both come from the topic registry (kernel/topics.py).
 TOPIC_QUERIES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "parking": (
-        "SELECT id, feed_id, observed_at, received_at, lat, lon, free, name, capacity, site_type, address,"
-        " occupied, status, stale FROM parking_sites",
-        ("name", "lat", "lon", "capacity", "site_type", "address", "free", "occupied", "status", "stale"),
-    ),
-    "traffic": (
-        "SELECT id, feed_id, observed_at, received_at, lat, lon, NULL::int AS free, name, geometry, road,"
-        " direction, free_flow_kmh, speed_kmh, flow_vph, occupancy_pct, congestion, stale FROM traffic_sites",
-        (
-            "name",
-            "lat",
-            "lon",
-            "geometry",
-            "road",
-            "direction",
-            "free_flow_kmh",
-            "speed_kmh",
-            "flow_vph",
-            "occupancy_pct",
-            "congestion",
-            "stale",
-        ),
-    ),
-    "bikes": (
-        "SELECT id, feed_id, observed_at, received_at, lat, lon, NULL::int AS free, name, capacity,"
-        " bikes_available, docks_available, status, stale FROM bike_stations",
-        ("name", "lat", "lon", "capacity", "bikes_available", "docks_available", "status", "stale"),
-    ),
-    # Ended events are not current state: a snapshot holds the active ones only.
-    "events": (
-        "SELECT id, feed_id, observed_at, received_at, lat, lon, NULL::int AS free, event_type, description,"
-        " severity, geometry, road, valid_from, valid_to, true AS active FROM traffic_events"
-        " WHERE ended_at IS NULL",
-        (
-            "event_type",
-            "description",
-            "severity",
-            "lat",
-            "lon",
-            "geometry",
-            "road",
-            "valid_from",
-            "valid_to",
-            "active",
-        ),
-    ),
-    "feeds": (
-        "SELECT f.id, f.id AS feed_id, NULL::timestamptz AS observed_at, h.last_poll_at AS received_at,"
-        " NULL::float8 AS lat, NULL::float8 AS lon, NULL::int AS free, coalesce(h.stale, false) AS stale,"
-        " coalesce(h.consecutive_failures, 0) AS consecutive_failures, h.last_success_at, h.last_error"
-        " FROM feeds f LEFT JOIN feed_health h ON h.feed_id = f.id",
-        ("stale", "consecutive_failures", "last_success_at", "last_error"),
-    ),
-    # Active alerts; the owner filter (a partner's rules reach that partner only) is added in _query.
-    "alerts": (
-        "SELECT a.id, a.feed_id, NULL::timestamptz AS observed_at, a.started_at AS received_at,"
-        " NULL::float8 AS lat, NULL::float8 AS lon, NULL::int AS free, r.owner_key_id, a.rule_id,"
-        " r.name AS rule_name, a.kind, a.subject, 'active' AS state, a.started_at, a.evidence"
-        " FROM alerts a JOIN alert_rules r ON r.id = a.rule_id WHERE a.ended_at IS NULL",
-        ("rule_id", "rule_name", "kind", "subject", "state", "started_at", "evidence"),
-    ),
+    topic: (snapshot_query(spec), spec.live_fields) for topic, spec in REGISTRY.items()
 }
-JSON_FIELDS = frozenset({"geometry", "evidence"})
 
 
 def iso(value: datetime | None) -> str | None:
@@ -101,7 +41,7 @@ def _value(name: str, value: Any) -> Any:
     return value
 
 
-def _query(topic: str, sub: Subscription) -> tuple[str, list[Any]]:
+def _query(topic: Topic, sub: Subscription) -> tuple[str, list[Any]]:
     inner, _ = TOPIC_QUERIES[topic]
     where: list[str] = []
     args: list[Any] = []
@@ -112,14 +52,14 @@ def _query(topic: str, sub: Subscription) -> tuple[str, list[Any]]:
         args.append(list(sub.feeds))
         where.append(f"feed_id = ANY(${len(args)}::text[])")
     bbox = sub.filter.bbox if sub.filter else None
-    if bbox is not None and topic not in ("feeds", "alerts"):
+    if bbox is not None and REGISTRY[topic].has_position:
         args.extend(bbox)
         n = len(args)
         where.append(f"lon BETWEEN ${n - 3} AND ${n - 1} AND lat BETWEEN ${n - 2} AND ${n}")
-    if topic == "alerts":
+    if "owner_key_id" in REGISTRY[topic].snapshot_filter_columns:
         args.append(sub.viewer_key_id)
         where.append(f"(owner_key_id IS NULL OR owner_key_id = ${len(args)}::bigint)")
-    if sub.min_free is not None and topic == "parking":
+    if sub.min_free is not None and "free" in REGISTRY[topic].live_fields:
         args.append(sub.min_free.min_free)
         where.append(f"free >= ${len(args)}")
     sql = f"SELECT * FROM ({inner}) AS t"

@@ -32,10 +32,11 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
+from datetime import datetime, tzinfo
 from functools import lru_cache
 from typing import Any
 
+from lxml import etree
 from pydantic import ValidationError
 
 from ingest.adapters import geo
@@ -116,8 +117,6 @@ def xml_to_dict(element: Any) -> Any:
 
 
 def parse_xml(body: bytes) -> tuple[str, Any]:
-    from lxml import etree
-
     parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True, remove_comments=True)
     try:
         root = etree.fromstring(body.lstrip(b"\xef\xbb\xbf \t\r\n"), parser=parser)
@@ -377,9 +376,10 @@ class _Compiled:
     getters: dict[str, Getter]
     tz: tzinfo
     crs: str | None
+    received_at: datetime  # the time of a reading that states none
 
 
-def _compile(mapping: FieldMapping, doc: Document) -> _Compiled:
+def _compile(mapping: FieldMapping, doc: Document, received_at: datetime) -> _Compiled:
     getters = {name: compile_field(spec) for name in _MAPPED if (spec := getattr(mapping, name))}
     crs = geo.normalize_crs(mapping.crs) or doc.crs
     try:
@@ -390,7 +390,7 @@ def _compile(mapping: FieldMapping, doc: Document) -> _Compiled:
         tz = zone(mapping.timezone)
     except ValueError as exc:
         raise PayloadError(f"{exc} in the feed mapping") from exc
-    return _Compiled(mapping, getters, tz, crs)
+    return _Compiled(mapping, getters, tz, crs, received_at)
 
 
 def _payload_time(doc: Document, compiled: _Compiled) -> datetime | None:
@@ -478,7 +478,7 @@ def _observed_at(
         return parsed, False
     if fallback is not None:
         return fallback, False
-    return datetime.now(UTC), True
+    return compiled.received_at, True
 
 
 def _site_fields(values: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -681,7 +681,7 @@ def apply_mapping(records: list[Any], doc: Document, compiled: _Compiled, batch:
 def parse(body: bytes, ctx: ParseContext) -> Batch:
     doc = load_document(body)
     mapping, preset_name = effective_mapping(ctx, doc)
-    compiled = _compile(mapping, doc)
+    compiled = _compile(mapping, doc, ctx.received_at)
     records = resolve_records(doc.root, mapping.records)
     if mapping.records and not records and not _records_path_exists(doc.root, mapping.records):
         raise PayloadError(

@@ -11,6 +11,7 @@ thousands of records.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterator, Mapping
@@ -71,6 +72,7 @@ def is_wgs84(crs: str | None) -> bool:
 
 @lru_cache(maxsize=64)
 def _transformer(crs: str) -> Any:
+    # deferred: pyproj costs ~0.1 s to import and only feeds in a projected CRS need it.
     from pyproj import CRS, Transformer
     from pyproj.exceptions import CRSError
 
@@ -233,8 +235,6 @@ def as_geojson(geometry: Any) -> tuple[dict[str, Any] | None, str | None]:
         text = geometry.strip()
         if not text.startswith("{"):
             return None, None
-        import json
-
         try:
             geometry = json.loads(text)
         except ValueError:

@@ -28,14 +28,14 @@ from typing import Any
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.config import Settings
 from ingest import quality
 from ingest.records import ParkingObservation, Record, Rejected, TrafficEvent
 from ingest.spec import FeedSpec
-from ingest.store.changelog import Change, as_json, jsonb_param, write_changes
-from ingest.store.kinds import EVENT_FIELDS, KIND_OF_OBS, KIND_OF_SITE, KINDS, SITE_FLAGS, Kind
-from ingest.store.phases import Phases, without_gc_passes
+from ingest.store.kinds import EVENT_FIELDS, KIND_OF_OBS, KIND_OF_SITE, KINDS, SITE_FLAGS, StoredTopic
 from ingest.store.queries import PollInfo, fetch_state, fetch_static, log_poll, quarantine, raw_connection
+from kernel.changefeed.publish import NewChange, as_json, jsonb_param, write_changes
+from kernel.phases import Phases, without_gc_passes
+from kernel.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +180,7 @@ class Store:
             )
             if not flipped:
                 return 0
-            changes = [Change("feeds", spec.name, spec.name, {"stale": stale})]
+            changes = [NewChange("feeds", spec.name, spec.name, {"stale": stale})]
             for kind in KINDS.values():
                 rows = await raw.fetch(
                     f"UPDATE {kind.site_table} SET stale = $2 "
@@ -191,7 +191,7 @@ class Store:
                 )
                 for row in rows:
                     changes.append(
-                        Change(
+                        NewChange(
                             kind.topic,
                             spec.name,
                             row["id"],
@@ -228,7 +228,7 @@ class Store:
         result = ApplyResult(timings=phases.seconds)
         feed = spec.name
         # Which of the batch's own ids each kind needs from the site tables before the rules run.
-        site_ids: dict[Kind, set[str]] = defaultdict(set)
+        site_ids: dict[StoredTopic, set[str]] = defaultdict(set)
         parking_obs_ids: set[str] = set()
         for r in records:
             cls = type(r)
@@ -240,7 +240,7 @@ class Store:
             raw = await raw_connection(conn)
             phases.mark("begin")
             # Stored static fields: for the site upsert's change detection, and the capacity rule.
-            before: dict[Kind, dict[str, asyncpg.Record]] = {}
+            before: dict[StoredTopic, dict[str, asyncpg.Record]] = {}
             for kind in KINDS.values():
                 ids = site_ids.get(kind, set())
                 lookup = ids | parking_obs_ids if kind is KINDS["parking"] else ids
@@ -266,10 +266,10 @@ class Store:
                 (None, r.source_id, r.reason, r.raw_excerpt) for r in rejected
             ]
             quarantine_rows += [(t, r.source_id, r.reason, r.raw_excerpt) for t, r in checked.quarantined]
-            changes: list[Change] = []
+            changes: list[NewChange] = []
 
-            by_kind_sites: dict[Kind, list[Any]] = defaultdict(list)
-            by_kind_obs: dict[Kind, list[Any]] = defaultdict(list)
+            by_kind_sites: dict[StoredTopic, list[Any]] = defaultdict(list)
+            by_kind_obs: dict[StoredTopic, list[Any]] = defaultdict(list)
             events: list[TrafficEvent] = []
             for r in checked.records:
                 cls = type(r)
@@ -348,11 +348,11 @@ class Store:
         self,
         raw: asyncpg.Connection,
         spec: FeedSpec,
-        kind: Kind,
+        kind: StoredTopic,
         sites: list[Any],
         before_rows: dict[str, asyncpg.Record],
         checked: quality.Checked,
-        changes: list[Change],
+        changes: list[NewChange],
     ) -> None:
         rows: list[tuple[Any, ...]] = []
         cols = kind.static_columns
@@ -379,7 +379,7 @@ class Store:
                 lat = values.get("lat")
                 lon = values.get("lon")
                 changes.append(
-                    Change(
+                    NewChange(
                         kind.topic,
                         spec.name,
                         sid,
@@ -416,11 +416,11 @@ class Store:
         self,
         raw: asyncpg.Connection,
         spec: FeedSpec,
-        kind: Kind,
+        kind: StoredTopic,
         observations: list[Any],
         current: dict[str, tuple[Any, ...]],
         checked: quality.Checked,
-        changes: list[Change],
+        changes: list[NewChange],
         now: datetime,
         phases: Phases,
     ) -> int:
@@ -431,7 +431,7 @@ class Store:
         """
         if not observations:
             return 0
-        value_cols = kind.value_columns
+        value_cols = kind.live_columns
         n = len(value_cols)
         with without_gc_passes():
             to_store, days, state_updates = self._plan_readings(
@@ -447,7 +447,7 @@ class Store:
             )
             phases.mark("copy_observations")
         if state_updates:
-            types = [t for _, t in kind.values]
+            types = [t for _, t in kind.live]
             sets = ", ".join(f"{c} = u.{c}" for c in value_cols)
             placeholders = ", ".join(f"${i + 2}::{t}[]" for i, t in enumerate(types))
             cols = [list(c) for c in zip(*state_updates, strict=True)]
@@ -476,16 +476,16 @@ class Store:
     @staticmethod
     def _plan_readings(
         spec: FeedSpec,
-        kind: Kind,
+        kind: StoredTopic,
         observations: list[Any],
         current: dict[str, tuple[Any, ...]],
         checked: quality.Checked,
-        changes: list[Change],
+        changes: list[NewChange],
         now: datetime,
     ) -> tuple[list[tuple[Any, ...]], set[datetime], list[tuple[Any, ...]]]:
         """Which readings to store, each site's new state, and the changes to announce."""
         heartbeat = timedelta(seconds=spec.heartbeat)
-        value_cols = kind.value_columns
+        value_cols = kind.live_columns
         values_of = attrgetter(*value_cols)
         stored_of = attrgetter(*kind.obs_columns)
         flags_of = checked.flags
@@ -532,7 +532,7 @@ class Store:
             else:
                 continue
             free = state[0] if is_parking else None  # "free" is parking's first value column
-            changes.append(Change(kind.topic, spec.name, sid, diff, lat, lon, free, observed_at))
+            changes.append(NewChange(kind.topic, spec.name, sid, diff, lat, lon, free, observed_at))
         return to_store, days, state_updates
 
     async def _ensure_days(self, raw: asyncpg.Connection, table: str, days: set[date]) -> None:
@@ -552,7 +552,7 @@ class Store:
         raw: asyncpg.Connection,
         spec: FeedSpec,
         events: list[TrafficEvent],
-        changes: list[Change],
+        changes: list[NewChange],
         now: datetime,
         *,
         end_missing: bool = True,
@@ -586,7 +586,7 @@ class Store:
                 )
             )
             if diff:
-                changes.append(Change("events", spec.name, sid, diff, e.lat, e.lon, None, e.observed_at))
+                changes.append(NewChange("events", spec.name, sid, diff, e.lat, e.lon, None, e.observed_at))
         cols = list(zip(*upserts, strict=True)) if upserts else [[] for _ in range(15)]
         await raw.execute(
             """
@@ -613,7 +613,9 @@ class Store:
             for sid in gone:
                 r = before[sid]
                 changes.append(
-                    Change("events", spec.name, sid, {"active": False, "ended_at": now}, r["lat"], r["lon"])
+                    NewChange(
+                        "events", spec.name, sid, {"active": False, "ended_at": now}, r["lat"], r["lon"]
+                    )
                 )
 
     async def _update_health(

