@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.config import Settings, get_settings
-from app.db import create_engine, sessionmaker
+from app.db import create_engines, sessionmaker
 from app.state import State
 
 log = logging.getLogger(__name__)
@@ -31,9 +31,10 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         from app.live.hub import Hub
 
-        engine = create_engine(database_url, role="api+ingest" if run_ingest else "api")
+        engines = create_engines(database_url, settings)
+        engine = engines.api
         maker = sessionmaker(engine)
-        hub = Hub(settings=settings, engine=engine, database_url=database_url)
+        hub = Hub(settings=settings, engine=engines.live, database_url=database_url)
         ingest = None
         demo = False
         await hub.start()
@@ -41,12 +42,13 @@ def create_app(
             if run_ingest:
                 from ingest.runner import IngestService
 
-                ingest = IngestService(settings=settings, engine=engine, database_url=database_url)
+                ingest = IngestService(settings=settings, engine=engines.ingest, database_url=database_url)
                 await ingest.start()
                 demo = ingest.demo
             state: State = {
                 "settings": settings,
                 "engine": engine,
+                "engines": engines,
                 "sessionmaker": maker,
                 "database_url": database_url,
                 "hub": hub,
@@ -59,7 +61,7 @@ def create_app(
             if ingest is not None:
                 await ingest.stop()
             await hub.stop()
-            await engine.dispose()
+            await engines.dispose()
 
     app = FastAPI(
         title="mobility-live",
@@ -71,6 +73,8 @@ def create_app(
         ),
         lifespan=lifespan,
     )
+    # The settings the app runs with, for the server configuration (app/server.py).
+    app.state.settings = settings
     _install_routes(app, settings)
     return app
 

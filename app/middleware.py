@@ -24,7 +24,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.geojson import dumps
 from app.config import Settings
+from app.guards import InputGuardMiddleware, SendDeadlineMiddleware
 from app.problems import PROBLEM_JSON, RATE_LIMITED, UNAUTHORIZED
+from app.server import CLIENT_KEY
 
 API_PREFIXES = ("/api/", "/ngsi-ld/")
 
@@ -114,8 +116,11 @@ class RateLimitMiddleware:
         client = scope.get("client")
         address = client[0] if client else "unknown"
         if identity is not None and identity.verified:
+            # Who the client is, for the concurrency caps further in (exports).
+            scope[CLIENT_KEY] = identity.bucket
             wait, limit = self.per_key.take(identity.bucket), self.per_key.capacity
         else:
+            scope[CLIENT_KEY] = f"ip:{address}"
             # Failed keys are charged to the address too, so guessing keys is rate limited.
             wait, limit = self.per_ip.take(address), self.per_ip.capacity
             if key and identity is None and self.resolve_key is not None and wait == 0:
@@ -242,6 +247,7 @@ def install_middleware(app: FastAPI, settings: Settings) -> None:
     # add_middleware wraps: the last added is the outermost.
     app.add_middleware(ETagMiddleware, settings=settings)
     app.add_middleware(GZipMiddleware, minimum_size=settings.api_gzip_min_bytes)
+    app.add_middleware(InputGuardMiddleware)
     app.add_middleware(RateLimitMiddleware, settings=settings, resolve_key=resolve_api_key)
     if settings.cors_origins:
         app.add_middleware(
@@ -252,3 +258,5 @@ def install_middleware(app: FastAPI, settings: Settings) -> None:
             expose_headers=["ETag", "Link", "Retry-After", "NGSILD-Results-Count", "Content-Disposition"],
             max_age=600,
         )
+    # Outermost: every response, errors included, is written under the send deadline.
+    app.add_middleware(SendDeadlineMiddleware, timeout_s=settings.api_send_timeout_s)
