@@ -197,7 +197,7 @@ async def export(
             raise invalid("ids", f"an id is longer than {MAX_TEXT} characters")
         params["ids"] = id_list
     # The request session is done with: give its connection back before the long part.
-    await session.commit()
+    await session.close()
     state = get_state(request)
     client = str(request.scope.get(CLIENT_KEY) or f"ip:{request.client.host if request.client else '?'}")
     limit = settings.api_exports_per_key if client.startswith("key:") else settings.api_exports_per_ip

@@ -58,17 +58,38 @@ def _problem(status: int, title: str, detail: str) -> JSONResponse:
 
 def _denied(request: Request) -> JSONResponse | None:
     token = get_state(request)["settings"].admin_token
+    # With a token, the token decides (from anywhere); without one, loopback and a known Host.
     if token:
         scheme, _, value = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
             return _problem(401, "Unauthorized", "send Authorization: Bearer <admin token>")
         return None
+    settings = get_state(request)["settings"]
     host = request.client.host if request.client else ""
     if host not in LOOPBACK:
         return _problem(
             403, "Forbidden", "no admin_token is configured: admin endpoints answer loopback only"
         )
+    # Loopback alone is not enough: a page in the operator's browser can rebind its own DNS
+    # name to 127.0.0.1 and read these endpoints; its requests still carry its own Host.
+    if _host_name(request.headers.get("host", "")) not in {
+        _host_name(h) for h in settings.admin_allowed_hosts
+    }:
+        return _problem(
+            403,
+            "Forbidden",
+            "no admin_token is configured: admin endpoints answer loopback requests whose Host is "
+            "in admin_allowed_hosts only",
+        )
     return None
+
+
+def _host_name(value: str) -> str:
+    """A Host header without its port, lower-cased: ``[::1]:8000`` -> ``[::1]``."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value.split("]", 1)[0] + "]"
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
 
 
 @router.get(
