@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from app.config import Settings, get_settings
 from app.db import create_engines, sessionmaker
+from app.metrics import AppMetrics
 from app.state import State
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,7 @@ def create_app(
     run_ingest: bool = False,
 ) -> FastAPI:
     settings = settings or get_settings()
+    metrics = AppMetrics(with_ingest=run_ingest)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
@@ -37,6 +39,7 @@ def create_app(
         hub = Hub(settings=settings, engine=engines.live, database_url=database_url)
         ingest = None
         demo = False
+        metrics.bind(engines=engines, hub=hub)
         await hub.start()
         try:
             if run_ingest:
@@ -75,6 +78,7 @@ def create_app(
     )
     # The settings the app runs with, for the server configuration (app/server.py).
     app.state.settings = settings
+    app.state.metrics = metrics
     _install_routes(app, settings)
     return app
 

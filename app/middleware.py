@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.api.geojson import dumps
 from app.config import Settings
 from app.guards import InputGuardMiddleware, SendDeadlineMiddleware
+from app.metrics import RestMetricsMiddleware
 from app.problems import PROBLEM_JSON, RATE_LIMITED, UNAUTHORIZED
 from app.server import CLIENT_KEY
 
@@ -258,5 +259,8 @@ def install_middleware(app: FastAPI, settings: Settings) -> None:
             expose_headers=["ETag", "Link", "Retry-After", "NGSILD-Results-Count", "Content-Disposition"],
             max_age=600,
         )
+    metrics = getattr(app.state, "metrics", None)
+    if metrics is not None:
+        app.add_middleware(RestMetricsMiddleware, metrics=metrics)
     # Outermost: every response, errors included, is written under the send deadline.
     app.add_middleware(SendDeadlineMiddleware, timeout_s=settings.api_send_timeout_s)

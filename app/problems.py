@@ -186,6 +186,10 @@ async def _on_database(request: Request, exc: Exception) -> JSONResponse:
     """Database and connection errors, answered here rather than by the last-resort handler
     (which re-raises, so the server logs a second traceback and drops the keep-alive)."""
     if database_unavailable(exc):
+        metrics = getattr(request.app.state, "metrics", None)
+        if metrics is not None:
+            reason = "pool_timeout" if isinstance(exc, sa_exc.TimeoutError) else "database"
+            metrics.unavailable.labels(reason).inc()
         # An outage is not a bug: a short warning, and a 503 the client can retry.
         log.warning(
             "database unavailable",
