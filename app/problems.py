@@ -256,6 +256,14 @@ def _rewrite_openapi(app: FastAPI) -> None:
                     continue
                 responses = operation["responses"]
                 responses.pop("422", None)
+                # Answered by the server before any route (app/server.py), for every operation.
+                responses.setdefault(
+                    "431",
+                    {
+                        "description": "Request line and headers larger than the server's limit",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                )
                 if not (path.startswith("/api/") or path.startswith("/ngsi-ld/")):
                     if operation.get("parameters"):
                         responses.setdefault(

@@ -175,7 +175,9 @@ async def export(
     format: Annotated[Literal["csv", "ndjson"], Query()] = "csv",
     feed: FeedQuery = None,
     ids: Annotated[
-        str | None, Query(max_length=200_000, description="Comma-separated global site ids")
+        str | None,
+        # Within the server's request-head limit (64 KiB by default) once percent-encoded.
+        Query(max_length=20_000, description="Comma-separated global site ids"),
     ] = None,
 ) -> StreamingResponse:
     spec = KINDS[kind]
