@@ -511,22 +511,6 @@ async def soak(minutes: float, keep: bool) -> dict[str, Any]:
         rounds = 0
         while left() > 20:
             rounds += 1
-            for mode in ("error", "garbage", "truncated", "hang"):
-                if left() < 20:
-                    break
-                fault.mode = mode
-                stats.abuse = True
-                await asyncio.sleep(8)
-                before = await feed_ok_count(url)
-                fault.mode = "ok"
-                stats.abuse = False
-                recovery.setdefault(f"feed_{mode}", []).append(await feed_stored(url, before))
-            if left() > 20:
-                await abuse("export_hogs", export_hogs(port, 12))
-            if left() > 20:
-                await abuse("non_reading_ws", non_reading_ws(ws_url, 12))
-            if left() > 20:
-                pings_sent += await abuse("ping_flood", ping_flood(ws_url, 10))
             if left() > 15:
                 stats.abuse = True
                 await db.terminate_backends()
@@ -545,6 +529,22 @@ async def soak(minutes: float, keep: bool) -> dict[str, Any]:
                 await asyncio.to_thread(db.start)
                 stats.abuse = False
                 recovery.setdefault("db_stop_restart", []).append(await until_ok(url))
+            if left() > 20:
+                await abuse("export_hogs", export_hogs(port, 12))
+            if left() > 20:
+                await abuse("non_reading_ws", non_reading_ws(ws_url, 12))
+            if left() > 20:
+                pings_sent += await abuse("ping_flood", ping_flood(ws_url, 10))
+            for mode in ("error", "garbage", "truncated", "hang"):
+                if left() < 20:
+                    break
+                fault.mode = mode
+                stats.abuse = True
+                await asyncio.sleep(8)
+                before = await feed_ok_count(url)
+                fault.mode = "ok"
+                stats.abuse = False
+                recovery.setdefault(f"feed_{mode}", []).append(await feed_stored(url, before))
         # The rest of the time, quiet: the probes and resumers keep running.
         while left() > 0:  # noqa: ASYNC110 - a deadline, not an event
             await asyncio.sleep(min(1.0, left()))
