@@ -10,12 +10,15 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from prometheus_client import CollectorRegistry, Histogram
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 if TYPE_CHECKING:
     from app.config import Settings
@@ -44,6 +47,30 @@ def asyncpg_dsn(url: str) -> str:
     """The same database as a plain DSN for raw asyncpg connections (LISTEN, COPY)."""
     parts = urlsplit(sqlalchemy_url(url))
     return urlunsplit(("postgresql", parts.netloc, parts.path, parts.query, parts.fragment))
+
+
+# Process-wide (pools outlive no app, but several apps share a test process); the app's
+# /metrics registry includes this one (app/metrics.py).
+POOL_REGISTRY = CollectorRegistry(auto_describe=True)
+POOL_WAIT = Histogram(
+    "mobility_db_pool_wait_seconds",
+    "Time a request waited for a pooled connection (checkout), by pool (application_name).",
+    ["pool"],
+    buckets=(0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=POOL_REGISTRY,
+)
+
+
+class TimedQueuePool(AsyncAdaptedQueuePool):
+    """The asyncio queue pool, timing every checkout: waits are the first sign of a pool too small
+    (or of a class of client holding its connections), before any request times out."""
+
+    def _do_get(self) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return super()._do_get()
+        finally:
+            POOL_WAIT.labels(self._orig_logging_name or "unnamed").observe(time.perf_counter() - t0)
 
 
 def create_engine(
@@ -75,6 +102,8 @@ def create_engine(
         max_overflow=pool_size if max_overflow is None else max_overflow,
         pool_timeout=pool_timeout_s,
         pool_pre_ping=True,
+        poolclass=TimedQueuePool,
+        pool_logging_name=role,
         connect_args={"server_settings": server_settings},
         **kwargs,
     )
@@ -102,7 +131,7 @@ class Engines:
 
 
 def create_engines(url: str, settings: Settings, *, prefix: str = "api") -> Engines:
-    common = {
+    common: dict[str, Any] = {
         "pool_timeout_s": settings.db_pool_timeout_s,
         "idle_in_transaction_timeout_s": settings.db_idle_in_transaction_timeout_s,
         "max_overflow": 0,
@@ -124,7 +153,7 @@ def create_engines(url: str, settings: Settings, *, prefix: str = "api") -> Engi
         ),
         live=create_engine(
             url,
-            role=f"{prefix}-live",
+            role=f"{prefix}-snapshot",
             pool_size=settings.db_pool_live,
             statement_timeout_s=settings.db_statement_timeout_s,
             **common,

@@ -1,7 +1,7 @@
 """What ``/metrics`` exposes, through prometheus-client: one registry per app.
 
 * REST latency histograms per route template, method and status (``RestMetricsMiddleware``);
-* database pools: size and connections in use per pool, and requests answered 503
+* database pools: size, connections in use and checkout waits per pool, requests answered 503
   because the database or a pool was unavailable;
 * the pollers' metrics (ingest/metrics.py), when this process runs them;
 * the live feed's counters, still written by app/live/metrics.py and read into this
@@ -23,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import db
 from ingest import metrics as ingest_metrics
 
 if TYPE_CHECKING:
@@ -74,6 +75,7 @@ class AppMetrics:
         )
         self.bound = _Bound()
         self.registry.register(self.bound)
+        self.registry.register(db.POOL_REGISTRY)
         if with_ingest:
             self.registry.register(ingest_metrics.REGISTRY)
 

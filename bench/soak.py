@@ -67,7 +67,7 @@ FEED_CAPTURE = (
     ROOT / "tests/fixtures/feeds/opendatasoft/strasbourg-ods-v1-occupation-parkings-temps-reel-10records.json"
 )
 FAULT_FEED = "soak-strasbourg"
-APP_ROLES = ("api-rest", "api-export", "api-live", "ingest")
+APP_ROLES = ("api-rest", "api-export", "api-snapshot", "api-live", "ingest")
 
 
 def free_port() -> int:

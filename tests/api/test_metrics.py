@@ -108,6 +108,8 @@ stale_after = 1
     for pool in ("api", "export", "live", "ingest"):
         assert _value(samples, "mobility_db_pool_size", pool=pool) >= 1
         assert _value(samples, "mobility_db_pool_in_use", pool=pool) is not None
+    assert _value(samples, "mobility_db_pool_wait_seconds_count", pool="api-rest") >= 2
+    assert _value(samples, "mobility_db_pool_wait_seconds_count", pool="ingest") >= 1
     # The live feed's own counters are still there, under their names.
     assert _value(samples, "mobility_ws_connections", access="public") == 0
     assert _value(samples, "mobility_ws_slow_closes_total") == 0
