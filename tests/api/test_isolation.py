@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from app.db import asyncpg_dsn
+from app.live import keys
 from app.main import create_app
 from tests.api.conftest import api_settings
 from tests.pg import PgTestServer, run_sync
@@ -150,3 +151,73 @@ async def test_export_slot_is_given_back_when_the_client_goes_away(hog_server: T
         assert (await reader.readline()).split(b" ")[1] == b"200"
         writer.close()
         await asyncio.sleep(0.5)
+
+
+async def _new_key(url: str) -> str:
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        _, full = await keys.create(
+            conn, name="exporter", scopes=["parking"], max_connections=5, messages_per_minute=60
+        )
+        return full
+    finally:
+        await conn.close()
+
+
+def test_exports_are_capped_per_key_apart_from_the_address(hog_server: ThreadedServer) -> None:
+    key = run_sync(_new_key(hog_server.database_url))  # type: ignore[attr-defined]
+    since = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    path = f"/api/v1/export?kind=traffic&format=ndjson&from={since}&key={key}"
+    held = [_non_reader(hog_server.port, path) for _ in range(4)]
+    try:
+        time.sleep(0.5)
+        over = _non_reader(hog_server.port, path)
+        held.append(over)
+        assert [_status(s) for s in held] == [200, 200, 200, 200, 429]
+        # The key's exports do not count against the address: a keyless export still runs.
+        keyless = _non_reader(hog_server.port, path.split("&key=")[0])
+        held.append(keyless)
+        assert _status(keyless) == 200
+    finally:
+        for sock in held:
+            sock.close()
+
+
+async def _lock_and_wait(url: str, locked: asyncio.Event, release: asyncio.Event) -> None:
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        async with conn.transaction():
+            await conn.execute("LOCK TABLE traffic_sites IN ACCESS EXCLUSIVE MODE")
+            locked.set()
+            await release.wait()
+    finally:
+        await conn.close()
+
+
+def test_a_blocked_query_is_cut_by_statement_timeout_and_answered_503(
+    hog_server: ThreadedServer, tmp_path: Path
+) -> None:
+    """Before, a REST read waiting on a lock (or on a database that stopped answering) hung
+    for as long as the database did; each role's statement_timeout now bounds it."""
+    url = hog_server.database_url  # type: ignore[attr-defined]
+    settings = api_settings(url, tmp_path, db_statement_timeout_s=1.0)
+    with (
+        running(create_app(settings, database_url=url)) as server,
+        httpx.Client(base_url=server.url, timeout=8) as c,
+    ):
+        loop = asyncio.new_event_loop()
+        locked, release = asyncio.Event(), asyncio.Event()
+        holder = loop.create_task(_lock_and_wait(url, locked, release))
+        loop.run_until_complete(asyncio.wait_for(locked.wait(), 10))
+        try:
+            t0 = time.monotonic()
+            response = c.get("/api/v1/traffic/sites")
+            assert response.status_code == 503, response.text[:300]
+            assert response.headers["retry-after"]
+            assert time.monotonic() - t0 < 5
+            assert c.get("/api/v1/parking/sites").status_code == 200  # other tables answer meanwhile
+        finally:
+            release.set()
+            loop.run_until_complete(holder)
+            loop.close()
+        assert c.get("/api/v1/traffic/sites").status_code == 200
