@@ -168,18 +168,33 @@ def _sqlstate(exc: BaseException) -> str:
 
 def database_unavailable(exc: BaseException) -> bool:
     """True when the error says the database cannot serve now, not that the request is wrong."""
-    if isinstance(exc, sa_exc.TimeoutError | asyncpg.exceptions.InterfaceError | ConnectionError):
-        return True  # pool exhausted / connection gone / refused
+    if isinstance(exc, sa_exc.TimeoutError | asyncpg.exceptions.InterfaceError):
+        return True  # pool exhausted / connection gone
     if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
         return True
-    if isinstance(exc, OSError | TimeoutError):
-        return True
+    if isinstance(exc, OSError):
+        # Refused, reset, timed out, or the Unix socket gone — but only on the way to the
+        # database: a missing file elsewhere is a bug, not an outage.
+        return _raised_by_database_driver(exc)
     state = _sqlstate(exc)
     if state[:2] in UNAVAILABLE_SQLSTATE_CLASSES:
         return True
     orig = getattr(exc, "orig", None)
     cause = getattr(orig, "__cause__", None) or exc.__cause__
     return isinstance(cause, OSError | asyncpg.exceptions.InterfaceError | asyncpg.PostgresConnectionError)
+
+
+_DRIVER_MODULES = ("asyncpg", "sqlalchemy")
+
+
+def _raised_by_database_driver(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__", "")
+        if module.split(".", 1)[0] in _DRIVER_MODULES:
+            return True
+        tb = tb.tb_next
+    return False
 
 
 async def _on_database(request: Request, exc: Exception) -> JSONResponse:
