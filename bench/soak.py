@@ -598,6 +598,12 @@ async def soak(minutes: float, keep: bool) -> dict[str, Any]:
                 )
                 + metric(metrics_text, "mobility_db_unavailable_total", reason="pool_timeout"),
                 "ws_slow_closes_from_metrics": metric(metrics_text, "mobility_ws_slow_closes_total"),
+                # When resumed clients miss changes: has the live hub fanned out up to the log's end?
+                "db_max_seq_at_end": end_seq,
+                "live_seq_at_end_from_metrics": metric(metrics_text, "mobility_live_seq"),
+                "live_listener_reconnects_from_metrics": metric(
+                    metrics_text, "mobility_live_listener_reconnects_total"
+                ),
             }
         )
         server_log = log_path.read_text(errors="replace")
