@@ -57,26 +57,14 @@ def _run_server(settings: Settings, *, run_ingest: bool) -> int:
 
     from app import migrate  # deferred: CLI startup
     from app.main import create_app  # deferred: CLI startup
+    from app.server import uvicorn_config  # deferred: CLI startup
     from kernel.db import resolve_database_url  # deferred: CLI startup
 
     url, embedded = resolve_database_url(settings.database_url, settings.pgdata)
     try:
         migrate.upgrade(url)
         app = create_app(settings, database_url=url, run_ingest=run_ingest)
-        config = uvicorn.Config(
-            app,
-            host=settings.host,
-            port=settings.port,
-            log_config=None,
-            lifespan="on",
-            # Oversized client messages are answered with an error by the protocol layer;
-            # only frames beyond this hard cap close the connection (1009).
-            ws_max_size=1024 * 1024,
-            # Serialize once, send the same bytes to every client: per-message deflate would
-            # compress each message again for every connection.
-            ws_per_message_deflate=False,
-            proxy_headers=True,
-        )
+        config = uvicorn_config(app, settings, host=settings.host, port=settings.port)
         server = uvicorn.Server(config)
 
         async def serve() -> None:
@@ -117,7 +105,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     url, embedded = resolve_database_url(settings.database_url, settings.pgdata)
 
     async def run() -> None:
-        engine = create_engine(url, role="ingest")
+        engine = create_engine(
+            url,
+            role="ingest",
+            pool_size=settings.db_pool_ingest,
+            pool_timeout_s=settings.db_pool_timeout_s,
+            statement_timeout_s=settings.db_ingest_statement_timeout_s,
+            idle_in_transaction_timeout_s=settings.db_idle_in_transaction_timeout_s,
+        )
         service = IngestService(settings=settings, engine=engine, database_url=url)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

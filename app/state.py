@@ -9,13 +9,15 @@ from starlette.requests import HTTPConnection
 
 if TYPE_CHECKING:
     from app.config import Settings
+    from app.db import Engines
     from app.live.hub import Hub
     from ingest.runner import IngestService
 
 
 class State(TypedDict):
     settings: Settings
-    engine: AsyncEngine
+    engine: AsyncEngine  # the REST pool (engines.api)
+    engines: Engines
     sessionmaker: async_sessionmaker
     database_url: str
     hub: Hub

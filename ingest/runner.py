@@ -32,7 +32,7 @@ import asyncpg
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ingest import adapters
+from ingest import adapters, metrics
 from ingest.demo import Demo, start_demo
 from ingest.feeds_file import load_feeds
 from ingest.records import Batch, PayloadError
@@ -290,6 +290,8 @@ class IngestService:
                 error=str(exc),
             )
             log.warning("poll failed", extra={"feed": spec.name, "error": str(exc)[:300]})
+            metrics.POLL_SECONDS.labels(spec.name, "failed").observe(poll.duration_ms / 1000)
+            metrics.FAILURES.labels(spec.name).set(state.failures)
             await self.store.record_failure(spec, poll)
             await self._check_stale(state)
             return
@@ -304,8 +306,10 @@ class IngestService:
         )
         state.failures = 0
         state.last_fresh = time.monotonic()
+        metrics.FAILURES.labels(spec.name).set(0)
         if not batches:
             await self.store.record_not_modified(spec, poll)
+            metrics.POLL_SECONDS.labels(spec.name, "not_modified").observe(poll.duration_ms / 1000)
         else:
             records = [r for b in batches for r in b.records]
             rejected = [r for b in batches for r in b.rejected]
@@ -314,6 +318,11 @@ class IngestService:
             result = await self.store.apply(
                 spec, records, rejected, poll=poll, part_of=part_of, complete_types=complete
             )
+            metrics.POLL_SECONDS.labels(spec.name, "stored").observe(poll.duration_ms / 1000)
+            metrics.RECORDS.labels(spec.name).inc(result.accepted)
+            metrics.REJECTED.labels(spec.name).inc(result.rejected)
+            for rule, hits in result.quality.items():
+                metrics.QUALITY.labels(spec.name, rule).inc(hits)
             log.info(
                 "poll stored",
                 extra={
@@ -326,6 +335,7 @@ class IngestService:
             )
         if state.stale:
             state.stale = False
+            metrics.STALE.labels(spec.name).set(0)
             await self.store.set_stale(spec, False)
 
     async def _check_stale(self, state: FeedState) -> None:
@@ -339,6 +349,7 @@ class IngestService:
         )
         if too_long and not state.stale:
             state.stale = True
+            metrics.STALE.labels(spec.name).set(1)
             await self.store.set_stale(spec, True)
 
     async def _fetch_with_retries(self, state: FeedState, url: str) -> Fetched:

@@ -10,11 +10,18 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from prometheus_client import CollectorRegistry, Histogram
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
+
+if TYPE_CHECKING:
+    from app.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +49,122 @@ def asyncpg_dsn(url: str) -> str:
     return urlunsplit(("postgresql", parts.netloc, parts.path, parts.query, parts.fragment))
 
 
-def create_engine(url: str, *, role: str, pool_size: int = 10, **kwargs: Any) -> AsyncEngine:
+# Process-wide (pools outlive no app, but several apps share a test process); the app's
+# /metrics registry includes this one (app/metrics.py).
+POOL_REGISTRY = CollectorRegistry(auto_describe=True)
+POOL_WAIT = Histogram(
+    "mobility_db_pool_wait_seconds",
+    "Time a request waited for a pooled connection (checkout), by pool (application_name).",
+    ["pool"],
+    buckets=(0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=POOL_REGISTRY,
+)
+
+
+class TimedQueuePool(AsyncAdaptedQueuePool):
+    """The asyncio queue pool, timing every checkout: waits are the first sign of a pool too small
+    (or of a class of client holding its connections), before any request times out."""
+
+    def _do_get(self) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return super()._do_get()
+        finally:
+            POOL_WAIT.labels(self._orig_logging_name or "unnamed").observe(time.perf_counter() - t0)
+
+
+def create_engine(
+    url: str,
+    *,
+    role: str,
+    pool_size: int = 10,
+    max_overflow: int | None = None,
+    pool_timeout_s: float = 30.0,
+    statement_timeout_s: float | None = None,
+    idle_in_transaction_timeout_s: float | None = None,
+    **kwargs: Any,
+) -> AsyncEngine:
+    """An engine whose sessions carry the role's name and, when given, its server-side timeouts.
+
+    The timeouts are set as connection parameters (``server_settings``), so they hold for every
+    statement on the connection, including ones that forget a timeout of their own.
+    """
+    server_settings = {"application_name": role}
+    if statement_timeout_s is not None:
+        server_settings["statement_timeout"] = str(int(statement_timeout_s * 1000))
+    if idle_in_transaction_timeout_s is not None:
+        server_settings["idle_in_transaction_session_timeout"] = str(
+            int(idle_in_transaction_timeout_s * 1000)
+        )
     return create_async_engine(
         sqlalchemy_url(url),
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=pool_size if max_overflow is None else max_overflow,
+        pool_timeout=pool_timeout_s,
         pool_pre_ping=True,
-        connect_args={"server_settings": {"application_name": role}},
+        poolclass=TimedQueuePool,
+        pool_logging_name=role,
+        connect_args={"server_settings": server_settings},
         **kwargs,
+    )
+
+
+@dataclass(frozen=True)
+class Engines:
+    """One pool per class of client: a class that exhausts its pool waits on itself only.
+
+    ``api`` serves REST reads, ``export`` the streamed exports, ``live`` the websocket
+    snapshots and resumes, ``ingest`` the pollers. Pools are hard (no overflow).
+    """
+
+    api: AsyncEngine
+    export: AsyncEngine
+    live: AsyncEngine
+    ingest: AsyncEngine
+
+    def all(self) -> tuple[AsyncEngine, ...]:
+        return (self.api, self.export, self.live, self.ingest)
+
+    async def dispose(self) -> None:
+        for engine in self.all():
+            await engine.dispose()
+
+
+def create_engines(url: str, settings: Settings, *, prefix: str = "api") -> Engines:
+    common: dict[str, Any] = {
+        "pool_timeout_s": settings.db_pool_timeout_s,
+        "idle_in_transaction_timeout_s": settings.db_idle_in_transaction_timeout_s,
+        "max_overflow": 0,
+    }
+    return Engines(
+        api=create_engine(
+            url,
+            role=f"{prefix}-rest",
+            pool_size=settings.db_pool_api,
+            statement_timeout_s=settings.db_statement_timeout_s,
+            **common,
+        ),
+        export=create_engine(
+            url,
+            role=f"{prefix}-export",
+            pool_size=settings.db_pool_export,
+            statement_timeout_s=settings.db_export_statement_timeout_s,
+            **common,
+        ),
+        live=create_engine(
+            url,
+            role=f"{prefix}-snapshot",
+            pool_size=settings.db_pool_live,
+            statement_timeout_s=settings.db_statement_timeout_s,
+            **common,
+        ),
+        ingest=create_engine(
+            url,
+            role="ingest",
+            pool_size=settings.db_pool_ingest,
+            statement_timeout_s=settings.db_ingest_statement_timeout_s,
+            **common,
+        ),
     )
 
 

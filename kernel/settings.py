@@ -237,6 +237,57 @@ class Settings(BaseSettings):
             ipaddress.ip_network(network, strict=False)  # ValueError names the bad entry
         return value
 
+    # Isolation and hostile clients (each class of client gets its own pool, so none can take another's)
+    db_pool_api: int = Field(default=8, ge=1, le=200, description="Connections for REST reads.")
+    db_pool_export: int = Field(default=4, ge=1, le=200, description="Connections for streamed exports.")
+    db_pool_live: int = Field(default=4, ge=1, le=200, description="Connections for live snapshots/resume.")
+    db_pool_ingest: int = Field(default=6, ge=1, le=200, description="Connections for the pollers' writes.")
+    db_pool_timeout_s: float = Field(
+        default=3.0, gt=0, description="Longest wait for a pooled connection before a 503 with Retry-After."
+    )
+    db_statement_timeout_s: float = Field(
+        default=15.0, gt=0, description="statement_timeout of REST reads and live snapshots."
+    )
+    db_export_statement_timeout_s: float = Field(
+        default=60.0, gt=0, description="statement_timeout of one export chunk."
+    )
+    db_ingest_statement_timeout_s: float = Field(
+        default=120.0, gt=0, description="statement_timeout of the pollers' writes and maintenance."
+    )
+    db_idle_in_transaction_timeout_s: float = Field(
+        default=30.0, gt=0, description="idle_in_transaction_session_timeout of every role."
+    )
+    api_send_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="A response write blocked this long (client not reading) aborts the connection.",
+    )
+    api_exports_per_ip: int = Field(
+        default=2, ge=1, description="Concurrent exports per client address (then 429)."
+    )
+    api_exports_per_key: int = Field(
+        default=4, ge=1, description="Concurrent exports per API key (then 429)."
+    )
+    http_max_head_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="Largest request line plus headers; more is answered 431 and the connection closed.",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or networks of reverse proxies whose X-Forwarded-For is believed, as JSON: "
+        '["10.0.0.0/8"]. Empty: the peer address is the client.',
+    )
+    admin_allowed_hosts: list[str] = Field(
+        default_factory=lambda: ["localhost", "127.0.0.1", "[::1]"],
+        description="Host header values (port ignored) admin and metrics accept from loopback with no token.",
+    )
+    public_base_url: str | None = Field(
+        default=None,
+        description="External base URL (https://mobility.example) for absolute links such as NGSI-LD's "
+        "@context; unset: the listening address.",
+    )
+
     @property
     def pgdata(self) -> Path:
         return self.data_dir / "pgdata"

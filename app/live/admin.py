@@ -11,10 +11,12 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
+from prometheus_client import generate_latest
 from pydantic import BaseModel
 
 from app.api.deps import ADMIN_RESPONSES, AdminOnly
 from app.live import keys as api_keys
+from app.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from app.state import get_state
 
 router = APIRouter(tags=["admin"])
@@ -75,6 +77,6 @@ async def admin_keys(request: Request) -> Any:
     responses=ADMIN_RESPONSES,
 )
 async def metrics(request: Request) -> Response:
-    return PlainTextResponse(
-        get_state(request)["hub"].metrics_text(), media_type="text/plain; version=0.0.4; charset=utf-8"
-    )
+    # Every metric of this process through prometheus-client (app/metrics.py), the live
+    # feed's own counters included.
+    return Response(generate_latest(request.app.state.metrics.registry), media_type=METRICS_CONTENT_TYPE)
