@@ -27,8 +27,8 @@ from app import db
 from ingest import metrics as ingest_metrics
 
 if TYPE_CHECKING:
-    from app.db import Engines
     from app.live.hub import Hub
+    from kernel.db import Engines
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

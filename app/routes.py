@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from app import frontend
+from app.alerts import router as alerts
 from app.api import routers as api_routers
 from app.live import router as live
 from app.middleware import install_middleware
@@ -17,8 +18,6 @@ def install(app: FastAPI, settings: Settings) -> None:
 
     for router in api_routers():
         app.include_router(router)
-    from app.alerts import router as alerts
-
     app.include_router(alerts.router)
     install_problem_handlers(app)
     install_middleware(app, settings)

@@ -22,7 +22,7 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from app.config import Settings
+from kernel.settings import Settings
 
 ABORT_KEY = "mobility.abort"
 # Set by the rate limiter (app/middleware.py): "key:<id>" for a verified key, else "ip:<address>".

@@ -8,10 +8,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from starlette.requests import HTTPConnection
 
 if TYPE_CHECKING:
-    from app.config import Settings
-    from app.db import Engines
     from app.live.hub import Hub
     from ingest.runner import IngestService
+    from kernel.db import Engines
+    from kernel.settings import Settings
 
 
 class State(TypedDict):

@@ -61,7 +61,7 @@ from websockets.asyncio.client import connect as ws_connect
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.db import asyncpg_dsn  # noqa: E402
+from kernel.db import asyncpg_dsn  # noqa: E402
 
 FEED_CAPTURE = (
     ROOT / "tests/fixtures/feeds/opendatasoft/strasbourg-ods-v1-occupation-parkings-temps-reel-10records.json"

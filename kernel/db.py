@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 if TYPE_CHECKING:
-    from app.config import Settings
+    from kernel.settings import Settings
 
 log = logging.getLogger(__name__)
 

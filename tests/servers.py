@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import uvicorn
 
-from app.config import Settings
 from app.server import uvicorn_config
+from kernel.settings import Settings
 
 
 def free_port() -> int:

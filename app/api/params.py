@@ -18,8 +18,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Query
 
 from app.api.deps import SettingsDep
-from app.config import Settings
 from app.problems import invalid
+from kernel.settings import Settings
 
 MAX_TEXT = 200
 COORD_DECIMALS = 9

@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from standardwebhooks.webhooks import Webhook
 
-from app.config import Settings
 from app.main import create_app
+from kernel.settings import Settings
 from tests.alerts.conftest import ADMIN, Writer, evaluated_up_to, fast, rows, scalar, wait_for
 from tests.alerts.receiver import Receiver
 from tests.servers import ThreadedServer, running

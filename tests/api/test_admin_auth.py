@@ -12,8 +12,12 @@ from app.problems import ProblemError
 from kernel.settings import Settings
 
 
-def _request(settings: Settings, *, host: str, authorization: str | None = None) -> Request:
-    headers = [(b"authorization", authorization.encode())] if authorization is not None else []
+def _request(
+    settings: Settings, *, host: str, authorization: str | None = None, host_header: str = "127.0.0.1:8000"
+) -> Request:
+    headers = [(b"host", host_header.encode())]
+    if authorization is not None:
+        headers.append((b"authorization", authorization.encode()))
     scope = {
         "type": "http",
         "method": "GET",
@@ -47,3 +51,13 @@ def test_without_a_token_loopback_only(tmp_path: Path) -> None:
         require_admin(_request(settings, host="203.0.113.7", authorization="Bearer anything"))
     assert caught.value.status == 403
     assert "loopback" in (caught.value.detail or "")
+
+
+def test_without_a_token_loopback_needs_an_allowed_host(tmp_path: Path) -> None:
+    """DNS rebinding: a page whose name now points at 127.0.0.1 still sends its own Host."""
+    settings = _settings(tmp_path, None)
+    require_admin(_request(settings, host="127.0.0.1", host_header="localhost:8000"))
+    with pytest.raises(ProblemError) as caught:
+        require_admin(_request(settings, host="127.0.0.1", host_header="attacker.example:8000"))
+    assert caught.value.status == 403
+    assert "admin_allowed_hosts" in (caught.value.detail or "")

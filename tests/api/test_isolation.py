@@ -20,9 +20,9 @@ import asyncpg
 import httpx
 import pytest
 
-from app.db import asyncpg_dsn
 from app.live import keys
 from app.main import create_app
+from kernel.db import asyncpg_dsn
 from tests.api.conftest import api_settings
 from tests.pg import PgTestServer, run_sync
 from tests.servers import ThreadedServer, running

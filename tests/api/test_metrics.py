@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.config import Settings
 from app.main import create_app
+from kernel.settings import Settings
 from tests.conftest import FEEDS
 from tests.ingest.feedserver import FeedServer
 from tests.servers import running

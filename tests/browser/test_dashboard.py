@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from app.config import Settings
 from app.main import create_app
 from ingest.store import PollInfo
+from kernel.settings import Settings
 from tests.browser.conftest import check_pages, load_dashboard, markers, open_page, parking_markers
 from tests.browser.seed import CENTRE, Seeded, distance_m
 from tests.servers import free_port, running
