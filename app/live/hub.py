@@ -179,6 +179,15 @@ class Hub:
         if self._stopping:
             await self._refuse(websocket, CLOSE_GOING_AWAY, "server shutting down", None)
             return
+        origin = websocket.headers.get("origin")
+        if origin is not None and not origin_allowed(origin, websocket, settings.allowed_origins):
+            await self._refuse(
+                websocket,
+                CLOSE_POLICY,
+                "origin not allowed",
+                ("origin_not_allowed", f"origin {origin[:200]!r} may not open this websocket"),
+            )
+            return
         key: api_keys.ApiKey | None = None
         if presented is not None:
             try:
@@ -303,7 +312,12 @@ class Hub:
             await asyncio.sleep(min(1.0, limit / 4))
             now = time.monotonic()
             for session in list(self.sessions):
-                if session.behind_since is not None and now - session.behind_since > limit:
+                # A closing session stays registered until its socket is gone: count it once.
+                if (
+                    session.closing is None
+                    and session.behind_since is not None
+                    and now - session.behind_since > limit
+                ):
                     self.metrics.slow_closes += 1
                     log.info("live: closing a client behind for more than %.1fs (%s)", limit, session.ip)
                     session.close(CLOSE_TRY_AGAIN, f"client too slow: behind for more than {limit:g}s")
@@ -390,6 +404,25 @@ class Hub:
             coalescing_now=sum(1 for s in self.sessions if s.pending is not None),
             seq=self.dispatched_seq,
         )
+
+
+def origin_allowed(origin: str, websocket: WebSocket, allowed: list[str]) -> bool:
+    """A browser page may open ``/ws`` from the server's own origin or a configured one.
+
+    Clients that send no ``Origin`` (servers, scripts) are not browsers and are not checked
+    here. "Same origin" compares with the ``Host`` the browser connected to; behind a proxy
+    that rewrites ``Host``, list the public origin in ``MOBILITY_ALLOWED_ORIGINS``.
+    """
+    normalized = origin.strip().rstrip("/").lower()
+    if "*" in allowed or normalized in {o.strip().rstrip("/").lower() for o in allowed}:
+        return True
+    host = websocket.headers.get("host", "").strip().lower()
+    scheme, sep, netloc = normalized.partition("://")
+    if not host or not sep or scheme not in ("http", "https"):
+        return False  # "null" (sandboxed pages, file://) and anything odd
+    # The scheme is not compared: behind a TLS proxy the server may not know it was https.
+    default = {"http": ":80", "https": ":443"}[scheme]
+    return netloc.removesuffix(default) == host.removesuffix(":80").removesuffix(":443")
 
 
 def _presented_key(websocket: WebSocket) -> str | None:

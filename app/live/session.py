@@ -313,7 +313,9 @@ class Session:
                     )
                     continue
                 try:
-                    parsed = protocol.parse_client_message(text, max_bytes=settings.ws_max_message_bytes)
+                    parsed = protocol.parse_client_message(
+                        text, max_bytes=settings.ws_max_message_bytes, max_depth=settings.ws_max_json_depth
+                    )
                     await self.handle(parsed)
                 except ProtocolError as exc:
                     await self.send_error(exc.code, exc.message, exc.client_id)
