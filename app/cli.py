@@ -42,6 +42,10 @@ def _run_server(settings: Settings, *, run_ingest: bool) -> int:
 
     from app import migrate
     from app.db import resolve_database_url
+
+    # Server-only, like the imports above: app.live.transport (uvicorn, websockets) adds
+    # ~130 ms to every CLI command if imported at module top (measured, python -c timing).
+    from app.live.transport import GuardedWebSocketProtocol
     from app.main import create_app
 
     url, embedded = resolve_database_url(settings.database_url, settings.pgdata)
@@ -60,6 +64,8 @@ def _run_server(settings: Settings, *, run_ingest: bool) -> int:
             # Serialize once, send the same bytes to every client: per-message deflate would
             # compress each message again for every connection.
             ws_per_message_deflate=False,
+            # Control-frame budget, backpressure and transport abort (docs/architecture.md).
+            ws=GuardedWebSocketProtocol,
             proxy_headers=True,
         )
         server = uvicorn.Server(config)

@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 import uvicorn
 
+from app.live.transport import GuardedWebSocketProtocol
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -37,6 +39,7 @@ class ThreadedServer:
             lifespan="on",
             ws_max_size=1024 * 1024,
             ws_per_message_deflate=False,
+            ws=GuardedWebSocketProtocol,
         )
         self.server = uvicorn.Server(self.config)
         self.thread = threading.Thread(target=self._run, daemon=True)

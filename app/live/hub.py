@@ -27,7 +27,7 @@ from starlette.websockets import WebSocket
 from app.config import Settings
 from app.db import asyncpg_dsn
 from app.live import keys as api_keys
-from app.live import protocol
+from app.live import protocol, transport
 from app.live.changes import read_after
 from app.live.metrics import KeyUsage, LiveMetrics, exposition
 from app.live.session import Session, TokenBucket
@@ -272,6 +272,7 @@ class Hub:
             )
             await session.run()
         finally:
+            await self._until_socket_gone(session)
             self.sessions.discard(session)
             if not self.sessions:
                 self._all_closed.set()
@@ -283,6 +284,19 @@ class Hub:
                 self.public_by_ip[ip] -= 1
                 if self.public_by_ip[ip] <= 0:
                     del self.public_by_ip[ip]
+
+    async def _until_socket_gone(self, session: Session) -> None:
+        """A connection counts against its IP and key until its TCP socket is gone, not only
+        until the app let go of it; one that lingers past the close timeout is aborted."""
+        guard = session.guard
+        if guard is None or guard.closed.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(guard.closed.wait(), self.settings.ws_close_timeout_s)
+            return
+        guard.abort("close_timeout")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(guard.closed.wait(), 1.0)
 
     async def _refuse(
         self, websocket: WebSocket, code: int, reason: str, error: tuple[protocol.ErrorCode, str] | None
@@ -403,6 +417,7 @@ class Hub:
             keyed_open=keyed,
             coalescing_now=sum(1 for s in self.sessions if s.pending is not None),
             seq=self.dispatched_seq,
+            transport=transport.STATS,
         )
 
 

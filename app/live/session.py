@@ -33,6 +33,7 @@ from app.live.keys import ApiKey
 from app.live.metrics import KeyUsage
 from app.live.protocol import ErrorCode, ProtocolError, dump
 from app.live.snapshot import ResumeRefused, missed_changes, repeatable_read, take_snapshot
+from app.live.transport import EXTENSION, TransportGuard
 
 if TYPE_CHECKING:
     from app.live.hub import Hub
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CATCHUP_PAGE = 1000
+# A revoked client with more than this still unsent is cut off rather than sent its backlog.
+REVOKE_UNSENT_LIMIT = 64 * 1024
 
 
 class SessionClosing(Exception):
@@ -93,6 +96,10 @@ class Session:
         self.key = key
         self.usage = usage
         self.bucket = bucket
+        extensions = websocket.scope.get("extensions") or {}
+        self.guard: TransportGuard | None = extensions.get(EXTENSION)
+        if self.guard is not None:
+            self.guard.use_budget(bucket.take)  # ping/pong frames count as messages
         settings = hub.settings
         self.max_queue = settings.ws_queue_size
         self.allowed = frozenset(key.scopes) if key else frozenset(settings.ws_public_topics)
@@ -268,10 +275,22 @@ class Session:
 
     async def _close(self, code: int, reason: str, error: tuple[ErrorCode, str] | None) -> None:
         timeout = self.hub.settings.ws_close_timeout_s
+        guard = self.guard
         try:
             if self._writer is not None:
                 self._writer.cancel()
                 await asyncio.gather(self._writer, return_exceptions=True)
+            self.queue.clear()
+            self.pending = None
+            if (
+                guard is not None
+                and error is not None
+                and error[0] == "key_revoked"
+                and guard.unsent_bytes() > REVOKE_UNSENT_LIMIT
+            ):
+                # Revocation stops delivery now: what is still buffered for this client is dropped.
+                guard.abort("revoked")
+                return
             if error is not None:
                 self.hub.metrics.errors[error[0]] += 1
                 text = dump(protocol.ErrorMessage(code=error[0], message=error[1]))
@@ -280,7 +299,10 @@ class Session:
             # buffered; a client that never reads again is cut off after the timeout.
             await asyncio.wait_for(self.ws.close(code, reason), timeout)
         except (Exception, asyncio.CancelledError):
-            pass
+            # The close frame could not be delivered in time: the client takes nothing, so its
+            # socket (and what is queued in it) goes now instead of lingering as a zombie.
+            if guard is not None:
+                guard.abort("close_timeout")
         finally:
             if self._reader is not None:
                 # After a close frame the server-side receive sees the disconnect at once;
