@@ -18,6 +18,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import asyncpg
@@ -53,6 +54,8 @@ class Hub:
         self.dispatched_seq = 0
         self.public_by_ip: Counter[str] = Counter()
         self.by_key: dict[int, set[Session]] = {}
+        self.snapshots_by_ip: Counter[str] = Counter()
+        self.snapshots_by_key: Counter[int] = Counter()
         self._key_buckets: dict[int, TokenBucket] = {}
         self._flushed: dict[int, tuple[int, int, int]] = {}
         self._wake = asyncio.Event()
@@ -266,6 +269,10 @@ class Hub:
                             "snapshot_chunk": settings.ws_snapshot_chunk,
                             "queue_size": settings.ws_queue_size,
                             "max_behind_s": settings.ws_max_behind_s,
+                            "subscribes_per_minute": settings.ws_subscribes_per_minute,
+                            "send_timeout_s": settings.ws_send_timeout_s,
+                            "resume_max_changes": settings.ws_resume_max_changes,
+                            "max_json_depth": settings.ws_max_json_depth,
                         },
                     )
                 )
@@ -284,6 +291,38 @@ class Hub:
                 self.public_by_ip[ip] -= 1
                 if self.public_by_ip[ip] <= 0:
                     del self.public_by_ip[ip]
+
+    @contextlib.contextmanager
+    def snapshot_slot(self, session: Session) -> Iterator[bool]:
+        """One of the few snapshots or resumes one IP (keyless) or one key may have in progress.
+
+        Held from the first database read until the last item is queued for the client, so a
+        client that does not read holds its slot, not more than its share.
+        """
+        if session.key is not None:
+            key_id = session.key.id
+            if self.snapshots_by_key[key_id] >= self.settings.ws_snapshots_per_key:
+                yield False
+                return
+            self.snapshots_by_key[key_id] += 1
+            try:
+                yield True
+            finally:
+                self.snapshots_by_key[key_id] -= 1
+                if self.snapshots_by_key[key_id] <= 0:
+                    del self.snapshots_by_key[key_id]
+        else:
+            ip = session.ip
+            if self.snapshots_by_ip[ip] >= self.settings.ws_snapshots_per_ip:
+                yield False
+                return
+            self.snapshots_by_ip[ip] += 1
+            try:
+                yield True
+            finally:
+                self.snapshots_by_ip[ip] -= 1
+                if self.snapshots_by_ip[ip] <= 0:
+                    del self.snapshots_by_ip[ip]
 
     async def _until_socket_gone(self, session: Session) -> None:
         """A connection counts against its IP and key until its TCP socket is gone, not only

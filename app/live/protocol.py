@@ -136,11 +136,19 @@ CLIENT_TYPES = ("subscribe", "unsubscribe", "ping")
 class ProtocolError(Exception):
     """A client message we cannot act on; answered with an ``error`` message, connection kept."""
 
-    def __init__(self, code: ErrorCode, message: str, client_id: str | None = None) -> None:
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        client_id: str | None = None,
+        *,
+        retry_after_s: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.client_id = client_id
+        self.retry_after_s = retry_after_s
 
 
 def json_depth(text: str) -> int:
