@@ -240,6 +240,18 @@ async def plan_resume(
     return oldest, current
 
 
+def page_query(sub: Subscription, after: int, upto: int, limit: int) -> tuple[str, list[Any]]:
+    args: list[Any] = []
+    where = _change_filter(sub, args)
+    args.extend([after, upto, limit])
+    n = len(args)
+    query = (
+        f"SELECT {CHANGE_COLUMNS} FROM changes WHERE {' AND '.join(where)}"
+        f" AND seq > ${n - 2} AND seq <= ${n - 1} ORDER BY seq LIMIT ${n}"
+    )
+    return query, args
+
+
 async def changes_page(
     engine: AsyncEngine, sub: Subscription, after: int, upto: int, *, limit: int
 ) -> tuple[list[Change], int]:
@@ -249,21 +261,14 @@ async def changes_page(
     exhausted). Between pages nothing is held; retention deleting rows meanwhile is detected
     (the log no longer starts at or before ``after + 1``) and refused, so nothing is skipped.
     """
-    args: list[Any] = []
-    where = _change_filter(sub, args)
-    args.extend([after, upto, limit])
-    n = len(args)
+    query, args = page_query(sub, after, upto, limit)
     async with short_read(engine) as raw:
         oldest, current = await bounds(raw)
         if after < upto and (oldest is None or oldest > after + 1):
             raise ResumeRefused(
                 f"changes after seq {after} were removed by retention during the resume", oldest, current
             )
-        rows = await raw.fetch(
-            f"SELECT {CHANGE_COLUMNS} FROM changes WHERE {' AND '.join(where)}"
-            f" AND seq > ${n - 2} AND seq <= ${n - 1} ORDER BY seq LIMIT ${n}",
-            *args,
-        )
+        rows = await raw.fetch(query, *args)
     changes = [from_row(r) for r in rows]
     cursor = changes[-1].seq if len(changes) == limit else upto
     return changes, cursor
