@@ -1,9 +1,13 @@
 """Current state for a subscription, consistent with one seq, and the changes missed since a seq.
 
-Both read inside one ``REPEATABLE READ`` transaction. Because the writer draws seqs under
-an advisory lock held to commit (seq order is commit order), a snapshot that reads
-``max(seq)`` together with the site tables contains exactly the changes ≤ that seq: the
-first delta a client needs after it is ``seq + 1``, and nothing before it.
+A snapshot is one ``REPEATABLE READ`` transaction: because the writer draws seqs under an
+advisory lock held to commit (seq order is commit order), a snapshot that reads ``max(seq)``
+together with the site tables contains exactly the changes ≤ that seq: the first delta a
+client needs after it is ``seq + 1``, and nothing before it. It is read whole and the
+connection released before anything is sent.
+
+Missed changes (resume, catch-up) are read in pages, each in its own short transaction, with
+the subscription's filters in SQL; nothing is held while a page waits for its client.
 """
 
 from __future__ import annotations
