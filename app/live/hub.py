@@ -18,7 +18,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -42,6 +42,8 @@ READ_PAGE = 2000
 CLOSE_POLICY = 1008
 CLOSE_TRY_AGAIN = 1013
 CLOSE_GOING_AWAY = 1001
+# How long a subscribe waits for a snapshot slot of its IP or key before it is answered `busy`.
+SLOT_WAIT_S = 5.0
 
 
 class Hub:
@@ -54,8 +56,8 @@ class Hub:
         self.dispatched_seq = 0
         self.public_by_ip: Counter[str] = Counter()
         self.by_key: dict[int, set[Session]] = {}
-        self.snapshots_by_ip: Counter[str] = Counter()
-        self.snapshots_by_key: Counter[int] = Counter()
+        self.snapshots_running: Counter[tuple[str, str | int]] = Counter()
+        self._slot_freed = asyncio.Condition()
         self._key_buckets: dict[int, TokenBucket] = {}
         self._flushed: dict[int, tuple[int, int, int]] = {}
         self._wake = asyncio.Event()
@@ -292,37 +294,42 @@ class Hub:
                 if self.public_by_ip[ip] <= 0:
                     del self.public_by_ip[ip]
 
-    @contextlib.contextmanager
-    def snapshot_slot(self, session: Session) -> Iterator[bool]:
+    @contextlib.asynccontextmanager
+    async def snapshot_slot(self, session: Session) -> AsyncIterator[bool]:
         """One of the few snapshots or resumes one IP (keyless) or one key may have in progress.
 
         Held from the first database read until the last item is queued for the client, so a
-        client that does not read holds its slot, not more than its share.
+        client that does not read holds one slot, not more than its share. A request waits up
+        to ``SLOT_WAIT_S`` for a slot (tabs opened together all get served), then gets False.
         """
         if session.key is not None:
-            key_id = session.key.id
-            if self.snapshots_by_key[key_id] >= self.settings.ws_snapshots_per_key:
-                yield False
-                return
-            self.snapshots_by_key[key_id] += 1
-            try:
-                yield True
-            finally:
-                self.snapshots_by_key[key_id] -= 1
-                if self.snapshots_by_key[key_id] <= 0:
-                    del self.snapshots_by_key[key_id]
+            owner: tuple[str, str | int] = ("key", session.key.id)
+            cap = self.settings.ws_snapshots_per_key
         else:
-            ip = session.ip
-            if self.snapshots_by_ip[ip] >= self.settings.ws_snapshots_per_ip:
-                yield False
-                return
-            self.snapshots_by_ip[ip] += 1
-            try:
-                yield True
-            finally:
-                self.snapshots_by_ip[ip] -= 1
-                if self.snapshots_by_ip[ip] <= 0:
-                    del self.snapshots_by_ip[ip]
+            owner, cap = ("ip", session.ip), self.settings.ws_snapshots_per_ip
+        deadline = time.monotonic() + SLOT_WAIT_S
+        granted = False
+        async with self._slot_freed:
+            while self.snapshots_running[owner] >= cap:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._slot_freed.wait(), remaining)
+            else:
+                self.snapshots_running[owner] += 1
+                granted = True
+        if not granted:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            self.snapshots_running[owner] -= 1
+            if self.snapshots_running[owner] <= 0:
+                del self.snapshots_running[owner]
+            async with self._slot_freed:
+                self._slot_freed.notify_all()
 
     async def _until_socket_gone(self, session: Session) -> None:
         """A connection counts against its IP and key until its TCP socket is gone, not only

@@ -406,7 +406,7 @@ class Session:
                 message.id,
                 retry_after_s=self.subscribe_bucket.retry_after(),
             )
-        with self.hub.snapshot_slot(self) as granted:
+        async with self.hub.snapshot_slot(self) as granted:
             if not granted:
                 raise ProtocolError(
                     "busy",
