@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import socket
 import struct
 import time
@@ -14,7 +15,7 @@ import pytest
 from app.live import keys
 from app.main import create_app
 from tests.live.rawws import TCP_ESTABLISHED, RawClient, ping, text
-from tests.servers import running
+from tests.servers import mobility_process, running
 
 
 def rss_mb() -> float:
@@ -201,3 +202,20 @@ def test_raw_client_sees_tcp_state() -> None:
     assert client.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0] != TCP_ESTABLISHED
     client.close()
     server.close()
+
+
+async def test_mobility_serve_runs_the_guarded_protocol(database_url) -> None:
+    """The real server process, as operators start it: a ping flood is closed 1008 there too."""
+    env = {**os.environ, "DATABASE_URL": database_url, "MOBILITY_TILE_URL": ""}
+    with mobility_process("serve", env=env) as (_, base):
+        port = int(base.rsplit(":", 1)[1])
+        client = RawClient(port)
+        assert client.read_json()["type"] == "hello"
+        client.send(b"".join(ping(b"%d" % i) for i in range(300)))
+        close = None
+        while close is None:
+            opcode, payload = await asyncio.to_thread(client.read_message)
+            if opcode == 0x8:
+                close = _close_code(payload)
+        assert close == 1008
+        client.close()
