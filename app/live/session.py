@@ -470,23 +470,19 @@ class Session:
         return cursor
 
     async def _snapshot(self, sub: Subscription, message: protocol.Subscribe, topics: list[Any]) -> int:
-        seq, items = await take_snapshot(self.hub.engine, sub)
+        size = self.hub.settings.ws_snapshot_chunk
+        seq, items = await take_snapshot(self.hub.engine, sub, batch=size)
         await self.put_message(
             protocol.Subscribed(id=message.id, topics=topics, filter=message.filter, mode="snapshot", seq=seq)
         )
-        size = self.hub.settings.ws_snapshot_chunk
         chunks = max(1, math.ceil(len(items) / size))
         for index in range(chunks):
-            chunk: dict[str, Any] = {
-                "type": "snapshot",
-                "seq": seq,
-                "chunk": index,
-                "chunks": chunks,
-                "items": items[index * size : (index + 1) * size],
-            }
+            head: dict[str, Any] = {"type": "snapshot", "seq": seq, "chunk": index, "chunks": chunks}
             if message.id is not None:
-                chunk["id"] = message.id
-            await self.put(json.dumps(chunk, separators=(",", ":")))
+                head["id"] = message.id
+            # Items are JSON already: the chunk is assembled around them, not re-serialized.
+            body = ",".join(items[index * size : (index + 1) * size])
+            await self.put(json.dumps(head, separators=(",", ":"))[:-1] + ',"items":[' + body + "]}")
         end: dict[str, Any] = {"type": "snapshot_end", "seq": seq, "items": len(items)}
         if message.id is not None:
             end["id"] = message.id

@@ -143,18 +143,23 @@ async def repeatable_read(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connecti
             yield raw
 
 
-async def take_snapshot(engine: AsyncEngine, sub: Subscription) -> tuple[int, list[dict[str, Any]]]:
-    """(seq, items): the current state matching ``sub``, exactly as of ``seq``."""
-    items: list[dict[str, Any]] = []
+async def take_snapshot(engine: AsyncEngine, sub: Subscription, *, batch: int = 500) -> tuple[int, list[str]]:
+    """(seq, items): the current state matching ``sub``, exactly as of ``seq``.
+
+    Rows are fetched through a cursor ``batch`` at a time and each item is kept only as its
+    JSON text, so a large snapshot never holds every row and every dict at once; the
+    connection is released before any of it is sent.
+    """
+    items: list[str] = []
     async with repeatable_read(engine) as raw:
         seq = int(await raw.fetchval("SELECT coalesce(max(seq), 0) FROM changes"))
         for topic in TOPICS:
             if topic not in sub.topics:
                 continue
             sql, args = _query(topic, sub)
-            for row in await raw.fetch(sql, *args):
+            async for row in raw.cursor(sql, *args, prefetch=batch):
                 if sub.snapshot_admit(topic, row["id"], row["free"]):
-                    items.append(_item(topic, row))
+                    items.append(json.dumps(_item(topic, row), ensure_ascii=False, separators=(",", ":")))
     return seq, items
 
 
