@@ -3,6 +3,7 @@ clients that do not read, subscribe storms, resumes longer than they are worth."
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 
@@ -10,6 +11,7 @@ import httpx
 from sqlalchemy import text as sql
 from websockets.asyncio.client import connect
 
+from app.live import keys
 from app.live.filters import Subscription
 from app.live.protocol import Filter
 from app.live.snapshot import page_query
@@ -25,6 +27,11 @@ async def _fill(writer, rounds: int, sites: int = 40) -> int | None:
     for round_ in range(rounds):
         seq = await writer.parking({f"z{i}": round_ for i in range(sites)}, name_pad="y" * 3000 + str(round_))
     return seq
+
+
+def _keys_args(command: str, **kw) -> argparse.Namespace:
+    defaults = {"scopes": "parking", "max_connections": 10, "messages_per_minute": 600}
+    return argparse.Namespace(keys_command=command, **{**defaults, **kw})
 
 
 async def _idle_in_transaction(engine) -> int:
@@ -183,3 +190,36 @@ async def test_a_resume_page_reads_only_its_sites_and_topics_rows(writer, engine
                     read += node["Actual Rows"] + node.get("Rows Removed by Filter", 0)
             returned = plan[0]["Plan"]["Actual Rows"]
             assert read <= returned + 1, (sub.topics, read, returned, plan)
+
+
+async def test_snapshots_are_capped_per_key(settings, database_url, writer, capsys, validate) -> None:
+    settings = settings.model_copy(
+        update={
+            "ws_snapshots_per_key": 1,
+            "ws_queue_size": 10,
+            "ws_max_behind_s": 60.0,
+            "ws_snapshot_chunk": 10,
+        }
+    )
+    assert await keys.cli(_keys_args("create", name="greedy"), settings) == 0
+    key = capsys.readouterr().out.strip().splitlines()[-1]
+    auth = {"Authorization": f"Bearer {key}"}
+    await writer.parking({f"big{i}": 1 for i in range(1000)}, name_pad="n" * 3000)
+    with running(create_app(settings, database_url=database_url)) as srv:
+        hog = RawClient(srv.port, rcvbuf=4096, headers=auth)
+        assert hog.read_json()["type"] == "hello"
+        hog.send(text({"type": "subscribe", "topics": ["parking"]}))
+        await asyncio.sleep(1.5)
+        # Another address would not help: the cap is the key's.
+        second = RawClient(srv.port, headers=auth)
+        assert second.read_json()["type"] == "hello"
+        second.send(text({"type": "subscribe", "topics": ["parking"], "id": "k2"}))
+        reply = await asyncio.to_thread(second.read_json)
+        assert validate(reply)["code"] == "busy" and reply["id"] == "k2"
+        # A keyless client from the same address is not affected by the key's cap.
+        public = RawClient(srv.port)
+        assert public.read_json()["type"] == "hello"
+        public.send(text({"type": "subscribe", "topics": ["parking"], "filter": {"ids": ["city:big1"]}}))
+        assert (await asyncio.to_thread(public.read_json))["type"] == "subscribed"
+        for client in (hog, second, public):
+            client.close()
