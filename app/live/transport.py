@@ -2,10 +2,11 @@
 
 Why not uvicorn's own: its default (sans-I/O) and wsproto implementations answer every ping
 with a pong written straight to the transport, with no backpressure and no budget; the legacy
-one drains but is deprecated; none lets the application see or budget control frames. A client that sends pings and never reads makes the server
-buffer pongs without bound (issue 14: RSS 351 MB -> 1.6 GB in 40 s). They also close a
-connection with ``transport.close()``, which waits for the buffered bytes to drain: a client
-that never reads keeps its socket, and what was queued for it, for ever.
+one drains but is deprecated; none lets the application see or budget control frames. A
+client that sends pings and never reads makes the server buffer pongs without bound (issue
+14: RSS 351 MB -> 1.6 GB in 40 s). The sans-I/O one also closes a connection with
+``transport.close()``, which waits for the buffered bytes to drain: a client that never reads
+keeps its socket, and what was queued for it, for ever.
 
 This subclass (``ws=GuardedWebSocketProtocol`` in uvicorn's config) changes four things:
 
