@@ -150,8 +150,8 @@ class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
         self.guard.closed.set()
 
     def abort(self, reason: str) -> None:
-        if self.transport is None or self.aborted:
-            return
+        if self.transport is None or self.aborted or self.disconnected:
+            return  # nothing left to cut off
         self.aborted = True
         STATS[f"aborted:{reason}"] += 1
         # The app's pending send() (if any) must not wait for a drain that will never come.
