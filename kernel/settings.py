@@ -288,6 +288,34 @@ class Settings(BaseSettings):
         "@context; unset: the listening address.",
     )
 
+    # Live feed under abuse (docs/live-protocol.md, "Limits")
+    ws_send_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="A client that takes nothing from its socket for this long is cut off (aborted).",
+    )
+    ws_subscribes_per_minute: int = Field(
+        default=10, ge=1, description="Subscribes one connection may send per minute (each costs a snapshot)."
+    )
+    ws_snapshots_per_ip: int = Field(
+        default=2, ge=1, description="Snapshots or resumes served at once to one keyless client IP."
+    )
+    ws_snapshots_per_key: int = Field(
+        default=4, ge=1, description="Snapshots or resumes served at once to one API key."
+    )
+    ws_resume_max_changes: int = Field(
+        default=20_000,
+        ge=1,
+        description="A resume that would send more changes than this gets `reset` and a snapshot.",
+    )
+    ws_max_json_depth: int = Field(
+        default=16, ge=2, le=100, description="Deepest nesting of a client message."
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description='Browser origins (besides the server\'s own) allowed to open /ws, as JSON: ["https://a.example"].',
+    )
+
     @property
     def pgdata(self) -> Path:
         return self.data_dir / "pgdata"

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -25,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.websockets import WebSocket
 
 from app.live import keys as api_keys
-from app.live import protocol
+from app.live import protocol, transport
 from app.live.metrics import KeyUsage, LiveMetrics, exposition
 from app.live.session import Session, TokenBucket
 from kernel import changefeed
@@ -42,6 +43,8 @@ READ_PAGE = 2000
 CLOSE_POLICY = 1008
 CLOSE_TRY_AGAIN = 1013
 CLOSE_GOING_AWAY = 1001
+# How long a subscribe waits for a snapshot slot of its IP or key before it is answered `busy`.
+SLOT_WAIT_S = 5.0
 
 
 class Hub:
@@ -54,6 +57,8 @@ class Hub:
         self.dispatched_seq = 0
         self.public_by_ip: Counter[str] = Counter()
         self.by_key: dict[int, set[Session]] = {}
+        self.snapshots_running: Counter[tuple[str, str | int]] = Counter()
+        self._slot_freed = asyncio.Condition()
         self._key_buckets: dict[int, TokenBucket] = {}
         self._flushed: dict[int, tuple[int, int, int]] = {}
         self._wake = asyncio.Event()
@@ -180,6 +185,15 @@ class Hub:
         if self._stopping:
             await self._refuse(websocket, CLOSE_GOING_AWAY, "server shutting down", None)
             return
+        origin = websocket.headers.get("origin")
+        if origin is not None and not origin_allowed(origin, websocket, settings.allowed_origins):
+            await self._refuse(
+                websocket,
+                CLOSE_POLICY,
+                "origin not allowed",
+                ("origin_not_allowed", f"origin {origin[:200]!r} may not open this websocket"),
+            )
+            return
         key: api_keys.ApiKey | None = None
         if presented is not None:
             try:
@@ -258,12 +272,17 @@ class Hub:
                             "snapshot_chunk": settings.ws_snapshot_chunk,
                             "queue_size": settings.ws_queue_size,
                             "max_behind_s": settings.ws_max_behind_s,
+                            "subscribes_per_minute": settings.ws_subscribes_per_minute,
+                            "send_timeout_s": settings.ws_send_timeout_s,
+                            "resume_max_changes": settings.ws_resume_max_changes,
+                            "max_json_depth": settings.ws_max_json_depth,
                         },
                     )
                 )
             )
             await session.run()
         finally:
+            await self._until_socket_gone(session)
             self.sessions.discard(session)
             if not self.sessions:
                 self._all_closed.set()
@@ -275,6 +294,56 @@ class Hub:
                 self.public_by_ip[ip] -= 1
                 if self.public_by_ip[ip] <= 0:
                     del self.public_by_ip[ip]
+
+    @contextlib.asynccontextmanager
+    async def snapshot_slot(self, session: Session) -> AsyncIterator[bool]:
+        """One of the few snapshots or resumes one IP (keyless) or one key may have in progress.
+
+        Held from the first database read until the last item is queued for the client, so a
+        client that does not read holds one slot, not more than its share. A request waits up
+        to ``SLOT_WAIT_S`` for a slot (tabs opened together all get served), then gets False.
+        """
+        if session.key is not None:
+            owner: tuple[str, str | int] = ("key", session.key.id)
+            cap = self.settings.ws_snapshots_per_key
+        else:
+            owner, cap = ("ip", session.ip), self.settings.ws_snapshots_per_ip
+        deadline = time.monotonic() + SLOT_WAIT_S
+        granted = False
+        async with self._slot_freed:
+            while self.snapshots_running[owner] >= cap:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._slot_freed.wait(), remaining)
+            else:
+                self.snapshots_running[owner] += 1
+                granted = True
+        if not granted:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            self.snapshots_running[owner] -= 1
+            if self.snapshots_running[owner] <= 0:
+                del self.snapshots_running[owner]
+            async with self._slot_freed:
+                self._slot_freed.notify_all()
+
+    async def _until_socket_gone(self, session: Session) -> None:
+        """A connection counts against its IP and key until its TCP socket is gone, not only
+        until the app let go of it; one that lingers past the close timeout is aborted."""
+        guard = session.guard
+        if guard is None or guard.closed.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(guard.closed.wait(), self.settings.ws_close_timeout_s)
+            return
+        guard.abort("close_timeout")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(guard.closed.wait(), 1.0)
 
     async def _refuse(
         self, websocket: WebSocket, code: int, reason: str, error: tuple[protocol.ErrorCode, str] | None
@@ -304,7 +373,12 @@ class Hub:
             await asyncio.sleep(min(1.0, limit / 4))
             now = time.monotonic()
             for session in list(self.sessions):
-                if session.behind_since is not None and now - session.behind_since > limit:
+                # A closing session stays registered until its socket is gone: count it once.
+                if (
+                    session.closing is None
+                    and session.behind_since is not None
+                    and now - session.behind_since > limit
+                ):
                     self.metrics.slow_closes += 1
                     log.info("live: closing a client behind for more than %.1fs (%s)", limit, session.ip)
                     session.close(CLOSE_TRY_AGAIN, f"client too slow: behind for more than {limit:g}s")
@@ -388,7 +462,27 @@ class Hub:
             keyed_open=keyed,
             coalescing_now=sum(1 for s in self.sessions if s.pending is not None),
             seq=self.dispatched_seq,
+            transport=transport.STATS,
         )
+
+
+def origin_allowed(origin: str, websocket: WebSocket, allowed: list[str]) -> bool:
+    """A browser page may open ``/ws`` from the server's own origin or a configured one.
+
+    Clients that send no ``Origin`` (servers, scripts) are not browsers and are not checked
+    here. "Same origin" compares with the ``Host`` the browser connected to; behind a proxy
+    that rewrites ``Host``, list the public origin in ``MOBILITY_ALLOWED_ORIGINS``.
+    """
+    normalized = origin.strip().rstrip("/").lower()
+    if "*" in allowed or normalized in {o.strip().rstrip("/").lower() for o in allowed}:
+        return True
+    host = websocket.headers.get("host", "").strip().lower()
+    scheme, sep, netloc = normalized.partition("://")
+    if not host or not sep or scheme not in ("http", "https"):
+        return False  # "null" (sandboxed pages, file://) and anything odd
+    # The scheme is not compared: behind a TLS proxy the server may not know it was https.
+    default = {"http": ":80", "https": ":443"}[scheme]
+    return netloc.removesuffix(default) == host.removesuffix(":80").removesuffix(":443")
 
 
 def _presented_key(websocket: WebSocket) -> str | None:
