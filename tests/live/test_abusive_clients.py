@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from app.live import keys
+from app.live import keys, keys_cli
 from app.main import create_app
 from tests.live.rawws import TCP_ESTABLISHED, RawClient, ping, text
 from tests.servers import mobility_process, running
@@ -171,7 +171,7 @@ def _keys_args(command: str, **kw) -> argparse.Namespace:
 
 async def test_revocation_drops_what_was_buffered(settings, database_url, writer, capsys) -> None:
     settings = settings.model_copy(update={"ws_key_check_s": 0.2, "ws_max_behind_s": 60.0})
-    assert await keys.cli(_keys_args("create", name="hoarder"), settings) == 0
+    assert await keys_cli.cli(_keys_args("create", name="hoarder"), settings) == 0
     key = capsys.readouterr().out.strip().splitlines()[-1]
     with running(create_app(settings, database_url=database_url)) as srv:
         client = RawClient(srv.port, rcvbuf=4096, headers={"Authorization": f"Bearer {key}"})
@@ -179,7 +179,7 @@ async def test_revocation_drops_what_was_buffered(settings, database_url, writer
         client.send(text({"type": "subscribe", "topics": ["parking"]}))
         await _fill(writer, 25)  # ~3 MB it does not read
         await asyncio.sleep(1)
-        assert await keys.cli(_keys_args("revoke", key=keys.split(key)), settings) == 0
+        assert await keys_cli.cli(_keys_args("revoke", key=keys.split(key)), settings) == 0
         await asyncio.sleep(2)  # revocation is seen within ws_key_check_s
         received, how = await asyncio.to_thread(client.drain, 10)
         print(f"after revocation the client could still read {received / 1024:.0f} KiB ({how})")

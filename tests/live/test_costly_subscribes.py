@@ -11,7 +11,7 @@ import httpx
 from sqlalchemy import text as sql
 from websockets.asyncio.client import connect
 
-from app.live import keys
+from app.live import keys_cli
 from app.live.filters import Subscription
 from app.live.protocol import Filter
 from app.live.snapshot import page_query
@@ -205,7 +205,7 @@ async def test_snapshots_are_capped_per_key(settings, database_url, writer, caps
             "ws_snapshot_chunk": 10,
         }
     )
-    assert await keys.cli(_keys_args("create", name="greedy"), settings) == 0
+    assert await keys_cli.cli(_keys_args("create", name="greedy"), settings) == 0
     key = capsys.readouterr().out.strip().splitlines()[-1]
     auth = {"Authorization": f"Bearer {key}"}
     await writer.parking({f"big{i}": 1 for i in range(1000)}, name_pad="n" * 3000)
