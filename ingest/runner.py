@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings, load_feeds
 from app.db import asyncpg_dsn
-from ingest import adapters
+from ingest import adapters, usability
 from ingest.records import Batch, PayloadError
 from ingest.spec import FeedSpec, ParseContext
 from ingest.store import PollInfo, Store
@@ -308,8 +308,16 @@ class IngestService:
             part_of = {id(r): i for i, b in enumerate(batches) for r in b.records}
             complete = set().union(*(b.complete_types for b in batches))
             result = await self.store.apply(
-                spec, records, rejected, poll=poll, part_of=part_of, complete_types=complete
+                spec,
+                records,
+                rejected,
+                poll=poll,
+                part_of=part_of,
+                complete_types=complete,
+                values_missing=usability.mapped_values_missing(batches),
             )
+            if result.unusable:
+                log.warning("poll gave nothing usable", extra={"feed": spec.name, "reason": result.unusable})
             log.info(
                 "poll stored",
                 extra={

@@ -14,47 +14,123 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, mod
 FEED_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 
 
+MAPPED_FIELDS: tuple[str, ...] = (
+    "id", "name", "lat", "lon", "geometry", "free", "capacity", "occupied", "status", "timestamp",
+    "address", "site_type", "speed", "flow", "occupancy",
+)  # fmt: skip
+NUMERIC_FIELDS: tuple[str, ...] = ("free", "capacity", "occupied", "speed", "flow", "occupancy")
+DEFAULT_NO_DATA: tuple[str, ...] = ("-1", "n/a", "na", "null", "none")
+
+
 class FieldMapping(BaseModel):
     """How to read a home-grown JSON / GeoJSON / ArcGIS / WFS / CSV / XML payload.
 
-    Each field is a key name or a dotted path (``properties.free``, ``attributes.FREI``,
-    ``a.b[0].c``). Anything not named is simply absent from the records. A new city
-    should need one of these, not code.
+    Each field is a key name or a path (``properties.free``, ``attributes.FREI``,
+    ``a.b[0].c``; full syntax in docs/mapping.md, generated from this model). Anything
+    not named is simply absent from the records. A new city should need one of these,
+    not code.
     """
 
     model_config = ConfigDict(extra="forbid")
 
     records: str | None = Field(
         default=None,
-        description="Path to the list of records (e.g. 'features', 'data.stations', 'lots'); "
-        "the payload itself when it is a list.",
+        description="Path to the list of records (e.g. 'features', 'data.stations', 'result.records'); "
+        "when absent: the payload itself when it is a list, else the first of features/records/results/"
+        "items/data/lots/stations that is a list, else the only list of objects at the top.",
     )
-    record_type: Literal["parking", "traffic", "bikes"] = "parking"
-    id: str | None = None
-    name: str | None = None
-    lat: str | None = None
-    lon: str | None = None
-    geometry: str | None = Field(default=None, description="Path to a GeoJSON/Esri geometry.")
-    free: str | None = None
-    capacity: str | None = None
-    occupied: str | None = None
-    status: str | None = None
-    timestamp: str | None = None
-    address: str | None = None
-    site_type: str | None = None
-    speed: str | None = None
-    flow: str | None = None
-    occupancy: str | None = None
-    crs: str | None = Field(default=None, description="Source CRS, e.g. 'EPSG:25832'; reprojected to WGS84.")
-    timezone: str = Field(default="UTC", description="Zone of naive timestamps (IANA name).")
-    timestamp_format: str | None = Field(default=None, description="strptime format when not ISO 8601.")
+    record_type: Literal["parking", "traffic", "bikes"] = Field(
+        default="parking",
+        description="What one record describes: a parking site, a traffic sensor/segment, a bike station.",
+    )
+    id: str | None = Field(
+        default=None,
+        description="The record's own stable id (prefixed with the feed name in the API); when absent "
+        "the name is the id. A record without an id is rejected.",
+    )
+    name: str | None = Field(default=None, description="Display name.")
+    lat: str | None = Field(
+        default=None, description="Latitude, or the y / northing column when `crs` is projected."
+    )
+    lon: str | None = Field(
+        default=None, description="Longitude, or the x / easting column when `crs` is projected."
+    )
+    geometry: str | None = Field(
+        default=None,
+        description="Path to a geometry: GeoJSON, Esri JSON (x/y, paths, rings), GML, or WKT text "
+        "('POINT (x y)', 'LINESTRING (...)'); a line or polygon gives its middle as the position. "
+        "When absent, a record's own 'geometry' member is used.",
+    )
+    free: str | None = Field(default=None, description="Free spaces (bikes available for `bikes`).")
+    capacity: str | None = Field(default=None, description="Total spaces (docks for `bikes`).")
+    occupied: str | None = Field(
+        default=None,
+        description="Occupied spaces (cars counted inside); true/false makes the record one spot. "
+        "`free` is derived as capacity - occupied when absent, and the other way round.",
+    )
+    status: str | None = Field(
+        default=None,
+        description="Status word: open/closed/full in several languages are known, others go in "
+        "`status_values`. For `traffic` a congestion word.",
+    )
+    timestamp: str | None = Field(
+        default=None,
+        description="Observation time of the record ('$.path' for one time for the whole payload). "
+        "Absent: the payload's own time (timeStamp, updated, …) or else the time of parsing, "
+        "marked extra.observed_at = 'received'.",
+    )
+    address: str | None = Field(default=None, description="Address text; a template joins columns.")
+    site_type: str | None = Field(
+        default=None,
+        description="Kind of site (garage, underground, surface, street, park_ride, spot, …); "
+        "German/English/French words are translated.",
+    )
+    speed: str | None = Field(default=None, description="`traffic`: speed in km/h.")
+    flow: str | None = Field(default=None, description="`traffic`: vehicles per hour.")
+    occupancy: str | None = Field(default=None, description="`traffic`: occupancy in percent.")
+    crs: str | None = Field(
+        default=None,
+        description="CRS of lat/lon or geometry, e.g. 'EPSG:25832'; reprojected to WGS84. When absent, "
+        "the CRS the payload names (GeoJSON crs, Esri spatialReference, GML srsName), else WGS84. "
+        "A position that lands within 1 degree of (0, 0) is rejected as a wrong crs.",
+    )
+    timezone: str | None = Field(
+        default=None,
+        description="IANA zone (e.g. 'Europe/Berlin') of times written without an offset. When absent, "
+        "such times are read as UTC, flagged `timezone_assumed_utc` and counted as times without a zone.",
+    )
+    timestamp_format: str | None = Field(
+        default=None,
+        description="strptime format tried first (e.g. '%d/%m/%Y %H:%M'); ISO 8601, RFC 2822, epoch "
+        "seconds or milliseconds, dd.mm.yyyy HH:MM and month names are read without one.",
+    )
     status_values: dict[str, str] = Field(
         default_factory=dict,
-        description="Feed's status words to open/closed/full/unknown, e.g. {'Ouvert': 'open'}.",
+        description="The feed's own status words to open/closed/full/unknown (free/occupied for one "
+        "spot), e.g. {'Ouvert' = 'open', '2' = 'closed'}.",
+    )
+    no_data: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_NO_DATA),
+        description="Values of number fields (free, capacity, occupied, speed, flow, occupancy) that "
+        "mean 'no data': read as absent and counted, not as numbers. Compared as text, case-insensitive. "
+        "Another negative number is rejected, not dropped.",
+    )
+    required: list[str] = Field(
+        default_factory=list,
+        description="Mapped fields a record must have (e.g. ['free']); a record without one of them "
+        "is rejected with the field's name.",
     )
     preset: str | None = Field(
         default=None, description="A shipped mapping by name; fields here override it."
     )
+
+    @field_validator("required")
+    @classmethod
+    def _required(cls, value: list[str]) -> list[str]:
+        unknown = [v for v in value if v not in MAPPED_FIELDS]
+        if unknown:
+            raise ValueError(f"unknown field(s) {unknown}; allowed: {', '.join(MAPPED_FIELDS)}")
+        return value
 
 
 class FeedSpec(BaseModel):

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import SessionDep, SettingsDep
@@ -147,4 +148,8 @@ async def get_site(site_id: SiteId, session: SessionDep, settings: SettingsDep) 
     rows = await fetch_parking(session, settings, SiteFilter(ids=[site_id]), Page(limit=1, after=None))
     if not rows:
         raise not_found(f"parking site {site_id!r}")
-    return json_response(parking_feature(rows[0]), media_type="application/geo+json")
+    out = parking_feature(rows[0])
+    # The quality flags of the site and of its current reading (docs/ingest.md, data-quality rules).
+    flags = await session.execute(text("SELECT flags FROM parking_sites WHERE id = :id"), {"id": site_id})
+    out["properties"]["flags"] = sorted(flags.scalar_one_or_none() or [])
+    return json_response(out, media_type="application/geo+json")

@@ -63,6 +63,12 @@ class ParkingProperties(_SiteBase):
     address: str | None = Field(examples=["Place du Colombier, Rennes"])
     trend: Trend = Field(description="Over the last 15 min: filling (free falls), emptying, steady, unknown.")
     trend_free_delta: int | None = Field(description="Change of free spaces over the trend window.")
+    flags: list[str] | None = Field(
+        default=None,
+        description="Data-quality flags of the site and its current reading (docs/ingest.md); "
+        "on the single-site endpoint only.",
+        examples=[["free_derived"]],
+    )
 
 
 class ParkingFeature(_Feature):
@@ -213,6 +219,16 @@ class FeedOut(BaseModel):
     demo: bool
     enabled: bool
     stale: bool = Field(description="Feed health says stale, or no success within stale_after intervals.")
+    healthy: bool = Field(
+        default=False,
+        description="Polled, last poll fetched and gave usable records, not stale.",
+    )
+    unhealthy_reason: str | None = Field(
+        default=None,
+        description="Why not healthy: the last error, 'nothing usable: …' (every record rejected or "
+        "quarantined, or no mapped value matched), stale, disabled, not polled yet.",
+        examples=["nothing usable: all 11 records rejected or quarantined; top reasons: too_old (11)"],
+    )
     sites: dict[str, int] = Field(
         description="Sites per kind.", examples=[{"parking": 12, "traffic": 0, "bikes": 0}]
     )

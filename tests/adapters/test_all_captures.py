@@ -66,7 +66,11 @@ EXPECTED: dict[str, dict[str, int] | str] = {
     "digitraffic/traffic-message-v1-GUID50409331-area-announcement.geojson": {"traffic_event": 1},
     "gbfs/fr-paris-velib-station_information-1495stations.json": {"bike_station": 1495},
     "gbfs/fr-paris-velib-station_status-1495stations.json": {"bike_observation": 1495},
-    "history/uk-birmingham-uci-parking-occupancy-2016-35717rows.csv": {"parking_observation": 35717},
+    # 12 of the 35,717 rows have a negative Occupancy (five -1 = no data): rejected, with reasons.
+    "history/uk-birmingham-uci-parking-occupancy-2016-35717rows.csv": {
+        "parking_observation": 35705,
+        "rejected": 12,
+    },
     "hsl/fi-hsl-liipi-v1-facilities-4facilities-fragment.json": {"parking_site": 4},
     "hsl/fi-hsl-liipi-v1-hubs-fragment.json": "rejected: Liipi hubs list",
     "hsl/fi-hsl-liipi-v1-utilizations-fragment.json": {"parking_observation": 2},

@@ -364,8 +364,15 @@ def test_birmingham_history():
     body = (FEEDS / "history/uk-birmingham-uci-parking-occupancy-2016-35717rows.csv").read_bytes()
     assert detect(body) == "generic"
     batch = parse_payload(body, CTX)
-    assert batch.counts() == {"parking_observation": 35717}
-    assert batch.rejected == []
+    # 12 rows report a negative Occupancy: five -1 ("no data", counted as such) and seven other
+    # negative counts; neither is a number of cars, so both are rejected with their reason.
+    rows = list(csv.DictReader(body.decode().splitlines()))
+    negative = [r for r in rows if int(r["Occupancy"]) < 0]
+    assert len(rows) == 35717 and len(negative) == 12
+    assert batch.counts() == {"parking_observation": 35717 - 12}
+    assert len(batch.rejected) == 12
+    assert batch.diagnostics["no_data"] == {"occupied": 5}
+    assert sum("negative count" in r.reason for r in batch.rejected) == 7
     first = batch.records[0]
     assert isinstance(first, ParkingObservation)
     assert (first.id, first.capacity, first.occupied, first.free) == ("BHMBCCMKT01", 577, 61, 516)
