@@ -23,10 +23,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -37,7 +39,7 @@ from app.config import Settings, load_feeds
 from app.db import asyncpg_dsn
 from ingest import adapters, usability
 from ingest.records import Batch, PayloadError
-from ingest.spec import FeedSpec, ParseContext
+from ingest.spec import FeedSpec, FieldMapping, ParseContext
 from ingest.store import PollInfo, Store
 
 if TYPE_CHECKING:
@@ -236,20 +238,26 @@ class IngestService:
         started_at = datetime.now(UTC)
         t0 = time.perf_counter()
         state.polls += 1
-        urls: list[str] = []
         now_mono = time.monotonic()
-        static_due = bool(spec.static_urls) and (
+        static_due = spec.has_site_table and (
             state.static_fetched_at == 0.0 or now_mono - state.static_fetched_at >= spec.static_interval
         )
+        # (url, mapping, format) of each part, the live part last; a site table has its own mapping.
+        parts: list[tuple[str, FieldMapping | None, str | None]] = []
         if static_due:
-            urls.extend(str(u) for u in spec.static_urls)
-        urls.append(str(spec.url))
+            if spec.site_table is not None:
+                table = spec.site_table
+                table_format = table.format or ("generic" if table.mapping else None)
+                parts.append((table.url, table.mapping, table_format))
+            parts.extend((str(u), None, spec.format) for u in spec.static_urls)
+        parts.append((str(spec.url), None, spec.format))
+        urls = [u for u, _, _ in parts]
         batches: list[Batch] = []
         total_bytes = 0
         last_status: int | None = None
         live_not_modified = False
         try:
-            for index, url in enumerate(urls):
+            for index, (url, part_mapping, part_format) in enumerate(parts):
                 is_live = index == len(urls) - 1
                 page_url: str | None = url
                 pages = 0
@@ -262,10 +270,12 @@ class IngestService:
                             live_not_modified = True
                         break
                     total_bytes += len(fetched.body)
-                    ctx = ParseContext(feed=spec, url=page_url, content_type=fetched.content_type)
+                    ctx = ParseContext(
+                        feed=spec, url=page_url, content_type=fetched.content_type, mapping=part_mapping
+                    )
                     try:
                         batch = await asyncio.to_thread(
-                            adapters.parse_payload, fetched.body, ctx, spec.format
+                            adapters.parse_payload, fetched.body, ctx, part_format
                         )
                     except PayloadError as exc:
                         raise FetchError(
@@ -360,6 +370,8 @@ class IngestService:
     async def _fetch(self, state: FeedState, url: str) -> Fetched:
         assert self._client is not None
         spec = state.spec
+        if spec.site_table is not None and spec.site_table.is_local and url == spec.site_table.url:
+            return await _read_local(url, spec.max_bytes)
         headers = dict(spec.headers)
         etag, last_modified = state.validators.get(url, (None, None))
         if etag:
@@ -434,6 +446,18 @@ class IngestService:
             except Exception:
                 log.exception("maintenance failed")
             await _sleep_or(self._stopping, 5.0)
+
+
+async def _read_local(path: str, max_bytes: int) -> Fetched:
+    """A site table kept as a local file (a CSV of positions the city sent by mail)."""
+    try:
+        size = await asyncio.to_thread(os.path.getsize, path)
+        if size > max_bytes:
+            raise FetchError(f"{path}: {size} bytes exceeds the feed's limit of {max_bytes}", retryable=False)
+        body = await asyncio.to_thread(Path(path).read_bytes)
+    except OSError as exc:
+        raise FetchError(f"cannot read site table {path}: {exc.strerror}", retryable=False) from exc
+    return Fetched(path, 200, body, None, None, None)
 
 
 async def _sleep_or(event: asyncio.Event, seconds: float) -> None:

@@ -92,7 +92,8 @@ class FieldMapping(BaseModel):
         default=None,
         description="CRS of lat/lon or geometry, e.g. 'EPSG:25832'; reprojected to WGS84. When absent, "
         "the CRS the payload names (GeoJSON crs, Esri spatialReference, GML srsName), else WGS84. "
-        "A position that lands within 1 degree of (0, 0) is rejected as a wrong crs.",
+        "A position within 1 degree of (0, 0), or on the equator under a projected crs, is rejected "
+        "as a wrong crs.",
     )
     timezone: str | None = Field(
         default=None,
@@ -113,7 +114,7 @@ class FieldMapping(BaseModel):
         default_factory=lambda: list(DEFAULT_NO_DATA),
         description="Values of number fields (free, capacity, occupied, speed, flow, occupancy) that "
         "mean 'no data': read as absent and counted, not as numbers. Compared as text, case-insensitive. "
-        "Another negative number is rejected, not dropped.",
+        "Another negative occupied or capacity is rejected, not dropped.",
     )
     required: list[str] = Field(
         default_factory=list,
@@ -131,6 +132,34 @@ class FieldMapping(BaseModel):
         if unknown:
             raise ValueError(f"unknown field(s) {unknown}; allowed: {', '.join(MAPPED_FIELDS)}")
         return value
+
+
+class SiteTable(BaseModel):
+    """The static part of a feed with its own mapping: where the sites are described.
+
+    Many live feeds carry ids and numbers only (a CKAN datastore of garage counts, a status list);
+    the positions, names and capacities live in another file. The table is read like any payload
+    (CSV with any delimiter, GeoJSON, JSON, XML), fetched before the live part every
+    ``static_interval``, and joined to the live part by ``id``: a reading for an id not in the
+    table is quarantined (``unknown_site``); ``mobility feeds try`` reports ids on one side only.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(
+        description="http(s) URL, or a local file (a path relative to the feeds file is resolved "
+        "against the feeds file's folder)."
+    )
+    format: str | None = Field(
+        default=None, description="Adapter name; 'generic' when a mapping is given, else detected."
+    )
+    mapping: FieldMapping | None = Field(
+        default=None, description="How to read the table (id, name, lat/lon or geometry, capacity, …)."
+    )
+
+    @property
+    def is_local(self) -> bool:
+        return not self.url.lower().startswith(("http://", "https://"))
 
 
 class FeedSpec(BaseModel):
@@ -159,6 +188,9 @@ class FeedSpec(BaseModel):
     max_pages: int = Field(default=50, ge=1, le=10000, description="Pagination limit per poll.")
     headers: dict[str, str] = Field(default_factory=dict)
     mapping: FieldMapping | None = None
+    site_table: SiteTable | None = Field(
+        default=None, description="A static site table with its own mapping, joined to `url` by id."
+    )
     area: tuple[float, float, float, float] | None = Field(
         default=None, description="min_lon, min_lat, max_lon, max_lat; records outside are quarantined."
     )
@@ -170,6 +202,11 @@ class FeedSpec(BaseModel):
         default=900.0, gt=0, description="Seconds after which an unchanged value is stored again."
     )
     options: dict[str, Any] = Field(default_factory=dict, description="Adapter-specific options.")
+
+    @property
+    def has_site_table(self) -> bool:
+        """Readings of this feed must name a site of its table (quarantined as unknown_site if not)."""
+        return bool(self.static_urls) or self.site_table is not None
 
     @field_validator("name")
     @classmethod
@@ -201,3 +238,74 @@ class ParseContext(BaseModel):
     @property
     def effective_mapping(self) -> FieldMapping | None:
         return self.mapping or (self.feed.mapping if self.feed else None)
+
+
+# --- feeds-file errors that point at the key ------------------------------------------------------
+
+_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+
+
+def allowed_keys(path: list[str | int]) -> list[str] | None:
+    """The keys allowed in the table that holds the last element of ``path`` (a pydantic ``loc``
+    inside one feed, e.g. ['mapping', 'frei']), for "unknown key" errors."""
+    model: Any = FeedSpec
+    for part in path[:-1]:
+        field = model.model_fields.get(str(part)) if isinstance(part, str) else None
+        if field is None:
+            return None
+        inner = {FieldMapping: FieldMapping, SiteTable: SiteTable}
+        model = next((m for m in inner if m in _types(field.annotation)), None)
+        if model is None:
+            return None
+    return list(model.model_fields)
+
+
+def _types(annotation: Any) -> tuple[Any, ...]:
+    args = getattr(annotation, "__args__", None)
+    return tuple(args) if args else (annotation,)
+
+
+def locate_key(text: str, feed_index: int, path: list[str | int]) -> int | None:
+    """1-based line of a key inside the N-th ``[[feed]]``: in its own ``[feed.a.b]`` table, in an
+    inline table ``a = { b = … }``, as a dotted key ``a.b = …``, or at the top of the feed."""
+    lines = text.splitlines()
+    starts = [i for i, line in enumerate(lines) if re.match(r"^\s*\[\[\s*feed\s*\]\]", line)]
+    if feed_index >= len(starts):
+        return None
+    start = starts[feed_index]
+    end = starts[feed_index + 1] if feed_index + 1 < len(starts) else len(lines)
+    keys = [p for p in path if isinstance(p, str)]
+    if not keys:
+        return start + 1
+    *tables, key = keys
+    # Sections of this feed: header line -> table name ("" for the feed's own keys).
+    sections: list[tuple[int, int, str]] = []
+    section_start, name = start, ""
+    for i in range(start + 1, end):
+        match = _HEADER.match(lines[i])
+        if match:
+            sections.append((section_start, i, name))
+            section_start, name = i, match.group(1).removeprefix("feed.").removeprefix("feed")
+    sections.append((section_start, end, name))
+    wanted = ".".join(tables)
+    key_line = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=")
+    for first, last, table in sections:
+        if table == wanted:
+            for i in range(first + (1 if table else 0), last):
+                if key_line.match(lines[i]):
+                    return i + 1
+    if tables:
+        dotted = re.compile(rf"^\s*{re.escape('.'.join(keys))}\s*=")
+        inline = re.compile(rf"^\s*{re.escape(tables[0])}\s*=\s*\{{")
+        for first, last, table in sections:
+            for i in range(first, last):
+                if dotted.match(lines[i]) or (inline.match(lines[i]) and re.search(rf"\b{re.escape(key)}\b", lines[i])):
+                    return i + 1
+        for first, _last, table in sections:  # the table's header at least
+            if table == wanted:
+                return first + 1
+        for first, last, table in sections:
+            for i in range(first, last):
+                if re.match(rf"^\s*{re.escape(tables[0])}\s*=", lines[i]):
+                    return i + 1
+    return start + 1

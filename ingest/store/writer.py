@@ -306,7 +306,7 @@ class Store:
                         sid = site_id(feed, obs.id)
                         if sid in current:
                             kept.append(obs)
-                        elif spec.static_urls:
+                        elif spec.has_site_table:
                             checked.counts["unknown_site"] += 1
                             checked.quarantine_rules["unknown_site"] += 1
                             quarantine_rows.append(

@@ -121,6 +121,16 @@ EXPECTED = {
 }
 
 
+# Captures of shapes no preset covers: read with a mapping (docs/mapping.md, tests/onboarding).
+NEEDS_A_MAPPING = {
+    "parking-csv/de-bielefeld-parkplaetze-static-wkt.csv",
+    "parking-csv/de-friedrichshafen-easypark-onstreet-linestring-wkt.csv",
+    "parking-json/de-ellwangen-sensit-realtime.json",
+    "parking-json/de-esslingen-parkplaetze-epsg25832.geojson",
+    "parking-json/de-velobrix-bike-parking.json",
+}
+
+
 def test_every_city_capture_is_listed():
     on_disk = {
         str(p.relative_to(FEEDS))
@@ -128,7 +138,7 @@ def test_every_city_capture_is_listed():
         for p in (FEEDS / folder).iterdir()
         if p.is_file() and not p.name.endswith("-schema.json")
     }
-    assert on_disk == set(EXPECTED)
+    assert on_disk == set(EXPECTED) | NEEDS_A_MAPPING
 
 
 @pytest.mark.parametrize(
