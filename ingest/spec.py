@@ -297,14 +297,16 @@ def locate_key(text: str, feed_index: int, path: list[str | int]) -> int | None:
     if tables:
         dotted = re.compile(rf"^\s*{re.escape('.'.join(keys))}\s*=")
         inline = re.compile(rf"^\s*{re.escape(tables[0])}\s*=\s*\{{")
-        for first, last, table in sections:
+        for first, last, _table in sections:
             for i in range(first, last):
-                if dotted.match(lines[i]) or (inline.match(lines[i]) and re.search(rf"\b{re.escape(key)}\b", lines[i])):
+                if dotted.match(lines[i]) or (
+                    inline.match(lines[i]) and re.search(rf"\b{re.escape(key)}\b", lines[i])
+                ):
                     return i + 1
         for first, _last, table in sections:  # the table's header at least
             if table == wanted:
                 return first + 1
-        for first, last, table in sections:
+        for first, last, _table in sections:
             for i in range(first, last):
                 if re.match(rf"^\s*{re.escape(tables[0])}\s*=", lines[i]):
                     return i + 1

@@ -66,12 +66,12 @@ Every field of a mapping (but `records`, `record_type`, `crs`, `timezone`, `time
 | `key` | a key of the record | `free` |
 | `a.b.c` | nested keys | `attributes.FREI`, `location.latitude` |
 | `a[0]`, `a[-1]` | an element of a list by position | `counters[0].free` |
-| `list[k=v&k2!=v2].x` | the first element of a list matching the conditions | `counters[type.type=TOTAL].freePlaces` |
+| `list[k=v&k2!=v2].x` | the first list element matching all conditions | `counters[type.type=TOTAL].free` |
 | `$.path` | from the payload root, not the record (one value for all records) | `$.datatime` |
 | `=text` | a constant | `=park_ride` |
 | `{a}, {b}` | a template joining several values (empty parts dropped) | `{street} {number}, {zip} {city}` |
 | `a ?? b` | the first of the alternatives that is present | `real_capa ?? max_cap` |
-| `path\\|split:SEP:N` | the N-th part (from 0; negative from the end) of the value cut at SEP | `title\\|split: / :0` |
+| `path\\|split:SEP:N` | part N (from 0, negative from the end) cut at SEP | `title\\|split: / :0` |
 | `path\\|re:PATTERN` | the first group (or the match) of a regular expression | `link\\|re:pid=([^&]+)` |
 
 * A key that contains dots, brackets or spaces (a CSV header "Anzahl der Stellplätze") is
@@ -228,7 +228,7 @@ def render() -> str:
         + "Keys of `[feed.site_table]`:\n\n"
         + keys_table(SiteTable)
         + "\n## Shipped presets\n\n"
-        + "A payload whose shape matches a preset is read without a mapping; `preset = \"name\"` "
+        + 'A payload whose shape matches a preset is read without a mapping; `preset = "name"` '
         + "names one, and keys next to it override its fields.\n\n"
         + presets_table()
         + "\n"

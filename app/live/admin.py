@@ -142,7 +142,9 @@ def feed_health_text(rows: list[Any]) -> str:
         "# TYPE mobility_feed_nothing_usable_total counter",
     ]
     for row in rows:
-        lines.append(f'mobility_feed_nothing_usable_total{{feed="{_escape(row["id"])}"}} {row["nothing_usable"]}')
+        lines.append(
+            f'mobility_feed_nothing_usable_total{{feed="{_escape(row["id"])}"}} {row["nothing_usable"]}'
+        )
     return "\n".join(lines) + "\n"
 
 

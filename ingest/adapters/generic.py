@@ -782,7 +782,9 @@ def report(batch: Batch, compiled: _Compiled, n_records: int, preset_name: str |
         outside_area=compiled.outside_area,
     )
     if n_records == 0:
-        batch.warnings.append("no records in the payload" + (f" at {mapping.records!r}" if mapping.records else ""))
+        batch.warnings.append(
+            "no records in the payload" + (f" at {mapping.records!r}" if mapping.records else "")
+        )
         return
     for name, spec in mapped.items():
         if compiled.matched.get(name, 0) == 0 and not spec.lstrip().startswith("="):
@@ -796,7 +798,8 @@ def report(batch: Batch, compiled: _Compiled, n_records: int, preset_name: str |
         batch.warnings.append(f"{n} {name} value(s) were 'no data' ({', '.join(mapping.no_data)})")
     if compiled.near_null_island:
         batch.warnings.append(
-            f"{compiled.near_null_island} position(s) near (0, 0): wrong mapping.crs ({compiled.crs or 'none'})?"
+            f"{compiled.near_null_island} position(s) near (0, 0): "
+            f"wrong mapping.crs ({compiled.crs or 'none'})?"
         )
     if compiled.outside_area:
         batch.warnings.append(f"{compiled.outside_area} position(s) outside the feed's area")

@@ -103,9 +103,9 @@ def test_times_without_a_zone_and_no_timezone_key_are_counted_and_flagged() -> N
     assert "timezone_assumed" not in arcadian.extra and zoned.warnings == []
     # Epoch milliseconds and ISO times with an offset carry their zone: nothing to flag.
     assert parse(KONSTANZ_BYTES, **KONSTANZ_MAPPING).diagnostics["timestamps_without_zone"] == 0
-    assert parse(BASEL, id="id2", free="free", timestamp="published").diagnostics[
-        "timestamps_without_zone"
-    ] == 0
+    assert (
+        parse(BASEL, id="id2", free="free", timestamp="published").diagnostics["timestamps_without_zone"] == 0
+    )
 
 
 def test_no_data_sentinels_are_counted_and_a_negative_occupied_is_rejected() -> None:

@@ -41,7 +41,13 @@ def test_every_key_is_in_the_doc(model) -> None:
 
 def test_the_doc_names_the_rules() -> None:
     text = DOC.read_text(encoding="utf-8")
-    for needle in ("## Paths", "Time-zone rule", '"no data"', "## Coordinates and CRS", "timezone_assumed_utc"):
+    for needle in (
+        "## Paths",
+        "Time-zone rule",
+        '"no data"',
+        "## Coordinates and CRS",
+        "timezone_assumed_utc",
+    ):
         assert needle in text
 
 
@@ -156,7 +162,9 @@ def test_csv_with_wkt() -> None:
 def test_csv_with_x_y_columns() -> None:
     _, batch, _ = _apply("csv-xy.toml")
     arcadian = _by(batch, "parking_site")["BHMAPCARC01"]
-    assert arcadian.lat == pytest.approx(52.47414, abs=1e-4) and arcadian.lon == pytest.approx(-1.89570, abs=1e-4)
+    assert arcadian.lat == pytest.approx(52.47414, abs=1e-4) and arcadian.lon == pytest.approx(
+        -1.89570, abs=1e-4
+    )
     obs = _by(batch, "parking_observation")["BHMAPCARC01"]
     assert (obs.occupied, obs.free, obs.capacity) == (311, 238, 549)
     assert obs.observed_at == datetime(2017, 4, 28, 13, 54, 55, tzinfo=UTC)
@@ -178,7 +186,11 @@ def test_static_list_plus_status() -> None:
     _, live, table = _apply("static-list-plus-status.toml")
     assert table is not None
     sites = _by(table, "parking_site")
-    assert (sites["21"].name, sites["21"].lat, sites["21"].lon) == ("Austerlitz", 48.577983703213, 7.7518193637828)
+    assert (sites["21"].name, sites["21"].lat, sites["21"].lon) == (
+        "Austerlitz",
+        48.577983703213,
+        7.7518193637828,
+    )
     status = _by(live, "parking_observation")
     assert (status["10"].free, status["10"].capacity, status["10"].status) == (76, 955, "open")
     assert status["1"].status == "closed"
