@@ -254,6 +254,28 @@ def cmd_feeds_try(args: argparse.Namespace) -> int:
     return 0 if report.usable else 1
 
 
+def cmd_feeds_suggest(args: argparse.Namespace) -> int:
+    import httpx
+
+    from ingest import suggest
+    from ingest.records import PayloadError
+    from ingest.spec import FeedSpec
+
+    configure_logging("text", "WARNING")
+    try:
+        body = _read_source(args.source, FeedSpec(name="suggest", url=args.source))
+    except (OSError, httpx.HTTPError) as exc:
+        print(f"mobility feeds suggest: cannot read {args.source}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        result = suggest.suggest(body, args.source)
+    except PayloadError as exc:
+        print(f"mobility feeds suggest: {args.source}: {exc}", file=sys.stderr)
+        return 1
+    sys.stdout.write(suggest.render(result, args.name))
+    return 0
+
+
 def _load_mapping(value: str | None) -> Any:
     if value is None:
         return None
@@ -399,6 +421,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--json", action="store_true", help="the report as JSON")
     c.set_defaults(func=cmd_feeds_try)
+    c = feeds_sub.add_parser(
+        "suggest",
+        help="print a draft feeds file for a sample payload (file or URL), with its reasoning as comments",
+    )
+    c.add_argument("source", help="payload file or URL: JSON, GeoJSON, ArcGIS, CKAN, CSV, XML")
+    c.add_argument("--name", help="feed name (default: from the file name)")
+    c.set_defaults(func=cmd_feeds_suggest)
 
     p = sub.add_parser("parse", help="parse a payload file and print one JSON record per line")
     p.add_argument("file", help="payload file, or - for standard input")

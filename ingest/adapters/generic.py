@@ -355,6 +355,12 @@ def _detect_preset(doc: Document) -> Preset | None:
     return match_preset("xml", set(), set(), doc.root_name, doc.head)
 
 
+def detect_preset(doc: Document) -> Preset | None:
+    """The shipped preset whose signature the parsed payload matches (used by the suggester to
+    say so), or None."""
+    return _detect_preset(doc)
+
+
 def _needs_mapping_message(doc: Document) -> str:
     if doc.syntax == "json":
         if isinstance(doc.root, dict):
