@@ -288,8 +288,13 @@ def _load_mapping(value: str | None) -> Any:
         return FieldMapping(preset=value)
     text = path.read_text(encoding="utf-8")
     data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    if isinstance(data, dict) and isinstance(data.get("feed"), list):
+        raise ValueError("this is a feeds file ([[feed]] tables): use --feeds FILE [--feed NAME]")
     if "mapping" in data and isinstance(data["mapping"], dict):
         data = data["mapping"]
+    unknown = sorted(set(data) - set(FieldMapping.model_fields)) if isinstance(data, dict) else []
+    if unknown:
+        raise ValueError(f"unknown key(s) {unknown}; allowed: {', '.join(FieldMapping.model_fields)}")
     return FieldMapping.model_validate(data)
 
 
@@ -322,12 +327,7 @@ def cmd_parse(args: argparse.Namespace) -> int:
     try:
         mapping = _load_mapping(args.mapping)
     except (OSError, ValueError, ValidationError) as exc:
-        hint = (
-            " (a feeds file? use --feeds FILE [--feed NAME])"
-            if isinstance(exc, ValidationError) and "feed" in str(exc)
-            else ""
-        )
-        print(f"mobility parse: bad mapping {args.mapping}: {exc}{hint}", file=sys.stderr)
+        print(f"mobility parse: bad mapping {args.mapping}: {exc}", file=sys.stderr)
         return 2
     ctx = ParseContext(
         filename=None if args.file == "-" else Path(args.file).name, mapping=mapping, url=args.url, feed=feed

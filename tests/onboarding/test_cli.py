@@ -156,3 +156,17 @@ def test_parse_summary_carries_the_warnings(tmp_path: Path) -> None:
     result = mobility("parse", str(KONSTANZ), "--feeds", str(konstanz_feeds(tmp_path, free="FREI")))
     summary = json.loads(result.stderr.strip().splitlines()[-1])
     assert summary["warnings"] == ["mapping.free = 'FREI' matched nothing in 11 records"]
+
+
+def test_parse_mapping_names_a_feeds_file_and_unknown_keys(tmp_path: Path) -> None:
+    result = mobility("parse", str(KONSTANZ), "--mapping", str(konstanz_feeds(tmp_path)))
+    assert (
+        result.returncode == 2 and "this is a feeds file ([[feed]] tables): use --feeds FILE" in result.stderr
+    )
+    bare = tmp_path / "mapping.toml"
+    bare.write_text('records = "features"\nid = "attributes.id"\nfrei = "attributes.real_fcap"\n')
+    result = mobility("parse", str(KONSTANZ), "--mapping", str(bare))
+    assert (
+        result.returncode == 2
+        and "unknown key(s) ['frei']; allowed: records, record_type, id" in result.stderr
+    )
