@@ -42,6 +42,10 @@ The way to a new city:
    sample; it exits non-zero when nothing usable comes out.
 4. `mobility parse FILE --feeds FEEDS [--feed NAME]` prints the records as JSON lines.
 
+A mapping is read by `format = "generic"` (also chosen by itself for JSON, CSV and XML that no
+other adapter claims); the Opendatasoft adapter also takes one for a dataset's field names.
+`no_data`, `required` and the counts described below are the generic adapter's.
+
 ```toml
 [[feed]]
 name = "konstanz-parking"
@@ -176,6 +180,8 @@ def _type(annotation: Any) -> str:
 
 
 def _default(field: Any) -> str:
+    if field.is_required():
+        return "required"
     if field.default_factory is not None:
         return f"`{field.default_factory()!r}`"
     if field.default is None:
