@@ -155,7 +155,9 @@ matched nothing in 11 records`), as are times without a zone, "no data" values a
 (0, 0). A record without an id, without any mapped value, or without one of its `required` fields
 is rejected with the reason. A poll that gives nothing usable (every reading rejected or quarantined,
 or no mapped value found) makes the feed unhealthy in `/api/v1/feeds` (`healthy: false`,
-`unhealthy_reason`) and in `/metrics` (`mobility_feed_healthy`).
+`unhealthy_reason`), in the dashboard's planner, and in `/metrics` (`mobility_feed_healthy`).
+Quality flags (`timezone_assumed_utc`, `free_derived`, …) are listed on the site
+(`/api/v1/parking/sites/{id}`, `properties.flags`) and on each reading (`history?step=raw`).
 
 """
 

@@ -196,8 +196,17 @@ async def test_a_usable_poll_is_healthy_and_flags_show_on_the_site(
         async with httpx.AsyncClient() as client:
             feed = (await client.get(f"{server.url}/api/v1/feeds/bham")).json()
             site = (await client.get(f"{server.url}/api/v1/parking/sites/bham:BHMAPCARC01")).json()
+            history = (
+                await client.get(
+                    f"{server.url}/api/v1/parking/sites/bham:BHMAPCARC01/history",
+                    params={"from": "2017-04-28T13:00:00Z", "to": "2017-04-28T15:00:00Z", "step": "raw"},
+                )
+            ).json()
             metrics = (await client.get(f"{server.url}/metrics")).text
     assert feed["healthy"] is True and feed["unhealthy_reason"] is None
     assert 'mobility_feed_healthy{feed="bham"} 1' in metrics
     # No timezone key: the local times were read as UTC, and the site says so; no site table either.
     assert site["properties"]["flags"] == ["no_static_data", "timezone_assumed_utc"]
+    # and the reading itself carries its flag (raw history)
+    (reading,) = history["points"]
+    assert reading["flags"] == ["timezone_assumed_utc"] and reading["occupied"] == 311
