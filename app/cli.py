@@ -240,13 +240,18 @@ def cmd_feeds_try(args: argparse.Namespace) -> int:
         print(f"mobility feeds try: cannot read: {exc}", file=sys.stderr)
         return 2
     max_age_days = args.max_age_days if args.max_age_days is not None else settings.max_age_days
-    report = tryout.try_feed(
-        feed,
-        parts,
-        now=datetime.now(UTC),
-        max_age=timedelta(days=max_age_days),
-        max_future_skew=timedelta(seconds=settings.max_future_skew_s),
-    )
+    try:
+        report = tryout.try_feed(
+            feed,
+            parts,
+            now=datetime.now(UTC),
+            max_age=timedelta(days=max_age_days),
+            max_future_skew=timedelta(seconds=settings.max_future_skew_s),
+            fetch=lambda url: _read_source(url, feed),
+        )
+    except (OSError, httpx.HTTPError) as exc:
+        print(f"mobility feeds try: cannot read a next page: {exc}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(report.as_dict(), ensure_ascii=False, default=str, indent=2))
     else:

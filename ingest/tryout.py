@@ -12,6 +12,7 @@ make the feed unhealthy (ingest/usability.py).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -90,12 +91,23 @@ class TryReport:
 
 
 def try_feed(
-    spec: FeedSpec, parts: list[Part], *, now: datetime, max_age: timedelta, max_future_skew: timedelta
+    spec: FeedSpec,
+    parts: list[Part],
+    *,
+    now: datetime,
+    max_age: timedelta,
+    max_future_skew: timedelta,
+    fetch: Callable[[str], bytes] | None = None,
 ) -> TryReport:
+    """``fetch`` (a URL to its body) lets paginated payloads be followed, up to ``max_pages``,
+    as the poller does; without it only the pages given are read."""
     report = TryReport(feed=spec.name)
     batches: list[Batch] = []
     part_of: dict[int, int] = {}
-    for part in parts:
+    queue = list(parts)
+    pages: Counter[str] = Counter()
+    while queue:
+        part = queue.pop(0)
         part_report = PartReport(role=part.role, source=part.source, format=part.format)
         report.parts.append(part_report)
         ctx = ParseContext(feed=spec, url=part.source, mapping=part.mapping)
@@ -109,6 +121,11 @@ def try_feed(
         for record in batch.records:
             part_of[id(record)] = len(batches)
         batches.append(batch)
+        pages[part.role] += 1
+        if fetch is not None and batch.next_url and batch.next_url != part.source:
+            if pages[part.role] < spec.max_pages:
+                follow = Part(part.role, batch.next_url, fetch(batch.next_url), part.mapping, part.format)
+                queue.insert(0, follow)
     if not batches or any(p.error for p in report.parts if p.role == "live"):
         live_error = next((p.error for p in report.parts if p.error), "nothing parsed")
         report.unusable = f"the payload cannot be read: {live_error}"

@@ -170,3 +170,31 @@ def test_parse_mapping_names_a_feeds_file_and_unknown_keys(tmp_path: Path) -> No
         result.returncode == 2
         and "unknown key(s) ['frei']; allowed: records, record_type, id" in result.stderr
     )
+
+
+def test_feeds_try_follows_pages_as_the_poller_does(tmp_path: Path, feed_server: FeedServer) -> None:
+    pages = [
+        (
+            FEEDS / f"opendatasoft/rennes-ods-v1-export-api-parking-citedia-2019-12-11-page{i}-of-3.json"
+        ).read_bytes()
+        for i in (1, 2, 3)
+    ]
+    url = feed_server.serve("/rennes", pages[0])
+    feed_server.serve("/rennes?start=5&rows=5", pages[1])
+    feeds = tmp_path / "feeds.toml"
+    feeds.write_text(f'[[feed]]\nname = "rennes"\nformat = "opendatasoft"\nurl = "{url}"\n')
+    result = mobility("feeds", "try", str(feeds), "--json", *OLD_CAPTURES)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert [p["source"] for p in report["parts"]] == [url, url + "?start=5&rows=5"]
+    assert sum(p["counts"].get("parking_site", 0) for p in report["parts"]) == 10
+    assert feed_server.routes["/rennes?start=5&rows=5"].hits == 1
+
+
+def test_feeds_check_finds_a_key_in_an_inline_mapping(tmp_path: Path) -> None:
+    bad = tmp_path / "inline.toml"
+    bad.write_text('[[feed]]\nname = "x"\nurl = "https://a.example"\nmapping = { id = "a", frei = "b" }\n')
+    result = mobility("feeds", "check", str(bad))
+    assert (
+        result.returncode == 1 and "line 4, feed #1 field 'mapping.frei': unknown key 'frei'" in result.stderr
+    )
