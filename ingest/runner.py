@@ -270,8 +270,12 @@ class IngestService:
                             live_not_modified = True
                         break
                     total_bytes += len(fetched.body)
+                    is_table = spec.site_table is not None and url == spec.site_table.url and index == 0
                     ctx = ParseContext(
-                        feed=spec, url=page_url, content_type=fetched.content_type, mapping=part_mapping
+                        feed=spec.part_feed("site_table" if is_table else "live"),
+                        url=page_url,
+                        content_type=fetched.content_type,
+                        mapping=part_mapping,
                     )
                     try:
                         batch = await asyncio.to_thread(

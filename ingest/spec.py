@@ -203,6 +203,13 @@ class FeedSpec(BaseModel):
     )
     options: dict[str, Any] = Field(default_factory=dict, description="Adapter-specific options.")
 
+    def part_feed(self, role: str) -> FeedSpec:
+        """The feed as a part's parser sees it: a site table is never read with the live part's
+        mapping (it has its own, or none: then its shape is detected)."""
+        if role == "site_table" and self.mapping is not None:
+            return self.model_copy(update={"mapping": None})
+        return self
+
     @property
     def has_site_table(self) -> bool:
         """Readings of this feed must name a site of its table (quarantined as unknown_site if not)."""

@@ -110,7 +110,7 @@ def try_feed(
         part = queue.pop(0)
         part_report = PartReport(role=part.role, source=part.source, format=part.format)
         report.parts.append(part_report)
-        ctx = ParseContext(feed=spec, url=part.source, mapping=part.mapping)
+        ctx = ParseContext(feed=spec.part_feed(part.role), url=part.source, mapping=part.mapping)
         try:
             batch = adapters.parse_payload(part.body, ctx, part.format)
         except PayloadError as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -16,6 +17,7 @@ import pytest
 
 from app.config import Settings, load_feeds
 from app.db import asyncpg_dsn
+from ingest import tryout
 from ingest.runner import IngestService
 from tests.conftest import FEEDS
 from tests.ingest.feedserver import FeedServer
@@ -123,3 +125,31 @@ async def test_site_table_by_url_for_a_static_list_plus_status(
     )
     located = await q(database_url, "SELECT count(*) AS n FROM parking_sites WHERE lat IS NOT NULL")
     assert located[0]["n"] == 28
+
+
+def test_a_site_table_without_a_mapping_is_detected_not_read_with_the_live_mapping() -> None:
+    (feed,) = load_feeds(EXAMPLES / "static-list-plus-status.toml")
+    assert feed.site_table is not None
+    feed.site_table.mapping = None  # the Strasbourg location list is a shape a preset knows
+    parts = [
+        tryout.Part(
+            "site_table",
+            "locations.json",
+            (FEEDS / "parking-json/fr-strasbourg-legacy-parkings-locations.json").read_bytes(),
+        ),
+        tryout.Part(
+            "live",
+            "status.json",
+            (FEEDS / "parking-json/fr-strasbourg-legacy-parkings-status.json").read_bytes(),
+        ),
+    ]
+    report = tryout.try_feed(
+        feed,
+        parts,
+        now=datetime.now(UTC),
+        max_age=timedelta(days=100_000),
+        max_future_skew=timedelta(minutes=5),
+    )
+    table, live = report.parts
+    assert table.counts == {"parking_site": 28} and live.counts == {"parking_observation": 29}
+    assert report.usable and len(report.only_in_live) == 1 and report.only_in_table == []
