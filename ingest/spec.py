@@ -154,7 +154,9 @@ class SiteTable(BaseModel):
         default=None, description="Adapter name; 'generic' when a mapping is given, else detected."
     )
     mapping: FieldMapping | None = Field(
-        default=None, description="How to read the table (id, name, lat/lon or geometry, capacity, …)."
+        default=None,
+        description="How to read the table (id, name, lat/lon or geometry, capacity, …); without one the "
+        "table's shape is detected (a preset, another adapter), never read with the live part's mapping.",
     )
 
     @property

@@ -336,15 +336,18 @@ def suggest(body: bytes, source: str) -> Suggestion:
         detected = adapters.detect(body)
     except PayloadError:
         detected = "generic"
-    doc = load_document(body)
-    result = Suggestion(source=source, syntax=doc.syntax)
     if detected != "generic":
+        first = body.lstrip()[:1]
+        syntax = "xml" if first == b"<" else "json" if first in (b"{", b"[") else "csv"
+        result = Suggestion(source=source, syntax=syntax)
         result.format = detected
         result.notes.append(
             f"the {detected!r} adapter recognises this payload: it is read without a mapping "
             f"(mobility parse FILE --format {detected} shows what it makes of it)"
         )
         return result
+    doc = load_document(body)
+    result = Suggestion(source=source, syntax=doc.syntax)
     path, records, evidence = find_records(doc)
     result.records_path = path
     result.n_records = len(records)
