@@ -329,7 +329,11 @@ class IngestService:
                 part_of=part_of,
                 complete_types=complete,
                 values_missing=usability.mapped_values_missing(batches),
+                unmatched_fields=usability.unmatched_fields(batches),
             )
+            warnings = [w for b in batches for w in b.warnings]
+            if warnings:
+                log.warning("mapping warnings", extra={"feed": spec.name, "warnings": warnings[:10]})
             if result.unusable:
                 log.warning("poll gave nothing usable", extra={"feed": spec.name, "reason": result.unusable})
             log.info(

@@ -33,6 +33,17 @@ def mapped_values_missing(batches: Sequence[Batch]) -> str | None:
     return None
 
 
+def unmatched_fields(batches: Sequence[Batch]) -> int:
+    """How many mapped fields matched nothing in their part (counted in feed health's quality as
+    ``mapping_unmatched_field``, so a typo in one path shows even when the feed is otherwise usable)."""
+    total = 0
+    for batch in batches:
+        matched = batch.diagnostics.get("matched")
+        if isinstance(matched, dict) and batch.diagnostics.get("records"):
+            total += sum(1 for n in matched.values() if n == 0)
+    return total
+
+
 def nothing_usable(
     counts: tuple[int, int], reasons: Counter[str], values_missing: str | None = None
 ) -> str | None:

@@ -219,6 +219,7 @@ class Store:
         part_of: dict[int, int] | None = None,
         complete_types: set[str] | None = None,
         values_missing: str | None = None,
+        unmatched_fields: int = 0,
     ) -> ApplyResult:
         """Store one poll. ``part_of`` maps ``id(record)`` to the payload (part or page) it came from,
         so that a site named in two parts is merged rather than taken for a duplicate.
@@ -356,6 +357,8 @@ class Store:
             )
             if result.unusable:
                 result.quality["nothing_usable"] = result.quality.get("nothing_usable", 0) + 1
+            if unmatched_fields:
+                result.quality["mapping_unmatched_field"] = unmatched_fields
             await self._update_health(raw, spec, poll, result, now)
             phases.mark("health")
         phases.mark("commit")

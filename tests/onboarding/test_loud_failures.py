@@ -178,6 +178,7 @@ async def test_a_feed_whose_poll_gives_nothing_usable_is_unhealthy_with_the_reas
     assert konstanz["health"]["quality"]["nothing_usable"] == 1
     reason = feeds["typo"]["unhealthy_reason"]
     assert reason == "nothing usable: every mapped value missing: capacity, free matched none of 11 records"
+    assert feeds["typo"]["health"]["quality"]["mapping_unmatched_field"] == 2
     assert 'mobility_feed_healthy{feed="konstanz"} 0' in metrics
     assert 'mobility_feed_nothing_usable_total{feed="typo"} 1' in metrics
 
