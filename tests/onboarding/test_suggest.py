@@ -8,6 +8,8 @@ UNDECIDED instead (a field name that misleads: "currentcarparkfulltotal", "curre
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import subprocess
 import sys
@@ -195,3 +197,23 @@ def test_cli_from_a_url_then_check_and_parse(tmp_path: Path, feed_server: FeedSe
     records = [json.loads(line) for line in parsed.stdout.splitlines()]
     lago = next(r for r in records if r["id"] == "4" and r["type"] == "parking_observation")
     assert (lago["free"], lago["capacity"]) == (881, 930)
+
+
+def test_any_delimiter_and_encoding(tmp_path: Path) -> None:
+    """The Birmingham capture re-encoded as a spreadsheet would save it (UTF-16, tabs) and as
+    Latin-1 with '|': the same suggestion, the same records."""
+    original = (FEEDS / "parking-csv/uk-birmingham-carparks-live-snapshot-2017-04-28.csv").read_bytes()
+    rows = list(csv.reader(io.StringIO(original.decode("utf-8"))))
+
+    def written(delimiter: str, encoding: str) -> bytes:
+        out = io.StringIO()
+        csv.writer(out, delimiter=delimiter, lineterminator="\n").writerows(rows)
+        return out.getvalue().encode(encoding)
+
+    first, _, first_batch = _suggested(original, "b.csv", tmp_path)
+    for body in (written("\t", "utf-16"), written("|", "latin-1"), written(";", "utf-8-sig")):
+        again, _, batch = _suggested(body, "b.csv", tmp_path)
+        assert again.mapping() == first.mapping()
+        assert [r.model_dump(exclude={"observed_at"}) for r in batch.records] == [
+            r.model_dump(exclude={"observed_at"}) for r in first_batch.records
+        ]
