@@ -356,6 +356,20 @@ def suggest(body: bytes, source: str) -> Suggestion:
         return result
     sample = records[:SAMPLE]
     columns = {p: _column(sample, doc.root, p) for p in _field_paths(sample)}
+    nested = sorted(
+        {
+            k
+            for r in sample
+            if isinstance(r, dict)
+            for k, v in r.items()
+            if isinstance(v, list) and v and isinstance(v[0], dict)
+        }
+    )
+    if nested:
+        result.notes.append(
+            f"lists of objects inside the records ({', '.join(nested)}) are not read by the suggester: "
+            "pick one element with a filter path, e.g. counters[type=TOTAL].free (docs/mapping.md, Paths)"
+        )
     _decide_id_and_name(result, columns, len(sample))
     _decide_position(result, doc, sample, columns)
     _decide_counts(result, columns)
