@@ -390,6 +390,7 @@ class _Compiled:
     timed: int = 0
     near_null_island: int = 0
     outside_area: int = 0
+    payload_time_unzoned: bool = False
 
 
 # A zone no feed is in: a time that moves when read in it had no zone of its own.
@@ -437,6 +438,11 @@ def _payload_time(doc: Document, compiled: _Compiled) -> datetime | None:
         except (ValueError, OverflowError):
             continue
         if parsed is not None:
+            if compiled.mapping.timezone is None and isinstance(candidate, str):
+                # The payload's own time, written without a zone: read as UTC, and said so.
+                compiled.payload_time_unzoned = (
+                    parse_timestamp(candidate, _PROBE_ZONE, compiled.mapping.timestamp_format) != parsed
+                )
             return parsed
     return None
 
@@ -529,6 +535,10 @@ def _observed_at(
     if parsed is not None:
         return parsed, False
     if fallback is not None:
+        if compiled.payload_time_unzoned:
+            compiled.unzoned += 1
+            compiled.timed += 1
+            values["_unzoned"] = True
         return fallback, False
     return datetime.now(UTC), True
 

@@ -211,3 +211,16 @@ async def test_a_usable_poll_is_healthy_and_flags_show_on_the_site(
     # and the reading itself carries its flag (raw history)
     (reading,) = history["points"]
     assert reading["flags"] == ["timezone_assumed_utc"] and reading["occupied"] == 311
+
+
+def test_the_payloads_own_time_without_a_zone_is_flagged_too() -> None:
+    aalen = json.loads((FEEDS / "parking-json/de-aalen-parking-realtime.json").read_bytes())
+    wrapped = {"updated": "2024-06-01 10:00:00", "lots": aalen}  # a root time, no offset
+    batch = parse(wrapped, records="lots", id="name", free="free", capacity="max")
+    observations = [r for r in batch.records if r.type == "parking_observation"]
+    assert observations and all(o.extra.get("timezone_assumed") == "UTC" for o in observations)
+    assert batch.diagnostics["timestamps_without_zone"] == len(observations)
+    zoned = parse(wrapped, records="lots", id="name", free="free", capacity="max", timezone="Europe/Berlin")
+    assert {o.observed_at for o in zoned.records if o.type == "parking_observation"} == {
+        datetime(2024, 6, 1, 8, 0, tzinfo=UTC)
+    }
