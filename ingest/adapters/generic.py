@@ -8,7 +8,7 @@ signature matches a preset is read without any configuration.
 What the adapter does with the values, for every shape alike:
 
 * coordinates: ``lat``/``lon`` paths, else the record's geometry (GeoJSON, Esri,
-  GML), reprojected from ``crs`` or from the CRS the payload names; a point at
+  GML, WKT), reprojected from ``crs`` or from the CRS the payload names; a point at
   0,0 is a placeholder and dropped;
 * numbers: strings, comma decimals and integral floats are accepted; a value
   without any digit ("", "???", "-") is absent;
@@ -16,12 +16,20 @@ What the adapter does with the values, for every shape alike:
   ``capacity - free``) when the feed gives only one, and only when consistent;
 * time: ISO 8601, RFC 2822, epoch seconds/milliseconds, ``dd.mm.yyyy HH:MM``,
   dates with month names (fr/de/en/it/es); times without a zone are in
-  ``mapping.timezone``. A record with numbers but no time at all is stamped with
-  the time of parsing (``extra.observed_at = "received"``): the feed says "now".
+  ``mapping.timezone`` (UTC, flagged and counted, when it is not set). A record
+  with numbers but no time at all is stamped with the time of parsing
+  (``extra.observed_at = "received"``): the feed says "now".
 
 Each record yields a site record when it carries a name, an address or a
 position, and an observation when it carries a number or a closed/full status.
-A record that yields neither is rejected, as is one without an id.
+A record that yields neither is rejected, as is one without an id or without a
+``required`` field.
+
+Nothing fails silently (docs/mapping.md, "What is reported"): every parse counts, per
+mapped field, the records it matched (``Batch.diagnostics``) and warns about a field
+that matched none, times without a zone read as UTC (flagged ``timezone_assumed``),
+"no data" values (``mapping.no_data``) and positions near (0, 0) from a wrong ``crs``
+(rejected); a negative ``occupied`` or ``capacity`` is rejected.
 """
 
 from __future__ import annotations
