@@ -94,15 +94,19 @@ Every field of a mapping (but `records`, `record_type`, `crs`, `timezone`, `time
 
 ## Encodings
 
-JSON in UTF-8/16/32; text payloads (CSV, loose JSON) in UTF-8 with or without BOM, else read as
-Windows-1252, a superset of Latin-1 (ISO-8859-1): a Latin-1 CSV needs no setting.
+JSON in UTF-8/16/32; text payloads (CSV, loose JSON) in UTF-8 with or without BOM, UTF-16 with
+its BOM, else read as Windows-1252, a superset of Latin-1 (ISO-8859-1): a Latin-1 CSV needs no
+setting.
 
 ## Numbers and "no data"
 
 Numbers may be strings, use a decimal comma, or be integral floats (`4.0`). A value without a
-digit (`""`, `"-"`, `"???"`) is absent. In the number fields ({numeric}), the values listed in
-`no_data` (default: {no_data}; compared as text, case-insensitive, `-1.0` counts as `-1`) mean
-"no data": the field is absent, and each is counted (`no_data` in the diagnostics, a warning).
+digit (`""`, `"-"`, `"???"`) is absent. In the number fields
+({numeric}),
+the values listed in `no_data` (default:
+{no_data};
+compared as text, case-insensitive, `-1.0` counts as `-1`) mean "no data": the field is absent,
+and each is counted (`no_data` in the diagnostics, a warning).
 Another negative `occupied` or `capacity` is rejected with its value; a negative `free` is kept as
 `extra.free_reported` and not used (a car park reporting itself overfull). When a feed gives only
 two of `free`, `occupied`, `capacity`, the third is derived (only when consistent).
@@ -143,7 +147,7 @@ exact (0, 0) is a placeholder and no position. Positions outside the feed's `are
 ## Status words
 
 `status` values are matched against open/closed/full words in English, French, German, Italian,
-Spanish and Finnish (`geöffnet`, `complet`, `besetzt`, …), then `true`/`false`; a word of the
+Spanish and Finnish (`geöffnet`, `complet`, `besetzt`, …); JSON `true`/`false` are open/closed; a word of the
 feed's own (`"T"`, `"status_4"`, `"2"`) goes in `status_values`, which wins over the built-in words.
 An unknown word is kept as `extra.status_raw` and the status is `unknown` — never "open".
 
