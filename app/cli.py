@@ -175,6 +175,118 @@ def cmd_feeds_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pick_feed(feeds_file: str, name: str | None, command: str) -> Any:
+    """The feed NAME of a feeds file; NAME may be left out when the file holds one feed."""
+    feeds = load_feeds(Path(feeds_file))
+    if name is None:
+        if len(feeds) != 1:
+            names = ", ".join(f.name for f in feeds) or "none"
+            raise FeedsFileError(f"{feeds_file} holds {len(feeds)} feeds ({names}): name one with --feed")
+        return feeds[0]
+    for feed in feeds:
+        if feed.name == name:
+            return feed
+    names = ", ".join(f.name for f in feeds) or "none"
+    raise FeedsFileError(f"{command}: no feed {name!r} in {feeds_file} (feeds: {names})")
+
+
+def _read_source(source: str, feed: Any) -> bytes:
+    """A payload from a file, or from a URL fetched with the feed's headers, timeout and size limit."""
+    if not source.lower().startswith(("http://", "https://")):
+        return Path(source).read_bytes()
+    import httpx
+
+    with httpx.Client(follow_redirects=True, timeout=feed.timeout, headers=feed.headers) as client:
+        with client.stream("GET", source) as response:
+            response.raise_for_status()
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > feed.max_bytes:
+                    raise OSError(f"{source}: more than the feed's max_bytes ({feed.max_bytes})")
+                chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def cmd_feeds_try(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime, timedelta
+
+    import httpx
+
+    from ingest import tryout
+
+    configure_logging("text", "WARNING")
+    try:
+        feed = _pick_feed(args.file, args.feed, "feeds try")
+    except FeedsFileError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    settings = get_settings()
+    parts: list[tryout.Part] = []
+    try:
+        if feed.site_table is not None:
+            table = feed.site_table
+            source = args.site_table or table.url
+            parts.append(
+                tryout.Part(
+                    "site_table",
+                    source,
+                    _read_source(source, feed),
+                    table.mapping,
+                    table.format or ("generic" if table.mapping else None),
+                )
+            )
+        if not args.no_static:
+            for url in feed.static_urls:
+                parts.append(tryout.Part("static", str(url), _read_source(str(url), feed), None, feed.format))
+        live = args.source or str(feed.url)
+        parts.append(tryout.Part("live", live, _read_source(live, feed), None, feed.format))
+    except (OSError, httpx.HTTPError) as exc:
+        print(f"mobility feeds try: cannot read: {exc}", file=sys.stderr)
+        return 2
+    max_age_days = args.max_age_days if args.max_age_days is not None else settings.max_age_days
+    try:
+        report = tryout.try_feed(
+            feed,
+            parts,
+            now=datetime.now(UTC),
+            max_age=timedelta(days=max_age_days),
+            max_future_skew=timedelta(seconds=settings.max_future_skew_s),
+            fetch=lambda url: _read_source(url, feed),
+        )
+    except (OSError, httpx.HTTPError) as exc:
+        print(f"mobility feeds try: cannot read a next page: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report.as_dict(), ensure_ascii=False, default=str, indent=2))
+    else:
+        sys.stdout.write(tryout.render(report))
+    return 0 if report.usable else 1
+
+
+def cmd_feeds_suggest(args: argparse.Namespace) -> int:
+    import httpx
+
+    from ingest import suggest
+    from ingest.records import PayloadError
+    from ingest.spec import FeedSpec
+
+    configure_logging("text", "WARNING")
+    try:
+        body = _read_source(args.source, FeedSpec(name="suggest", url=args.source))
+    except (OSError, httpx.HTTPError) as exc:
+        print(f"mobility feeds suggest: cannot read {args.source}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        result = suggest.suggest(body, args.source)
+    except PayloadError as exc:
+        print(f"mobility feeds suggest: {args.source}: {exc}", file=sys.stderr)
+        return 1
+    sys.stdout.write(suggest.render(result, args.name))
+    return 0
+
+
 def _load_mapping(value: str | None) -> Any:
     if value is None:
         return None
@@ -183,8 +295,13 @@ def _load_mapping(value: str | None) -> Any:
         return FieldMapping(preset=value)
     text = path.read_text(encoding="utf-8")
     data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    if isinstance(data, dict) and isinstance(data.get("feed"), list):
+        raise ValueError("this is a feeds file ([[feed]] tables): use --feeds FILE [--feed NAME]")
     if "mapping" in data and isinstance(data["mapping"], dict):
         data = data["mapping"]
+    unknown = sorted(set(data) - set(FieldMapping.model_fields)) if isinstance(data, dict) else []
+    if unknown:
+        raise ValueError(f"unknown key(s) {unknown}; allowed: {', '.join(FieldMapping.model_fields)}")
     return FieldMapping.model_validate(data)
 
 
@@ -195,13 +312,26 @@ def cmd_parse(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"mobility parse: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return 2
+    feed = None
+    if args.feeds:
+        if args.mapping:
+            print("mobility parse: give --feeds or --mapping, not both", file=sys.stderr)
+            return 2
+        try:
+            feed = _pick_feed(args.feeds, args.feed, "parse")
+        except FeedsFileError as exc:
+            print(f"mobility parse: {exc}", file=sys.stderr)
+            return 2
+    elif args.feed:
+        print("mobility parse: --feed names a feed of the --feeds file", file=sys.stderr)
+        return 2
     try:
         mapping = _load_mapping(args.mapping)
     except (OSError, ValueError, ValidationError) as exc:
         print(f"mobility parse: bad mapping {args.mapping}: {exc}", file=sys.stderr)
         return 2
     ctx = ParseContext(
-        filename=None if args.file == "-" else Path(args.file).name, mapping=mapping, url=args.url
+        filename=None if args.file == "-" else Path(args.file).name, mapping=mapping, url=args.url, feed=feed
     )
     try:
         batch = adapters.parse_payload(body, ctx, format=args.format)
@@ -219,6 +349,8 @@ def cmd_parse(args: argparse.Namespace) -> int:
         "rejected": len(batch.rejected),
         "reasons": dict(Counter(r.reason for r in batch.rejected).most_common(20)),
     }
+    if batch.warnings:
+        summary["warnings"] = batch.warnings
     if batch.next_url:
         summary["next_url"] = batch.next_url
     print(json.dumps(summary, ensure_ascii=False), file=sys.stderr)
@@ -277,11 +409,39 @@ def build_parser() -> argparse.ArgumentParser:
     c = feeds_sub.add_parser("check", help="validate a feeds file; names the line and field at fault")
     c.add_argument("file")
     c.set_defaults(func=cmd_feeds_check)
+    c = feeds_sub.add_parser(
+        "try",
+        help="apply one feed as the poller would and report what its mapping matched; "
+        "exit 1 when nothing usable comes out",
+    )
+    c.add_argument("file", help="feeds file (TOML)")
+    c.add_argument("--feed", help="feed name (optional when the file holds one feed)")
+    c.add_argument("source", nargs="?", help="payload file or URL instead of the feed's url")
+    c.add_argument("--site-table", help="site table file or URL instead of the feed's site_table.url")
+    c.add_argument("--no-static", action="store_true", help="do not fetch the feed's static_urls")
+    c.add_argument(
+        "--max-age-days",
+        type=float,
+        help="age limit of readings (default: the setting, 7); old captures need more",
+    )
+    c.add_argument("--json", action="store_true", help="the report as JSON")
+    c.set_defaults(func=cmd_feeds_try)
+    c = feeds_sub.add_parser(
+        "suggest",
+        help="print a draft feeds file for a sample payload (file or URL), with its reasoning as comments",
+    )
+    c.add_argument("source", help="payload file or URL: JSON, GeoJSON, ArcGIS, CKAN, CSV, XML")
+    c.add_argument("--name", help="feed name (default: from the file name)")
+    c.set_defaults(func=cmd_feeds_suggest)
 
     p = sub.add_parser("parse", help="parse a payload file and print one JSON record per line")
     p.add_argument("file", help="payload file, or - for standard input")
     p.add_argument("--format", help="adapter name (detected from content when omitted)")
-    p.add_argument("--mapping", help="mapping file (TOML/JSON) or a shipped preset name")
+    p.add_argument(
+        "--mapping", help="mapping file (TOML/JSON, a bare mapping table) or a shipped preset name"
+    )
+    p.add_argument("--feeds", help="feeds file: apply its feed's format and mapping (see --feed)")
+    p.add_argument("--feed", help="feed name in --feeds (optional when the file holds one feed)")
     p.add_argument("--url", help="URL the payload came from (for pagination and dataset detection)")
     p.set_defaults(func=cmd_parse)
 
@@ -311,7 +471,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # `feeds try FEEDS --feed NAME SOURCE`: argparse binds positionals before the option only.
+    if extra and getattr(args, "func", None) is cmd_feeds_try and args.source is None and len(extra) == 1:
+        if not extra[0].startswith("-"):
+            args.source, extra = extra[0], []
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     return int(args.func(args) or 0)
 
 

@@ -34,9 +34,9 @@ sys.path.insert(0, str(ROOT))
 
 import uvicorn  # noqa: E402
 
-from app.config import Settings  # noqa: E402
 from app.live.transport import GuardedWebSocketProtocol  # noqa: E402
 from app.main import create_app  # noqa: E402
+from kernel.settings import Settings  # noqa: E402
 from tests.live.rawws import RawClient, ping  # noqa: E402
 from tests.pg import PgTestServer  # noqa: E402
 from tests.servers import free_port  # noqa: E402

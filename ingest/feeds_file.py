@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
-from ingest.spec import FeedSpec
+from ingest.spec import FeedSpec, allowed_keys, locate_key
 
 
 class FeedsFile(BaseModel):
@@ -62,11 +62,19 @@ def load_feeds(path: Path) -> list[FeedSpec]:
             loc = list(err["loc"])
             index = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else 0
             field = str(loc[2]) if len(loc) > 2 else None
-            line = _line_of(text, index, field)
+            # The bad key's own line, also inside [feed.mapping] / [feed.site_table] tables.
+            line = locate_key(text, index, loc[2:]) if len(loc) > 3 else _line_of(text, index, field)
             where = f"line {line}, " if line else ""
             dotted = ".".join(str(p) for p in loc[2:]) or "(feed)"
-            problems.append(f"{path}: {where}feed #{index + 1} field '{dotted}': {err['msg']}")
+            message = err["msg"]
+            if err["type"] == "extra_forbidden":
+                allowed = allowed_keys(loc[2:])
+                message = f"unknown key '{loc[-1]}'" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
+            problems.append(f"{path}: {where}feed #{index + 1} field '{dotted}': {message}")
         raise FeedsFileError("\n".join(problems)) from exc
+    for feed in feeds:  # a local site table is named relative to the feeds file
+        if feed.site_table is not None and feed.site_table.is_local:
+            feed.site_table.url = str((path.parent / feed.site_table.url).resolve())
     names = [f.name for f in feeds]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:

@@ -57,7 +57,7 @@ def raw_sql(kind: TopicSpec, with_after: bool) -> str:
     cols = ", ".join((*kind.metrics, *kind.states))
     after = "AND observed_at > :after" if with_after else ""
     return f"""
-        SELECT observed_at AS t, {cols}
+        SELECT observed_at AS t, {cols}, flags
         FROM {kind.obs_table}
         WHERE site_id = :site_id AND observed_at >= :start AND observed_at < :end {after}
         ORDER BY observed_at

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
+from sqlalchemy import text
 
 from app.api.deps import SessionDep, SettingsDep
 from app.api.geojson import GeoJSONResponse, collection, feature, json_response, paged, point
@@ -106,4 +107,7 @@ async def get_site(request: Request, site_id: SiteId, session: SessionDep, setti
     record["properties"]["forecast"] = await site_forecast(
         session, state_of(rows[0]), forecast_cache(request)
     )
+    # The quality flags of the site and of its current reading (docs/ingest.md, data-quality rules).
+    flags = await session.execute(text("SELECT flags FROM parking_sites WHERE id = :id"), {"id": site_id})
+    record["properties"]["flags"] = sorted(flags.scalar_one_or_none() or [])
     return json_response(record, media_type="application/geo+json")

@@ -78,5 +78,40 @@ async def admin_keys(request: Request) -> Any:
 )
 async def metrics(request: Request) -> Response:
     # Every metric of this process through prometheus-client (app/metrics.py), the live
-    # feed's own counters included.
-    return Response(generate_latest(request.app.state.metrics.registry), media_type=METRICS_CONTENT_TYPE)
+    # feed's own counters included; then each feed's health as the database has it, so that
+    # an API process without pollers (mobility serve) reports it too.
+    state = get_state(request)
+    async with state["engine"].connect() as connection:
+        raw = (await connection.get_raw_connection()).driver_connection
+        feeds = await raw.fetch(  # type: ignore[union-attr]
+            "SELECT f.id, h.last_error, coalesce(h.stale, false) AS stale, h.last_poll_at,"
+            " coalesce((h.quality ->> 'nothing_usable')::bigint, 0) AS nothing_usable"
+            " FROM feeds f LEFT JOIN feed_health h ON h.feed_id = f.id WHERE f.enabled ORDER BY f.id"
+        )
+    body = generate_latest(request.app.state.metrics.registry) + feed_health_text(feeds).encode()
+    return Response(body, media_type=METRICS_CONTENT_TYPE)
+
+
+def feed_health_text(rows: list[Any]) -> str:
+    """Per-feed health for alerting: a feed whose polls fetch fine but give nothing usable is 0 here."""
+    lines = [
+        "# HELP mobility_feed_healthy 1 when the feed's last poll fetched and gave usable records and it is "
+        "not stale; 0 otherwise (the reason is in /api/v1/feeds).",
+        "# TYPE mobility_feed_healthy gauge",
+    ]
+    for row in rows:
+        healthy = row["last_poll_at"] is not None and not row["last_error"] and not row["stale"]
+        lines.append(f'mobility_feed_healthy{{feed="{_escape(row["id"])}"}} {int(healthy)}')
+    lines += [
+        "# HELP mobility_feed_nothing_usable_total Polls that fetched fine but gave nothing usable.",
+        "# TYPE mobility_feed_nothing_usable_total counter",
+    ]
+    for row in rows:
+        lines.append(
+            f'mobility_feed_nothing_usable_total{{feed="{_escape(row["id"])}"}} {row["nothing_usable"]}'
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

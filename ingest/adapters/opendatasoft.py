@@ -415,7 +415,7 @@ def _build(
         value = record.get(mapping.timestamp) if mapping.timestamp else None
         if value is None:
             value = record.root.get("record_timestamp") or record.root.get("timestamp")
-        stamp = parse_timestamp(value, mapping.timezone, mapping.timestamp_format)
+        stamp = parse_timestamp(value, mapping.timezone or "UTC", mapping.timestamp_format)
         if stamp is None:
             observation_extra["observed_at_source"] = "received"
             return received

@@ -18,7 +18,7 @@ Raw asyncpg is used inside SQLAlchemy's transaction for COPY and array parameter
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -28,7 +28,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ingest import quality
+from ingest import quality, usability
 from ingest.records import ParkingObservation, Record, Rejected, TrafficEvent
 from ingest.spec import FeedSpec
 from ingest.store.kinds import EVENT_FIELDS, KIND_OF_OBS, KIND_OF_SITE, KINDS, SITE_FLAGS, StoredTopic
@@ -48,6 +48,8 @@ class ApplyResult:
     observations: int = 0
     max_seq: int | None = None
     quality: dict[str, int] = field(default_factory=dict)
+    # Why the poll gave nothing usable (ingest/usability.py), or None.
+    unusable: str | None = None
     # Wall-clock seconds per phase of the transaction (bench/ingest.py prints them).
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -216,11 +218,15 @@ class Store:
         pages: int = 1,
         part_of: dict[int, int] | None = None,
         complete_types: set[str] | None = None,
+        values_missing: str | None = None,
+        unmatched_fields: int = 0,
     ) -> ApplyResult:
         """Store one poll. ``part_of`` maps ``id(record)`` to the payload (part or page) it came from,
         so that a site named in two parts is merged rather than taken for a duplicate.
         ``complete_types`` names the record types the payloads list completely (situations): events
         of this feed they no longer list have ended. Without it, a batch with events is taken as complete.
+        ``values_missing`` says that no mapped value matched (``usability.mapped_values_missing``):
+        with it, or with every record rejected, the poll is recorded as giving nothing usable.
         """
         now = received_at or datetime.now(UTC)
         phases = Phases()
@@ -301,8 +307,9 @@ class Store:
                         sid = site_id(feed, obs.id)
                         if sid in current:
                             kept.append(obs)
-                        elif spec.static_urls:
+                        elif spec.has_site_table:
                             checked.counts["unknown_site"] += 1
+                            checked.quarantine_rules["unknown_site"] += 1
                             quarantine_rows.append(
                                 (
                                     obs.type,
@@ -339,6 +346,19 @@ class Store:
             result.accepted = len(checked.records)
             result.rejected = len(quarantine_rows)
             result.quality = dict(checked.counts)
+            readings_in = sum(1 for r in records if type(r) in quality.READINGS)
+            readings_kept = sum(1 for r in checked.records if type(r) in quality.READINGS)
+            result.unusable = usability.nothing_usable(
+                (readings_in + len(rejected), readings_kept)
+                if readings_in
+                else (len(records) + len(rejected), result.accepted),
+                Counter(r.reason for r in rejected) + checked.quarantine_rules,
+                values_missing,
+            )
+            if result.unusable:
+                result.quality["nothing_usable"] = result.quality.get("nothing_usable", 0) + 1
+            if unmatched_fields:
+                result.quality["mapping_unmatched_field"] = unmatched_fields
             await self._update_health(raw, spec, poll, result, now)
             phases.mark("health")
         phases.mark("commit")
@@ -645,18 +665,24 @@ class Store:
                 totals[rule] = totals.get(rule, 0) + n
             args.append(jsonb_param(totals))
             quality_set = ", quality = $7"
+        # A poll that fetched fine but gave nothing usable is an error of the feed, with its reason.
+        args.append(result.unusable)
+        n = len(args)
         await raw.execute(
             f"""
             UPDATE feed_health SET last_poll_at = $2, last_success_at = $2, last_fresh_at = $2,
                 last_http_status = $3, last_latency_ms = $4, last_records = $5::int, last_rejected = $6::int,
                 consecutive_failures = 0, polls_total = polls_total + 1,
                 records_total = records_total + $5::int,
-                rejected_total = rejected_total + $6::int, last_error = NULL{quality_set}
+                rejected_total = rejected_total + $6::int, last_error = ${n}::text,
+                last_error_at = CASE WHEN ${n}::text IS NULL THEN last_error_at ELSE $2 END{quality_set}
             WHERE feed_id = $1
             """,
             *args,
         )
         if poll is not None:
+            if result.unusable and not poll.error:
+                poll.error = result.unusable
             await log_poll(
                 raw, spec, poll, accepted=result.accepted, rejected=result.rejected, changes=result.changes
             )
