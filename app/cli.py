@@ -15,17 +15,19 @@ import signal
 import sys
 import tomllib
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 from pydantic import ValidationError
 
 from app.alerts import cli as alerts_cli
 from app.forecast import cli as forecast_cli
-from ingest import adapters
+from ingest import adapters, suggest, tryout
 from ingest.feeds_file import FeedsFileError, load_feeds
 from ingest.records import PayloadError
-from ingest.spec import FieldMapping, ParseContext
+from ingest.spec import FeedSpec, FieldMapping, ParseContext
 from kernel.logging_setup import configure_logging
 from kernel.settings import Settings, get_settings
 
@@ -194,8 +196,6 @@ def _read_source(source: str, feed: Any) -> bytes:
     """A payload from a file, or from a URL fetched with the feed's headers, timeout and size limit."""
     if not source.lower().startswith(("http://", "https://")):
         return Path(source).read_bytes()
-    import httpx
-
     with httpx.Client(follow_redirects=True, timeout=feed.timeout, headers=feed.headers) as client:
         with client.stream("GET", source) as response:
             response.raise_for_status()
@@ -210,12 +210,6 @@ def _read_source(source: str, feed: Any) -> bytes:
 
 
 def cmd_feeds_try(args: argparse.Namespace) -> int:
-    from datetime import UTC, datetime, timedelta
-
-    import httpx
-
-    from ingest import tryout
-
     configure_logging("text", "WARNING")
     try:
         feed = _pick_feed(args.file, args.feed, "feeds try")
@@ -266,12 +260,6 @@ def cmd_feeds_try(args: argparse.Namespace) -> int:
 
 
 def cmd_feeds_suggest(args: argparse.Namespace) -> int:
-    import httpx
-
-    from ingest import suggest
-    from ingest.records import PayloadError
-    from ingest.spec import FeedSpec
-
     configure_logging("text", "WARNING")
     try:
         body = _read_source(args.source, FeedSpec(name="suggest", url=args.source))
