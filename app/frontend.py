@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import plotly
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse
 
@@ -39,8 +40,6 @@ router = APIRouter(include_in_schema=False)
 
 
 def plotly_js_path() -> Path:
-    import plotly
-
     return Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
 
 

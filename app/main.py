@@ -12,9 +12,15 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.config import Settings, get_settings
-from app.db import create_engine, sessionmaker
+from app import health
+from app.alerts.service import AlertService
+from app.live.hub import Hub
+from app.metrics import AppMetrics
+from app.routes import install
 from app.state import State
+from ingest.runner import IngestService
+from kernel.db import create_engines, sessionmaker
+from kernel.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -26,33 +32,32 @@ def create_app(
     run_ingest: bool = False,
 ) -> FastAPI:
     settings = settings or get_settings()
+    metrics = AppMetrics(with_ingest=run_ingest)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
-        from app.live.hub import Hub
-
-        engine = create_engine(database_url, role="api+ingest" if run_ingest else "api")
+        engines = create_engines(database_url, settings)
+        engine = engines.api
         maker = sessionmaker(engine)
-        hub = Hub(settings=settings, engine=engine, database_url=database_url)
+        hub = Hub(settings=settings, engine=engines.live, database_url=database_url)
         ingest = None
         demo = False
+        metrics.bind(engines=engines, hub=hub)
         await hub.start()
         alerts = None
         try:
             if settings.alerts_enabled:
-                from app.alerts.service import AlertService
-
-                alerts = AlertService(settings=settings, engine=engine, database_url=database_url)
+                # Alerts write (their change-log rows and outbox): the writers' pool, not REST's.
+                alerts = AlertService(settings=settings, engine=engines.ingest, database_url=database_url)
                 await alerts.start()
             if run_ingest:
-                from ingest.runner import IngestService
-
-                ingest = IngestService(settings=settings, engine=engine, database_url=database_url)
+                ingest = IngestService(settings=settings, engine=engines.ingest, database_url=database_url)
                 await ingest.start()
                 demo = ingest.demo
             state: State = {
                 "settings": settings,
                 "engine": engine,
+                "engines": engines,
                 "sessionmaker": maker,
                 "database_url": database_url,
                 "hub": hub,
@@ -67,7 +72,7 @@ def create_app(
             if alerts is not None:
                 await alerts.stop()
             await hub.stop()
-            await engine.dispose()
+            await engines.dispose()
 
     app = FastAPI(
         title="mobility-live",
@@ -79,13 +84,13 @@ def create_app(
         ),
         lifespan=lifespan,
     )
+    # The settings the app runs with, for the server configuration (app/server.py).
+    app.state.settings = settings
+    app.state.metrics = metrics
     _install_routes(app, settings)
     return app
 
 
 def _install_routes(app: FastAPI, settings: Settings) -> None:
-    from app import health
-    from app.routes import install
-
     app.include_router(health.router)
     install(app, settings)

@@ -24,8 +24,12 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.geojson import dumps
-from app.config import Settings
+from app.guards import InputGuardMiddleware, SendDeadlineMiddleware
+from app.live import keys
+from app.metrics import RestMetricsMiddleware
 from app.problems import PROBLEM_JSON, RATE_LIMITED, UNAUTHORIZED
+from app.server import CLIENT_KEY
+from kernel.settings import Settings
 
 API_PREFIXES = ("/api/", "/ngsi-ld/")
 
@@ -115,8 +119,11 @@ class RateLimitMiddleware:
         client = scope.get("client")
         address = client[0] if client else "unknown"
         if identity is not None and identity.verified:
+            # Who the client is, for the concurrency caps further in (exports).
+            scope[CLIENT_KEY] = identity.bucket
             wait, limit = self.per_key.take(identity.bucket), self.per_key.capacity
         else:
+            scope[CLIENT_KEY] = f"ip:{address}"
             # Failed keys are charged to the address too, so guessing keys is rate limited.
             wait, limit = self.per_ip.take(address), self.per_ip.capacity
             if key and identity is None and self.resolve_key is not None and wait == 0:
@@ -226,8 +233,6 @@ async def resolve_api_key(scope: Scope, presented: str) -> KeyIdentity | None:
     lookup is one indexed read by prefix; it is not cached, so a revocation applies to
     the very next request.
     """
-    from app.live import keys
-
     # The planner's admin token is a credential too (alert rules under /api/v1/alerts).
     token = scope["state"]["settings"].admin_token
     if token and hmac.compare_digest(presented.encode(), token.encode()):
@@ -247,6 +252,7 @@ def install_middleware(app: FastAPI, settings: Settings) -> None:
     # add_middleware wraps: the last added is the outermost.
     app.add_middleware(ETagMiddleware, settings=settings)
     app.add_middleware(GZipMiddleware, minimum_size=settings.api_gzip_min_bytes)
+    app.add_middleware(InputGuardMiddleware)
     app.add_middleware(RateLimitMiddleware, settings=settings, resolve_key=resolve_api_key)
     if settings.cors_origins:
         app.add_middleware(
@@ -257,3 +263,8 @@ def install_middleware(app: FastAPI, settings: Settings) -> None:
             expose_headers=["ETag", "Link", "Retry-After", "NGSILD-Results-Count", "Content-Disposition"],
             max_age=600,
         )
+    metrics = getattr(app.state, "metrics", None)
+    if metrics is not None:
+        app.add_middleware(RestMetricsMiddleware, metrics=metrics)
+    # Outermost: every response, errors included, is written under the send deadline.
+    app.add_middleware(SendDeadlineMiddleware, timeout_s=settings.api_send_timeout_s)

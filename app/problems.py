@@ -12,11 +12,13 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,7 @@ INVALID_PARAMETERS = "urn:mobility-live:problem:invalid-parameters"
 NOT_FOUND = "urn:mobility-live:problem:not-found"
 RATE_LIMITED = "urn:mobility-live:problem:rate-limited"
 UNAUTHORIZED = "urn:mobility-live:problem:unauthorized"
+UNAVAILABLE = "urn:mobility-live:problem:unavailable"
 
 
 class ParameterError(BaseModel):
@@ -147,6 +150,90 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# SQLSTATE classes of a database that is down, restarting, recovering or overloaded (08
+# connection, 53 insufficient resources, 57 operator intervention: admin/crash shutdown,
+# cannot connect now, query canceled by statement_timeout), and of data it cannot hold (22).
+UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57")
+DATA_SQLSTATE_CLASS = "22"
+RETRY_AFTER_S = 2
+
+
+def _sqlstate(exc: BaseException) -> str:
+    for candidate in (exc, getattr(exc, "orig", None), exc.__cause__):
+        code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+        if isinstance(code, str):
+            return code
+    return ""
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """True when the error says the database cannot serve now, not that the request is wrong."""
+    if isinstance(exc, sa_exc.TimeoutError | asyncpg.exceptions.InterfaceError):
+        return True  # pool exhausted / connection gone
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, OSError):
+        # Refused, reset, timed out, or the Unix socket gone — but only on the way to the
+        # database: a missing file elsewhere is a bug, not an outage.
+        return _raised_by_database_driver(exc)
+    state = _sqlstate(exc)
+    if state[:2] in UNAVAILABLE_SQLSTATE_CLASSES:
+        return True
+    orig = getattr(exc, "orig", None)
+    cause = getattr(orig, "__cause__", None) or exc.__cause__
+    return isinstance(cause, OSError | asyncpg.exceptions.InterfaceError | asyncpg.PostgresConnectionError)
+
+
+_DRIVER_MODULES = ("asyncpg", "sqlalchemy")
+
+
+def _raised_by_database_driver(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__", "")
+        if module.split(".", 1)[0] in _DRIVER_MODULES:
+            return True
+        tb = tb.tb_next
+    return False
+
+
+async def _on_database(request: Request, exc: Exception) -> JSONResponse:
+    """Database and connection errors, answered here rather than by the last-resort handler
+    (which re-raises, so the server logs a second traceback and drops the keep-alive)."""
+    if database_unavailable(exc):
+        metrics = getattr(request.app.state, "metrics", None)
+        if metrics is not None:
+            reason = "pool_timeout" if isinstance(exc, sa_exc.TimeoutError) else "database"
+            metrics.unavailable.labels(reason).inc()
+        # An outage is not a bug: a short warning, and a 503 the client can retry.
+        log.warning(
+            "database unavailable",
+            extra={"path": request.url.path, "error": f"{type(exc).__name__}: {exc}"[:300]},
+        )
+        return problem_response(
+            request,
+            503,
+            detail="the database is unavailable or recovering; retry shortly",
+            type=UNAVAILABLE,
+            title="Service Unavailable",
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+    if _sqlstate(exc)[:2] == DATA_SQLSTATE_CLASS:
+        # Data exception (out of range, bad encoding, ...): a value the checks above let through
+        # that PostgreSQL cannot hold. It is the request's fault, so a 400 — and logged, to add a check.
+        log.warning(
+            "parameter refused by the database", extra={"path": request.url.path, "error": str(exc)[:300]}
+        )
+        return problem_response(
+            request,
+            400,
+            detail="a parameter is outside what the database accepts",
+            type=INVALID_PARAMETERS,
+            title="Invalid parameters",
+        )
+    return await _on_unexpected(request, exc)
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     # Logged with the traceback; the client learns nothing about internals.
     log.exception("unhandled error", extra={"path": request.url.path})
@@ -184,6 +271,14 @@ def _rewrite_openapi(app: FastAPI) -> None:
                     continue
                 responses = operation["responses"]
                 responses.pop("422", None)
+                # Answered by the server before any route (app/server.py), for every operation.
+                responses.setdefault(
+                    "431",
+                    {
+                        "description": "Request line and headers larger than the server's limit",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                )
                 if not (path.startswith("/api/") or path.startswith("/ngsi-ld/")):
                     if operation.get("parameters"):
                         responses.setdefault(
@@ -217,5 +312,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _on_problem)
     app.add_exception_handler(StarletteHTTPException, _on_http)
     app.add_exception_handler(RequestValidationError, _on_validation)
+    for error in (sa_exc.SQLAlchemyError, asyncpg.PostgresError, asyncpg.exceptions.InterfaceError, OSError):
+        app.add_exception_handler(error, _on_database)
     app.add_exception_handler(Exception, _on_unexpected)
     _rewrite_openapi(app)

@@ -8,14 +8,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from starlette.requests import HTTPConnection
 
 if TYPE_CHECKING:
-    from app.config import Settings
     from app.live.hub import Hub
     from ingest.runner import IngestService
+    from kernel.db import Engines
+    from kernel.settings import Settings
 
 
 class State(TypedDict):
     settings: Settings
-    engine: AsyncEngine
+    engine: AsyncEngine  # the REST pool (engines.api)
+    engines: Engines
     sessionmaker: async_sessionmaker
     database_url: str
     hub: Hub

@@ -39,11 +39,11 @@ from app.alerts.evaluate import read_subject  # noqa: E402
 from app.alerts.rules import ParkingAlmostFull  # noqa: E402
 from app.alerts.service import AlertService  # noqa: E402
 from app.alerts.store import Owner, create_rule, raw_connection, raw_transaction  # noqa: E402
-from app.config import Settings  # noqa: E402
-from app.db import EmbeddedPostgres, create_engine  # noqa: E402
 from ingest.records import ParkingObservation, ParkingSite  # noqa: E402
 from ingest.spec import FeedSpec  # noqa: E402
 from ingest.store import Store  # noqa: E402
+from kernel.db import EmbeddedPostgres, create_engine  # noqa: E402
+from kernel.settings import Settings  # noqa: E402
 
 FEED = FeedSpec(name="bench", url="http://127.0.0.1:9/feed")
 

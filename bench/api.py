@@ -46,10 +46,10 @@ sys.path.insert(0, str(ROOT))
 
 from app import migrate  # noqa: E402
 from app.api.params import Page  # noqa: E402
-from app.api.parking import parking_query  # noqa: E402
 from app.api.sites import SiteFilter, site_query  # noqa: E402
-from app.config import Settings  # noqa: E402
-from app.db import EmbeddedPostgres, asyncpg_dsn  # noqa: E402
+from app.read.parking import parking_query  # noqa: E402
+from kernel.db import EmbeddedPostgres, asyncpg_dsn  # noqa: E402
+from kernel.settings import Settings  # noqa: E402
 
 # Rennes-sized box.
 MIN_LAT, MAX_LAT, MIN_LON, MAX_LON = 47.99, 48.21, -1.85, -1.45
@@ -57,7 +57,7 @@ MIN_LAT, MAX_LAT, MIN_LON, MAX_LON = 47.99, 48.21, -1.85, -1.45
 SERVER = """
 import sys, uvicorn
 sys.path.insert(0, {root!r})
-from app.config import Settings
+from kernel.settings import Settings
 from app.main import create_app
 settings = Settings(database_url={url!r}, data_dir={data!r}, feeds_file=None, demo=False,
                     api_rate_per_minute_ip=100_000_000, log_level="WARNING")

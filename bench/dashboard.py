@@ -45,12 +45,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.config import Settings  # noqa: E402
-from app.db import create_engine  # noqa: E402
 from app.main import create_app  # noqa: E402
 from ingest.records import ParkingObservation, ParkingSite, TrafficObservation, TrafficSite  # noqa: E402
 from ingest.spec import FeedSpec  # noqa: E402
 from ingest.store import Store  # noqa: E402
+from kernel.db import create_engine  # noqa: E402
+from kernel.settings import Settings  # noqa: E402
 from tests.browser.conftest import CHROMIUM, LAUNCH_ARGS  # noqa: E402
 from tests.pg import PgTestServer  # noqa: E402
 from tests.servers import ThreadedServer  # noqa: E402

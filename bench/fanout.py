@@ -91,8 +91,8 @@ def wait_port(port: int, timeout: float = 60) -> None:
 def serve_ours(database_url: str, port: int, data_dir: str) -> None:
     import uvicorn
 
-    from app.config import Settings
     from app.main import create_app
+    from kernel.settings import Settings
 
     raise_fd_limit()
     settings = Settings(
@@ -221,11 +221,11 @@ async def produce_ours(database_url: str, changes: int) -> tuple[dict[int, float
     """(commit time per seq, probe seqs, flood start): probes first, then the flood, then END."""
     from datetime import UTC, datetime, timedelta
 
-    from app.config import Settings
-    from app.db import create_engine
     from ingest.records import ParkingObservation
     from ingest.spec import FeedSpec
     from ingest.store import Store
+    from kernel.db import create_engine
+    from kernel.settings import Settings
 
     engine = create_engine(database_url, role="bench", pool_size=2)
     store = Store(engine, Settings(database_url=database_url, feeds_file=None, demo=False))
@@ -268,7 +268,7 @@ async def produce_ours(database_url: str, changes: int) -> tuple[dict[int, float
 async def produce_ceiling(port: int, changes: int, sample: str) -> tuple[dict[int, float], set[int], float]:
     from websockets.asyncio.client import connect
 
-    from app.live.changes import delta_text
+    from kernel.changefeed.subscribe import delta_text
 
     template = json.loads(sample)
     sent: dict[int, float] = {}
@@ -308,12 +308,12 @@ async def seed(database_url: str) -> str:
     """Sites of the bench feed, and one real delta text to size the ceiling's messages."""
     from datetime import UTC, datetime, timedelta
 
-    from app.config import Settings
-    from app.db import create_engine
-    from app.live.changes import from_row
     from ingest.records import ParkingObservation, ParkingSite
     from ingest.spec import FeedSpec
     from ingest.store import Store
+    from kernel.changefeed.subscribe import from_row
+    from kernel.db import create_engine
+    from kernel.settings import Settings
 
     engine = create_engine(database_url, role="bench", pool_size=2)
     try:

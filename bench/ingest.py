@@ -45,12 +45,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app import migrate  # noqa: E402
-from app.config import Settings  # noqa: E402
-from app.db import EmbeddedPostgres, asyncpg_dsn, create_engine  # noqa: E402
 from ingest import adapters  # noqa: E402
 from ingest.records import BikeObservation, TrafficObservation  # noqa: E402
 from ingest.spec import FeedSpec, ParseContext  # noqa: E402
 from ingest.store import NOTIFY_CHANNEL, Store  # noqa: E402
+from kernel.db import EmbeddedPostgres, asyncpg_dsn, create_engine  # noqa: E402
+from kernel.settings import Settings  # noqa: E402
 
 FEEDS = ROOT / "tests" / "fixtures" / "feeds"
 CASES = {

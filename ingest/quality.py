@@ -37,6 +37,7 @@ class Checked:
     flags: dict[int, list[str]] = field(default_factory=dict)  # id(record) -> flags
     quarantined: list[tuple[str, Rejected]] = field(default_factory=list)  # (record type, rejection)
     counts: Counter[str] = field(default_factory=Counter)
+    quarantine_rules: Counter[str] = field(default_factory=Counter)  # only the rules that quarantine
 
     def flag(self, record: Record, name: str) -> None:
         self.flags.setdefault(id(record), []).append(name)
@@ -44,6 +45,7 @@ class Checked:
 
     def reject(self, record: Record, rule: str, reason: str) -> None:
         self.counts[rule] += 1
+        self.quarantine_rules[rule] += 1
         self.quarantined.append(
             (
                 record.type,
@@ -54,6 +56,7 @@ class Checked:
 
 _LOCATED: frozenset[type] = frozenset({ParkingSite, TrafficSite, BikeStation, TrafficEvent})
 _READINGS: frozenset[type] = frozenset({ParkingObservation, TrafficObservation, BikeObservation})
+READINGS = _READINGS
 
 
 def _outside(area: tuple[float, float, float, float] | None, lat: float | None, lon: float | None) -> bool:
@@ -132,6 +135,9 @@ def check(
                     f"observed_at {observed.isoformat()} is older than {max_age.days} days",
                 )
                 continue
+
+        if cls in _READINGS and record.extra.get("timezone_assumed"):  # type: ignore[union-attr]
+            out.flag(record, "timezone_assumed_utc")
 
         if cls is ParkingObservation:
             record = cast(ParkingObservation, record)

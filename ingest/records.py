@@ -183,6 +183,16 @@ class Batch(BaseModel):
     rejected: list[Rejected] = Field(default_factory=list)
     next_url: str | None = None
     generated_at: OptUtcDatetime = None
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What the adapter noticed that is not one bad record: a mapped field that matched "
+        "nothing, times without a zone, positions that point at a wrong CRS. Shown by `mobility parse` "
+        "and `feeds try`, counted in feed health.",
+    )
+    diagnostics: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Counts behind the warnings (records, matched per field, no-data values, …).",
+    )
     complete_types: set[str] = Field(
         default_factory=set,
         description="Record types this payload lists completely (a situation publication lists every "

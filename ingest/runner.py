@@ -23,25 +23,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import asyncpg
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.config import Settings, load_feeds
-from app.db import asyncpg_dsn
-from ingest import adapters
+from ingest import adapters, metrics, usability
+from ingest.demo import Demo, start_demo
+from ingest.feeds_file import load_feeds
 from ingest.records import Batch, PayloadError
-from ingest.spec import FeedSpec, ParseContext
+from ingest.spec import FeedSpec, FieldMapping, ParseContext
 from ingest.store import PollInfo, Store
-
-if TYPE_CHECKING:
-    from ingest.demo import Demo
+from kernel.db import asyncpg_dsn
+from kernel.locks import FEED_LOCK_PREFIX
+from kernel.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +109,6 @@ class IngestService:
             feeds = load_feeds(self.settings.feeds_file) if self.settings.feeds_file else []
         run_demo = self.settings.demo if self.settings.demo is not None else not feeds
         if run_demo:
-            from ingest.demo import start_demo
-
             self._demo_handle = await start_demo(self.settings)
             feeds = [*feeds, *self._demo_handle.feeds]
             self.demo = True
@@ -176,7 +175,9 @@ class IngestService:
                 for name in self.states:
                     if name not in self._held:
                         got = await self._lock_conn.fetchval(
-                            "SELECT pg_try_advisory_lock(hashtext('mobility_feed:' || $1))", name
+                            "SELECT pg_try_advisory_lock(hashtext($1::text || $2::text))",
+                            FEED_LOCK_PREFIX,
+                            name,
                         )
                         if got:
                             self._held.add(name)
@@ -236,20 +237,26 @@ class IngestService:
         started_at = datetime.now(UTC)
         t0 = time.perf_counter()
         state.polls += 1
-        urls: list[str] = []
         now_mono = time.monotonic()
-        static_due = bool(spec.static_urls) and (
+        static_due = spec.has_site_table and (
             state.static_fetched_at == 0.0 or now_mono - state.static_fetched_at >= spec.static_interval
         )
+        # (url, mapping, format) of each part, the live part last; a site table has its own mapping.
+        parts: list[tuple[str, FieldMapping | None, str | None]] = []
         if static_due:
-            urls.extend(str(u) for u in spec.static_urls)
-        urls.append(str(spec.url))
+            if spec.site_table is not None:
+                table = spec.site_table
+                table_format = table.format or ("generic" if table.mapping else None)
+                parts.append((table.url, table.mapping, table_format))
+            parts.extend((str(u), None, spec.format) for u in spec.static_urls)
+        parts.append((str(spec.url), None, spec.format))
+        urls = [u for u, _, _ in parts]
         batches: list[Batch] = []
         total_bytes = 0
         last_status: int | None = None
         live_not_modified = False
         try:
-            for index, url in enumerate(urls):
+            for index, (url, part_mapping, part_format) in enumerate(parts):
                 is_live = index == len(urls) - 1
                 page_url: str | None = url
                 pages = 0
@@ -262,10 +269,17 @@ class IngestService:
                             live_not_modified = True
                         break
                     total_bytes += len(fetched.body)
-                    ctx = ParseContext(feed=spec, url=page_url, content_type=fetched.content_type)
+                    is_table = spec.site_table is not None and url == spec.site_table.url and index == 0
+                    ctx = ParseContext(
+                        feed=spec.part_feed("site_table" if is_table else "live"),
+                        url=page_url,
+                        content_type=fetched.content_type,
+                        mapping=part_mapping,
+                        received_at=datetime.now(UTC),
+                    )
                     try:
                         batch = await asyncio.to_thread(
-                            adapters.parse_payload, fetched.body, ctx, spec.format
+                            adapters.parse_payload, fetched.body, ctx, part_format
                         )
                     except PayloadError as exc:
                         raise FetchError(
@@ -286,6 +300,8 @@ class IngestService:
                 error=str(exc),
             )
             log.warning("poll failed", extra={"feed": spec.name, "error": str(exc)[:300]})
+            metrics.POLL_SECONDS.labels(spec.name, "failed").observe(poll.duration_ms / 1000)
+            metrics.FAILURES.labels(spec.name).set(state.failures)
             await self.store.record_failure(spec, poll)
             await self._check_stale(state)
             return
@@ -300,16 +316,35 @@ class IngestService:
         )
         state.failures = 0
         state.last_fresh = time.monotonic()
+        metrics.FAILURES.labels(spec.name).set(0)
         if not batches:
             await self.store.record_not_modified(spec, poll)
+            metrics.POLL_SECONDS.labels(spec.name, "not_modified").observe(poll.duration_ms / 1000)
         else:
             records = [r for b in batches for r in b.records]
             rejected = [r for b in batches for r in b.rejected]
             part_of = {id(r): i for i, b in enumerate(batches) for r in b.records}
             complete = set().union(*(b.complete_types for b in batches))
             result = await self.store.apply(
-                spec, records, rejected, poll=poll, part_of=part_of, complete_types=complete
+                spec,
+                records,
+                rejected,
+                poll=poll,
+                part_of=part_of,
+                complete_types=complete,
+                values_missing=usability.mapped_values_missing(batches),
+                unmatched_fields=usability.unmatched_fields(batches),
             )
+            metrics.POLL_SECONDS.labels(spec.name, "stored").observe(poll.duration_ms / 1000)
+            metrics.RECORDS.labels(spec.name).inc(result.accepted)
+            metrics.REJECTED.labels(spec.name).inc(result.rejected)
+            for rule, hits in result.quality.items():
+                metrics.QUALITY.labels(spec.name, rule).inc(hits)
+            warnings = [w for b in batches for w in b.warnings]
+            if warnings:
+                log.warning("mapping warnings", extra={"feed": spec.name, "warnings": warnings[:10]})
+            if result.unusable:
+                log.warning("poll gave nothing usable", extra={"feed": spec.name, "reason": result.unusable})
             log.info(
                 "poll stored",
                 extra={
@@ -322,6 +357,7 @@ class IngestService:
             )
         if state.stale:
             state.stale = False
+            metrics.STALE.labels(spec.name).set(0)
             await self.store.set_stale(spec, False)
 
     async def _check_stale(self, state: FeedState) -> None:
@@ -335,6 +371,7 @@ class IngestService:
         )
         if too_long and not state.stale:
             state.stale = True
+            metrics.STALE.labels(spec.name).set(1)
             await self.store.set_stale(spec, True)
 
     async def _fetch_with_retries(self, state: FeedState, url: str) -> Fetched:
@@ -352,6 +389,8 @@ class IngestService:
     async def _fetch(self, state: FeedState, url: str) -> Fetched:
         assert self._client is not None
         spec = state.spec
+        if spec.site_table is not None and spec.site_table.is_local and url == spec.site_table.url:
+            return await _read_local(url, spec.max_bytes)
         headers = dict(spec.headers)
         etag, last_modified = state.validators.get(url, (None, None))
         if etag:
@@ -426,6 +465,18 @@ class IngestService:
             except Exception:
                 log.exception("maintenance failed")
             await _sleep_or(self._stopping, 5.0)
+
+
+async def _read_local(path: str, max_bytes: int) -> Fetched:
+    """A site table kept as a local file (a CSV of positions the city sent by mail)."""
+    try:
+        size = await asyncio.to_thread(os.path.getsize, path)
+        if size > max_bytes:
+            raise FetchError(f"{path}: {size} bytes exceeds the feed's limit of {max_bytes}", retryable=False)
+        body = await asyncio.to_thread(Path(path).read_bytes)
+    except OSError as exc:
+        raise FetchError(f"cannot read site table {path}: {exc.strerror}", retryable=False) from exc
+    return Fetched(path, 200, body, None, None, None)
 
 
 async def _sleep_or(event: asyncio.Event, seconds: float) -> None:

@@ -10,12 +10,11 @@ from sqlalchemy import pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.db import sqlalchemy_url
 from app.models import metadata
+from kernel.db import sqlalchemy_url
+from kernel.locks import MIGRATION_LOCK
 
 config = context.config
-# Any constant works; it only has to be the same in every process of this project.
-MIGRATION_LOCK = 7_342_001
 
 
 def _url() -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.config import Settings  # noqa: E402
+from kernel.settings import Settings  # noqa: E402
 
 HEADER = """# Configuration
 
@@ -23,7 +23,7 @@ the working directory). `DATABASE_URL` is also read without the prefix. Feeds ar
 in a TOML feeds file (`MOBILITY_FEEDS_FILE` or `--feeds`), described in
 [ingest.md](ingest.md).
 
-This table is generated from `app/config.py` by `scripts/config_doc.py`.
+This table is generated from `kernel/settings.py` by `scripts/config_doc.py`.
 
 | variable | default | meaning |
 |---|---|---|

@@ -9,8 +9,8 @@ import pytest
 import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.config import Settings
-from app.db import create_engine
+from kernel.db import create_engine
+from kernel.settings import Settings
 from tests.pg import PgTestServer
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from app import migrate
-from app.db import EmbeddedPostgres, asyncpg_dsn
+from kernel.db import EmbeddedPostgres, asyncpg_dsn
 
 T = TypeVar("T")
 TEMPLATE = "mobility_test_template"

@@ -17,6 +17,9 @@ from typing import Any
 import httpx
 import uvicorn
 
+from app.server import uvicorn_config
+from kernel.settings import Settings
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -29,15 +32,10 @@ class ThreadedServer:
 
     def __init__(self, app: Any, port: int | None = None) -> None:
         self.port = port or free_port()
-        self.config = uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=self.port,
-            log_config=None,
-            lifespan="on",
-            ws_max_size=1024 * 1024,
-            ws_per_message_deflate=False,
-        )
+        # The production configuration (head limit, abort handle, trusted proxies), with the
+        # settings the app was built with.
+        settings = getattr(getattr(app, "state", None), "settings", None) or Settings()
+        self.config = uvicorn_config(app, settings, host="127.0.0.1", port=self.port)
         self.server = uvicorn.Server(self.config)
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.loop: asyncio.AbstractEventLoop | None = None

@@ -13,8 +13,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from app.alerts.store import Owner, raw_connection
+from app.api.deps import LOOPBACK
 from app.live import keys as api_keys
-from app.live.admin import LOOPBACK
 from app.problems import UNAUTHORIZED, ProblemError
 from app.state import get_state
 

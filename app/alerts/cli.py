@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app.config import Settings
+from kernel.settings import Settings
 
 
 def add_parser(sub: Any, *, func: Callable[[argparse.Namespace], int]) -> None:

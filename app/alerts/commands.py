@@ -20,8 +20,8 @@ from app import migrate
 from app.alerts.rules import AnyRule, RuleIn
 from app.alerts.store import Owner, create_rule, delete_rule, list_rules
 from app.alerts.validate import RuleInvalid, check_subject, check_webhook_url, parse_networks
-from app.config import Settings
-from app.db import asyncpg_dsn, resolve_database_url
+from kernel.db import asyncpg_dsn, resolve_database_url
+from kernel.settings import Settings
 
 _adapter: TypeAdapter[AnyRule] = TypeAdapter(RuleIn)
 

@@ -201,6 +201,7 @@ QUALITY_RULES: tuple[str, ...] = (
     "null_island_coordinates",
     "future_timestamp",
     "future_timestamp_clamped",
+    "timezone_assumed_utc",
     "capacity_mismatch",
     "free_derived",
     "free_exceeds_capacity",

@@ -41,9 +41,9 @@ from app.alerts.store import (
 )
 from app.alerts.validate import parse_networks
 from app.alerts.webhooks import Outcome, send
-from app.config import Settings
-from app.db import asyncpg_dsn
 from app.forecast.service import ForecastCache
+from kernel.db import asyncpg_dsn
+from kernel.settings import Settings
 
 log = logging.getLogger(__name__)
 

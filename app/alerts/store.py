@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.alerts.rules import AnyRule, RuleIn
 from app.live.snapshot import iso
-from ingest.store.changelog import Change, write_changes
+from kernel.changefeed.publish import NewChange, write_changes
 
 ALERTS_LOCK = 7_342_113
 OUTBOX_CHANNEL = "mobility_alert_outbox"
@@ -262,14 +262,14 @@ async def emit(conn: asyncpg.Connection, transitions: list[Transition], now: dat
     floor = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM changes")
     ids = [t.alert_id for t in transitions]
     found = {r["id"]: r for r in await conn.fetch(ALERT_SELECT + " WHERE a.id = ANY($1::text[])", ids)}
-    changes: list[Change] = []
+    changes: list[NewChange] = []
     deliveries: list[tuple[str, int, str, str, str, str]] = []
     for t in transitions:
         row = found[t.alert_id]
         record = alert_record(row)
         fields = {**record, "event": t.event, "owner_key_id": row["owner_key_id"]}
         changes.append(
-            Change(topic="alerts", feed_id=cast(str, row["feed_id"]), site_id=t.alert_id, fields=fields)
+            NewChange(topic="alerts", feed_id=cast(str, row["feed_id"]), site_id=t.alert_id, fields=fields)
         )
         if t.rule["webhook_url"]:
             body = json.dumps(

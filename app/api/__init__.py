@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from app.api import bikes, export, feeds, forecast, history, meta, parking, replay, traffic
+from app.interop import datex2_out, ngsi_ld
+
 
 def routers() -> list[APIRouter]:
-    from app.api import bikes, export, feeds, forecast, history, meta, parking, replay, traffic
-    from app.interop import datex2_out, ngsi_ld
-
     return [
         meta.router,
         parking.router,

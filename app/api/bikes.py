@@ -6,19 +6,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import SessionDep, SettingsDep
 from app.api.geojson import GeoJSONResponse, collection, feature, json_response, paged, point
 from app.api.params import MAX_TEXT, BBoxQuery, FeedQuery, NearQuery, Page, PageDep, RadiusQuery
 from app.api.schemas import BikeCollection, BikeFeature
-from app.api.sites import SiteFilter, base_properties, select_sites, site_filter
+from app.api.sites import SiteFilter, base_properties, site_filter
 from app.problems import not_found
+from app.read.bikes import fetch_bikes
 
 router = APIRouter(prefix="/api/v1/bikes", tags=["bikes"])
-
-COLUMNS = """s.id, s.feed_id, s.source_id, s.name, s.lat, s.lon, s.capacity, s.address,
-             s.bikes_available, s.docks_available, s.status, s.observed_at, s.received_at"""
 
 StationId = Annotated[
     str,
@@ -40,10 +37,6 @@ def bike_feature(row: dict[str, Any]) -> dict[str, Any]:
         address=row["address"],
     )
     return feature(row["id"], point(row["lat"], row["lon"]), props)
-
-
-async def fetch_bikes(session: AsyncSession, filters: SiteFilter, page: Page) -> list[dict[str, Any]]:
-    return await select_sites(session, table="bike_stations", columns=COLUMNS, filters=filters, page=page)
 
 
 @router.get(

@@ -1,10 +1,15 @@
 """Export a time range of observations as streaming CSV or NDJSON.
 
-Rows come from a server-side cursor (``AsyncConnection.stream``) in chunks of
-``api_export_chunk_rows`` and are written out as they arrive, so an export of months
-of data for a thousand sites holds one chunk in memory, not the result. The order
-(site, then time) matches the observation primary key, so PostgreSQL merges the
-partitions' index scans instead of sorting.
+Rows are read in chunks of ``api_export_chunk_rows`` by keyset pagination on the
+observation primary key (site, then time): each chunk is one short query on a
+connection of the export pool, released before the chunk is written to the client.
+So a client that reads slowly (or never) holds no connection and no transaction, only
+its place in the key order; the send deadline (app/guards.py) then drops it. PostgreSQL
+merges the partitions' index scans for that order instead of sorting.
+
+Exports are the most expensive request there is, so each client address and each API
+key may run only a few at once (``api_exports_per_ip``, ``api_exports_per_key``); more
+are answered 429 with ``Retry-After``.
 
 Parameters are checked before the response starts: once the first byte is sent the
 status is 200 and an error can only cut the stream short.
@@ -15,77 +20,132 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.types import Receive, Scope, Send
 
 from app.api.deps import SessionDep, SettingsDep
 from app.api.geojson import json_default
-from app.api.kinds import KINDS, Kind
+from app.api.kinds import KINDS
 from app.api.params import MAX_TEXT, FeedQuery, FromQuery, ToQuery, time_range
-from app.problems import invalid, not_found
+from app.problems import RATE_LIMITED, ProblemError, invalid, not_found
+from app.server import CLIENT_KEY
 from app.state import get_state
+from kernel.topics import SiteTopic, TopicSpec
 
 router = APIRouter(prefix="/api/v1", tags=["export"])
 
 MEDIA = {"csv": "text/csv; charset=utf-8", "ndjson": "application/x-ndjson"}
 
 
-def export_sql(kind: Kind, *, feed: bool, ids: bool) -> str:
+def export_sql(kind: TopicSpec, *, feed: bool, ids: bool, after: bool, limit: int) -> str:
     cols = ", ".join(f"o.{c}" for c in (*kind.metrics, *kind.states))
     where = ""
     if feed:
-        where += f" AND o.site_id IN (SELECT id FROM {kind.sites} WHERE feed_id = :feed)"
+        where += f" AND o.site_id IN (SELECT id FROM {kind.site_table} WHERE feed_id = :feed)"
     if ids:
         where += " AND o.site_id = ANY(:ids)"
+    if after:
+        where += " AND (o.site_id, o.observed_at) > (:after_site, :after_at)"
     return f"""
         SELECT o.site_id, o.observed_at, o.received_at, {cols}
-        FROM {kind.observations} o
+        FROM {kind.obs_table} o
         WHERE o.observed_at >= :start AND o.observed_at < :end {where}
         ORDER BY o.site_id, o.observed_at
+        LIMIT {int(limit)}
     """
 
 
-def columns(kind: Kind) -> list[str]:
+def columns(kind: TopicSpec) -> list[str]:
     return ["site_id", "observed_at", "received_at", *kind.metrics, *kind.states]
 
 
+class ExportSlots:
+    """Exports running in this process, per client (``ip:…`` or ``key:…``)."""
+
+    def __init__(self) -> None:
+        self.running: dict[str, int] = {}
+
+    def take(self, client: str, limit: int) -> bool:
+        if self.running.get(client, 0) >= limit:
+            return False
+        self.running[client] = self.running.get(client, 0) + 1
+        return True
+
+    def give_back(self, client: str) -> None:
+        left = self.running.get(client, 0) - 1
+        if left > 0:
+            self.running[client] = left
+        else:
+            self.running.pop(client, None)
+
+
+class ExportResponse(StreamingResponse):
+    """A streamed export that gives its slot back however the stream ends (done, cut, aborted)."""
+
+    def __init__(self, *args: Any, release: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._release: Callable[[], None] | None = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.give_back()
+
+    def give_back(self) -> None:
+        if self._release is not None:
+            self._release()
+            self._release = None
+
+    def __del__(self) -> None:  # a response built but never sent (an error in between)
+        self.give_back()
+
+
+def _encode(rows: list[Any], names: list[str], fmt: str) -> bytes:
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        for row in rows:
+            writer.writerow(
+                [v.isoformat() if hasattr(v, "isoformat") else ("" if v is None else v) for v in row]
+            )
+        return buffer.getvalue().encode()
+    lines = [
+        json.dumps(dict(zip(names, row, strict=True)), default=json_default, separators=(",", ":"))
+        for row in rows
+    ]
+    return ("\n".join(lines) + "\n").encode()
+
+
 async def stream_rows(
-    request: Request, kind: Kind, sql: str, params: dict[str, Any], fmt: str, chunk: int
+    engine: AsyncEngine, kind: TopicSpec, base: dict[str, Any], fmt: str, chunk: int, *, feed: bool, ids: bool
 ) -> AsyncIterator[bytes]:
-    """Own connection, not the request session: the stream outlives the handler."""
-    engine = get_state(request)["engine"]
+    """One short query per chunk; no connection is held while a chunk is being written."""
     names = columns(kind)
-    async with engine.connect() as conn:
-        result = await conn.stream(text(sql), params)
-        if fmt == "csv":
-            buffer = io.StringIO()
-            writer = csv.writer(buffer, lineterminator="\n")
-            writer.writerow(names)
-            yield buffer.getvalue().encode()
-        async for rows in result.partitions(chunk):
-            if fmt == "csv":
-                buffer = io.StringIO()
-                writer = csv.writer(buffer, lineterminator="\n")
-                for row in rows:
-                    writer.writerow(
-                        [v.isoformat() if hasattr(v, "isoformat") else ("" if v is None else v) for v in row]
-                    )
-                yield buffer.getvalue().encode()
-            else:
-                lines = [
-                    json.dumps(
-                        dict(zip(names, row, strict=True)), default=json_default, separators=(",", ":")
-                    )
-                    for row in rows
-                ]
-                yield ("\n".join(lines) + "\n").encode()
-            if await request.is_disconnected():
-                return
+    if fmt == "csv":
+        yield (",".join(names) + "\n").encode()
+    first_sql = text(export_sql(kind, feed=feed, ids=ids, after=False, limit=chunk))
+    next_sql = text(export_sql(kind, feed=feed, ids=ids, after=True, limit=chunk))
+    after: tuple[Any, Any] | None = None
+    while True:
+        params = dict(base)
+        if after is not None:
+            params["after_site"], params["after_at"] = after
+        async with engine.connect() as conn:
+            rows = list((await conn.execute(first_sql if after is None else next_sql, params)).all())
+        if not rows:
+            return
+        yield _encode(rows, names, fmt)
+        if len(rows) < chunk:
+            return
+        after = (rows[-1][0], rows[-1][1])
 
 
 @router.get(
@@ -110,13 +170,15 @@ async def export(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    kind: Annotated[Literal["parking", "traffic", "bikes"], Query()],
+    kind: Annotated[SiteTopic, Query()],
     start: FromQuery = None,
     end: ToQuery = None,
     format: Annotated[Literal["csv", "ndjson"], Query()] = "csv",
     feed: FeedQuery = None,
     ids: Annotated[
-        str | None, Query(max_length=200_000, description="Comma-separated global site ids")
+        str | None,
+        # Within the server's request-head limit (64 KiB by default) once percent-encoded.
+        Query(max_length=20_000, description="Comma-separated global site ids"),
     ] = None,
 ) -> StreamingResponse:
     spec = KINDS[kind]
@@ -137,10 +199,32 @@ async def export(
         if any(len(i) > MAX_TEXT for i in id_list):
             raise invalid("ids", f"an id is longer than {MAX_TEXT} characters")
         params["ids"] = id_list
-    sql = export_sql(spec, feed=feed is not None, ids=id_list is not None)
+    # The request session is done with: give its connection back before the long part.
+    await session.close()
+    state = get_state(request)
+    client = str(request.scope.get(CLIENT_KEY) or f"ip:{request.client.host if request.client else '?'}")
+    limit = settings.api_exports_per_key if client.startswith("key:") else settings.api_exports_per_ip
+    slots: ExportSlots = state["extras"].setdefault("export_slots", ExportSlots())
+    if not slots.take(client, limit):
+        raise ProblemError(
+            429,
+            f"at most {limit} exports at once per client; retry when one has finished",
+            type=RATE_LIMITED,
+            title="Too Many Requests",
+            headers={"Retry-After": "10"},
+        )
     filename = f"{kind}-{span.start:%Y%m%dT%H%M%SZ}-{span.end:%Y%m%dT%H%M%SZ}.{format}"
-    return StreamingResponse(
-        stream_rows(request, spec, sql, params, format, settings.api_export_chunk_rows),
+    return ExportResponse(
+        stream_rows(
+            state["engines"].export,
+            spec,
+            params,
+            format,
+            settings.api_export_chunk_rows,
+            feed=feed is not None,
+            ids=id_list is not None,
+        ),
+        release=lambda: slots.give_back(client),
         media_type=MEDIA[format],
         headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
     )

@@ -81,9 +81,27 @@ def feed_out(row: dict[str, Any]) -> dict[str, Any]:
         "demo": row["demo"],
         "enabled": row["enabled"],
         "stale": bool(row["health_stale"] or row["overdue"]),
+        **health_verdict(row, health),
         "sites": {"parking": row["n_parking"], "traffic": row["n_traffic"], "bikes": row["n_bikes"]},
         "health": health,
     }
+
+
+def health_verdict(row: dict[str, Any], health: dict[str, Any] | None) -> dict[str, Any]:
+    """One answer to "can I trust this feed now?": a poll that failed, a poll that gave nothing
+    usable (ingest/usability.py) and a stale feed are all unhealthy, each with its reason."""
+    if not row["enabled"]:
+        return {"healthy": False, "unhealthy_reason": "disabled"}
+    if health is None or health["last_poll_at"] is None:
+        return {"healthy": False, "unhealthy_reason": "not polled yet"}
+    if health["last_error"]:
+        return {"healthy": False, "unhealthy_reason": health["last_error"]}
+    if row["health_stale"] or row["overdue"]:
+        return {
+            "healthy": False,
+            "unhealthy_reason": f"stale: no fresh data for {row['stale_after']} intervals",
+        }
+    return {"healthy": True, "unhealthy_reason": None}
 
 
 async def fetch_feeds(session: AsyncSession, page: Page, feed_id: str | None = None) -> list[dict[str, Any]]:

@@ -17,10 +17,11 @@ from sqlalchemy import text
 
 from app.api.deps import SessionDep, SettingsDep
 from app.api.geojson import json_response, next_link
-from app.api.kinds import KINDS, Kind
+from app.api.kinds import KINDS
 from app.api.params import MAX_TEXT, FromQuery, ToQuery, decode_cursor, encode_cursor, parse_time, time_range
 from app.api.schemas import History
 from app.problems import invalid, not_found
+from kernel.topics import TopicSpec
 
 router = APIRouter(prefix="/api/v1", tags=["history"])
 
@@ -34,7 +35,7 @@ STEPS: dict[str, timedelta] = {
 ORIGIN = "TIMESTAMPTZ '2000-01-01 00:00:00+00'"
 
 
-def aggregate_sql(kind: Kind) -> str:
+def aggregate_sql(kind: TopicSpec) -> str:
     parts = []
     for m in kind.metrics:
         parts.append(
@@ -45,19 +46,19 @@ def aggregate_sql(kind: Kind) -> str:
     return f"""
         SELECT date_bin(CAST(:step AS interval), observed_at, {ORIGIN}) AS t, count(*) AS n,
                {", ".join(parts)}
-        FROM {kind.observations}
+        FROM {kind.obs_table}
         WHERE site_id = :site_id AND observed_at >= :start AND observed_at < :end
         GROUP BY 1
         ORDER BY 1
     """
 
 
-def raw_sql(kind: Kind, with_after: bool) -> str:
+def raw_sql(kind: TopicSpec, with_after: bool) -> str:
     cols = ", ".join((*kind.metrics, *kind.states))
     after = "AND observed_at > :after" if with_after else ""
     return f"""
-        SELECT observed_at AS t, {cols}
-        FROM {kind.observations}
+        SELECT observed_at AS t, {cols}, flags
+        FROM {kind.obs_table}
         WHERE site_id = :site_id AND observed_at >= :start AND observed_at < :end {after}
         ORDER BY observed_at
         LIMIT :limit_plus
@@ -68,7 +69,7 @@ async def site_history(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    kind: Kind,
+    kind: TopicSpec,
     site_id: str,
     start_raw: str | None,
     end_raw: str | None,
@@ -77,12 +78,12 @@ async def site_history(
     cursor: str | None,
 ) -> Response:
     span = time_range(start_raw, end_raw, max_days=settings.api_max_history_days, default=timedelta(hours=24))
-    exists = await session.execute(text(f"SELECT 1 FROM {kind.sites} WHERE id = :id"), {"id": site_id})
+    exists = await session.execute(text(f"SELECT 1 FROM {kind.site_table} WHERE id = :id"), {"id": site_id})
     if exists.first() is None:
-        raise not_found(f"{kind.name} site {site_id!r}")
+        raise not_found(f"{kind.topic} site {site_id!r}")
     body: dict[str, Any] = {
         "site_id": site_id,
-        "kind": kind.name,
+        "kind": kind.topic,
         "step": step,
         "from": span.start,
         "to": span.end,
@@ -133,13 +134,13 @@ async def site_history(
     return json_response(body, headers=headers)
 
 
-def _register(kind: Kind, collection: str, *, in_schema: bool = True) -> None:
+def _register(kind: TopicSpec, collection: str, *, in_schema: bool = True) -> None:
     @router.get(
-        f"/{kind.name}/{collection}/{{site_id}}/history",
-        summary=f"History of one {kind.name} site: raw or min/avg/max/last per bucket",
+        f"/{kind.topic}/{collection}/{{site_id}}/history",
+        summary=f"History of one {kind.topic} site: raw or min/avg/max/last per bucket",
         response_model=History,
         include_in_schema=in_schema,
-        name=f"{kind.name}_{collection}_history",
+        name=f"{kind.topic}_{collection}_history",
     )
     async def history(
         request: Request,
@@ -155,7 +156,6 @@ def _register(kind: Kind, collection: str, *, in_schema: bool = True) -> None:
         return await site_history(request, session, settings, kind, site_id, start, end, step, limit, cursor)
 
 
-_register(KINDS["parking"], "sites")
-_register(KINDS["traffic"], "sites")
-_register(KINDS["bikes"], "sites")
+for _kind in KINDS.values():  # one endpoint per topic with history, from the registry
+    _register(_kind, "sites")
 _register(KINDS["bikes"], "stations", in_schema=False)

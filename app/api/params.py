@@ -18,10 +18,14 @@ from typing import Annotated, Any
 from fastapi import Depends, Query
 
 from app.api.deps import SettingsDep
-from app.config import Settings
 from app.problems import invalid
+from kernel.settings import Settings
 
 MAX_TEXT = 200
+COORD_DECIMALS = 9
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+MIN_RADIUS_M = 0.001
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,9 @@ def _floats(raw: str, name: str, count: int) -> list[float]:
         raise invalid(name, "not a number") from None
     if not all(math.isfinite(v) for v in values):
         raise invalid(name, "numbers must be finite")
-    return values
+    # Nine decimals of a degree is 0.1 mm: finer values (5e-324) only make PostgreSQL's
+    # trigonometry underflow into an error. + 0.0 turns -0.0 into 0.0.
+    return [round(v, COORD_DECIMALS) + 0.0 for v in values]
 
 
 def parse_bbox(raw: str | None) -> BBox | None:
@@ -92,9 +98,14 @@ def parse_time(raw: str | None, name: str) -> datetime | None:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     try:
-        return value.astimezone(UTC)
+        value = value.astimezone(UTC)
     except (OverflowError, ValueError):
         raise invalid(name, "date-time out of range") from None
+    # Bounded so that arithmetic on it (from = to - 24 h, replay look-back, buckets) cannot
+    # overflow datetime (year 1) or reach PostgreSQL's limits.
+    if not EARLIEST <= value < LATEST:
+        raise invalid(name, f"date-time out of range ({EARLIEST:%Y} to {LATEST:%Y})")
+    return value
 
 
 def encode_cursor(value: Any) -> str:
@@ -112,7 +123,22 @@ def decode_cursor(raw: str | None, kind: type) -> Any:
         raise invalid("cursor", "not a cursor this API issued") from None
     if not isinstance(value, kind) or isinstance(value, bool):
         raise invalid("cursor", "not a cursor this API issued")
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        raise invalid("cursor", "not a cursor this API issued")  # beyond PostgreSQL's bigint
+    if isinstance(value, str) and not usable_text(value):
+        raise invalid("cursor", "not a cursor this API issued")
     return value
+
+
+def usable_text(value: str) -> bool:
+    """Text PostgreSQL can take: no NUL, and encodable as UTF-8 (no lone surrogate)."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -198,6 +224,8 @@ def check_near(settings: Settings, near: str | None, radius: float | None) -> tu
         raise invalid("radius", "only with `near`")
     if radius is not None and radius > settings.api_near_max_radius_m:
         raise invalid("radius", f"at most {settings.api_near_max_radius_m:g} m")
+    if radius is not None and not radius >= MIN_RADIUS_M:
+        raise invalid("radius", f"at least {MIN_RADIUS_M:g} m")
     return point
 
 
@@ -209,4 +237,6 @@ NearQuery = Annotated[
         examples=["48.1096,-1.6778"],
     ),
 ]
-RadiusQuery = Annotated[float | None, Query(gt=0, description="Metres around `near` (default 1000)")]
+RadiusQuery = Annotated[
+    float | None, Query(ge=MIN_RADIUS_M, description="Metres around `near` (default 1000)")
+]

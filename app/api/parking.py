@@ -6,42 +6,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import text
 
 from app.api.deps import SessionDep, SettingsDep
 from app.api.geojson import GeoJSONResponse, collection, feature, json_response, paged, point
 from app.api.params import MAX_TEXT, BBoxQuery, FeedQuery, NearQuery, Page, PageDep, RadiusQuery
 from app.api.schemas import ParkingCollection, ParkingFeature
-from app.api.sites import SiteFilter, base_properties, select_sites, site_filter
-from app.config import Settings
+from app.api.sites import SiteFilter, base_properties, site_filter
 from app.forecast.service import forecast_cache, site_forecast, state_of
 from app.problems import not_found
+from app.read.parking import fetch_parking
 
 router = APIRouter(prefix="/api/v1/parking", tags=["parking"])
-
-COLUMNS = """s.id, s.feed_id, s.source_id, s.name, s.lat, s.lon, s.capacity, s.free, s.occupied,
-             s.status, s.site_type, s.address, s.observed_at, s.received_at"""
-
-# Trend over the window: last minus first free count among the window's observations,
-# classified in SQL against a threshold that scales with the site's capacity.
-TREND_SELECT = """,
-    t.delta AS trend_free_delta,
-    CASE WHEN coalesce(t.n, 0) < 2 OR t.delta IS NULL THEN 'unknown'
-         WHEN abs(t.delta) < greatest(1, coalesce(page.capacity, 0) * CAST(:steady_pct AS float8) / 100.0)
-              THEN 'steady'
-         WHEN t.delta < 0 THEN 'filling'
-         ELSE 'emptying'
-    END AS trend"""
-TREND_JOIN = """
-    LEFT JOIN LATERAL (
-        SELECT (array_agg(o.free ORDER BY o.observed_at DESC))[1]
-               - (array_agg(o.free ORDER BY o.observed_at))[1] AS delta,
-               count(*) AS n
-        FROM parking_observations o
-        WHERE o.site_id = page.id
-          AND o.observed_at >= now() - make_interval(secs => CAST(:trend_s AS float8))
-          AND o.free IS NOT NULL
-    ) t ON true"""
 
 SiteId = Annotated[
     str,
@@ -77,27 +53,6 @@ def parking_feature(row: dict[str, Any]) -> dict[str, Any]:
         trend_free_delta=row.get("trend_free_delta"),
     )
     return feature(row["id"], point(row["lat"], row["lon"]), props)
-
-
-def parking_query(settings: Settings, filters: SiteFilter, page: Page) -> dict[str, Any]:
-    return {
-        "table": "parking_sites",
-        "columns": COLUMNS,
-        "filters": filters,
-        "page": page,
-        "outer_select": TREND_SELECT,
-        "outer_join": TREND_JOIN,
-        "outer_params": {
-            "trend_s": settings.api_trend_window_minutes * 60.0,
-            "steady_pct": settings.api_trend_steady_pct,
-        },
-    }
-
-
-async def fetch_parking(
-    session: AsyncSession, settings: Settings, filters: SiteFilter, page: Page
-) -> list[dict[str, Any]]:
-    return await select_sites(session, **parking_query(settings, filters, page))
 
 
 @router.get(
@@ -152,4 +107,7 @@ async def get_site(request: Request, site_id: SiteId, session: SessionDep, setti
     record["properties"]["forecast"] = await site_forecast(
         session, state_of(rows[0]), forecast_cache(request)
     )
+    # The quality flags of the site and of its current reading (docs/ingest.md, data-quality rules).
+    flags = await session.execute(text("SELECT flags FROM parking_sites WHERE id = :id"), {"id": site_id})
+    record["properties"]["flags"] = sorted(flags.scalar_one_or_none() or [])
     return json_response(record, media_type="application/geo+json")

@@ -16,22 +16,23 @@ from sqlalchemy import text
 
 from app.api.deps import SessionDep, SettingsDep
 from app.api.geojson import GeoJSONResponse, dumps, paged, point
-from app.api.kinds import KINDS, Kind
+from app.api.kinds import KINDS
 from app.api.params import BBoxQuery, FeedQuery, PageDep, parse_bbox, parse_time
 from app.api.schemas import ReplayCollection
 from app.problems import invalid
+from kernel.topics import TopicSpec
 
 router = APIRouter(prefix="/api/v1", tags=["replay"])
 
 
-def replay_sql(kind: Kind, where: list[str]) -> str:
+def replay_sql(kind: TopicSpec, where: list[str]) -> str:
     cols = ", ".join(f"o.{c}" for c in (*kind.metrics, *kind.states))
     extra = "".join(f" AND {w}" for w in where)
     return f"""
         SELECT s.id, s.feed_id, s.source_id, s.name, s.lat, s.lon, o.observed_at, {cols}
-        FROM {kind.sites} s
+        FROM {kind.site_table} s
         JOIN LATERAL (
-            SELECT * FROM {kind.observations} o
+            SELECT * FROM {kind.obs_table} o
             WHERE o.site_id = s.id AND o.observed_at <= :t AND o.observed_at > :since
             ORDER BY o.observed_at DESC
             LIMIT 1
@@ -42,13 +43,13 @@ def replay_sql(kind: Kind, where: list[str]) -> str:
     """
 
 
-def _register(kind: Kind, path: str) -> None:
+def _register(kind: TopicSpec, path: str) -> None:
     @router.get(
         path,
-        summary=f"Every {kind.name} site as it was at `time` (GeoJSON)",
+        summary=f"Every {kind.topic} site as it was at `time` (GeoJSON)",
         response_class=GeoJSONResponse,
         response_model=ReplayCollection,
-        name=f"{kind.name}_at",
+        name=f"{kind.topic}_at",
     )
     async def at(
         request: Request,
@@ -108,6 +109,5 @@ def _register(kind: Kind, path: str) -> None:
         return Response(dumps(body), media_type="application/geo+json", headers=headers)
 
 
-_register(KINDS["parking"], "/parking/at")
-_register(KINDS["traffic"], "/traffic/at")
-_register(KINDS["bikes"], "/bikes/at")
+for _kind in KINDS.values():  # one endpoint per topic with history, from the registry
+    _register(_kind, f"/{_kind.topic}/at")

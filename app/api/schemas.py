@@ -93,6 +93,12 @@ class ParkingProperties(_SiteBase):
     forecast: Forecast | None = Field(
         default=None, description="Only on the single-site record: see /sites/{id}/forecast."
     )
+    flags: list[str] | None = Field(
+        default=None,
+        description="Data-quality flags of the site and its current reading (docs/ingest.md); "
+        "on the single-site endpoint only.",
+        examples=[["free_derived"]],
+    )
 
 
 class ParkingFeature(_Feature):
@@ -243,6 +249,16 @@ class FeedOut(BaseModel):
     demo: bool
     enabled: bool
     stale: bool = Field(description="Feed health says stale, or no success within stale_after intervals.")
+    healthy: bool = Field(
+        default=False,
+        description="Polled, last poll fetched and gave usable records, not stale.",
+    )
+    unhealthy_reason: str | None = Field(
+        default=None,
+        description="Why not healthy: the last error, 'nothing usable: …' (every record rejected or "
+        "quarantined, or no mapped value matched), stale, disabled, not polled yet.",
+        examples=["nothing usable: all 11 records rejected or quarantined; top reasons: too_old (11)"],
+    )
     sites: dict[str, int] = Field(
         description="Sites per kind.", examples=[{"parking": 12, "traffic": 0, "bikes": 0}]
     )

@@ -18,8 +18,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.params import BBox, Page, check_near, parse_bbox
-from app.config import Settings, get_settings
 from app.problems import invalid
+from kernel.settings import Settings, get_settings
 
 STALE_REASON = """
     CASE WHEN s.stale THEN 'site'

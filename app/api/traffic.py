@@ -7,20 +7,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import SessionDep, SettingsDep
-from app.api.geojson import GeoJSONResponse, collection, feature, json_response, paged, point
+from app.api.geojson import GeoJSONResponse, collection, feature, json_response, paged
 from app.api.params import MAX_TEXT, BBoxQuery, FeedQuery, NearQuery, Page, PageDep, RadiusQuery, parse_bbox
 from app.api.schemas import EventCollection, TrafficCollection, TrafficFeature
-from app.api.sites import SiteFilter, base_properties, select_sites, site_filter
+from app.api.sites import SiteFilter, base_properties, site_filter
 from app.problems import not_found
+from app.read.traffic import fetch_traffic, geometry_of
 
 router = APIRouter(prefix="/api/v1/traffic", tags=["traffic"])
-
-COLUMNS = """s.id, s.feed_id, s.source_id, s.name, s.lat, s.lon, s.geometry, s.site_kind, s.road,
-             s.direction, s.free_flow_kmh, s.speed_kmh, s.flow_vph, s.occupancy_pct, s.congestion,
-             s.observed_at, s.received_at"""
 
 SiteId = Annotated[
     str,
@@ -30,16 +26,6 @@ SiteId = Annotated[
         examples=["digitraffic-tms:23001"],
     ),
 ]
-
-GEOMETRY_TYPES = {"Point", "LineString", "MultiLineString", "Polygon", "MultiPoint", "MultiPolygon"}
-
-
-def geometry_of(row: dict[str, Any]) -> dict[str, Any] | None:
-    """A segment's own geometry when it has a usable one, else its point."""
-    geometry = row.get("geometry")
-    if isinstance(geometry, dict) and geometry.get("type") in GEOMETRY_TYPES and geometry.get("coordinates"):
-        return {"type": geometry["type"], "coordinates": geometry["coordinates"]}
-    return point(row["lat"], row["lon"])
 
 
 def speed_ratio(speed: float | None, free_flow: float | None) -> float | None:
@@ -62,10 +48,6 @@ def traffic_feature(row: dict[str, Any]) -> dict[str, Any]:
         speed_ratio=speed_ratio(row["speed_kmh"], row["free_flow_kmh"]),
     )
     return feature(row["id"], geometry_of(row), props)
-
-
-async def fetch_traffic(session: AsyncSession, filters: SiteFilter, page: Page) -> list[dict[str, Any]]:
-    return await select_sites(session, table="traffic_sites", columns=COLUMNS, filters=filters, page=page)
 
 
 @router.get(

@@ -19,8 +19,8 @@ from lxml import etree
 
 from app.api.deps import SessionDep, SettingsDep
 from app.api.params import BBoxQuery, FeedQuery, Page, parse_bbox
-from app.api.parking import fetch_parking
 from app.api.sites import SiteFilter
+from app.read.parking import fetch_parking
 
 router = APIRouter(prefix="/api/v1/datex2", tags=["datex2"])
 

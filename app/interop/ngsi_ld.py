@@ -21,15 +21,16 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.bikes import fetch_bikes
 from app.api.deps import SessionDep, SettingsDep
 from app.api.geojson import dumps
 from app.api.params import MAX_TEXT, Page
-from app.api.parking import fetch_parking
 from app.api.sites import SiteFilter, count_sites
-from app.api.traffic import fetch_traffic, geometry_of
-from app.config import Settings
 from app.problems import ProblemError
+from app.read.bikes import fetch_bikes
+from app.read.parking import fetch_parking
+from app.read.traffic import fetch_traffic, geometry_of
+from app.state import get_state
+from kernel.settings import Settings
 
 router = APIRouter(prefix="/ngsi-ld/v1", tags=["ngsi-ld"])
 
@@ -242,10 +243,30 @@ def _render(request: Request, media: str, entities: list[dict[str, Any]], option
     return out
 
 
+def public_base(request: Request) -> str:
+    """The configured public base URL, else the address this server listens on.
+
+    Never the request's ``Host``: the response is cacheable publicly, so a forged Host
+    would be served to everyone (cache poisoning), and a rebinding page could choose it.
+    """
+    configured = get_state(request)["settings"].public_base_url
+    if configured:
+        return configured.rstrip("/")
+    server = request.scope.get("server")
+    if not server:
+        return ""
+    host, port = server[0], server[1]
+    if ":" in host:
+        host = f"[{host}]"
+    scheme = request.scope.get("scheme", "http")
+    default = (scheme == "http" and port == 80) or (scheme == "https" and port == 443)
+    return f"{scheme}://{host}" + ("" if default or port is None else f":{port}")
+
+
 def _headers(request: Request, media: str) -> dict[str, str]:
     if media == LD_JSON:
         return {}
-    context_url = str(request.base_url).rstrip("/") + CONTEXT_PATH
+    context_url = public_base(request) + CONTEXT_PATH
     return {
         "Link": f'<{context_url}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
     }
@@ -290,7 +311,7 @@ async def query_entities(
     options: Annotated[
         str | None, Query(max_length=MAX_TEXT, description="keyValues for the simplified form")
     ] = None,
-    limit: Annotated[int, Query(ge=0, description="Entities per page (spec default 20)")] = 20,
+    limit: Annotated[int, Query(ge=0, le=10_000_000, description="Entities per page (spec default 20)")] = 20,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     count: Annotated[bool, Query(description="Add NGSILD-Results-Count")] = False,
 ) -> Response:

@@ -1,27 +1,25 @@
 """Operator endpoints of the live feed: per-key usage and Prometheus metrics.
 
-Both expose partner names and usage, so both need ``Authorization: Bearer <admin_token>``;
-with no ``admin_token`` configured they answer loopback clients only (an operator on the
-box, or a Prometheus sidecar), never the network.
+Both expose partner names and usage, so both are admin only (``require_admin`` in
+app/api/deps.py: the admin token, or loopback when none is configured).
 """
 
 from __future__ import annotations
 
-import hmac
 from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import PlainTextResponse, Response
+from prometheus_client import generate_latest
 from pydantic import BaseModel
 
+from app.api.deps import ADMIN_RESPONSES, AdminOnly
 from app.live import keys as api_keys
+from app.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from app.state import get_state
 
 router = APIRouter(tags=["admin"])
-
-PROBLEM_JSON = "application/problem+json"
-LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 class KeyReport(BaseModel):
@@ -47,43 +45,14 @@ class KeysReport(BaseModel):
     )
 
 
-def _problem(status: int, title: str, detail: str) -> JSONResponse:
-    return JSONResponse(
-        {"type": "about:blank", "title": title, "status": status, "detail": detail},
-        status_code=status,
-        media_type=PROBLEM_JSON,
-        headers={"WWW-Authenticate": "Bearer"} if status == 401 else None,
-    )
-
-
-def _denied(request: Request) -> JSONResponse | None:
-    token = get_state(request)["settings"].admin_token
-    if token:
-        scheme, _, value = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
-            return _problem(401, "Unauthorized", "send Authorization: Bearer <admin token>")
-        return None
-    host = request.client.host if request.client else ""
-    if host not in LOOPBACK:
-        return _problem(
-            403, "Forbidden", "no admin_token is configured: admin endpoints answer loopback only"
-        )
-    return None
-
-
 @router.get(
     "/admin/keys",
     summary="API keys with usage (connections, messages, bytes)",
     response_model=KeysReport,
-    responses={
-        401: {"description": "Missing or wrong admin token"},
-        403: {"description": "Not from loopback"},
-    },
+    dependencies=[AdminOnly],
+    responses=ADMIN_RESPONSES,
 )
 async def admin_keys(request: Request) -> Any:
-    denied = _denied(request)
-    if denied is not None:
-        return denied
     state = get_state(request)
     hub = state["hub"]
     async with state["engine"].connect() as connection:
@@ -104,15 +73,45 @@ async def admin_keys(request: Request) -> Any:
     "/metrics",
     summary="Prometheus metrics of this process",
     response_class=PlainTextResponse,
-    responses={
-        401: {"description": "Missing or wrong admin token"},
-        403: {"description": "Not from loopback"},
-    },
+    dependencies=[AdminOnly],
+    responses=ADMIN_RESPONSES,
 )
 async def metrics(request: Request) -> Response:
-    denied = _denied(request)
-    if denied is not None:
-        return denied
-    return PlainTextResponse(
-        get_state(request)["hub"].metrics_text(), media_type="text/plain; version=0.0.4; charset=utf-8"
-    )
+    # Every metric of this process through prometheus-client (app/metrics.py), the live
+    # feed's own counters included; then each feed's health as the database has it, so that
+    # an API process without pollers (mobility serve) reports it too.
+    state = get_state(request)
+    async with state["engine"].connect() as connection:
+        raw = (await connection.get_raw_connection()).driver_connection
+        feeds = await raw.fetch(  # type: ignore[union-attr]
+            "SELECT f.id, h.last_error, coalesce(h.stale, false) AS stale, h.last_poll_at,"
+            " coalesce((h.quality ->> 'nothing_usable')::bigint, 0) AS nothing_usable"
+            " FROM feeds f LEFT JOIN feed_health h ON h.feed_id = f.id WHERE f.enabled ORDER BY f.id"
+        )
+    body = generate_latest(request.app.state.metrics.registry) + feed_health_text(feeds).encode()
+    return Response(body, media_type=METRICS_CONTENT_TYPE)
+
+
+def feed_health_text(rows: list[Any]) -> str:
+    """Per-feed health for alerting: a feed whose polls fetch fine but give nothing usable is 0 here."""
+    lines = [
+        "# HELP mobility_feed_healthy 1 when the feed's last poll fetched and gave usable records and it is "
+        "not stale; 0 otherwise (the reason is in /api/v1/feeds).",
+        "# TYPE mobility_feed_healthy gauge",
+    ]
+    for row in rows:
+        healthy = row["last_poll_at"] is not None and not row["last_error"] and not row["stale"]
+        lines.append(f'mobility_feed_healthy{{feed="{_escape(row["id"])}"}} {int(healthy)}')
+    lines += [
+        "# HELP mobility_feed_nothing_usable_total Polls that fetched fine but gave nothing usable.",
+        "# TYPE mobility_feed_nothing_usable_total counter",
+    ]
+    for row in rows:
+        lines.append(
+            f'mobility_feed_nothing_usable_total{{feed="{_escape(row["id"])}"}} {row["nothing_usable"]}'
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from app.live.changes import Change
 from app.live.protocol import Filter, Topic
+from kernel.changefeed.subscribe import Change
+from kernel.topics import REGISTRY
 
-# Alerts are positionless too: their subject may be a feed or a bbox (docs/alerts.md).
-POSITIONLESS_TOPICS = frozenset({"feeds", "alerts"})
+POSITIONLESS_TOPICS = frozenset(topic for topic, spec in REGISTRY.items() if not spec.has_position)
 
 
 @dataclass

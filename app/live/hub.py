@@ -18,29 +18,33 @@ import contextlib
 import logging
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.websockets import WebSocket
 
-from app.config import Settings
-from app.db import asyncpg_dsn
 from app.live import keys as api_keys
-from app.live import protocol
-from app.live.changes import read_after
+from app.live import protocol, transport
 from app.live.metrics import KeyUsage, LiveMetrics, exposition
 from app.live.session import Session, TokenBucket
+from kernel import changefeed
+from kernel.db import asyncpg_dsn
+from kernel.locks import RETENTION_LOCK
+from kernel.settings import Settings
 
 log = logging.getLogger(__name__)
 
-NOTIFY_CHANNEL = "mobility_changes"
-RETENTION_LOCK = 7_342_101
+__all__ = ["RETENTION_LOCK", "Hub"]  # RETENTION_LOCK: tests hold it to play "another process"
+
 READ_PAGE = 2000
 
 CLOSE_POLICY = 1008
 CLOSE_TRY_AGAIN = 1013
 CLOSE_GOING_AWAY = 1001
+# How long a subscribe waits for a snapshot slot of its IP or key before it is answered `busy`.
+SLOT_WAIT_S = 5.0
 
 
 class Hub:
@@ -53,6 +57,8 @@ class Hub:
         self.dispatched_seq = 0
         self.public_by_ip: Counter[str] = Counter()
         self.by_key: dict[int, set[Session]] = {}
+        self.snapshots_running: Counter[tuple[str, str | int]] = Counter()
+        self._slot_freed = asyncio.Condition()
         self._key_buckets: dict[int, TokenBucket] = {}
         self._flushed: dict[int, tuple[int, int, int]] = {}
         self._wake = asyncio.Event()
@@ -67,7 +73,7 @@ class Hub:
 
     async def start(self) -> None:
         conn = await self._connect()
-        self.dispatched_seq = int(await conn.fetchval("SELECT coalesce(max(seq), 0) FROM changes"))
+        self.dispatched_seq = await changefeed.latest_seq(conn)
         self._tasks = [
             asyncio.create_task(self._listen_loop(conn), name="live-listen"),
             asyncio.create_task(self._heartbeat_loop(), name="live-heartbeat"),
@@ -102,7 +108,7 @@ class Hub:
         conn = await asyncpg.connect(
             asyncpg_dsn(self.database_url), server_settings={"application_name": "api-live"}
         )
-        await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
+        await changefeed.listen(conn, self._on_notify)
         await conn.add_listener(api_keys.REVOKE_CHANNEL, self._on_revoke)
         # Wake the loop at once when the server drops us, rather than at the next poll.
         conn.add_termination_listener(self._on_notify)
@@ -149,7 +155,7 @@ class Hub:
 
     async def _read_changes(self, conn: asyncpg.Connection) -> None:
         while True:
-            batch = await read_after(conn, self.dispatched_seq, limit=READ_PAGE)
+            batch = await changefeed.read_after(conn, self.dispatched_seq, limit=READ_PAGE)
             if not batch:
                 return
             # A burst larger than a client's queue must not look like a slow client: writers get
@@ -178,6 +184,15 @@ class Hub:
         await websocket.accept()
         if self._stopping:
             await self._refuse(websocket, CLOSE_GOING_AWAY, "server shutting down", None)
+            return
+        origin = websocket.headers.get("origin")
+        if origin is not None and not origin_allowed(origin, websocket, settings.allowed_origins):
+            await self._refuse(
+                websocket,
+                CLOSE_POLICY,
+                "origin not allowed",
+                ("origin_not_allowed", f"origin {origin[:200]!r} may not open this websocket"),
+            )
             return
         key: api_keys.ApiKey | None = None
         if presented is not None:
@@ -257,12 +272,17 @@ class Hub:
                             "snapshot_chunk": settings.ws_snapshot_chunk,
                             "queue_size": settings.ws_queue_size,
                             "max_behind_s": settings.ws_max_behind_s,
+                            "subscribes_per_minute": settings.ws_subscribes_per_minute,
+                            "send_timeout_s": settings.ws_send_timeout_s,
+                            "resume_max_changes": settings.ws_resume_max_changes,
+                            "max_json_depth": settings.ws_max_json_depth,
                         },
                     )
                 )
             )
             await session.run()
         finally:
+            await self._until_socket_gone(session)
             self.sessions.discard(session)
             if not self.sessions:
                 self._all_closed.set()
@@ -274,6 +294,56 @@ class Hub:
                 self.public_by_ip[ip] -= 1
                 if self.public_by_ip[ip] <= 0:
                     del self.public_by_ip[ip]
+
+    @contextlib.asynccontextmanager
+    async def snapshot_slot(self, session: Session) -> AsyncIterator[bool]:
+        """One of the few snapshots or resumes one IP (keyless) or one key may have in progress.
+
+        Held from the first database read until the last item is queued for the client, so a
+        client that does not read holds one slot, not more than its share. A request waits up
+        to ``SLOT_WAIT_S`` for a slot (tabs opened together all get served), then gets False.
+        """
+        if session.key is not None:
+            owner: tuple[str, str | int] = ("key", session.key.id)
+            cap = self.settings.ws_snapshots_per_key
+        else:
+            owner, cap = ("ip", session.ip), self.settings.ws_snapshots_per_ip
+        deadline = time.monotonic() + SLOT_WAIT_S
+        granted = False
+        async with self._slot_freed:
+            while self.snapshots_running[owner] >= cap:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._slot_freed.wait(), remaining)
+            else:
+                self.snapshots_running[owner] += 1
+                granted = True
+        if not granted:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            self.snapshots_running[owner] -= 1
+            if self.snapshots_running[owner] <= 0:
+                del self.snapshots_running[owner]
+            async with self._slot_freed:
+                self._slot_freed.notify_all()
+
+    async def _until_socket_gone(self, session: Session) -> None:
+        """A connection counts against its IP and key until its TCP socket is gone, not only
+        until the app let go of it; one that lingers past the close timeout is aborted."""
+        guard = session.guard
+        if guard is None or guard.closed.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(guard.closed.wait(), self.settings.ws_close_timeout_s)
+            return
+        guard.abort("close_timeout")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(guard.closed.wait(), 1.0)
 
     async def _refuse(
         self, websocket: WebSocket, code: int, reason: str, error: tuple[protocol.ErrorCode, str] | None
@@ -303,7 +373,12 @@ class Hub:
             await asyncio.sleep(min(1.0, limit / 4))
             now = time.monotonic()
             for session in list(self.sessions):
-                if session.behind_since is not None and now - session.behind_since > limit:
+                # A closing session stays registered until its socket is gone: count it once.
+                if (
+                    session.closing is None
+                    and session.behind_since is not None
+                    and now - session.behind_since > limit
+                ):
                     self.metrics.slow_closes += 1
                     log.info("live: closing a client behind for more than %.1fs (%s)", limit, session.ip)
                     session.close(CLOSE_TRY_AGAIN, f"client too slow: behind for more than {limit:g}s")
@@ -368,14 +443,12 @@ class Hub:
         ``max(seq)`` survives). None when another process holds the job right now."""
         async with self.engine.begin() as connection:
             raw = (await connection.get_raw_connection()).driver_connection
-            if not await raw.fetchval("SELECT pg_try_advisory_xact_lock($1)", RETENTION_LOCK):  # type: ignore[union-attr]
-                return None
-            status = await raw.execute(  # type: ignore[union-attr]
-                "DELETE FROM changes WHERE committed_at < now() - make_interval(secs => $1) "
-                "AND seq < (SELECT max(seq) FROM changes)",
-                self.settings.changes_retention_hours * 3600.0,
+            deleted = await changefeed.purge(
+                raw,  # type: ignore[arg-type]
+                retention_hours=self.settings.changes_retention_hours,
             )
-        deleted = int(status.split()[-1])
+        if deleted is None:
+            return None
         self.metrics.retention_deleted += deleted
         return deleted
 
@@ -389,7 +462,27 @@ class Hub:
             keyed_open=keyed,
             coalescing_now=sum(1 for s in self.sessions if s.pending is not None),
             seq=self.dispatched_seq,
+            transport=transport.STATS,
         )
+
+
+def origin_allowed(origin: str, websocket: WebSocket, allowed: list[str]) -> bool:
+    """A browser page may open ``/ws`` from the server's own origin or a configured one.
+
+    Clients that send no ``Origin`` (servers, scripts) are not browsers and are not checked
+    here. "Same origin" compares with the ``Host`` the browser connected to; behind a proxy
+    that rewrites ``Host``, list the public origin in ``MOBILITY_ALLOWED_ORIGINS``.
+    """
+    normalized = origin.strip().rstrip("/").lower()
+    if "*" in allowed or normalized in {o.strip().rstrip("/").lower() for o in allowed}:
+        return True
+    host = websocket.headers.get("host", "").strip().lower()
+    scheme, sep, netloc = normalized.partition("://")
+    if not host or not sep or scheme not in ("http", "https"):
+        return False  # "null" (sandboxed pages, file://) and anything odd
+    # The scheme is not compared: behind a TLS proxy the server may not know it was https.
+    default = {"http": ":80", "https": ":443"}[scheme]
+    return netloc.removesuffix(default) == host.removesuffix(":80").removesuffix(":443")
 
 
 def _presented_key(websocket: WebSocket) -> str | None:

@@ -8,6 +8,7 @@ every process exposes its own, and Prometheus sums across instances as usual.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 
@@ -50,7 +51,13 @@ def _labels(**labels: str) -> str:
 
 
 def exposition(
-    metrics: LiveMetrics, *, public_open: int, keyed_open: int, coalescing_now: int, seq: int
+    metrics: LiveMetrics,
+    *,
+    public_open: int,
+    keyed_open: int,
+    coalescing_now: int,
+    seq: int,
+    transport: Mapping[str, int] | None = None,
 ) -> str:
     lines: list[str] = []
 
@@ -129,6 +136,31 @@ def exposition(
         "counter",
         "Clients closed 1013 for staying behind.",
         [({}, metrics.slow_closes)],
+    )
+    stats = transport or {}
+    family(
+        "mobility_ws_control_frames_total",
+        "counter",
+        "Ping and unsolicited pong frames received (they count against the message budget).",
+        [({}, stats.get("control_frames", 0))],
+    )
+    family(
+        "mobility_ws_control_frames_dropped_total",
+        "counter",
+        "Control frames over budget, left unanswered.",
+        [({}, stats.get("control_frames_dropped", 0))],
+    )
+    family(
+        "mobility_ws_aborted_total",
+        "counter",
+        "Connections cut off (transport aborted, buffered data dropped), by reason.",
+        [({"reason": k.split(":", 1)[1]}, n) for k, n in sorted(stats.items()) if k.startswith("aborted:")],
+    )
+    family(
+        "mobility_ws_control_flood_closes_total",
+        "counter",
+        "Connections closed 1008 for sending control frames over budget.",
+        [({}, stats.get("control_flood_closes", 0))],
     )
     family("mobility_live_seq", "gauge", "Latest change seq this process has fanned out.", [({}, seq)])
     family(

@@ -13,12 +13,23 @@ import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+
+# Re-exported for the protocol's users; the topic registry (kernel/topics.py) owns them.
+from kernel.topics import TOPICS as TOPICS
+from kernel.topics import Topic as Topic
 
 PROTOCOL_VERSION = 1
 
-Topic = Literal["parking", "traffic", "bikes", "events", "feeds", "alerts"]
-TOPICS: tuple[Topic, ...] = ("parking", "traffic", "bikes", "events", "feeds", "alerts")
 
 ErrorCode = Literal[
     "invalid_json",
@@ -31,9 +42,28 @@ ErrorCode = Literal[
     "key_revoked",
     "too_many_connections",
     "binary_not_supported",
+    "origin_not_allowed",
+    "busy",
 ]
 
-ClientId = Annotated[str, Field(max_length=128, description="Opaque; echoed back in the reply.")]
+PG_INT_MAX = 2**31 - 1
+PG_BIGINT_MAX = 2**63 - 1
+
+
+def clean_text(value: str) -> str:
+    """No NUL (PostgreSQL text cannot hold it) and no lone surrogate (not encodable as UTF-8,
+    so it could be neither queried nor echoed back)."""
+    if "\x00" in value:
+        raise ValueError("must not contain a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (no lone surrogate)") from None
+    return value
+
+
+CleanStr = Annotated[str, AfterValidator(clean_text)]
+ClientId = Annotated[CleanStr, Field(max_length=128, description="Opaque; echoed back in the reply.")]
 
 
 def now_iso() -> str:
@@ -51,14 +81,14 @@ class Filter(BaseModel):
     bbox: tuple[float, float, float, float] | None = Field(
         default=None, description="min_lon, min_lat, max_lon, max_lat (WGS84)."
     )
-    ids: list[Annotated[str, Field(min_length=1, max_length=300)]] | None = Field(
+    ids: list[Annotated[CleanStr, Field(min_length=1, max_length=300)]] | None = Field(
         default=None, max_length=10_000, description="Global site ids (`<feed>:<source id>`)."
     )
-    feeds: list[Annotated[str, Field(min_length=1, max_length=100)]] | None = Field(
+    feeds: list[Annotated[CleanStr, Field(min_length=1, max_length=100)]] | None = Field(
         default=None, max_length=1000, description="Feed names."
     )
-    min_free: int | None = Field(
-        default=None, ge=0, description="Parking sites with at least this many free."
+    min_free: StrictInt | None = Field(
+        default=None, ge=0, le=PG_INT_MAX, description="Parking sites with at least this many free."
     )
 
     @model_validator(mode="after")
@@ -76,8 +106,11 @@ class Subscribe(BaseModel):
     type: Literal["subscribe"]
     topics: list[Topic] = Field(min_length=1)
     filter: Filter | None = None
-    since: int | None = Field(
-        default=None, ge=0, description="Last seq the client saw: resume instead of snapshot."
+    since: StrictInt | None = Field(
+        default=None,
+        ge=0,
+        le=PG_BIGINT_MAX,
+        description="Last seq the client saw: resume instead of snapshot (an integer; not a string).",
     )
     id: ClientId | None = None
 
@@ -105,24 +138,68 @@ CLIENT_TYPES = ("subscribe", "unsubscribe", "ping")
 class ProtocolError(Exception):
     """A client message we cannot act on; answered with an ``error`` message, connection kept."""
 
-    def __init__(self, code: ErrorCode, message: str, client_id: str | None = None) -> None:
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        client_id: str | None = None,
+        *,
+        retry_after_s: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.client_id = client_id
+        self.retry_after_s = retry_after_s
 
 
-def parse_client_message(text: str, *, max_bytes: int) -> Subscribe | Unsubscribe | Ping:
-    size = len(text.encode("utf-8")) if len(text) * 4 > max_bytes else len(text)
+def json_depth(text: str) -> int:
+    """Deepest bracket nesting outside strings: checked before parsing, because the parser
+    itself recurses (8,000 levels raise RecursionError instead of a parse error)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _echo_id(data: dict[str, Any]) -> str | None:
+    """The client's ``id`` if it can be echoed safely in an error, else None."""
+    value = data.get("id")
+    if not isinstance(value, str) or len(value) > 128:
+        return None
+    try:
+        return clean_text(value)
+    except ValueError:
+        return None
+
+
+def parse_client_message(text: str, *, max_bytes: int, max_depth: int = 16) -> Subscribe | Unsubscribe | Ping:
+    size = len(text.encode("utf-8", "surrogatepass")) if len(text) * 4 > max_bytes else len(text)
     if size > max_bytes:
         raise ProtocolError("message_too_large", f"message of {size} bytes exceeds the limit of {max_bytes}")
+    if text.count("[") + text.count("{") > max_depth and json_depth(text) > max_depth:
+        raise ProtocolError("invalid_json", f"nested deeper than {max_depth} levels")
     try:
         data = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise ProtocolError("invalid_json", f"not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ProtocolError("invalid_message", "a message must be a JSON object with a `type`")
-    client_id = data.get("id") if isinstance(data.get("id"), str) else None
+    client_id = _echo_id(data)
     kind = data.get("type")
     if kind not in CLIENT_TYPES:
         raise ProtocolError(
@@ -223,6 +300,9 @@ class ErrorMessage(BaseModel):
     code: ErrorCode
     message: str
     id: str | None = None
+    retry_after_s: float | None = Field(
+        default=None, description="For `rate_limited` and `busy`: when the same message may succeed."
+    )
 
 
 class Reset(BaseModel):

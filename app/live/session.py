@@ -20,19 +20,19 @@ import logging
 import math
 import time
 from collections import deque
-from contextlib import aclosing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from starlette.websockets import WebSocket
 
 from app.live import protocol
-from app.live.changes import Change, delta_text, read_after
 from app.live.filters import Subscription
 from app.live.keys import ApiKey
 from app.live.metrics import KeyUsage
 from app.live.protocol import ErrorCode, ProtocolError, dump
-from app.live.snapshot import ResumeRefused, missed_changes, repeatable_read, take_snapshot
+from app.live.snapshot import ResumeRefused, changes_page, plan_resume, take_snapshot
+from app.live.transport import EXTENSION, TransportGuard
+from kernel.changefeed.subscribe import Change, delta_text
 
 if TYPE_CHECKING:
     from app.live.hub import Hub
@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CATCHUP_PAGE = 1000
+# A revoked client with more than this still unsent is cut off rather than sent its backlog.
+REVOKE_UNSENT_LIMIT = 64 * 1024
 
 
 class SessionClosing(Exception):
@@ -75,6 +77,10 @@ class TokenBucket:
             return True
         return False
 
+    def retry_after(self) -> float:
+        """Seconds until the next token."""
+        return round(max(0.0, 1 - self.tokens) / self.rate, 1)
+
 
 class Session:
     def __init__(
@@ -93,7 +99,12 @@ class Session:
         self.key = key
         self.usage = usage
         self.bucket = bucket
+        extensions = websocket.scope.get("extensions") or {}
+        self.guard: TransportGuard | None = extensions.get(EXTENSION)
+        if self.guard is not None:
+            self.guard.use_budget(bucket.take)  # ping/pong frames count as messages
         settings = hub.settings
+        self.subscribe_bucket = TokenBucket(settings.ws_subscribes_per_minute)
         self.max_queue = settings.ws_queue_size
         self.allowed = frozenset(key.scopes) if key else frozenset(settings.ws_public_topics)
         self.sub: Subscription | None = None
@@ -231,9 +242,17 @@ class Session:
     async def put_message(self, message: protocol.BaseModel) -> None:
         await self.put(dump(message))
 
-    async def send_error(self, code: ErrorCode, message: str, client_id: str | None = None) -> None:
+    async def send_error(
+        self,
+        code: ErrorCode,
+        message: str,
+        client_id: str | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
         self.hub.metrics.errors[code] += 1
-        await self.put_message(protocol.ErrorMessage(code=code, message=message, id=client_id))
+        await self.put_message(
+            protocol.ErrorMessage(code=code, message=message, id=client_id, retry_after_s=retry_after_s)
+        )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -268,10 +287,22 @@ class Session:
 
     async def _close(self, code: int, reason: str, error: tuple[ErrorCode, str] | None) -> None:
         timeout = self.hub.settings.ws_close_timeout_s
+        guard = self.guard
         try:
             if self._writer is not None:
                 self._writer.cancel()
                 await asyncio.gather(self._writer, return_exceptions=True)
+            self.queue.clear()
+            self.pending = None
+            if (
+                guard is not None
+                and error is not None
+                and error[0] == "key_revoked"
+                and guard.unsent_bytes() > REVOKE_UNSENT_LIMIT
+            ):
+                # Revocation stops delivery now: what is still buffered for this client is dropped.
+                guard.abort("revoked")
+                return
             if error is not None:
                 self.hub.metrics.errors[error[0]] += 1
                 text = dump(protocol.ErrorMessage(code=error[0], message=error[1]))
@@ -280,7 +311,10 @@ class Session:
             # buffered; a client that never reads again is cut off after the timeout.
             await asyncio.wait_for(self.ws.close(code, reason), timeout)
         except (Exception, asyncio.CancelledError):
-            pass
+            # The close frame could not be delivered in time: the client takes nothing, so its
+            # socket (and what is queued in it) goes now instead of lingering as a zombie.
+            if guard is not None:
+                guard.abort("close_timeout")
         finally:
             if self._reader is not None:
                 # After a close frame the server-side receive sees the disconnect at once;
@@ -309,14 +343,18 @@ class Session:
                         self.key.messages_per_minute if self.key else settings.ws_client_messages_per_minute
                     )
                     await self.send_error(
-                        "rate_limited", f"more than {limit} messages per minute; message ignored"
+                        "rate_limited",
+                        f"more than {limit} messages per minute; message ignored",
+                        retry_after_s=self.bucket.retry_after(),
                     )
                     continue
                 try:
-                    parsed = protocol.parse_client_message(text, max_bytes=settings.ws_max_message_bytes)
+                    parsed = protocol.parse_client_message(
+                        text, max_bytes=settings.ws_max_message_bytes, max_depth=settings.ws_max_json_depth
+                    )
                     await self.handle(parsed)
                 except ProtocolError as exc:
-                    await self.send_error(exc.code, exc.message, exc.client_id)
+                    await self.send_error(exc.code, exc.message, exc.client_id, exc.retry_after_s)
         except SessionClosing:
             return
         except Exception:
@@ -359,6 +397,27 @@ class Session:
                 f"{', '.join(sorted(self.allowed)) or 'none'}",
                 message.id,
             )
+        # Checked before anything costs a database read: a subscribe storm gets errors, not snapshots.
+        if not self.subscribe_bucket.take():
+            raise ProtocolError(
+                "rate_limited",
+                f"more than {self.hub.settings.ws_subscribes_per_minute} subscribes per minute "
+                "(each may cost a snapshot); message ignored",
+                message.id,
+                retry_after_s=self.subscribe_bucket.retry_after(),
+            )
+        async with self.hub.snapshot_slot(self) as granted:
+            if not granted:
+                raise ProtocolError(
+                    "busy",
+                    "too many snapshots or resumes in progress for this address or key; "
+                    "the subscription is unchanged",
+                    message.id,
+                    retry_after_s=1.0,
+                )
+            await self._subscribe_now(message)
+
+    async def _subscribe_now(self, message: protocol.Subscribe) -> None:
         # A new subscription replaces the old one; what was merged for the old one is dropped.
         self.live = False
         self.pending = None
@@ -391,52 +450,43 @@ class Session:
         await self._go_live(sub, seq)
 
     async def _resume(self, sub: Subscription, message: protocol.Subscribe, topics: list[Any]) -> int:
+        """The changes missed since ``since`` that ``sub`` admits, a page at a time.
+
+        No transaction is held while a page is handed to the client (which may not read);
+        a resume longer than ``ws_resume_max_changes`` is refused (reset + snapshot) up front.
+        """
         assert message.since is not None
-        cursor = message.since
-        announced = False
-        async with aclosing(missed_changes(self.hub.engine, message.since, page=CATCHUP_PAGE)) as pages:
-            async for batch in pages:
-                if not announced:
-                    await self.put_message(
-                        protocol.Subscribed(
-                            id=message.id,
-                            topics=topics,
-                            filter=message.filter,
-                            mode="resume",
-                            seq=message.since,
-                        )
-                    )
-                    announced = True
-                for change in batch:
-                    if sub.admit(change):
-                        await self.put(change.text)
-                cursor = batch[-1].seq
-        if not announced:  # nothing missed
-            await self.put_message(
-                protocol.Subscribed(
-                    id=message.id, topics=topics, filter=message.filter, mode="resume", seq=message.since
-                )
+        engine = self.hub.engine
+        _, current = await plan_resume(
+            engine, sub, message.since, max_changes=self.hub.settings.ws_resume_max_changes
+        )
+        await self.put_message(
+            protocol.Subscribed(
+                id=message.id, topics=topics, filter=message.filter, mode="resume", seq=message.since
             )
+        )
+        cursor = message.since
+        while cursor < current:
+            batch, cursor = await changes_page(engine, sub, cursor, current, limit=CATCHUP_PAGE)
+            for change in batch:
+                if sub.admit(change):
+                    await self.put(change.text)
         return cursor
 
     async def _snapshot(self, sub: Subscription, message: protocol.Subscribe, topics: list[Any]) -> int:
-        seq, items = await take_snapshot(self.hub.engine, sub)
+        size = self.hub.settings.ws_snapshot_chunk
+        seq, items = await take_snapshot(self.hub.engine, sub, batch=size)
         await self.put_message(
             protocol.Subscribed(id=message.id, topics=topics, filter=message.filter, mode="snapshot", seq=seq)
         )
-        size = self.hub.settings.ws_snapshot_chunk
         chunks = max(1, math.ceil(len(items) / size))
         for index in range(chunks):
-            chunk: dict[str, Any] = {
-                "type": "snapshot",
-                "seq": seq,
-                "chunk": index,
-                "chunks": chunks,
-                "items": items[index * size : (index + 1) * size],
-            }
+            head: dict[str, Any] = {"type": "snapshot", "seq": seq, "chunk": index, "chunks": chunks}
             if message.id is not None:
-                chunk["id"] = message.id
-            await self.put(json.dumps(chunk, separators=(",", ":")))
+                head["id"] = message.id
+            # Items are JSON already: the chunk is assembled around them, not re-serialized.
+            body = ",".join(items[index * size : (index + 1) * size])
+            await self.put(json.dumps(head, separators=(",", ":"))[:-1] + ',"items":[' + body + "]}")
         end: dict[str, Any] = {"type": "snapshot_end", "seq": seq, "items": len(items)}
         if message.id is not None:
             end["id"] = message.id
@@ -454,13 +504,10 @@ class Session:
                 self.watermark = cursor
                 self.live = True
                 return
-            async with repeatable_read(self.hub.engine) as raw:
-                while cursor < target:
-                    batch = await read_after(raw, cursor, limit=CATCHUP_PAGE, upto=target)
-                    if not batch:
-                        break
-                    for change in batch:
-                        if sub.admit(change):
-                            await self.put(change.text)
-                    cursor = batch[-1].seq
+            # A page at a time, nothing held while the client takes it.
+            while cursor < target:
+                batch, cursor = await changes_page(self.hub.engine, sub, cursor, target, limit=CATCHUP_PAGE)
+                for change in batch:
+                    if sub.admit(change):
+                        await self.put(change.text)
             cursor = max(cursor, target)

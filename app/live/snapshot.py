@@ -1,15 +1,19 @@
 """Current state for a subscription, consistent with one seq, and the changes missed since a seq.
 
-Both read inside one ``REPEATABLE READ`` transaction. Because the writer draws seqs under
-an advisory lock held to commit (seq order is commit order), a snapshot that reads
-``max(seq)`` together with the site tables contains exactly the changes ≤ that seq: the
-first delta a client needs after it is ``seq + 1``, and nothing before it.
+A snapshot is one ``REPEATABLE READ`` transaction: because the writer draws seqs under an
+advisory lock held to commit (seq order is commit order), a snapshot that reads ``max(seq)``
+together with the site tables contains exactly the changes ≤ that seq: the first delta a
+client needs after it is ``seq + 1``, and nothing before it. It is read whole and the
+connection released before anything is sent.
+
+Missed changes (resume, catch-up) are read in pages, each in its own short transaction, with
+the subscription's filters in SQL; nothing is held while a page waits for its client.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -17,76 +21,16 @@ from typing import Any
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.live.changes import Change, read_after
 from app.live.filters import Subscription
-from app.live.protocol import TOPICS
+from kernel.changefeed.subscribe import CHANGE_COLUMNS, Change, from_row
+from kernel.topics import JSON_FIELDS, REGISTRY, TOPICS, Topic, snapshot_query
 
 # Field names are the REST API's (docs/architecture.md, "The change log"). Each query yields
-# id, feed_id, observed_at, received_at, lat, lon, free (for filtering) and the topic's fields.
+# id, feed_id, observed_at, received_at, lat, lon, free (for filtering) and the topic's fields;
+# both come from the topic registry (kernel/topics.py).
 TOPIC_QUERIES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "parking": (
-        "SELECT id, feed_id, observed_at, received_at, lat, lon, free, name, capacity, site_type, address,"
-        " occupied, status, stale FROM parking_sites",
-        ("name", "lat", "lon", "capacity", "site_type", "address", "free", "occupied", "status", "stale"),
-    ),
-    "traffic": (
-        "SELECT id, feed_id, observed_at, received_at, lat, lon, NULL::int AS free, name, geometry, road,"
-        " direction, free_flow_kmh, speed_kmh, flow_vph, occupancy_pct, congestion, stale FROM traffic_sites",
-        (
-            "name",
-            "lat",
-            "lon",
-            "geometry",
-            "road",
-            "direction",
-            "free_flow_kmh",
-            "speed_kmh",
-            "flow_vph",
-            "occupancy_pct",
-            "congestion",
-            "stale",
-        ),
-    ),
-    "bikes": (
-        "SELECT id, feed_id, observed_at, received_at, lat, lon, NULL::int AS free, name, capacity,"
-        " bikes_available, docks_available, status, stale FROM bike_stations",
-        ("name", "lat", "lon", "capacity", "bikes_available", "docks_available", "status", "stale"),
-    ),
-    # Ended events are not current state: a snapshot holds the active ones only.
-    "events": (
-        "SELECT id, feed_id, observed_at, received_at, lat, lon, NULL::int AS free, event_type, description,"
-        " severity, geometry, road, valid_from, valid_to, true AS active FROM traffic_events"
-        " WHERE ended_at IS NULL",
-        (
-            "event_type",
-            "description",
-            "severity",
-            "lat",
-            "lon",
-            "geometry",
-            "road",
-            "valid_from",
-            "valid_to",
-            "active",
-        ),
-    ),
-    "feeds": (
-        "SELECT f.id, f.id AS feed_id, NULL::timestamptz AS observed_at, h.last_poll_at AS received_at,"
-        " NULL::float8 AS lat, NULL::float8 AS lon, NULL::int AS free, coalesce(h.stale, false) AS stale,"
-        " coalesce(h.consecutive_failures, 0) AS consecutive_failures, h.last_success_at, h.last_error"
-        " FROM feeds f LEFT JOIN feed_health h ON h.feed_id = f.id",
-        ("stale", "consecutive_failures", "last_success_at", "last_error"),
-    ),
-    # Active alerts; the owner filter (a partner's rules reach that partner only) is added in _query.
-    "alerts": (
-        "SELECT a.id, a.feed_id, NULL::timestamptz AS observed_at, a.started_at AS received_at,"
-        " NULL::float8 AS lat, NULL::float8 AS lon, NULL::int AS free, r.owner_key_id, a.rule_id,"
-        " r.name AS rule_name, a.kind, a.subject, 'active' AS state, a.started_at, a.evidence"
-        " FROM alerts a JOIN alert_rules r ON r.id = a.rule_id WHERE a.ended_at IS NULL",
-        ("rule_id", "rule_name", "kind", "subject", "state", "started_at", "evidence"),
-    ),
+    topic: (snapshot_query(spec), spec.live_fields) for topic, spec in REGISTRY.items()
 }
-JSON_FIELDS = frozenset({"geometry", "evidence"})
 
 
 def iso(value: datetime | None) -> str | None:
@@ -101,7 +45,7 @@ def _value(name: str, value: Any) -> Any:
     return value
 
 
-def _query(topic: str, sub: Subscription) -> tuple[str, list[Any]]:
+def _query(topic: Topic, sub: Subscription) -> tuple[str, list[Any]]:
     inner, _ = TOPIC_QUERIES[topic]
     where: list[str] = []
     args: list[Any] = []
@@ -112,14 +56,14 @@ def _query(topic: str, sub: Subscription) -> tuple[str, list[Any]]:
         args.append(list(sub.feeds))
         where.append(f"feed_id = ANY(${len(args)}::text[])")
     bbox = sub.filter.bbox if sub.filter else None
-    if bbox is not None and topic not in ("feeds", "alerts"):
+    if bbox is not None and REGISTRY[topic].has_position:
         args.extend(bbox)
         n = len(args)
         where.append(f"lon BETWEEN ${n - 3} AND ${n - 1} AND lat BETWEEN ${n - 2} AND ${n}")
-    if topic == "alerts":
+    if "owner_key_id" in REGISTRY[topic].snapshot_filter_columns:
         args.append(sub.viewer_key_id)
         where.append(f"(owner_key_id IS NULL OR owner_key_id = ${len(args)}::bigint)")
-    if sub.min_free is not None and topic == "parking":
+    if sub.min_free is not None and "free" in REGISTRY[topic].live_fields:
         args.append(sub.min_free.min_free)
         where.append(f"free >= ${len(args)}")
     sql = f"SELECT * FROM ({inner}) AS t"
@@ -150,18 +94,23 @@ async def repeatable_read(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connecti
             yield raw
 
 
-async def take_snapshot(engine: AsyncEngine, sub: Subscription) -> tuple[int, list[dict[str, Any]]]:
-    """(seq, items): the current state matching ``sub``, exactly as of ``seq``."""
-    items: list[dict[str, Any]] = []
+async def take_snapshot(engine: AsyncEngine, sub: Subscription, *, batch: int = 500) -> tuple[int, list[str]]:
+    """(seq, items): the current state matching ``sub``, exactly as of ``seq``.
+
+    Rows are fetched through a cursor ``batch`` at a time and each item is kept only as its
+    JSON text, so a large snapshot never holds every row and every dict at once; the
+    connection is released before any of it is sent.
+    """
+    items: list[str] = []
     async with repeatable_read(engine) as raw:
         seq = int(await raw.fetchval("SELECT coalesce(max(seq), 0) FROM changes"))
         for topic in TOPICS:
             if topic not in sub.topics:
                 continue
             sql, args = _query(topic, sub)
-            for row in await raw.fetch(sql, *args):
+            async for row in raw.cursor(sql, *args, prefetch=batch):
                 if sub.snapshot_admit(topic, row["id"], row["free"]):
-                    items.append(_item(topic, row))
+                    items.append(json.dumps(_item(topic, row), ensure_ascii=False, separators=(",", ":")))
     return seq, items
 
 
@@ -179,13 +128,48 @@ async def bounds(raw: asyncpg.Connection) -> tuple[int | None, int]:
     return row["oldest"], int(row["current"])
 
 
-async def missed_changes(engine: AsyncEngine, since: int, *, page: int) -> AsyncGenerator[list[Change], None]:
-    """Every retained change after ``since``, in pages; refuses when some may be gone.
+def _change_filter(sub: Subscription, args: list[Any]) -> list[str]:
+    """SQL for the parts of ``sub`` a change row can be matched on (``min_free`` is not one:
+    it depends on what the client was sent before, see filters.py)."""
+    args.append(sorted(sub.topics))
+    where = [f"topic = ANY(${len(args)}::text[])"]
+    if sub.ids is not None:
+        args.append(sorted(sub.ids))
+        where.append(f"site_id = ANY(${len(args)}::text[])")
+    if sub.feeds is not None:
+        args.append(sorted(sub.feeds))
+        where.append(f"feed_id = ANY(${len(args)}::text[])")
+    bbox = sub.filter.bbox if sub.filter else None
+    if bbox is not None:
+        args.extend(bbox)
+        n = len(args)
+        where.append(
+            f"(topic = 'feeds' OR (lon BETWEEN ${n - 3} AND ${n - 1} AND lat BETWEEN ${n - 2} AND ${n}))"
+        )
+    return where
 
-    The check and the reads share one REPEATABLE READ transaction, so retention running
-    meanwhile cannot open a gap between them.
+
+@asynccontextmanager
+async def short_read(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
+    """A connection for a few statements, released before anything is sent to a client.
+
+    Custom plans: the filters are arrays whose size decides between the topic/site indexes
+    and the primary key, which a generic prepared-statement plan cannot know.
     """
     async with repeatable_read(engine) as raw:
+        await raw.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+        yield raw
+
+
+async def plan_resume(
+    engine: AsyncEngine, sub: Subscription, since: int, *, max_changes: int
+) -> tuple[int | None, int]:
+    """(oldest, current) when a resume from ``since`` is possible and affordable; else ResumeRefused.
+
+    The cost is the number of retained changes of the subscription's topics (and ids) after
+    ``since``, counted through the indexes and only up to ``max_changes + 1``.
+    """
+    async with short_read(engine) as raw:
         oldest, current = await bounds(raw)
         if since > current:
             raise ResumeRefused(f"since={since} is ahead of the latest seq {current}", oldest, current)
@@ -197,10 +181,54 @@ async def missed_changes(engine: AsyncEngine, since: int, *, page: int) -> Async
                 oldest,
                 current,
             )
-        cursor = since
-        while cursor < current:
-            batch = await read_after(raw, cursor, limit=page, upto=current)
-            if not batch:
-                break
-            cursor = batch[-1].seq
-            yield batch
+        args: list[Any] = [sorted(sub.topics)]
+        where = ["topic = ANY($1::text[])"]
+        if sub.ids is not None:
+            args.append(sorted(sub.ids))
+            where.append("site_id = ANY($2::text[])")
+        args.extend([since, current, max_changes + 1])
+        n = len(args)
+        count = await raw.fetchval(
+            f"SELECT count(*) FROM (SELECT 1 FROM changes WHERE {' AND '.join(where)}"
+            f" AND seq > ${n - 2} AND seq <= ${n - 1} LIMIT ${n}) AS t",
+            *args,
+        )
+    if count > max_changes:
+        raise ResumeRefused(
+            f"more than {max_changes} changes since seq {since}: a snapshot is cheaper", oldest, current
+        )
+    return oldest, current
+
+
+def page_query(sub: Subscription, after: int, upto: int, limit: int) -> tuple[str, list[Any]]:
+    args: list[Any] = []
+    where = _change_filter(sub, args)
+    args.extend([after, upto, limit])
+    n = len(args)
+    query = (
+        f"SELECT {CHANGE_COLUMNS} FROM changes WHERE {' AND '.join(where)}"
+        f" AND seq > ${n - 2} AND seq <= ${n - 1} ORDER BY seq LIMIT ${n}"
+    )
+    return query, args
+
+
+async def changes_page(
+    engine: AsyncEngine, sub: Subscription, after: int, upto: int, *, limit: int
+) -> tuple[list[Change], int]:
+    """The next changes ``sub`` may admit in (``after``, ``upto``], read in a short transaction.
+
+    Returns (changes, cursor): the cursor is the last seq covered (``upto`` once the range is
+    exhausted). Between pages nothing is held; retention deleting rows meanwhile is detected
+    (the log no longer starts at or before ``after + 1``) and refused, so nothing is skipped.
+    """
+    query, args = page_query(sub, after, upto, limit)
+    async with short_read(engine) as raw:
+        oldest, current = await bounds(raw)
+        if after < upto and (oldest is None or oldest > after + 1):
+            raise ResumeRefused(
+                f"changes after seq {after} were removed by retention during the resume", oldest, current
+            )
+        rows = await raw.fetch(query, *args)
+    changes = [from_row(r) for r in rows]
+    cursor = changes[-1].seq if len(changes) == limit else upto
+    return changes, cursor

@@ -3,16 +3,16 @@
 from app.models.base import Base, metadata
 from app.models.bikes import BikeObservation, BikeStation
 from app.models.feed import Feed, FeedHealth
-from app.models.ops import ApiKey, Change, PollLog, Quarantine
+from app.models.ops import ApiKeyRow, ChangeRow, PollLog, Quarantine
 from app.models.parking import ParkingObservation, ParkingSite
 from app.models.traffic import TrafficEvent, TrafficObservation, TrafficSite
 
 __all__ = [
-    "ApiKey",
+    "ApiKeyRow",
     "Base",
     "BikeObservation",
     "BikeStation",
-    "Change",
+    "ChangeRow",
     "Feed",
     "FeedHealth",
     "ParkingObservation",

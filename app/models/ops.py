@@ -42,7 +42,7 @@ class PollLog(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
-class Change(Base):
+class ChangeRow(Base):
     """One committed change, as the live feed sends it. seq order is commit order."""
 
     __tablename__ = "changes"
@@ -58,7 +58,7 @@ class Change(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
 
 
-class ApiKey(Base):
+class ApiKeyRow(Base):
     __tablename__ = "api_keys"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

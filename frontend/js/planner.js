@@ -78,13 +78,19 @@ export function renderFeeds() {
   body.replaceChildren(
     ...feeds.map((feed) => {
       const tr = document.createElement("tr");
-      tr.className = feed.stale ? "is-stale" : "";
+      // A feed that answers but gives nothing usable (docs/ingest.md) is not "ok" either.
+      const unhealthy = !feed.stale && feed.healthy === false && feed.unhealthy_reason;
+      tr.className = feed.stale ? "is-stale" : unhealthy ? "is-unhealthy" : "";
       // REST nests health; live `feeds` deltas carry the same fields flat.
       const health = { ...(feed.health || {}), ...pick(feed, HEALTH_FIELDS) };
       const lastSuccess = health.last_success_at ? Date.parse(health.last_success_at) : null;
       const cells = [
         feed.name || feed.id,
-        feed.stale ? `${t("feed_stale")}${health.last_error ? ` (${health.last_error})` : ""}` : t("feed_ok"),
+        feed.stale
+          ? `${t("feed_stale")}${health.last_error ? ` (${health.last_error})` : ""}`
+          : unhealthy
+            ? `${t("feed_unhealthy")} (${feed.unhealthy_reason})`
+            : t("feed_ok"),
         lastSuccess ? t("updated_ago", { age: formatAge((serverNow() - lastSuccess) / 1000) }) : t("never"),
         health.consecutive_failures ?? 0,
       ];

@@ -103,6 +103,8 @@ def decode_text(body: bytes) -> str:
     Older editions of several city files are Latin-1/cp1252; reading them as such keeps
     accented names rather than refusing the file.
     """
+    if body[:2] in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16 with its BOM (spreadsheet "Unicode text")
+        return body.decode("utf-16", errors="replace")
     try:
         return body.decode("utf-8-sig")
     except UnicodeDecodeError:

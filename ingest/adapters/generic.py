@@ -8,7 +8,7 @@ signature matches a preset is read without any configuration.
 What the adapter does with the values, for every shape alike:
 
 * coordinates: ``lat``/``lon`` paths, else the record's geometry (GeoJSON, Esri,
-  GML), reprojected from ``crs`` or from the CRS the payload names; a point at
+  GML, WKT), reprojected from ``crs`` or from the CRS the payload names; a point at
   0,0 is a placeholder and dropped;
 * numbers: strings, comma decimals and integral floats are accepted; a value
   without any digit ("", "???", "-") is absent;
@@ -16,12 +16,20 @@ What the adapter does with the values, for every shape alike:
   ``capacity - free``) when the feed gives only one, and only when consistent;
 * time: ISO 8601, RFC 2822, epoch seconds/milliseconds, ``dd.mm.yyyy HH:MM``,
   dates with month names (fr/de/en/it/es); times without a zone are in
-  ``mapping.timezone``. A record with numbers but no time at all is stamped with
-  the time of parsing (``extra.observed_at = "received"``): the feed says "now".
+  ``mapping.timezone`` (UTC, flagged and counted, when it is not set). A record
+  with numbers but no time at all is stamped with the time of parsing
+  (``extra.observed_at = "received"``): the feed says "now".
 
 Each record yields a site record when it carries a name, an address or a
 position, and an observation when it carries a number or a closed/full status.
-A record that yields neither is rejected, as is one without an id.
+A record that yields neither is rejected, as is one without an id or without a
+``required`` field.
+
+Nothing fails silently (docs/mapping.md, "What is reported"): every parse counts, per
+mapped field, the records it matched (``Batch.diagnostics``) and warns about a field
+that matched none, times without a zone read as UTC (flagged ``timezone_assumed``),
+"no data" values (``mapping.no_data``) and positions near (0, 0) from a wrong ``crs``
+(rejected); a negative ``occupied`` or ``capacity`` is rejected.
 """
 
 from __future__ import annotations
@@ -30,12 +38,14 @@ import csv
 import io
 import json
 import re
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
 from typing import Any
 
+from lxml import etree
 from pydantic import ValidationError
 
 from ingest.adapters import geo
@@ -76,7 +86,7 @@ from ingest.records import (
     TrafficObservation,
     TrafficSite,
 )
-from ingest.spec import FieldMapping, ParseContext
+from ingest.spec import MAPPED_FIELDS, NUMERIC_FIELDS, FieldMapping, ParseContext
 
 FORMAT = "generic"
 
@@ -116,8 +126,6 @@ def xml_to_dict(element: Any) -> Any:
 
 
 def parse_xml(body: bytes) -> tuple[str, Any]:
-    from lxml import etree
-
     parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True, remove_comments=True)
     try:
         root = etree.fromstring(body.lstrip(b"\xef\xbb\xbf \t\r\n"), parser=parser)
@@ -313,10 +321,7 @@ def _first_record_keys(root: Any, records_path: str | None) -> set[str]:
 
 # --- mapping ---------------------------------------------------------------------------------
 
-_MAPPED: tuple[str, ...] = (
-    "id", "name", "lat", "lon", "geometry", "free", "capacity", "occupied", "status", "timestamp",
-    "address", "site_type", "speed", "flow", "occupancy",
-)  # fmt: skip
+_MAPPED = MAPPED_FIELDS
 
 
 def effective_mapping(ctx: ParseContext, doc: Document) -> tuple[FieldMapping, str | None]:
@@ -357,6 +362,12 @@ def _detect_preset(doc: Document) -> Preset | None:
     return match_preset("xml", set(), set(), doc.root_name, doc.head)
 
 
+def detect_preset(doc: Document) -> Preset | None:
+    """The shipped preset whose signature the parsed payload matches (used by the suggester to
+    say so), or None."""
+    return _detect_preset(doc)
+
+
 def _needs_mapping_message(doc: Document) -> str:
     if doc.syntax == "json":
         if isinstance(doc.root, dict):
@@ -377,9 +388,24 @@ class _Compiled:
     getters: dict[str, Getter]
     tz: tzinfo
     crs: str | None
+    received_at: datetime  # the time of a reading that states none
+    no_data: frozenset[str] = frozenset()
+    area: tuple[float, float, float, float] | None = None
+    # What applying the mapping met, for Batch.warnings / diagnostics (docs/mapping.md, "Loud failures").
+    matched: Counter[str] = field(default_factory=Counter)
+    no_data_seen: Counter[str] = field(default_factory=Counter)
+    unzoned: int = 0
+    timed: int = 0
+    near_null_island: int = 0
+    outside_area: int = 0
+    payload_time_unzoned: bool = False
 
 
-def _compile(mapping: FieldMapping, doc: Document) -> _Compiled:
+# A zone no feed is in: a time that moves when read in it had no zone of its own.
+_PROBE_ZONE = timezone(timedelta(hours=7, minutes=13))
+
+
+def _compile(mapping: FieldMapping, doc: Document, ctx: ParseContext) -> _Compiled:
     getters = {name: compile_field(spec) for name in _MAPPED if (spec := getattr(mapping, name))}
     crs = geo.normalize_crs(mapping.crs) or doc.crs
     try:
@@ -387,10 +413,23 @@ def _compile(mapping: FieldMapping, doc: Document) -> _Compiled:
     except geo.GeoError as exc:
         raise PayloadError(str(exc)) from exc
     try:
-        tz = zone(mapping.timezone)
+        tz = zone(mapping.timezone or "UTC")
     except ValueError as exc:
         raise PayloadError(f"{exc} in the feed mapping") from exc
-    return _Compiled(mapping, getters, tz, crs)
+    no_data = frozenset(v.strip().lower() for v in mapping.no_data)
+    area = ctx.feed.area if ctx.feed is not None else None
+    return _Compiled(mapping, getters, tz, crs, ctx.received_at, no_data, area)
+
+
+def _is_no_data(value: Any, sentinels: frozenset[str]) -> bool:
+    if value is None or isinstance(value, bool | dict | list):
+        return False
+    if isinstance(value, int | float):
+        number = float(value)
+        text_value = str(int(number)) if number.is_integer() else str(number)
+    else:
+        text_value = str(value).strip().lower()
+    return text_value in sentinels
 
 
 def _payload_time(doc: Document, compiled: _Compiled) -> datetime | None:
@@ -407,6 +446,11 @@ def _payload_time(doc: Document, compiled: _Compiled) -> datetime | None:
         except (ValueError, OverflowError):
             continue
         if parsed is not None:
+            if compiled.mapping.timezone is None and isinstance(candidate, str):
+                # The payload's own time, written without a zone: read as UTC, and said so.
+                compiled.payload_time_unzoned = (
+                    parse_timestamp(candidate, _PROBE_ZONE, compiled.mapping.timestamp_format) != parsed
+                )
             return parsed
     return None
 
@@ -449,6 +493,21 @@ def _position(
     if lat is not None and lon is not None and not geo.valid_lat_lon(lat, lon):
         hint = "" if compiled.crs else " (projected coordinates? set mapping.crs, e.g. 'EPSG:25832')"
         raise _Reject(f"coordinates lat={lat:.6g} lon={lon:.6g} are outside WGS84{hint}")
+    if lat is not None and lon is not None:
+        projected = bool(compiled.crs) and not geo.is_wgs84(compiled.crs)
+        if abs(lat) < 1 and (abs(lon) < 1 or projected):
+            # No city is within a degree of (0, 0); degrees read as metres of a projected CRS land
+            # within metres of its origin, on the equator. Either way the position is not real.
+            compiled.near_null_island += 1
+            hint = (
+                f"mapping.crs {compiled.crs!r} does not fit these coordinates (degrees read as metres?)"
+                if projected
+                else "placeholder coordinates?"
+            )
+            raise _Reject(f"position lat={lat:.6g} lon={lon:.6g} is near (0, 0): {hint}")
+        area = compiled.area
+        if area is not None and not (area[0] <= lon <= area[2] and area[1] <= lat <= area[3]):
+            compiled.outside_area += 1
     return lat, lon, geometry
 
 
@@ -470,15 +529,26 @@ def _observed_at(
     values: dict[str, Any], compiled: _Compiled, fallback: datetime | None
 ) -> tuple[datetime, bool]:
     raw = values.get("timestamp")
+    fmt = compiled.mapping.timestamp_format
     try:
-        parsed = parse_timestamp(raw, compiled.tz, compiled.mapping.timestamp_format)
+        parsed = parse_timestamp(raw, compiled.tz, fmt)
+        if parsed is not None:
+            compiled.timed += 1
+            if compiled.mapping.timezone is None and isinstance(raw, str):
+                if parse_timestamp(raw, _PROBE_ZONE, fmt) != parsed:
+                    compiled.unzoned += 1
+                    values["_unzoned"] = True
     except (ValueError, OverflowError) as exc:
         raise _Reject(f"timestamp: {exc}") from None
     if parsed is not None:
         return parsed, False
     if fallback is not None:
+        if compiled.payload_time_unzoned:
+            compiled.unzoned += 1
+            compiled.timed += 1
+            values["_unzoned"] = True
         return fallback, False
-    return datetime.now(UTC), True
+    return compiled.received_at, True
 
 
 def _site_fields(values: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -505,6 +575,11 @@ def _parking(
         occupied: int | None = int(taken)
     else:
         occupied = _int(values, "occupied")
+    for label, number in (("occupied", occupied), ("capacity", capacity)):
+        if number is not None and number < 0:
+            raise _Reject(
+                f"{label}: negative count {number} (if it means 'no data', add it to mapping.no_data)"
+            )
     raw_status = values.get("status")
     word = canonical_status(raw_status, compiled.mapping.status_values)
     if word == "free" and free is None and capacity in (None, 1):
@@ -539,6 +614,8 @@ def _parking(
         observed_at, received = _observed_at(values, compiled, fallback)
         if received:
             extra["observed_at"] = "received"
+        if values.get("_unzoned"):
+            extra["timezone_assumed"] = "UTC"
         out.append(
             ParkingObservation(
                 id=record_id,
@@ -598,7 +675,7 @@ def _traffic(
                 flow_vph=flow,
                 occupancy_pct=occupancy,
                 congestion=congestion,  # type: ignore[arg-type]
-                extra={"observed_at": "received"} if received else {},
+                extra=_time_extra(values, received),
             )
         )
     return out
@@ -630,10 +707,17 @@ def _bikes(
                 docks_available=docks,
                 capacity=capacity,
                 status=status,  # type: ignore[arg-type]
-                extra={"observed_at": "received"} if received else {},
+                extra=_time_extra(values, received),
             )
         )
     return out
+
+
+def _time_extra(values: dict[str, Any], received: bool) -> dict[str, Any]:
+    extra: dict[str, Any] = {"observed_at": "received"} if received else {}
+    if values.get("_unzoned"):
+        extra["timezone_assumed"] = "UTC"
+    return extra
 
 
 _BUILDERS = {"parking": _parking, "traffic": _traffic, "bikes": _bikes}
@@ -644,12 +728,26 @@ def apply_mapping(records: list[Any], doc: Document, compiled: _Compiled, batch:
     fallback = batch.generated_at
     id_getter = compiled.getters.get("id") or compiled.getters.get("name")
     id_spec = compiled.mapping.id or compiled.mapping.name
+    no_data = compiled.no_data
+    required = compiled.mapping.required
     for record in records:
         values = {name: getter(record, doc.root) for name, getter in compiled.getters.items()}
+        for name, value in values.items():
+            if not blank(value):
+                compiled.matched[name] += 1
+                if name in NUMERIC_FIELDS and _is_no_data(value, no_data):
+                    compiled.no_data_seen[name] += 1
+                    values[name] = None
         record_id = text(id_getter(record, doc.root)) if id_getter else None
         if record_id is None:
             batch.rejected.append(
                 Rejected.of(f"record has no id (mapping id: {id_spec!r})", _excerpt(record))
+            )
+            continue
+        missing = [name for name in required if blank(values.get(name))]
+        if missing:
+            batch.rejected.append(
+                Rejected.of(f"required field(s) missing: {', '.join(missing)}", _excerpt(record), record_id)
             )
             continue
         try:
@@ -681,7 +779,7 @@ def apply_mapping(records: list[Any], doc: Document, compiled: _Compiled, batch:
 def parse(body: bytes, ctx: ParseContext) -> Batch:
     doc = load_document(body)
     mapping, preset_name = effective_mapping(ctx, doc)
-    compiled = _compile(mapping, doc)
+    compiled = _compile(mapping, doc, ctx)
     records = resolve_records(doc.root, mapping.records)
     if mapping.records and not records and not _records_path_exists(doc.root, mapping.records):
         raise PayloadError(
@@ -689,7 +787,46 @@ def parse(body: bytes, ctx: ParseContext) -> Batch:
         )
     batch = Batch(format=FORMAT, generated_at=_payload_time(doc, compiled))
     apply_mapping(records, doc, compiled, batch)
+    report(batch, compiled, len(records), preset_name)
     return batch
+
+
+def report(batch: Batch, compiled: _Compiled, n_records: int, preset_name: str | None = None) -> None:
+    """Counts and warnings of one application of a mapping: what matched nothing is said, not hidden."""
+    mapping = compiled.mapping
+    mapped = {name: getattr(mapping, name) for name in compiled.getters}
+    batch.diagnostics.update(
+        records=n_records,
+        preset=preset_name,
+        matched={name: compiled.matched.get(name, 0) for name in mapped},
+        no_data=dict(compiled.no_data_seen),
+        timestamps=compiled.timed,
+        timestamps_without_zone=compiled.unzoned,
+        near_null_island=compiled.near_null_island,
+        outside_area=compiled.outside_area,
+    )
+    if n_records == 0:
+        batch.warnings.append(
+            "no records in the payload" + (f" at {mapping.records!r}" if mapping.records else "")
+        )
+        return
+    for name, spec in mapped.items():
+        if compiled.matched.get(name, 0) == 0 and not spec.lstrip().startswith("="):
+            batch.warnings.append(f"mapping.{name} = {spec!r} matched nothing in {n_records} records")
+    if compiled.unzoned:
+        batch.warnings.append(
+            f"{compiled.unzoned} of {compiled.timed} timestamps have no zone and mapping.timezone is not "
+            "set: read as UTC (set timezone, e.g. 'Europe/Berlin')"
+        )
+    for name, n in compiled.no_data_seen.items():
+        batch.warnings.append(f"{n} {name} value(s) were 'no data' ({', '.join(mapping.no_data)})")
+    if compiled.near_null_island:
+        batch.warnings.append(
+            f"{compiled.near_null_island} position(s) near (0, 0): "
+            f"wrong mapping.crs ({compiled.crs or 'none'})?"
+        )
+    if compiled.outside_area:
+        batch.warnings.append(f"{compiled.outside_area} position(s) outside the feed's area")
 
 
 def _records_path_exists(root: Any, path: str) -> bool:

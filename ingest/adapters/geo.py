@@ -11,6 +11,7 @@ thousands of records.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterator, Mapping
@@ -71,6 +72,7 @@ def is_wgs84(crs: str | None) -> bool:
 
 @lru_cache(maxsize=64)
 def _transformer(crs: str) -> Any:
+    # deferred: pyproj costs ~0.1 s to import and only feeds in a projected CRS need it.
     from pyproj import CRS, Transformer
     from pyproj.exceptions import CRSError
 
@@ -232,9 +234,7 @@ def as_geojson(geometry: Any) -> tuple[dict[str, Any] | None, str | None]:
     if isinstance(geometry, str):
         text = geometry.strip()
         if not text.startswith("{"):
-            return None, None
-        import json
-
+            return wkt_to_geojson(text), None
         try:
             geometry = json.loads(text)
         except ValueError:
@@ -281,6 +281,57 @@ def as_geojson(geometry: Any) -> tuple[dict[str, Any] | None, str | None]:
             shape = {"type": shape["type"], "coordinates": _swap(shape["coordinates"])}
         return shape, srs
     return None, None
+
+
+_WKT = re.compile(r"^\s*(?:SRID=\d+;)?\s*([A-Za-z]+)\s*(?:Z|M|ZM)?\s*(\(.*\))\s*$", re.S)
+_WKT_KINDS = {
+    "POINT": "Point",
+    "LINESTRING": "LineString",
+    "POLYGON": "Polygon",
+    "MULTIPOINT": "MultiPoint",
+    "MULTILINESTRING": "MultiLineString",
+    "MULTIPOLYGON": "MultiPolygon",
+}
+
+
+def wkt_to_geojson(text: str) -> dict[str, Any] | None:
+    """A WKT geometry ('POINT (8.5 52.0)', 'LINESTRING (…)', …) as GeoJSON; None when it is not WKT.
+
+    CSV exports of GIS tables carry their geometry this way; no GIS library is needed for the
+    six simple kinds."""
+    match = _WKT.match(text)
+    if not match or match.group(1).upper() not in _WKT_KINDS:
+        return None
+    kind = _WKT_KINDS[match.group(1).upper()]
+    body = match.group(2)
+    tokens = re.findall(r"\(|\)|,|[^\s(),]+", body)
+    stack: list[list[Any]] = [[]]
+    point: list[float] = []
+    try:
+        for token in tokens:
+            if token == "(":
+                stack.append([])
+            elif token in (")", ","):
+                if point:
+                    stack[-1].append(point)
+                    point = []
+                if token == ")":
+                    done = stack.pop()
+                    stack[-1].append(done)
+            else:
+                point.append(float(token))
+    except (ValueError, IndexError):
+        return None
+    if len(stack) != 1 or len(stack[0]) != 1:
+        return None
+    coords: Any = stack[0][0]
+    if kind == "Point":
+        coords = coords[0] if coords else None
+    elif kind == "MultiPoint":  # both 'MULTIPOINT (1 2, 3 4)' and 'MULTIPOINT ((1 2), (3 4))'
+        coords = [c[0] if c and isinstance(c[0], list) else c for c in coords]
+    if not coords:
+        return None
+    return {"type": kind, "coordinates": coords}
 
 
 def _geojson_crs(geometry: dict[str, Any]) -> str | None:

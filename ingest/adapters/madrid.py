@@ -39,7 +39,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from lxml import etree
@@ -71,7 +71,7 @@ def sniff(head: bytes) -> int:
 def parse(body: bytes, ctx: ParseContext) -> Batch:
     options = ctx.feed.options if ctx.feed else {}
     if body.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
-        return _parse_pm_xml(body, options)
+        return _parse_pm_xml(body, options, ctx.received_at)
     return _parse_locations(body, options)
 
 
@@ -82,7 +82,7 @@ def _local(tag: Any) -> str:
     return etree.QName(tag).localname if isinstance(tag, str) else ""
 
 
-def _parse_pm_xml(body: bytes, options: dict[str, Any]) -> Batch:
+def _parse_pm_xml(body: bytes, options: dict[str, Any], received_at: datetime) -> Batch:
     parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True, recover=False)
     try:
         root = etree.fromstring(body, parser)
@@ -101,7 +101,7 @@ def _parse_pm_xml(body: bytes, options: dict[str, Any]) -> Batch:
     received = observed_at is None
     if observed_at is None:
         # Legacy files state no time: the reading is "now" (the file is rewritten every 5 minutes).
-        observed_at = datetime.now(UTC).replace(microsecond=0)
+        observed_at = received_at.replace(microsecond=0)
 
     id_key = options.get("site_id")
     crs = str(options.get("crs") or SOURCE_CRS)

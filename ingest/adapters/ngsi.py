@@ -163,8 +163,9 @@ def _attribute_time(value: Any) -> Any:
 
 
 class _Entity:
-    def __init__(self, raw: dict[str, Any]) -> None:
+    def __init__(self, raw: dict[str, Any], received_at: datetime) -> None:
         self.raw = raw
+        self.received_at = received_at  # the time of a reading that states none
         self.attrs = {_short(k): v for k, v in raw.items() if isinstance(k, str) and not k.startswith("@")}
         raw_id = raw.get("id") or raw.get("@id")
         self.id: str = "" if raw_id in (None, "") else str(raw_id)
@@ -202,7 +203,7 @@ def _time(entity: _Entity, *attr_names: str, keys: tuple[str, ...]) -> tuple[dat
             raise _Reject(f"unreadable time {candidate!r}") from None
         if parsed is not None:
             return parsed, False
-    return datetime.now(UTC), True
+    return entity.received_at, True
 
 
 def _int(entity: _Entity, *names: str) -> int | None:
@@ -563,7 +564,7 @@ def parse(body: bytes, ctx: ParseContext) -> Batch:
         if not isinstance(raw, dict):
             batch.rejected.append(Rejected.of("entity is not a JSON object", json.dumps(raw)[:500]))
             continue
-        entity = _Entity(raw)
+        entity = _Entity(raw, ctx.received_at)
         source_id = entity.id
         excerpt = json.dumps(raw, ensure_ascii=False, default=str)[:500]
         if not source_id:

@@ -34,7 +34,7 @@ import io
 import json
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -328,7 +328,7 @@ def parse(body: bytes, ctx: ParseContext) -> Batch:
         return batch
     if mapping.id is None:
         raise PayloadError("the field mapping names no id field")
-    received = datetime.now(UTC).replace(microsecond=0)
+    received = ctx.received_at.replace(microsecond=0)
     sites: set[str] = set()
     observations: set[tuple[str, datetime]] = set()
     for record in page.records:
@@ -415,7 +415,7 @@ def _build(
         value = record.get(mapping.timestamp) if mapping.timestamp else None
         if value is None:
             value = record.root.get("record_timestamp") or record.root.get("timestamp")
-        stamp = parse_timestamp(value, mapping.timezone, mapping.timestamp_format)
+        stamp = parse_timestamp(value, mapping.timezone or "UTC", mapping.timestamp_format)
         if stamp is None:
             observation_extra["observed_at_source"] = "received"
             return received

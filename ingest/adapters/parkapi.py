@@ -54,7 +54,7 @@ def sniff(head: bytes) -> int:
 
 def _timezone(ctx: ParseContext) -> str:
     mapping = ctx.effective_mapping
-    if mapping is not None and "timezone" in mapping.model_fields_set:
+    if mapping is not None and mapping.timezone:
         return mapping.timezone
     if ctx.feed is not None and ctx.feed.options.get("timezone"):
         return str(ctx.feed.options["timezone"])

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ingest.demo import render_birmingham, render_datex2, render_gbfs, render_ods, render_ods_csv
 from ingest.demo.server import DemoServer, Resource
 from ingest.spec import FeedSpec, FieldMapping
 
@@ -136,8 +137,6 @@ PERIODS: dict[str, float | None] = {
 
 def build_resources() -> dict[str, Resource]:
     """Every served path -> its renderer (loads and indexes the captures: ~1 s)."""
-    from ingest.demo import render_birmingham, render_datex2, render_gbfs, render_ods, render_ods_csv
-
     ods = render_ods.OdsV1Dataset
     return {
         "/rennes/export-api-parking-citedia": ods(

@@ -1,118 +1,40 @@
-"""How each family of sites is stored: the generic store code is written once for all three."""
+"""How each topic of sites with readings is stored: the registry entry plus its record classes.
+
+The columns, tables and SQL types come from ``kernel/topics.py``; here the record classes the
+entry names are resolved (an unknown name fails at import), so the generic store code is
+written once for parking, traffic and bikes.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
-from ingest.records import (
-    BikeObservation,
-    BikeStation,
-    ParkingObservation,
-    ParkingSite,
-    TrafficObservation,
-    TrafficSite,
-)
+from ingest import records
+from kernel.topics import EVENTS, SITE_TOPICS, TopicSpec
 
 
-@dataclass(frozen=True, eq=False)  # identity hash: kinds are singletons, looked up per record
-class Kind:
-    """How one family of sites is stored: the generic part of the store is written once."""
+@dataclass(frozen=True, eq=False)  # identity hash: entries are singletons, looked up per record
+class StoredTopic(TopicSpec):
+    """A registry entry with its record classes resolved (and its tables known to exist)."""
 
-    topic: str
-    site_table: str
-    obs_table: str
-    site_cls: type
-    obs_cls: type
-    static: tuple[tuple[str, str], ...]  # (column, SQL type)
-    values: tuple[tuple[str, str], ...]  # current-state columns taken from observations
-    obs_columns: tuple[str, ...]  # observation table value columns
-
-    @property
-    def static_columns(self) -> tuple[str, ...]:
-        return tuple(c for c, _ in self.static)
-
-    @property
-    def jsonb_columns(self) -> frozenset[str]:
-        return frozenset(c for c, t in self.static if t == "jsonb")
-
-    @property
-    def value_columns(self) -> tuple[str, ...]:
-        return tuple(c for c, _ in self.values)
+    site_table: str = ""
+    obs_table: str = ""
+    site_cls: type = object
+    obs_cls: type = object
 
 
-KINDS: dict[str, Kind] = {
-    "parking": Kind(
-        topic="parking",
-        site_table="parking_sites",
-        obs_table="parking_observations",
-        site_cls=ParkingSite,
-        obs_cls=ParkingObservation,
-        static=(
-            ("name", "text"),
-            ("lat", "float8"),
-            ("lon", "float8"),
-            ("capacity", "int4"),
-            ("site_type", "text"),
-            ("address", "text"),
-            ("operator", "text"),
-        ),
-        values=(("free", "int4"), ("occupied", "int4"), ("status", "text")),
-        obs_columns=("free", "occupied", "capacity", "status"),
-    ),
-    "traffic": Kind(
-        topic="traffic",
-        site_table="traffic_sites",
-        obs_table="traffic_observations",
-        site_cls=TrafficSite,
-        obs_cls=TrafficObservation,
-        static=(
-            ("name", "text"),
-            ("lat", "float8"),
-            ("lon", "float8"),
-            ("geometry", "jsonb"),
-            ("site_kind", "text"),
-            ("road", "text"),
-            ("direction", "text"),
-            ("free_flow_kmh", "float8"),
-            ("lanes", "int4"),
-        ),
-        values=(
-            ("speed_kmh", "float8"),
-            ("flow_vph", "float8"),
-            ("occupancy_pct", "float8"),
-            ("congestion", "text"),
-        ),
-        obs_columns=("speed_kmh", "flow_vph", "occupancy_pct", "congestion"),
-    ),
-    "bikes": Kind(
-        topic="bikes",
-        site_table="bike_stations",
-        obs_table="bike_observations",
-        site_cls=BikeStation,
-        obs_cls=BikeObservation,
-        static=(
-            ("name", "text"),
-            ("lat", "float8"),
-            ("lon", "float8"),
-            ("capacity", "int4"),
-            ("address", "text"),
-        ),
-        values=(("bikes_available", "int4"), ("docks_available", "int4"), ("status", "text")),
-        obs_columns=("bikes_available", "docks_available", "capacity", "status"),
-    ),
-}
+def _stored(spec: TopicSpec) -> StoredTopic:
+    assert spec.site_table and spec.obs_table and spec.site_record and spec.obs_record, spec.topic
+    return StoredTopic(
+        **{f.name: getattr(spec, f.name) for f in fields(spec)},
+        site_cls=getattr(records, spec.site_record),
+        obs_cls=getattr(records, spec.obs_record),
+    )
+
+
+KINDS: dict[str, StoredTopic] = {spec.topic: _stored(spec) for spec in SITE_TOPICS}
 KIND_OF_SITE = {k.site_cls: k for k in KINDS.values()}
 KIND_OF_OBS = {k.obs_cls: k for k in KINDS.values()}
 # Flags about the site itself, kept when a new reading replaces the reading's own flags.
 SITE_FLAGS = ("no_static_data", "null_island_coordinates")
-EVENT_FIELDS = (
-    "event_type",
-    "description",
-    "severity",
-    "lat",
-    "lon",
-    "geometry",
-    "road",
-    "valid_from",
-    "valid_to",
-)
+EVENT_FIELDS = EVENTS.static_columns

@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from ingest.spec import FeedSpec
-from ingest.store.kinds import Kind
+from ingest.store.kinds import StoredTopic
 
 
 @dataclass
@@ -30,7 +30,7 @@ async def raw_connection(conn: Any) -> asyncpg.Connection:
 
 
 async def fetch_static(
-    raw: asyncpg.Connection, kind: Kind, ids: list[str], *, full: bool
+    raw: asyncpg.Connection, kind: StoredTopic, ids: list[str], *, full: bool
 ) -> dict[str, asyncpg.Record]:
     """Stored static fields of these sites; without ``full`` only what the capacity rule needs.
 
@@ -47,7 +47,7 @@ async def fetch_static(
 
 
 async def fetch_state(
-    raw: asyncpg.Connection, kind: Kind, feed: str, ids: list[str]
+    raw: asyncpg.Connection, kind: StoredTopic, feed: str, ids: list[str]
 ) -> dict[str, tuple[Any, ...]]:
     """Current state of these sites as ``(lat, lon, values, observed_at, last_stored_at, stale)``.
 
@@ -55,12 +55,12 @@ async def fetch_state(
     instead of scanning every feed's.
     """
     rows = await raw.fetch(
-        f"SELECT id, lat, lon, {', '.join(kind.value_columns)}, observed_at, last_stored_at, stale "
+        f"SELECT id, lat, lon, {', '.join(kind.live_columns)}, observed_at, last_stored_at, stale "
         f"FROM {kind.site_table} WHERE feed_id = $1 AND id = ANY($2::text[])",
         feed,
         ids,
     )
-    end = 3 + len(kind.values)
+    end = 3 + len(kind.live)
     return {r[0]: (r[1], r[2], tuple(r[3:end]), r[end], r[end + 1], r[end + 2]) for r in rows}
 
 

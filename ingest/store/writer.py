@@ -18,7 +18,7 @@ Raw asyncpg is used inside SQLAlchemy's transaction for COPY and array parameter
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -28,14 +28,14 @@ from typing import Any
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.config import Settings
-from ingest import quality
+from ingest import quality, usability
 from ingest.records import ParkingObservation, Record, Rejected, TrafficEvent
 from ingest.spec import FeedSpec
-from ingest.store.changelog import Change, as_json, jsonb_param, write_changes
-from ingest.store.kinds import EVENT_FIELDS, KIND_OF_OBS, KIND_OF_SITE, KINDS, SITE_FLAGS, Kind
-from ingest.store.phases import Phases, without_gc_passes
+from ingest.store.kinds import EVENT_FIELDS, KIND_OF_OBS, KIND_OF_SITE, KINDS, SITE_FLAGS, StoredTopic
 from ingest.store.queries import PollInfo, fetch_state, fetch_static, log_poll, quarantine, raw_connection
+from kernel.changefeed.publish import NewChange, as_json, jsonb_param, write_changes
+from kernel.phases import Phases, without_gc_passes
+from kernel.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,8 @@ class ApplyResult:
     observations: int = 0
     max_seq: int | None = None
     quality: dict[str, int] = field(default_factory=dict)
+    # Why the poll gave nothing usable (ingest/usability.py), or None.
+    unusable: str | None = None
     # Wall-clock seconds per phase of the transaction (bench/ingest.py prints them).
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -180,7 +182,7 @@ class Store:
             )
             if not flipped:
                 return 0
-            changes = [Change("feeds", spec.name, spec.name, {"stale": stale})]
+            changes = [NewChange("feeds", spec.name, spec.name, {"stale": stale})]
             for kind in KINDS.values():
                 rows = await raw.fetch(
                     f"UPDATE {kind.site_table} SET stale = $2 "
@@ -191,7 +193,7 @@ class Store:
                 )
                 for row in rows:
                     changes.append(
-                        Change(
+                        NewChange(
                             kind.topic,
                             spec.name,
                             row["id"],
@@ -216,11 +218,15 @@ class Store:
         pages: int = 1,
         part_of: dict[int, int] | None = None,
         complete_types: set[str] | None = None,
+        values_missing: str | None = None,
+        unmatched_fields: int = 0,
     ) -> ApplyResult:
         """Store one poll. ``part_of`` maps ``id(record)`` to the payload (part or page) it came from,
         so that a site named in two parts is merged rather than taken for a duplicate.
         ``complete_types`` names the record types the payloads list completely (situations): events
         of this feed they no longer list have ended. Without it, a batch with events is taken as complete.
+        ``values_missing`` says that no mapped value matched (``usability.mapped_values_missing``):
+        with it, or with every record rejected, the poll is recorded as giving nothing usable.
         """
         now = received_at or datetime.now(UTC)
         phases = Phases()
@@ -228,7 +234,7 @@ class Store:
         result = ApplyResult(timings=phases.seconds)
         feed = spec.name
         # Which of the batch's own ids each kind needs from the site tables before the rules run.
-        site_ids: dict[Kind, set[str]] = defaultdict(set)
+        site_ids: dict[StoredTopic, set[str]] = defaultdict(set)
         parking_obs_ids: set[str] = set()
         for r in records:
             cls = type(r)
@@ -240,7 +246,7 @@ class Store:
             raw = await raw_connection(conn)
             phases.mark("begin")
             # Stored static fields: for the site upsert's change detection, and the capacity rule.
-            before: dict[Kind, dict[str, asyncpg.Record]] = {}
+            before: dict[StoredTopic, dict[str, asyncpg.Record]] = {}
             for kind in KINDS.values():
                 ids = site_ids.get(kind, set())
                 lookup = ids | parking_obs_ids if kind is KINDS["parking"] else ids
@@ -266,10 +272,10 @@ class Store:
                 (None, r.source_id, r.reason, r.raw_excerpt) for r in rejected
             ]
             quarantine_rows += [(t, r.source_id, r.reason, r.raw_excerpt) for t, r in checked.quarantined]
-            changes: list[Change] = []
+            changes: list[NewChange] = []
 
-            by_kind_sites: dict[Kind, list[Any]] = defaultdict(list)
-            by_kind_obs: dict[Kind, list[Any]] = defaultdict(list)
+            by_kind_sites: dict[StoredTopic, list[Any]] = defaultdict(list)
+            by_kind_obs: dict[StoredTopic, list[Any]] = defaultdict(list)
             events: list[TrafficEvent] = []
             for r in checked.records:
                 cls = type(r)
@@ -301,8 +307,9 @@ class Store:
                         sid = site_id(feed, obs.id)
                         if sid in current:
                             kept.append(obs)
-                        elif spec.static_urls:
+                        elif spec.has_site_table:
                             checked.counts["unknown_site"] += 1
+                            checked.quarantine_rules["unknown_site"] += 1
                             quarantine_rows.append(
                                 (
                                     obs.type,
@@ -339,6 +346,19 @@ class Store:
             result.accepted = len(checked.records)
             result.rejected = len(quarantine_rows)
             result.quality = dict(checked.counts)
+            readings_in = sum(1 for r in records if type(r) in quality.READINGS)
+            readings_kept = sum(1 for r in checked.records if type(r) in quality.READINGS)
+            result.unusable = usability.nothing_usable(
+                (readings_in + len(rejected), readings_kept)
+                if readings_in
+                else (len(records) + len(rejected), result.accepted),
+                Counter(r.reason for r in rejected) + checked.quarantine_rules,
+                values_missing,
+            )
+            if result.unusable:
+                result.quality["nothing_usable"] = result.quality.get("nothing_usable", 0) + 1
+            if unmatched_fields:
+                result.quality["mapping_unmatched_field"] = unmatched_fields
             await self._update_health(raw, spec, poll, result, now)
             phases.mark("health")
         phases.mark("commit")
@@ -348,11 +368,11 @@ class Store:
         self,
         raw: asyncpg.Connection,
         spec: FeedSpec,
-        kind: Kind,
+        kind: StoredTopic,
         sites: list[Any],
         before_rows: dict[str, asyncpg.Record],
         checked: quality.Checked,
-        changes: list[Change],
+        changes: list[NewChange],
     ) -> None:
         rows: list[tuple[Any, ...]] = []
         cols = kind.static_columns
@@ -379,7 +399,7 @@ class Store:
                 lat = values.get("lat")
                 lon = values.get("lon")
                 changes.append(
-                    Change(
+                    NewChange(
                         kind.topic,
                         spec.name,
                         sid,
@@ -416,11 +436,11 @@ class Store:
         self,
         raw: asyncpg.Connection,
         spec: FeedSpec,
-        kind: Kind,
+        kind: StoredTopic,
         observations: list[Any],
         current: dict[str, tuple[Any, ...]],
         checked: quality.Checked,
-        changes: list[Change],
+        changes: list[NewChange],
         now: datetime,
         phases: Phases,
     ) -> int:
@@ -431,7 +451,7 @@ class Store:
         """
         if not observations:
             return 0
-        value_cols = kind.value_columns
+        value_cols = kind.live_columns
         n = len(value_cols)
         with without_gc_passes():
             to_store, days, state_updates = self._plan_readings(
@@ -447,7 +467,7 @@ class Store:
             )
             phases.mark("copy_observations")
         if state_updates:
-            types = [t for _, t in kind.values]
+            types = [t for _, t in kind.live]
             sets = ", ".join(f"{c} = u.{c}" for c in value_cols)
             placeholders = ", ".join(f"${i + 2}::{t}[]" for i, t in enumerate(types))
             cols = [list(c) for c in zip(*state_updates, strict=True)]
@@ -476,16 +496,16 @@ class Store:
     @staticmethod
     def _plan_readings(
         spec: FeedSpec,
-        kind: Kind,
+        kind: StoredTopic,
         observations: list[Any],
         current: dict[str, tuple[Any, ...]],
         checked: quality.Checked,
-        changes: list[Change],
+        changes: list[NewChange],
         now: datetime,
     ) -> tuple[list[tuple[Any, ...]], set[datetime], list[tuple[Any, ...]]]:
         """Which readings to store, each site's new state, and the changes to announce."""
         heartbeat = timedelta(seconds=spec.heartbeat)
-        value_cols = kind.value_columns
+        value_cols = kind.live_columns
         values_of = attrgetter(*value_cols)
         stored_of = attrgetter(*kind.obs_columns)
         flags_of = checked.flags
@@ -532,7 +552,7 @@ class Store:
             else:
                 continue
             free = state[0] if is_parking else None  # "free" is parking's first value column
-            changes.append(Change(kind.topic, spec.name, sid, diff, lat, lon, free, observed_at))
+            changes.append(NewChange(kind.topic, spec.name, sid, diff, lat, lon, free, observed_at))
         return to_store, days, state_updates
 
     async def _ensure_days(self, raw: asyncpg.Connection, table: str, days: set[date]) -> None:
@@ -552,7 +572,7 @@ class Store:
         raw: asyncpg.Connection,
         spec: FeedSpec,
         events: list[TrafficEvent],
-        changes: list[Change],
+        changes: list[NewChange],
         now: datetime,
         *,
         end_missing: bool = True,
@@ -586,7 +606,7 @@ class Store:
                 )
             )
             if diff:
-                changes.append(Change("events", spec.name, sid, diff, e.lat, e.lon, None, e.observed_at))
+                changes.append(NewChange("events", spec.name, sid, diff, e.lat, e.lon, None, e.observed_at))
         cols = list(zip(*upserts, strict=True)) if upserts else [[] for _ in range(15)]
         await raw.execute(
             """
@@ -613,7 +633,9 @@ class Store:
             for sid in gone:
                 r = before[sid]
                 changes.append(
-                    Change("events", spec.name, sid, {"active": False, "ended_at": now}, r["lat"], r["lon"])
+                    NewChange(
+                        "events", spec.name, sid, {"active": False, "ended_at": now}, r["lat"], r["lon"]
+                    )
                 )
 
     async def _update_health(
@@ -643,18 +665,24 @@ class Store:
                 totals[rule] = totals.get(rule, 0) + n
             args.append(jsonb_param(totals))
             quality_set = ", quality = $7"
+        # A poll that fetched fine but gave nothing usable is an error of the feed, with its reason.
+        args.append(result.unusable)
+        n = len(args)
         await raw.execute(
             f"""
             UPDATE feed_health SET last_poll_at = $2, last_success_at = $2, last_fresh_at = $2,
                 last_http_status = $3, last_latency_ms = $4, last_records = $5::int, last_rejected = $6::int,
                 consecutive_failures = 0, polls_total = polls_total + 1,
                 records_total = records_total + $5::int,
-                rejected_total = rejected_total + $6::int, last_error = NULL{quality_set}
+                rejected_total = rejected_total + $6::int, last_error = ${n}::text,
+                last_error_at = CASE WHEN ${n}::text IS NULL THEN last_error_at ELSE $2 END{quality_set}
             WHERE feed_id = $1
             """,
             *args,
         )
         if poll is not None:
+            if result.unusable and not poll.error:
+                poll.error = result.unusable
             await log_poll(
                 raw, spec, poll, accepted=result.accepted, rejected=result.rejected, changes=result.changes
             )

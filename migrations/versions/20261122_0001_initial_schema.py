@@ -245,7 +245,7 @@ CREATE TABLE poll_log (
 CREATE INDEX poll_log_feed_time ON poll_log (feed_id, started_at DESC);
 
 -- The live feed's change log. seq is drawn under an advisory lock held until commit
--- (see ingest/store/changelog.py), so seq order is commit order: a reader that has seen seq N
+-- (see kernel/changefeed/publish.py), so seq order is commit order: a reader that has seen seq N
 -- can never later find a committed N-1.
 CREATE SEQUENCE changes_seq AS bigint;
 CREATE TABLE changes (

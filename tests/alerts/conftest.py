@@ -19,11 +19,11 @@ import pytest_asyncio
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.config import Settings
 from app.main import create_app
 from ingest.records import ParkingObservation, ParkingSite, TrafficObservation, TrafficSite
 from ingest.spec import FeedSpec
 from ingest.store import Store
+from kernel.settings import Settings
 from tests.alerts.receiver import Receiver
 from tests.live.conftest import asyncapi, validate  # noqa: F401 - the live tests' schema fixtures
 from tests.servers import ThreadedServer, running

@@ -15,13 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.alerts.evaluate import forecast_reading
 from app.alerts.rules import ParkingForecastFull
-from app.config import Settings
 from app.forecast.history_csv import read_history
 from app.forecast.model import Forecaster, HorizonForecast
 from app.forecast.series import SiteSeries, wall_datetime, wall_seconds
 from ingest.records import ParkingObservation, ParkingSite
 from ingest.spec import FeedSpec
 from ingest.store import Store
+from kernel.settings import Settings
 from tests.alerts.conftest import evaluated_up_to, rows, scalar
 from tests.conftest import FEEDS
 

@@ -11,8 +11,8 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.db import asyncpg_dsn
 from app.live import keys as api_keys
+from kernel.db import asyncpg_dsn
 from tests.alerts.conftest import Writer, evaluated_up_to, scalar
 from tests.live.conftest import open_client, recv, subscribe
 from tests.servers import ThreadedServer

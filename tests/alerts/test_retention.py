@@ -8,7 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.alerts.service import AlertService
-from app.config import Settings
+from kernel.settings import Settings
 from tests.alerts.conftest import Writer, evaluated_up_to, rows, scalar, wait_for
 from tests.alerts.receiver import Receiver
 

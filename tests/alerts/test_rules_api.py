@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.alerts.rules import QUALITY_RULES
-from app.db import asyncpg_dsn
 from app.live import keys as api_keys
 from app.main import create_app
+from kernel.db import asyncpg_dsn
 from tests.alerts.conftest import ADMIN, Writer, fast, scalar
 from tests.servers import ThreadedServer, running
 

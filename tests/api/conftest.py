@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.config import Settings
-from app.db import create_engine
 from app.main import create_app
+from kernel.db import create_engine
+from kernel.settings import Settings
 from tests.api.seed import Seeded, seed
 from tests.pg import PgTestServer, run_sync
 from tests.servers import ThreadedServer, running

@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.config import Settings
 from ingest.records import (
     BikeObservation,
     BikeStation,
@@ -27,6 +26,7 @@ from ingest.records import (
 )
 from ingest.spec import FeedSpec
 from ingest.store import PollInfo, Store
+from kernel.settings import Settings
 
 STEP = timedelta(minutes=5)
 STEPS = 24

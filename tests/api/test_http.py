@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.db import asyncpg_dsn
 from app.live import keys
 from app.main import create_app
+from kernel.db import asyncpg_dsn
 from tests.api.conftest import Api, api_settings
 from tests.pg import run_sync
 from tests.servers import running

@@ -25,9 +25,9 @@ import pytest
 import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.config import Settings
-from app.db import create_engine
 from app.main import create_app
+from kernel.db import create_engine
+from kernel.settings import Settings
 from tests.browser.seed import Seeded, Seeder
 from tests.pg import PgTestServer
 from tests.servers import ThreadedServer, running

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.config import Settings
 from ingest.records import (
     BikeObservation,
     BikeStation,
@@ -22,6 +21,7 @@ from ingest.records import (
 )
 from ingest.spec import FeedSpec
 from ingest.store import Store
+from kernel.settings import Settings
 
 # Rennes centre: the sites are spread on a small grid around it.
 CENTRE = (48.1110, -1.6800)

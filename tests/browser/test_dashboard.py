@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from app.config import Settings
 from app.main import create_app
+from ingest.records import ParkingObservation
 from ingest.store import PollInfo
+from kernel.settings import Settings
 from tests.browser.conftest import check_pages, load_dashboard, markers, open_page, parking_markers
 from tests.browser.seed import CENTRE, Seeded, distance_m
 from tests.servers import free_port, running
@@ -326,3 +327,25 @@ async def test_feed_health_ages_come_from_the_server_clock_and_follow_the_feeds_
     )
     assert await row.get_attribute("class") == "is-stale"
     assert await page.evaluate("window.__notReloaded === undefined")  # same page: nothing set it
+
+
+async def test_a_feed_whose_poll_gives_nothing_usable_is_not_ok_in_the_planner(
+    browser: Any, server: Any, seeder: Any, reset_seed: Seeded, request: Any
+) -> None:
+    page, _, _ = await open_page(browser, request)
+    site = reset_seed.parking[0]
+    # A poll whose only reading is far older than max_age_days: quarantined, nothing usable.
+    old = datetime.now(UTC) - timedelta(days=400)
+    await seeder.store.apply(
+        seeder.parking_feed,
+        [ParkingObservation(id=site.id.split(":", 1)[-1], observed_at=old, free=3, status="open")],
+        poll=PollInfo(started_at=datetime.now(UTC), duration_ms=5.0),
+    )
+    await load_dashboard(page, server.url)
+    await page.get_by_role("tab", name="Planner").click()
+    row = page.locator("#feed-table tbody tr", has_text="testcity-parking")
+    await row.wait_for()
+    status = await row.locator("td").nth(1).inner_text()
+    assert status.startswith("not usable (nothing usable: all 1 records rejected or quarantined")
+    assert "too_old (1)" in status
+    assert await row.get_attribute("class") == "is-unhealthy"

@@ -8,11 +8,11 @@ import asyncpg
 import httpx
 import pytest
 
-from app.config import Settings
-from app.db import asyncpg_dsn
 from ingest.demo import FEEDS
 from ingest.demo.server import DemoServer
 from ingest.store import Store
+from kernel.db import asyncpg_dsn
+from kernel.settings import Settings
 from tests.demo.conftest import SOURCE_CAPTURES, parse_capture, poll
 
 SITE_TABLES = {

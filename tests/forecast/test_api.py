@@ -11,7 +11,6 @@ from typing import Any
 import httpx
 import pytest
 
-from app.config import Settings
 from app.forecast.history_csv import read_history
 from app.forecast.model import Forecaster
 from app.forecast.series import SiteSeries, wall_datetime, wall_seconds
@@ -19,6 +18,7 @@ from app.main import create_app
 from ingest.records import ParkingObservation, ParkingSite
 from ingest.spec import FeedSpec
 from ingest.store import Store
+from kernel.settings import Settings
 from tests.conftest import FEEDS
 from tests.servers import running
 

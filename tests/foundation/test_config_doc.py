@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from app.config import Settings
+from kernel.settings import Settings
 from scripts.config_doc import env_name
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"

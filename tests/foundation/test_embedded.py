@@ -14,7 +14,7 @@ import httpx
 import psutil
 import pytest
 
-from app.db import EmbeddedPostgres, asyncpg_dsn
+from kernel.db import EmbeddedPostgres, asyncpg_dsn
 from tests.conftest import FEEDS
 from tests.ingest.feedserver import FeedServer
 from tests.pg import run_sync

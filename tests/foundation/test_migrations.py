@@ -6,7 +6,7 @@ import asyncpg
 import pytest
 
 from app import migrate
-from app.db import asyncpg_dsn
+from kernel.db import asyncpg_dsn
 from tests.pg import PgTestServer, run_sync
 
 TABLES = {

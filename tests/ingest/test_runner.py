@@ -14,10 +14,10 @@ from collections.abc import AsyncIterator, Iterator
 import asyncpg
 import pytest
 
-from app.config import Settings
-from app.db import asyncpg_dsn
 from ingest.runner import IngestService
 from ingest.spec import FeedSpec
+from kernel.db import asyncpg_dsn
+from kernel.settings import Settings
 from tests.conftest import FEEDS
 from tests.ingest.feedserver import FeedServer
 

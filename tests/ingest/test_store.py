@@ -8,8 +8,6 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from app.config import Settings
-from app.db import asyncpg_dsn
 from ingest.records import (
     BikeStation,
     ParkingObservation,
@@ -21,6 +19,8 @@ from ingest.records import (
 )
 from ingest.spec import FeedSpec
 from ingest.store import Store
+from kernel.db import asyncpg_dsn
+from kernel.settings import Settings
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 

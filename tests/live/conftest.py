@@ -18,11 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from app.config import Settings
 from app.main import create_app
 from ingest.records import ParkingObservation, ParkingSite
 from ingest.spec import FeedSpec
 from ingest.store import Store
+from kernel.settings import Settings
 from tests.servers import ThreadedServer, running
 
 ASYNCAPI = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.yaml"

@@ -10,7 +10,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from app.live import keys
+from app.live import keys, keys_cli
 from app.main import create_app
 from tests.live.conftest import recv, subscribe
 from tests.servers import running
@@ -37,7 +37,7 @@ def _keys_args(command: str, **kw) -> argparse.Namespace:
 
 
 async def _create_key(settings, capsys, **kw) -> str:
-    assert await keys.cli(_keys_args("create", **kw), settings) == 0
+    assert await keys_cli.cli(_keys_args("create", **kw), settings) == 0
     return capsys.readouterr().out.strip().splitlines()[-1]
 
 
@@ -127,7 +127,7 @@ async def test_revoking_a_key_closes_its_connections(
     ws = await client_factory(server.ws_url, additional_headers={"Authorization": f"Bearer {key}"})
     await subscribe(ws, topics=["parking"])
     prefix = keys.split(key)
-    assert await keys.cli(_keys_args("revoke", key=prefix), settings) == 0
+    assert await keys_cli.cli(_keys_args("revoke", key=prefix), settings) == 0
     # Documented: closed within 5 s of the revocation, with the reason.
     messages = []
     with pytest.raises(ConnectionClosed) as closed:
@@ -138,7 +138,7 @@ async def test_revoking_a_key_closes_its_connections(
     async with connect(server.ws_url + f"?key={key}") as again:
         messages, _ = await _closed_with(again, 1008)
     assert messages[-1]["code"] == "key_revoked"
-    assert await keys.cli(_keys_args("list"), settings) == 0
+    assert await keys_cli.cli(_keys_args("list"), settings) == 0
     listing = capsys.readouterr().out
     assert prefix in listing and "to-revoke" in listing
 

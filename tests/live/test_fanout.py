@@ -12,8 +12,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from app.config import Settings
 from app.main import create_app
+from kernel.settings import Settings
 from tests.live.conftest import ThreadedReader, changes_after, collect_deltas, recv, subscribe
 from tests.servers import mobility_process, running
 

@@ -12,8 +12,8 @@ from sqlalchemy import text
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from app.db import asyncpg_dsn
 from app.live.hub import RETENTION_LOCK, Hub
+from kernel.db import asyncpg_dsn
 from tests.live.conftest import changes_after, collect_deltas, recv, subscribe
 from tests.servers import mobility_process
 

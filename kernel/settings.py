@@ -1,4 +1,6 @@
-"""All configuration in one place: environment (prefix ``MOBILITY_``), ``.env``, and the feeds file.
+"""All configuration in one place: environment (prefix ``MOBILITY_``) and ``.env``.
+
+The feeds file is read by ``ingest.feeds_file``; its path is a setting here.
 
 Every limit the system enforces has a name here, so an operator can find and tune it.
 ``DATABASE_URL`` is also read without the prefix, as every PostgreSQL tool expects.
@@ -7,20 +9,15 @@ Every limit the system enforces has a name here, so an operator can find and tun
 from __future__ import annotations
 
 import ipaddress
-import re
-import tomllib
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import AliasChoices, BaseModel, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ingest.spec import FeedSpec
-
-Topic = Literal["parking", "traffic", "bikes", "events", "feeds", "alerts"]
-TOPICS: tuple[Topic, ...] = ("parking", "traffic", "bikes", "events", "feeds", "alerts")
+from kernel.topics import TOPICS, Topic
 
 
 def default_data_dir() -> Path:
@@ -240,6 +237,85 @@ class Settings(BaseSettings):
             ipaddress.ip_network(network, strict=False)  # ValueError names the bad entry
         return value
 
+    # Isolation and hostile clients (each class of client gets its own pool, so none can take another's)
+    db_pool_api: int = Field(default=8, ge=1, le=200, description="Connections for REST reads.")
+    db_pool_export: int = Field(default=4, ge=1, le=200, description="Connections for streamed exports.")
+    db_pool_live: int = Field(default=4, ge=1, le=200, description="Connections for live snapshots/resume.")
+    db_pool_ingest: int = Field(default=6, ge=1, le=200, description="Connections for the pollers' writes.")
+    db_pool_timeout_s: float = Field(
+        default=3.0, gt=0, description="Longest wait for a pooled connection before a 503 with Retry-After."
+    )
+    db_statement_timeout_s: float = Field(
+        default=15.0, gt=0, description="statement_timeout of REST reads and live snapshots."
+    )
+    db_export_statement_timeout_s: float = Field(
+        default=60.0, gt=0, description="statement_timeout of one export chunk."
+    )
+    db_ingest_statement_timeout_s: float = Field(
+        default=120.0, gt=0, description="statement_timeout of the pollers' writes and maintenance."
+    )
+    db_idle_in_transaction_timeout_s: float = Field(
+        default=30.0, gt=0, description="idle_in_transaction_session_timeout of every role."
+    )
+    api_send_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="A response write blocked this long (client not reading) aborts the connection.",
+    )
+    api_exports_per_ip: int = Field(
+        default=2, ge=1, description="Concurrent exports per client address (then 429)."
+    )
+    api_exports_per_key: int = Field(
+        default=4, ge=1, description="Concurrent exports per API key (then 429)."
+    )
+    http_max_head_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="Largest request line plus headers; more is answered 431 and the connection closed.",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or networks of reverse proxies whose X-Forwarded-For is believed, as JSON: "
+        '["10.0.0.0/8"]. Empty: the peer address is the client.',
+    )
+    admin_allowed_hosts: list[str] = Field(
+        default_factory=lambda: ["localhost", "127.0.0.1", "[::1]"],
+        description="Host header values (port ignored) admin and metrics accept from loopback with no token.",
+    )
+    public_base_url: str | None = Field(
+        default=None,
+        description="External base URL (https://mobility.example) for absolute links such as NGSI-LD's "
+        "@context; unset: the listening address.",
+    )
+
+    # Live feed under abuse (docs/live-protocol.md, "Limits")
+    ws_send_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="A client that takes nothing from its socket for this long is cut off (aborted).",
+    )
+    ws_subscribes_per_minute: int = Field(
+        default=10, ge=1, description="Subscribes one connection may send per minute (each costs a snapshot)."
+    )
+    ws_snapshots_per_ip: int = Field(
+        default=2, ge=1, description="Snapshots or resumes served at once to one keyless client IP."
+    )
+    ws_snapshots_per_key: int = Field(
+        default=4, ge=1, description="Snapshots or resumes served at once to one API key."
+    )
+    ws_resume_max_changes: int = Field(
+        default=20_000,
+        ge=1,
+        description="A resume that would send more changes than this gets `reset` and a snapshot.",
+    )
+    ws_max_json_depth: int = Field(
+        default=16, ge=2, le=100, description="Deepest nesting of a client message."
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description='Browser origins (besides the server\'s own) allowed to open /ws, as JSON: ["https://a.example"].',
+    )
+
     @property
     def pgdata(self) -> Path:
         return self.data_dir / "pgdata"
@@ -248,62 +324,3 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
-
-
-class FeedsFile(BaseModel):
-    feed: list[FeedSpec] = Field(default_factory=list)
-
-
-class FeedsFileError(ValueError):
-    """A feeds file that does not validate, with the line and field at fault."""
-
-
-def _line_of(text: str, feed_index: int, field: str | None) -> int | None:
-    """Best-effort line number: the N-th ``[[feed]]`` header, then the field's key inside it."""
-    lines = text.splitlines()
-    starts = [i for i, line in enumerate(lines) if re.match(r"^\s*\[\[\s*feed\s*\]\]", line)]
-    if feed_index >= len(starts):
-        return None
-    start = starts[feed_index]
-    end = starts[feed_index + 1] if feed_index + 1 < len(starts) else len(lines)
-    if field:
-        for i in range(start, end):
-            if re.match(rf"^\s*{re.escape(field)}\s*=", lines[i]) or re.match(
-                rf"^\s*\[\s*feed\.{re.escape(field)}\s*\]", lines[i]
-            ):
-                return i + 1
-    return start + 1
-
-
-def load_feeds(path: Path) -> list[FeedSpec]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise FeedsFileError(f"{path}: cannot read: {exc.strerror}") from exc
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise FeedsFileError(f"{path}: not valid TOML: {exc}") from exc
-    unknown = set(data) - {"feed"}
-    if unknown:
-        raise FeedsFileError(
-            f"{path}: unknown top-level key(s) {sorted(unknown)}; feeds go in [[feed]] tables"
-        )
-    try:
-        feeds = FeedsFile.model_validate(data).feed
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = list(err["loc"])
-            index = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else 0
-            field = str(loc[2]) if len(loc) > 2 else None
-            line = _line_of(text, index, field)
-            where = f"line {line}, " if line else ""
-            dotted = ".".join(str(p) for p in loc[2:]) or "(feed)"
-            problems.append(f"{path}: {where}feed #{index + 1} field '{dotted}': {err['msg']}")
-        raise FeedsFileError("\n".join(problems)) from exc
-    names = [f.name for f in feeds]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise FeedsFileError(f"{path}: duplicate feed name(s): {', '.join(dupes)}")
-    return feeds

@@ -1,4 +1,4 @@
-"""Rows of the ``changes`` table as the hub holds them: parsed once, serialized once.
+"""Subscribing to the change feed: LISTEN, then read the rows after a seq, parsed once, serialized once.
 
 A change is turned into its ``delta`` text a single time, when the hub reads it; every
 subscriber that matches gets that same ``str``. Coalescing (a slow client) is the only
@@ -8,16 +8,21 @@ place that builds a new message, and it does so per client from the parsed field
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+
+from kernel.changefeed.channel import NOTIFY_CHANNEL
 
 CHANGE_COLUMNS = "seq, topic, feed_id, site_id, lat, lon, free, payload"
 
 
 @dataclass(slots=True)
 class Change:
+    """A change as read back from the log, with its ``seq`` and its ``delta`` text."""
+
     seq: int
     topic: str
     site_id: str
@@ -105,3 +110,13 @@ async def read_after(
             limit,
         )
     return [from_row(r) for r in rows]
+
+
+async def listen(conn: asyncpg.Connection, on_notify: Callable[..., Any]) -> None:
+    """LISTEN on the change channel: ``on_notify`` runs after each commit that published changes."""
+    await conn.add_listener(NOTIFY_CHANNEL, on_notify)
+
+
+async def latest_seq(conn: asyncpg.Connection) -> int:
+    """The newest committed seq (0 for an empty log): where a new subscriber starts."""
+    return int(await conn.fetchval("SELECT coalesce(max(seq), 0) FROM changes"))

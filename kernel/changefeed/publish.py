@@ -1,4 +1,4 @@
-"""The change log: what the live feed reads. See docs/architecture.md for the contract.
+"""Publishing to the change feed: append to ``changes`` and NOTIFY, inside the writer's transaction.
 
 ``seq`` is drawn under a transaction-level advisory lock held until commit, so seq order is
 commit order, and the NOTIFY is issued inside the same transaction, so PostgreSQL delivers
@@ -14,14 +14,15 @@ from typing import Any
 
 import asyncpg
 
-from ingest.store.phases import Phases, without_gc_passes
-
-CHANGES_LOCK = 7_342_002
-NOTIFY_CHANNEL = "mobility_changes"
+from kernel.changefeed.channel import NOTIFY_CHANNEL
+from kernel.locks import CHANGES_LOCK
+from kernel.phases import Phases, without_gc_passes
 
 
 @dataclass
-class Change:
+class NewChange:
+    """A change to current state, not yet in the log: it gets its ``seq`` when published."""
+
     topic: str
     feed_id: str
     site_id: str
@@ -52,9 +53,9 @@ def as_json(value: Any) -> Any:
     return None if value is None else json.loads(_JSON.encode(value))
 
 
-def merge_changes(changes: list[Change]) -> list[Change]:
+def merge_changes(changes: list[NewChange]) -> list[NewChange]:
     """One change per site per transaction: a new site and its first reading are one delta."""
-    merged: dict[tuple[str, str], Change] = {}
+    merged: dict[tuple[str, str], NewChange] = {}
     copied: set[tuple[str, str]] = set()
     for c in changes:
         key = (c.topic, c.site_id)
@@ -63,7 +64,7 @@ def merge_changes(changes: list[Change]) -> list[Change]:
             merged[key] = c
             continue
         if key not in copied:  # never mutate a caller's change
-            prev = merged[key] = Change(
+            prev = merged[key] = NewChange(
                 prev.topic,
                 prev.feed_id,
                 prev.site_id,
@@ -83,7 +84,7 @@ def merge_changes(changes: list[Change]) -> list[Change]:
 
 
 async def write_changes(
-    raw: asyncpg.Connection, changes: list[Change], now: datetime, phases: Phases | None = None
+    raw: asyncpg.Connection, changes: list[NewChange], now: datetime, phases: Phases | None = None
 ) -> tuple[int | None, int]:
     """Append the changes to the log and NOTIFY; returns (max seq, number of changes written)."""
     changes = merge_changes(changes)

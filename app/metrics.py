@@ -1,0 +1,112 @@
+"""What ``/metrics`` exposes, through prometheus-client: one registry per app.
+
+* REST latency histograms per route template, method and status (``RestMetricsMiddleware``);
+* database pools: size, connections in use and checkout waits per pool, requests answered 503
+  because the database or a pool was unavailable;
+* the pollers' metrics (ingest/metrics.py), when this process runs them;
+* the live feed's counters, still written by app/live/metrics.py and read into this
+  registry by a collector, so they keep their names and the live code keeps its own.
+
+The registry is per app, not the library's global one: tests run several apps in one
+process, and a second global registration of the same metric names would fail.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app import db
+from ingest import metrics as ingest_metrics
+
+if TYPE_CHECKING:
+    from app.live.hub import Hub
+    from kernel.db import Engines
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class _Bound(Collector):
+    """Pools and live counters of the running app (bound in the lifespan)."""
+
+    def __init__(self) -> None:
+        self.engines: Engines | None = None
+        self.hub: Hub | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        if self.engines is not None:
+            size = GaugeMetricFamily("mobility_db_pool_size", "Connections a pool may hold.", labels=["pool"])
+            used = GaugeMetricFamily(
+                "mobility_db_pool_in_use", "Connections of a pool checked out now.", labels=["pool"]
+            )
+            for name in ("api", "export", "live", "ingest"):
+                pool: Any = getattr(self.engines, name).pool
+                size.add_metric([name], float(pool.size() + max(0, pool._max_overflow)))
+                used.add_metric([name], float(pool.checkedout()))
+            yield size
+            yield used
+        if self.hub is not None:
+            yield from text_string_to_metric_families(self.hub.metrics_text())
+
+
+class AppMetrics:
+    def __init__(self, *, with_ingest: bool) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.rest_seconds = Histogram(
+            "mobility_http_request_duration_seconds",
+            "REST response time (to the end of the body), by route template, method and status.",
+            ["route", "method", "status"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=self.registry,
+        )
+        self.unavailable = Counter(
+            "mobility_db_unavailable",
+            "Requests answered 503 because the database (reason=database) or a pool "
+            "(reason=pool_timeout: no connection within db_pool_timeout_s) was unavailable.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.bound = _Bound()
+        self.registry.register(self.bound)
+        self.registry.register(db.POOL_REGISTRY)
+        if with_ingest:
+            self.registry.register(ingest_metrics.REGISTRY)
+
+    def bind(self, *, engines: Engines | None, hub: Hub | None) -> None:
+        self.bound.engines, self.bound.hub = engines, hub
+
+
+class RestMetricsMiddleware:
+    def __init__(self, app: ASGIApp, metrics: AppMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        status = 500
+
+        async def record_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record_status)
+        finally:
+            route = scope.get("route")
+            # The template (/api/v1/parking/sites/{site_id}), never the raw path: bounded labels.
+            template = getattr(route, "path", None) or "unmatched"
+            self.metrics.rest_seconds.labels(template, scope.get("method", ""), str(status)).observe(
+                time.perf_counter() - t0
+            )

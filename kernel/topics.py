@@ -1,0 +1,312 @@
+"""The topic registry: each topic (parking, traffic, bikes, events, feeds) declared once.
+
+A topic is what a client subscribes to, what a change row is tagged with, and what a REST
+collection and a history endpoint are about. Everything that used to spell a topic's schema
+out again derives from its entry here: the store (ingest/store/kinds.py), the REST columns
+(app/read/parking.py, traffic.py, bikes.py), history, replay and export (app/api/kinds.py),
+the live snapshot (app/live/snapshot.py), the websocket protocol and the settings (``Topic``).
+The tables themselves are owned by the migrations; tests/foundation/test_topics.py checks the
+entries against the migrated schema and the record classes, so a typo fails in CI.
+
+Adding a topic: one entry here, one migration, its adapters (and a frontend layer).
+docs/architecture.md walks through it for EV charging points.
+
+Record classes are named, not imported: they live in ``ingest/records.py`` and ``kernel``
+imports nothing above it. ingest/store/kinds.py resolves the names at import time (loudly).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal, get_args
+
+Topic = Literal["parking", "traffic", "bikes", "events", "feeds", "alerts"]
+TOPICS: tuple[Topic, ...] = get_args(Topic)
+# The topics of sites with readings (history, replay, export); SITE_TOPICS below, as a type.
+SiteTopic = Literal["parking", "traffic", "bikes"]
+
+# Columns every site table has, read by every REST list before and after the topic's own.
+SITE_KEY_COLUMNS = ("id", "feed_id", "source_id")
+SITE_TIME_COLUMNS = ("observed_at", "received_at")
+# What every snapshot row carries besides the topic's fields (filters read lat, lon, free).
+SNAPSHOT_HEADER = ("id", "feed_id", "observed_at", "received_at", "lat", "lon", "free")
+
+
+@dataclass(frozen=True, eq=False)  # identity hash: entries are singletons, looked up per record
+class TopicSpec:
+    """One topic: where it is stored, which columns are static or live, and what clients see.
+
+    Column lists are ``(column, SQL type)`` where the store binds them as typed arrays, and
+    plain names elsewhere. REST and live field names are the column names (one vocabulary).
+    """
+
+    topic: Topic
+    site_table: str | None = None  # current state: one row per site
+    obs_table: str | None = None  # history: one row per reading (daily partitions)
+    site_record: str | None = None  # class name in ingest/records.py
+    obs_record: str | None = None
+    static: tuple[tuple[str, str], ...] = ()  # site columns from static data
+    live: tuple[tuple[str, str], ...] = ()  # current-state columns taken from the latest reading
+    obs_columns: tuple[str, ...] = ()  # value columns of the observation table
+    metrics: tuple[str, ...] = ()  # numeric observation columns: history buckets, replay, export
+    states: tuple[str, ...] = ()  # non-numeric observation columns carried by raw rows and exports
+    rest_columns: tuple[str, ...] = ()  # site columns a REST list reads, between key and time columns
+    live_fields: tuple[str, ...] = ()  # `fields` of a delta and a snapshot item
+    # The snapshot reads live_fields (and SNAPSHOT_HEADER) from this FROM clause; a field
+    # that is not a plain column of it has an expression here.
+    snapshot_from: str = ""
+    snapshot_where: str | None = None
+    snapshot_exprs: Mapping[str, str] = field(default_factory=dict)
+    # Columns a snapshot selects only for its server-side filters (never sent to clients).
+    snapshot_filter_columns: tuple[str, ...] = ()
+    # JSON columns of the snapshot that are not static site columns (decoded once for clients).
+    snapshot_json: tuple[str, ...] = ()
+
+    @property
+    def static_columns(self) -> tuple[str, ...]:
+        return tuple(c for c, _ in self.static)
+
+    @property
+    def jsonb_columns(self) -> frozenset[str]:
+        return frozenset(c for c, t in self.static if t == "jsonb")
+
+    @property
+    def live_columns(self) -> tuple[str, ...]:
+        return tuple(c for c, _ in self.live)
+
+    @property
+    def has_position(self) -> bool:
+        """Whether a bbox filter applies (feeds have no position)."""
+        return "lat" in self.live_fields
+
+
+def rest_columns_sql(spec: TopicSpec, alias: str = "s") -> str:
+    """The select list of a REST site list: key columns, the topic's own, then the times."""
+    columns = (*SITE_KEY_COLUMNS, *spec.rest_columns, *SITE_TIME_COLUMNS)
+    return ", ".join(f"{alias}.{c}" for c in columns)
+
+
+def snapshot_query(spec: TopicSpec) -> str:
+    """The inner query of a live snapshot: SNAPSHOT_HEADER then the topic's live fields."""
+    exprs = {"free": "NULL::int"} if "free" not in spec.live_fields else {}
+    exprs.update(spec.snapshot_exprs)
+    names = [
+        *SNAPSHOT_HEADER,
+        *(f for f in spec.live_fields if f not in SNAPSHOT_HEADER),
+        *spec.snapshot_filter_columns,
+    ]
+    select = ", ".join(f"{exprs[n]} AS {n}" if n in exprs else n for n in names)
+    sql = f"SELECT {select} FROM {spec.snapshot_from}"
+    return f"{sql} WHERE {spec.snapshot_where}" if spec.snapshot_where else sql
+
+
+PARKING = TopicSpec(
+    topic="parking",
+    site_table="parking_sites",
+    obs_table="parking_observations",
+    site_record="ParkingSite",
+    obs_record="ParkingObservation",
+    static=(
+        ("name", "text"),
+        ("lat", "float8"),
+        ("lon", "float8"),
+        ("capacity", "int4"),
+        ("site_type", "text"),
+        ("address", "text"),
+        ("operator", "text"),
+    ),
+    live=(("free", "int4"), ("occupied", "int4"), ("status", "text")),
+    obs_columns=("free", "occupied", "capacity", "status"),
+    metrics=("free", "occupied", "capacity"),
+    states=("status",),
+    rest_columns=("name", "lat", "lon", "capacity", "free", "occupied", "status", "site_type", "address"),
+    live_fields=(
+        "name",
+        "lat",
+        "lon",
+        "capacity",
+        "site_type",
+        "address",
+        "free",
+        "occupied",
+        "status",
+        "stale",
+    ),
+    snapshot_from="parking_sites",
+)
+
+TRAFFIC = TopicSpec(
+    topic="traffic",
+    site_table="traffic_sites",
+    obs_table="traffic_observations",
+    site_record="TrafficSite",
+    obs_record="TrafficObservation",
+    static=(
+        ("name", "text"),
+        ("lat", "float8"),
+        ("lon", "float8"),
+        ("geometry", "jsonb"),
+        ("site_kind", "text"),
+        ("road", "text"),
+        ("direction", "text"),
+        ("free_flow_kmh", "float8"),
+        ("lanes", "int4"),
+    ),
+    live=(
+        ("speed_kmh", "float8"),
+        ("flow_vph", "float8"),
+        ("occupancy_pct", "float8"),
+        ("congestion", "text"),
+    ),
+    obs_columns=("speed_kmh", "flow_vph", "occupancy_pct", "congestion"),
+    metrics=("speed_kmh", "flow_vph", "occupancy_pct"),
+    states=("congestion",),
+    rest_columns=(
+        "name",
+        "lat",
+        "lon",
+        "geometry",
+        "site_kind",
+        "road",
+        "direction",
+        "free_flow_kmh",
+        "speed_kmh",
+        "flow_vph",
+        "occupancy_pct",
+        "congestion",
+    ),
+    live_fields=(
+        "name",
+        "lat",
+        "lon",
+        "geometry",
+        "road",
+        "direction",
+        "free_flow_kmh",
+        "speed_kmh",
+        "flow_vph",
+        "occupancy_pct",
+        "congestion",
+        "stale",
+    ),
+    snapshot_from="traffic_sites",
+)
+
+BIKES = TopicSpec(
+    topic="bikes",
+    site_table="bike_stations",
+    obs_table="bike_observations",
+    site_record="BikeStation",
+    obs_record="BikeObservation",
+    static=(
+        ("name", "text"),
+        ("lat", "float8"),
+        ("lon", "float8"),
+        ("capacity", "int4"),
+        ("address", "text"),
+    ),
+    live=(("bikes_available", "int4"), ("docks_available", "int4"), ("status", "text")),
+    obs_columns=("bikes_available", "docks_available", "capacity", "status"),
+    metrics=("bikes_available", "docks_available", "capacity"),
+    states=("status",),
+    rest_columns=(
+        "name",
+        "lat",
+        "lon",
+        "capacity",
+        "address",
+        "bikes_available",
+        "docks_available",
+        "status",
+    ),
+    live_fields=("name", "lat", "lon", "capacity", "bikes_available", "docks_available", "status", "stale"),
+    snapshot_from="bike_stations",
+)
+
+EVENTS = TopicSpec(
+    topic="events",
+    site_table="traffic_events",
+    site_record="TrafficEvent",
+    static=(
+        ("event_type", "text"),
+        ("description", "text"),
+        ("severity", "text"),
+        ("lat", "float8"),
+        ("lon", "float8"),
+        ("geometry", "jsonb"),
+        ("road", "text"),
+        ("valid_from", "timestamptz"),
+        ("valid_to", "timestamptz"),
+    ),
+    live_fields=(
+        "event_type",
+        "description",
+        "severity",
+        "lat",
+        "lon",
+        "geometry",
+        "road",
+        "valid_from",
+        "valid_to",
+        "active",
+    ),
+    # Ended events are not current state: a snapshot holds the active ones only.
+    snapshot_from="traffic_events",
+    snapshot_where="ended_at IS NULL",
+    snapshot_exprs={"active": "true"},
+)
+
+FEEDS = TopicSpec(
+    topic="feeds",
+    live_fields=("stale", "consecutive_failures", "last_success_at", "last_error"),
+    snapshot_from="feeds f LEFT JOIN feed_health h ON h.feed_id = f.id",
+    snapshot_exprs={
+        "id": "f.id",
+        "feed_id": "f.id",
+        "observed_at": "NULL::timestamptz",
+        "received_at": "h.last_poll_at",
+        "lat": "NULL::float8",
+        "lon": "NULL::float8",
+        "stale": "coalesce(h.stale, false)",
+        "consecutive_failures": "coalesce(h.consecutive_failures, 0)",
+        "last_success_at": "h.last_success_at",
+        "last_error": "h.last_error",
+    },
+)
+
+# Active alerts (docs/alerts.md); a partner's rules reach that partner only: the snapshot
+# filters on owner_key_id, which is selected for that and not sent.
+ALERTS = TopicSpec(
+    topic="alerts",
+    live_fields=("rule_id", "rule_name", "kind", "subject", "state", "started_at", "evidence"),
+    snapshot_from="alerts a JOIN alert_rules r ON r.id = a.rule_id",
+    snapshot_where="a.ended_at IS NULL",
+    snapshot_exprs={
+        "id": "a.id",
+        "feed_id": "a.feed_id",
+        "observed_at": "NULL::timestamptz",
+        "received_at": "a.started_at",
+        "lat": "NULL::float8",
+        "lon": "NULL::float8",
+        "rule_name": "r.name",
+        "kind": "a.kind",
+        "subject": "a.subject",
+        "state": "'active'",
+        "started_at": "a.started_at",
+        "owner_key_id": "r.owner_key_id",
+    },
+    snapshot_filter_columns=("owner_key_id",),
+    snapshot_json=("evidence",),
+)
+
+REGISTRY: dict[Topic, TopicSpec] = {
+    spec.topic: spec for spec in (PARKING, TRAFFIC, BIKES, EVENTS, FEEDS, ALERTS)
+}
+# Topics of sites with readings: stored by the generic store path, with history and replay.
+SITE_TOPICS: tuple[TopicSpec, ...] = tuple(s for s in REGISTRY.values() if s.site_table and s.obs_table)
+# JSON columns arrive as text from raw asyncpg and are decoded once for clients.
+JSON_FIELDS = frozenset(c for s in REGISTRY.values() for c in (*s.jsonb_columns, *s.snapshot_json))
+
+assert tuple(REGISTRY) == TOPICS, "one registry entry per topic, in the order of Topic"
+assert tuple(s.topic for s in SITE_TOPICS) == get_args(SiteTopic), "SiteTopic names the SITE_TOPICS"
