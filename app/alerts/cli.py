@@ -16,7 +16,9 @@ from kernel.settings import Settings
 
 def add_parser(sub: Any, *, func: Callable[[argparse.Namespace], int]) -> None:
     """Adds ``alerts rules …`` to the ``mobility`` parser (called from app/cli.py)."""
-    p = sub.add_parser("alerts", help="alert rules (almost full, congestion, feed health) and webhooks")
+    p = sub.add_parser(
+        "alerts", help="alert rules (almost full, forecast full, congestion, feed health) and webhooks"
+    )
     p.set_defaults(func=func)
     alerts_sub = p.add_subparsers(dest="alerts_command", required=True, metavar="SUBCOMMAND")
     rules = alerts_sub.add_parser("rules", help="create, list or delete alert rules")
@@ -33,7 +35,7 @@ def add_parser(sub: Any, *, func: Callable[[argparse.Namespace], int]) -> None:
     c.add_argument("--occupancy-gte", type=float, help="fire when occupancy ≥ P %%")
     c.add_argument("--clear-free-gte", type=int)
     c.add_argument("--clear-occupancy-lte", type=float)
-    c.add_argument("--within-minutes", type=int, help="forecast rules")
+    c.add_argument("--within-minutes", type=int, help="forecast rules: full within T minutes (15-120)")
     c.add_argument("--bbox", help="min_lon,min_lat,max_lon,max_lat (congestion in an area)")
     c.add_argument("--level", choices=["moderate", "heavy", "congested", "closed"])
     c.add_argument("--min-segments", type=int)

@@ -17,7 +17,7 @@ import asyncpg
 from pydantic import TypeAdapter, ValidationError
 
 from app import migrate
-from app.alerts.rules import UNEVALUATED_KINDS, AnyRule, RuleIn
+from app.alerts.rules import AnyRule, RuleIn
 from app.alerts.store import Owner, create_rule, delete_rule, list_rules
 from app.alerts.validate import RuleInvalid, check_subject, check_webhook_url, parse_networks
 from kernel.db import asyncpg_dsn, resolve_database_url
@@ -84,13 +84,6 @@ async def run(args: argparse.Namespace, url: str, settings: Settings) -> int:
             rule = rule_from_args(args)
         except (ValidationError, ValueError) as exc:
             print(f"mobility alerts rules create: invalid rule: {exc}", file=sys.stderr)
-            return 2
-        if rule.kind in UNEVALUATED_KINDS:
-            print(
-                f"mobility alerts rules create: {rule.kind} rules are not evaluated by this build "
-                "(no forecast function yet); nothing was created",
-                file=sys.stderr,
-            )
             return 2
         try:
             feed_id = await check_subject(conn, rule)

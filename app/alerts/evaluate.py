@@ -17,9 +17,17 @@ from typing import Any, Literal
 
 import asyncpg
 
-from app.alerts.rules import CONGESTION_ORDER, AnyRule, Congestion, Feed, ParkingAlmostFull
+from app.alerts.rules import (
+    CONGESTION_ORDER,
+    AnyRule,
+    Congestion,
+    Feed,
+    ParkingAlmostFull,
+    ParkingForecastFull,
+)
 from app.api.parking import occupancy_pct
 from app.api.sites import STALE_REASON
+from app.forecast.service import ForecastCache, site_forecast_pg, state_of
 from app.live.snapshot import iso
 
 # The REST API's definition of a stale site, with the floor as a positional parameter.
@@ -132,6 +140,57 @@ def parking_reading(rule: ParkingAlmostFull, row: asyncpg.Record | dict[str, Any
     return Reading(known, fires, clears and not fires, evidence)
 
 
+# What an alert's evidence keeps of each forecast horizon (the forecast API's own fields).
+HORIZON_FIELDS = ("horizon_min", "at", "occupancy", "low", "high", "free", "free_low", "free_high", "reason")
+
+
+def _reaches(rule: ParkingForecastFull, h: dict[str, Any]) -> bool:
+    """The point forecast at this horizon is at or beyond the firing threshold."""
+    return (rule.free_lte is not None and h["free"] <= rule.free_lte) or (
+        rule.occupancy_gte is not None and h["occupancy"] * 100 >= rule.occupancy_gte
+    )
+
+
+def _clear_of(rule: ParkingForecastFull, h: dict[str, Any]) -> bool:
+    """Even the full end of the interval at this horizon is clear of the clearing threshold."""
+    clear_free, clear_occ = rule.clear_free(), rule.clear_occupancy()
+    return (clear_free is None or h["free_low"] >= clear_free) and (
+        clear_occ is None or h["high"] * 100 <= clear_occ
+    )
+
+
+def forecast_reading(
+    rule: ParkingForecastFull, row: asyncpg.Record | dict[str, Any] | None, forecast: dict[str, Any] | None
+) -> Reading:
+    """From the site row and its forecast (``app.forecast.service.to_json``) at ``rule.horizons()``.
+
+    A forecast that is not ``ok`` (no reading, closed, stale, insufficient history) says nothing.
+    Otherwise the horizons that have a forecast are judged: it fires when one of them reaches the
+    threshold (the evidence names the first, ``crossing``), and clears when all of them are clear.
+    """
+    if row is None or forecast is None:
+        return Reading(False, evidence={"reason": "site no longer exists"})
+    evidence: dict[str, Any] = {
+        "site": row["id"],
+        "capacity": row["capacity"],
+        "within_minutes": rule.within_minutes,
+        "forecast_status": forecast["status"],
+        "model": forecast["model"],
+        "origin": forecast["origin"],
+        "current_occupancy": forecast["current_occupancy"],
+    }
+    horizons = [h for h in forecast["horizons"] if h["horizon_min"] <= rule.within_minutes]
+    known = [h for h in horizons if h["occupancy"] is not None]
+    if forecast["status"] != "ok" or not known:
+        evidence["reason"] = forecast["reason"] or "no horizon has a forecast"
+        return Reading(False, evidence=evidence)
+    crossing = next((h for h in known if _reaches(rule, h)), None)
+    evidence["crossing"] = None if crossing is None else {k: crossing.get(k) for k in HORIZON_FIELDS[:-1]}
+    evidence["horizons"] = [{k: h[k] for k in HORIZON_FIELDS if k in h} for h in horizons]
+    clears = crossing is None and all(_clear_of(rule, h) for h in known)
+    return Reading(True, crossing is not None, clears, evidence)
+
+
 def _rank(level: str) -> int | None:
     return CONGESTION_ORDER.index(level) if level in CONGESTION_ORDER else None
 
@@ -199,10 +258,24 @@ def feed_reading(rule: Feed, row: asyncpg.Record | dict[str, Any] | None, memory
 
 
 async def read_subject(
-    conn: asyncpg.Connection, rule: AnyRule, *, stale_floor_s: float, memory: Any = None
+    conn: asyncpg.Connection,
+    rule: AnyRule,
+    *,
+    stale_floor_s: float,
+    memory: Any = None,
+    forecasts: ForecastCache | None = None,
 ) -> Reading:
     if isinstance(rule, ParkingAlmostFull):
         return parking_reading(rule, await conn.fetchrow(PARKING_SQL, rule.site, stale_floor_s))
+    if isinstance(rule, ParkingForecastFull):
+        row = await conn.fetchrow(PARKING_SQL, rule.site, stale_floor_s)
+        if row is None:
+            return forecast_reading(rule, None, None)
+        # The API's forecast (same query, same model, same staleness), from this transaction.
+        forecast = await site_forecast_pg(
+            conn, state_of(dict(row)), forecasts or ForecastCache(), rule.horizons()
+        )
+        return forecast_reading(rule, row, forecast)
     if isinstance(rule, Congestion):
         if rule.site is not None:
             rows = await conn.fetch(TRAFFIC_SQL.format(where="s.id = $1"), rule.site, stale_floor_s)
@@ -216,4 +289,4 @@ async def read_subject(
         return congestion_reading(rule, rows)
     if isinstance(rule, Feed):
         return feed_reading(rule, await conn.fetchrow(FEED_SQL, rule.feed), _json(memory))
-    return Reading(False, evidence={"reason": f"{rule.kind} rules are not evaluated in this build"})
+    raise TypeError(f"no reading for rule kind {rule.kind!r}")

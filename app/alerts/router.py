@@ -2,8 +2,7 @@
 
 Every refusal is a 4xx problem document and is decided before anything is written: a bad body
 (400, from the models), an unknown site or feed or an impossible threshold (400, from
-``validate.py``), a webhook URL that is not http(s) or points at a private address (400), a
-forecast rule this build cannot evaluate (400, saying so).
+``validate.py``), a webhook URL that is not http(s) or points at a private address (400).
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ from fastapi import APIRouter, Body, Path, Query, Request, Response
 from app.alerts import outbox
 from app.alerts.auth import OwnerDep
 from app.alerts.rules import (
-    UNEVALUATED_KINDS,
     AlertList,
     DeliveryList,
     DeliveryOut,
@@ -55,14 +53,6 @@ async def validated_rule(request: Request, rule: Any) -> str | None:
     """Every check that needs the database or DNS; returns the subject's feed id."""
     state = get_state(request)
     settings = state["settings"]
-    if rule.kind in UNEVALUATED_KINDS:
-        # A rule that would silently never fire is refused, loudly, rather than stored.
-        raise invalid(
-            "kind",
-            f"{rule.kind} rules are defined (docs/alerts.md) but not evaluated by this build: it has no "
-            "forecast function yet; nothing was created",
-            where="body",
-        )
     try:
         async with raw_connection(state["engine"]) as raw:
             feed_id = await check_subject(raw, rule)

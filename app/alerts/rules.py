@@ -16,14 +16,18 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.forecast.model import HORIZONS_MIN
+
 # Ordered from best to worst, as the traffic adapters report them (ingest/records.py).
 CONGESTION_ORDER: tuple[str, ...] = ("free", "moderate", "heavy", "congested", "closed")
 AlertLevel = Literal["moderate", "heavy", "congested", "closed"]
 
 RuleKind = Literal["parking_almost_full", "parking_forecast_full", "congestion", "feed"]
 KINDS: tuple[str, ...] = ("parking_almost_full", "parking_forecast_full", "congestion", "feed")
-# Defined so that clients and docs know the shape; not evaluated until the forecast module lands.
-UNEVALUATED_KINDS = frozenset({"parking_forecast_full"})
+# Forecast rules look this far ahead at most, in steps of the shortest horizon the model serves
+# (the horizons its errors are measured at, docs/forecast.md).
+FORECAST_STEP_MIN = HORIZONS_MIN[0]
+FORECAST_MAX_MIN = HORIZONS_MIN[-1]
 
 SiteRef = Annotated[str, Field(min_length=1, max_length=300, description="Global site id `<feed>:<id>`.")]
 Minutes = Annotated[float, Field(ge=0, le=1440)]
@@ -65,11 +69,10 @@ class _Rule(BaseModel):
         return self.clear_minutes if self.clear_minutes is not None else self.default_clear_minutes()
 
 
-class ParkingAlmostFull(_Rule):
-    """Free spaces at or below ``free_lte``, or occupancy at or above ``occupancy_gte`` %."""
+class _Thresholds(_Rule):
+    """Free spaces at or below ``free_lte`` and/or occupancy at or above ``occupancy_gte`` %, with
+    a stricter clearing threshold for each (the band)."""
 
-    kind: Literal["parking_almost_full"]
-    site: SiteRef
     free_lte: int | None = Field(default=None, ge=0, description="Fire when free ≤ this.")
     occupancy_gte: float | None = Field(
         default=None, gt=0, le=100, description="Fire when occupancy ≥ this percentage."
@@ -82,7 +85,7 @@ class ParkingAlmostFull(_Rule):
     )
 
     @model_validator(mode="after")
-    def _thresholds(self) -> ParkingAlmostFull:
+    def _thresholds(self) -> _Thresholds:
         if self.free_lte is None and self.occupancy_gte is None:
             raise ValueError("give free_lte, occupancy_gte or both")
         if self.clear_free_gte is not None:
@@ -99,9 +102,6 @@ class ParkingAlmostFull(_Rule):
                 )
         return self
 
-    def subject(self) -> str:
-        return self.site
-
     def clear_free(self) -> int | None:
         if self.free_lte is None:
             return None
@@ -117,16 +117,46 @@ class ParkingAlmostFull(_Rule):
         return max(0.0, self.occupancy_gte - 5.0)
 
 
-class ParkingForecastFull(_Rule):
-    """Forecast to be full within ``within_minutes``: accepted by the model, refused by the API and
-    the CLI (400, saying why) until a forecast function exists in this build."""
+class ParkingAlmostFull(_Thresholds):
+    """Free spaces at or below ``free_lte``, or occupancy at or above ``occupancy_gte`` %."""
 
-    kind: Literal["parking_forecast_full"]
+    kind: Literal["parking_almost_full"]
     site: SiteRef
-    within_minutes: int = Field(ge=5, le=240)
 
     def subject(self) -> str:
         return self.site
+
+
+class ParkingForecastFull(_Thresholds):
+    """Forecast to be full within ``within_minutes``: the point forecast at some horizon up to it
+    reaches the threshold (default "full": free ≤ 0). It ends when, at every horizon with a
+    forecast, even the full end of the 80 % interval (``free_low``, ``high``) is clear of the
+    clearing threshold: the model's own uncertainty widens the band, so a forecast hovering at
+    the threshold from one reading to the next does not flap (docs/alerts.md)."""
+
+    kind: Literal["parking_forecast_full"]
+    site: SiteRef
+    within_minutes: int = Field(
+        ge=FORECAST_STEP_MIN,
+        le=FORECAST_MAX_MIN,
+        description=f"How far ahead, {FORECAST_STEP_MIN}-{FORECAST_MAX_MIN} minutes (the horizons the "
+        f"model is measured at); looked at every {FORECAST_STEP_MIN} minutes and at this one.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _full_by_default(cls, data: Any) -> Any:
+        # "Full" unless told otherwise; stored explicitly, so the rule shows what it fires on.
+        if isinstance(data, dict) and data.get("free_lte") is None and data.get("occupancy_gte") is None:
+            return {**data, "free_lte": 0}
+        return data
+
+    def subject(self) -> str:
+        return self.site
+
+    def horizons(self) -> tuple[int, ...]:
+        """Minutes ahead the forecast is looked at: every step up to ``within_minutes``, and it."""
+        return (*range(FORECAST_STEP_MIN, self.within_minutes, FORECAST_STEP_MIN), self.within_minutes)
 
 
 class Congestion(_Rule):
@@ -171,6 +201,7 @@ QUALITY_RULES: tuple[str, ...] = (
     "null_island_coordinates",
     "future_timestamp",
     "future_timestamp_clamped",
+    "timezone_assumed_utc",
     "capacity_mismatch",
     "free_derived",
     "free_exceeds_capacity",
@@ -244,7 +275,6 @@ class RuleOut(BaseModel):
         default=None, description="`whsec_…`: returned once, when the rule is created."
     )
     enabled: bool
-    evaluated: bool = Field(description="False for kinds this build does not evaluate (forecast).")
     created_at: datetime
     open_alert_id: str | None
     condition_since: datetime | None

@@ -29,7 +29,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.alerts import outbox
 from app.alerts.evaluate import Timers, decide, read_subject
-from app.alerts.rules import UNEVALUATED_KINDS
 from app.alerts.store import (
     ALERTS_LOCK,
     OUTBOX_CHANNEL,
@@ -42,6 +41,7 @@ from app.alerts.store import (
 )
 from app.alerts.validate import parse_networks
 from app.alerts.webhooks import Outcome, send
+from app.forecast.service import ForecastCache
 from kernel.db import asyncpg_dsn
 from kernel.settings import Settings
 
@@ -75,9 +75,9 @@ RULES_SQL = """
     SELECT id, name, kind, subject, feed_id, params, webhook_url, open_alert_id, cond_since, clear_since,
            memory
     FROM alert_rules
-    WHERE deleted_at IS NULL AND enabled AND NOT (kind = ANY($1::text[]))
+    WHERE deleted_at IS NULL AND enabled
       AND NOT EXISTS (SELECT 1 FROM api_keys k WHERE k.id = owner_key_id AND k.revoked_at IS NOT NULL)
-      AND ($2 OR subject = ANY($3::text[]) OR (kind = 'congestion' AND subject LIKE 'bbox:%' AND $4))
+      AND ($1 OR subject = ANY($2::text[]) OR (kind = 'congestion' AND subject LIKE 'bbox:%' AND $3))
     ORDER BY id"""
 
 
@@ -87,6 +87,8 @@ class AlertService:
         self.engine = engine
         self.database_url = database_url
         self.allow = parse_networks(settings.alerts_webhook_allow_networks)
+        # Forecast rules: one forecast per (site, last reading, horizons), whatever the number of passes.
+        self.forecasts = ForecastCache()
         self._changed = asyncio.Event()
         self._outbox = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -210,7 +212,7 @@ class AlertService:
                 if r["feed_id"]:
                     subjects.setdefault(r["feed_id"], r["seq"])
                 traffic = traffic or r["topic"] == "traffic"
-            rules = await raw.fetch(RULES_SQL, list(UNEVALUATED_KINDS), full, list(subjects), traffic)
+            rules = await raw.fetch(RULES_SQL, full, list(subjects), traffic)
             now: datetime = await raw.fetchval("SELECT now()")
             transitions: list[Transition] = []
             for rule_row in rules:
@@ -234,7 +236,11 @@ class AlertService:
             log.error("alerts: rule %s cannot be read, skipped: %s", row["id"], exc)
             return None
         reading = await read_subject(
-            raw, rule, stale_floor_s=self.settings.site_stale_floor_s, memory=row["memory"]
+            raw,
+            rule,
+            stale_floor_s=self.settings.site_stale_floor_s,
+            memory=row["memory"],
+            forecasts=self.forecasts,
         )
         if reading.memory is not None and json.dumps(reading.memory) != row["memory"]:
             await raw.execute(

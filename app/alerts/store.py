@@ -24,7 +24,7 @@ import asyncpg
 from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.alerts.rules import UNEVALUATED_KINDS, AnyRule, RuleIn
+from app.alerts.rules import AnyRule, RuleIn
 from app.live.snapshot import iso
 from kernel.changefeed.publish import NewChange, write_changes
 
@@ -101,7 +101,6 @@ def rule_out(row: asyncpg.Record | dict[str, Any], secret: str | None = None) ->
         "webhook_url": row["webhook_url"],
         "webhook_secret": secret,
         "enabled": row["enabled"],
-        "evaluated": row["kind"] not in UNEVALUATED_KINDS,
         "created_at": row["created_at"],
         "open_alert_id": row["open_alert_id"],
         "condition_since": row["cond_since"],

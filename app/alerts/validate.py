@@ -94,24 +94,25 @@ async def check_subject(conn: asyncpg.Connection, rule: AnyRule) -> str | None:
         if row is None:
             raise RuleInvalid("site", f"no car park with id {rule.site!r} (ids are `<feed>:<source id>`)")
         capacity = row["capacity"]
-        if isinstance(rule, ParkingAlmostFull):
-            if rule.occupancy_gte is not None and not capacity:
-                raise RuleInvalid(
-                    "occupancy_gte", f"{rule.site} has no known capacity, so no occupancy; use free_lte"
-                )
-            if rule.free_lte is not None and capacity and rule.free_lte >= capacity:
-                raise RuleInvalid(
-                    "free_lte",
-                    f"{rule.free_lte} is not below the capacity of {rule.site} ({capacity}): "
-                    "the alert could never end",
-                )
-            clear = rule.clear_free()
-            if clear is not None and capacity and clear > capacity:
-                raise RuleInvalid(
-                    "clear_free_gte",
-                    f"{clear} free is more than the capacity of {rule.site} ({capacity}): "
-                    "the alert could never end",
-                )
+        if isinstance(rule, ParkingForecastFull) and not capacity:
+            raise RuleInvalid("site", f"{rule.site} has no known capacity, so no occupancy to forecast from")
+        if rule.occupancy_gte is not None and not capacity:
+            raise RuleInvalid(
+                "occupancy_gte", f"{rule.site} has no known capacity, so no occupancy; use free_lte"
+            )
+        if rule.free_lte is not None and capacity and rule.free_lte >= capacity:
+            raise RuleInvalid(
+                "free_lte",
+                f"{rule.free_lte} is not below the capacity of {rule.site} ({capacity}): "
+                "the alert could never end",
+            )
+        clear = rule.clear_free()
+        if clear is not None and capacity and clear > capacity:
+            raise RuleInvalid(
+                "clear_free_gte",
+                f"{clear} free is more than the capacity of {rule.site} ({capacity}): "
+                "the alert could never end",
+            )
         return str(row["feed_id"])
     if isinstance(rule, Congestion):
         if rule.site is not None:

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
@@ -44,6 +46,9 @@ OBSERVATIONS_SQL = f"""
     ORDER BY date_bin(INTERVAL '5 minutes', observed_at, TIMESTAMPTZ '2000-01-01 00:00:00+00'),
              observed_at DESC
 """
+# The same query for a raw asyncpg connection (the alert evaluator's transaction).
+OBSERVATIONS_PG = OBSERVATIONS_SQL.replace(":site_id", "$1").replace(":until", "$2")
+assert ":" not in OBSERVATIONS_PG.replace("00:00:00", ""), "OBSERVATIONS_SQL changed shape"
 
 
 def rate(capacity: int | None, free: int | None, occupied: int | None) -> float | None:
@@ -174,11 +179,9 @@ def _first_reason(fc: Forecast | None) -> str | None:
     return next((h.reason for h in fc.horizons if h.reason), None)
 
 
-async def load_series(session: AsyncSession, state: SiteState) -> SiteSeries:
+def series_of(state: SiteState, rows: Sequence[Sequence[Any]]) -> SiteSeries:
+    """The site's series from its stored observations (observed_at, free, occupied, capacity)."""
     assert state.observed_at is not None
-    rows = (
-        await session.execute(text(OBSERVATIONS_SQL), {"site_id": state.id, "until": state.observed_at})
-    ).all()
     readings: list[tuple[float, float]] = []
     for observed_at, free, occupied, capacity in rows:
         value = rate(capacity or state.capacity, free, occupied)
@@ -191,13 +194,24 @@ async def load_series(session: AsyncSession, state: SiteState) -> SiteSeries:
     return SiteSeries.build(state.id, state.capacity or 0, sorted(readings))
 
 
-async def site_forecast(
-    session: AsyncSession,
+async def load_series(session: AsyncSession, state: SiteState) -> SiteSeries:
+    rows = (
+        await session.execute(text(OBSERVATIONS_SQL), {"site_id": state.id, "until": state.observed_at})
+    ).all()
+    return series_of(state, rows)
+
+
+async def load_series_pg(conn: asyncpg.Connection, state: SiteState) -> SiteSeries:
+    rows = await conn.fetch(OBSERVATIONS_PG, state.id, state.observed_at)
+    return series_of(state, [tuple(r) for r in rows])
+
+
+async def _cached_forecast(
     state: SiteState,
     cache: ForecastCache,
-    horizons: tuple[int, ...] = HORIZONS_MIN,
+    horizons: tuple[int, ...],
+    load: Callable[[], Awaitable[SiteSeries]],
 ) -> dict[str, Any]:
-    """The forecast from the site's last reading, cached until the next one."""
     reason = unavailable(state)
     if reason is not None:
         return to_json(state, None, reason)
@@ -206,13 +220,34 @@ async def site_forecast(
     cached = cache.get(key)
     if cached is not None:
         return cached
-    series = await load_series(session, state)
+    series = await load()
     origin = _utc_wall(state.observed_at)
     # CPU-bound but bounded (at most a few thousand point forecasts): off the event loop.
     fc = await asyncio.to_thread(Forecaster(series).forecast, origin, horizons)
     result = to_json(state, fc, None)
     cache.put(key, result)
     return result
+
+
+async def site_forecast(
+    session: AsyncSession,
+    state: SiteState,
+    cache: ForecastCache,
+    horizons: tuple[int, ...] = HORIZONS_MIN,
+) -> dict[str, Any]:
+    """The forecast from the site's last reading, cached until the next one."""
+    return await _cached_forecast(state, cache, horizons, lambda: load_series(session, state))
+
+
+async def site_forecast_pg(
+    conn: asyncpg.Connection,
+    state: SiteState,
+    cache: ForecastCache,
+    horizons: tuple[int, ...] = HORIZONS_MIN,
+) -> dict[str, Any]:
+    """``site_forecast`` on a raw asyncpg connection, inside the caller's transaction (alerts).
+    The answer is shared with the API's only through the cache the caller passes."""
+    return await _cached_forecast(state, cache, horizons, lambda: load_series_pg(conn, state))
 
 
 def state_of(row: dict[str, Any]) -> SiteState:

@@ -51,6 +51,27 @@ async def test_cli_create_list_delete(writer: Writer, engine: AsyncEngine, datab
     assert mobility(database_url, "delete", str(rule["id"])).returncode == 1
 
 
+async def test_cli_creates_a_forecast_rule(writer: Writer, engine: AsyncEngine, database_url: str) -> None:
+    await writer.parking({"P1": 50})
+    created = mobility(
+        database_url,
+        "create",
+        "--kind",
+        "parking_forecast_full",
+        "--name",
+        "P1 full within the hour",
+        "--site",
+        "city:P1",
+        "--within-minutes",
+        "60",
+    )
+    assert created.returncode == 0, created.stderr
+    rule = json.loads(created.stdout)
+    assert rule["kind"] == "parking_forecast_full" and rule["subject"] == "city:P1"
+    assert rule["params"]["within_minutes"] == 60 and rule["params"]["free_lte"] == 0
+    assert await scalar(engine, "SELECT count(*) FROM alert_rules WHERE kind = 'parking_forecast_full'") == 1
+
+
 @pytest.mark.parametrize(
     ("args", "says"),
     [
@@ -79,6 +100,36 @@ async def test_cli_create_list_delete(writer: Writer, engine: AsyncEngine, datab
             "private",
         ),
         (["--json", "{not json"], "invalid rule"),
+        (
+            [
+                "--kind",
+                "parking_forecast_full",
+                "--name",
+                "x",
+                "--site",
+                "city:NOPE",
+                "--within-minutes",
+                "30",
+            ],
+            "no car park",
+        ),
+        (
+            ["--kind", "parking_forecast_full", "--name", "x", "--site", "city:P1", "--within-minutes", "5"],
+            "within_minutes",
+        ),
+        (
+            [
+                "--kind",
+                "parking_forecast_full",
+                "--name",
+                "x",
+                "--site",
+                "city:P1",
+                "--within-minutes",
+                "180",
+            ],
+            "within_minutes",
+        ),
     ],
 )
 async def test_cli_refuses_bad_rules(

@@ -30,6 +30,16 @@ def almost_full(**extra: Any) -> dict[str, Any]:
     }
 
 
+def forecast_full(**extra: Any) -> dict[str, Any]:
+    return {
+        "kind": "parking_forecast_full",
+        "name": "P1 full within 30 min",
+        "site": "city:P1",
+        "within_minutes": 30,
+        **extra,
+    }
+
+
 async def count_everything(engine: AsyncEngine) -> tuple[int, int, int]:
     return (
         await scalar(engine, "SELECT count(*) FROM alert_rules"),
@@ -94,6 +104,13 @@ BAD_RULES: list[tuple[str, dict[str, Any], str]] = [
     ("not a URL", almost_full(webhook_url="http://[::1/hook"), "webhook_url"),
     ("NUL in a name", almost_full(name="P1\x00"), "NUL"),
     ("NUL in a site", almost_full(site="city:P1\x00"), "NUL"),
+    ("forecast: unknown site", forecast_full(site="city:NOPE"), "no car park"),
+    ("forecast: sooner than the model serves", forecast_full(within_minutes=5), "within_minutes"),
+    ("forecast: further than the model serves", forecast_full(within_minutes=240), "within_minutes"),
+    ("forecast: no horizon", forecast_full(within_minutes=None), "within_minutes"),
+    ("forecast: free not below capacity", forecast_full(free_lte=100), "capacity"),
+    ("forecast: occupancy over 100", forecast_full(occupancy_gte=101), "occupancy_gte"),
+    ("forecast: clear inside band", forecast_full(occupancy_gte=90, clear_occupancy_lte=95), "flap"),
 ]
 
 
@@ -112,14 +129,17 @@ async def test_bad_rules_are_refused_and_change_nothing(
     assert await count_everything(engine) == before
 
 
-async def test_forecast_rules_are_defined_but_refused(
-    api: httpx.AsyncClient, writer: Writer, engine: AsyncEngine
-) -> None:
+async def test_forecast_rule_is_accepted(api: httpx.AsyncClient, writer: Writer) -> None:
     await writer.parking({"P1": 50})
-    body = {"kind": "parking_forecast_full", "name": "x", "site": "city:P1", "within_minutes": 30}
-    response = await api.post("/api/v1/alerts/rules", json=body)
-    assert response.status_code == 400 and "not evaluated" in response.json()["detail"]
-    assert await scalar(engine, "SELECT count(*) FROM alert_rules") == 0
+    response = await api.post("/api/v1/alerts/rules", json=forecast_full())
+    assert response.status_code == 201, response.text
+    rule = response.json()
+    assert rule["kind"] == "parking_forecast_full" and rule["subject"] == "city:P1"
+    assert rule["params"]["within_minutes"] == 30
+    assert rule["params"]["free_lte"] == 0, "full unless told otherwise, stored explicitly"
+    tuned = await api.post("/api/v1/alerts/rules", json=forecast_full(within_minutes=120, occupancy_gte=95))
+    assert tuned.status_code == 201, tuned.text
+    assert tuned.json()["params"]["free_lte"] is None and tuned.json()["params"]["occupancy_gte"] == 95
 
 
 async def test_loopback_webhook_needs_the_setting(
