@@ -15,6 +15,7 @@ from app.api.schemas import ParkingCollection, ParkingFeature
 from app.api.sites import SiteFilter, base_properties, select_sites, site_filter
 from app.config import Settings
 from app.problems import not_found
+from ingest.derived import occupancy_pct, parking_availability
 
 router = APIRouter(prefix="/api/v1/parking", tags=["parking"])
 
@@ -42,6 +43,9 @@ TREND_JOIN = """
           AND o.free IS NOT NULL
     ) t ON true"""
 
+# The SQL twin of ``parking_availability(...) == "open"`` for a site with a count.
+OPEN_SQL = "coalesce(s.status, 'unknown') NOT IN ('closed', 'full') AND s.free > 0"
+
 SiteId = Annotated[
     str,
     Path(
@@ -52,16 +56,6 @@ SiteId = Annotated[
 ]
 
 
-def occupancy_pct(capacity: int | None, free: int | None, occupied: int | None) -> float | None:
-    if not capacity or capacity <= 0:
-        return None
-    if occupied is None and free is not None:
-        occupied = capacity - free
-    if occupied is None:
-        return None
-    return round(min(max(occupied * 100.0 / capacity, 0.0), 100.0), 1)
-
-
 def parking_feature(row: dict[str, Any]) -> dict[str, Any]:
     props = base_properties(row)
     props.update(
@@ -70,6 +64,7 @@ def parking_feature(row: dict[str, Any]) -> dict[str, Any]:
         occupied=row["occupied"],
         occupancy_pct=occupancy_pct(row["capacity"], row["free"], row["occupied"]),
         status=row["status"],
+        availability=parking_availability(row["status"], row["free"], row["occupied"]),
         site_type=row["site_type"],
         address=row["address"],
         trend=row.get("trend") or "unknown",
@@ -127,7 +122,9 @@ async def list_sites(
 ) -> Response:
     filters = site_filter(settings, page, bbox, feed, near, radius)
     if min_free is not None:
-        filters.where.append("s.free >= :min_free")
+        # Only an open site with a count is availability (ingest.derived.parking_availability):
+        # a closed or full car park never passes, whatever free count its feed still reports.
+        filters.where.append(f"s.free >= :min_free AND {OPEN_SQL}")
         filters.params["min_free"] = min_free
     if type is not None:
         filters.where.append("s.site_type = :site_type")

@@ -20,12 +20,18 @@ from app.api.kinds import KINDS, Kind
 from app.api.params import BBoxQuery, FeedQuery, PageDep, parse_bbox, parse_time
 from app.api.schemas import ReplayCollection
 from app.problems import invalid
+from ingest.derived import derived_fields
 
 router = APIRouter(prefix="/api/v1", tags=["replay"])
 
 
+# The static input of each kind's derived fields need besides the observation's own.
+DERIVED_FROM = {"parking": "s.capacity", "traffic": "s.free_flow_kmh", "bikes": "NULL"}
+
+
 def replay_sql(kind: Kind, where: list[str]) -> str:
     cols = ", ".join(f"o.{c}" for c in (*kind.metrics, *kind.states))
+    cols += f", {DERIVED_FROM[kind.name]} AS site_static"
     extra = "".join(f" AND {w}" for w in where)
     return f"""
         SELECT s.id, s.feed_id, s.source_id, s.name, s.lat, s.lon, o.observed_at, {cols}
@@ -90,6 +96,7 @@ def _register(kind: Kind, path: str) -> None:
             }
             for column in (*kind.metrics, *kind.states):
                 props[column] = row[column]
+            props.update(derived_fields(kind.name, row, row["site_static"]))
             features.append(
                 {
                     "type": "Feature",

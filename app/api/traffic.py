@@ -15,6 +15,7 @@ from app.api.params import MAX_TEXT, BBoxQuery, FeedQuery, NearQuery, Page, Page
 from app.api.schemas import EventCollection, TrafficCollection, TrafficFeature
 from app.api.sites import SiteFilter, base_properties, select_sites, site_filter
 from app.problems import not_found
+from ingest.derived import congestion_level
 
 router = APIRouter(prefix="/api/v1/traffic", tags=["traffic"])
 
@@ -58,6 +59,7 @@ def traffic_feature(row: dict[str, Any]) -> dict[str, Any]:
         flow_vph=row["flow_vph"],
         occupancy_pct=row["occupancy_pct"],
         congestion=row["congestion"],
+        level=congestion_level(row["speed_kmh"], row["free_flow_kmh"], row["congestion"]),
         free_flow_kmh=row["free_flow_kmh"],
         speed_ratio=speed_ratio(row["speed_kmh"], row["free_flow_kmh"]),
     )

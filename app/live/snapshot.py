@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.live.changes import Change, read_after
 from app.live.filters import Subscription
 from app.live.protocol import TOPICS
+from ingest.derived import derived_fields, usable_free
 
 # Field names are the REST API's (docs/architecture.md, "The change log"). Each query yields
 # id, feed_id, observed_at, received_at, lat, lon, free (for filtering) and the topic's fields.
@@ -78,6 +79,7 @@ TOPIC_QUERIES: dict[str, tuple[str, tuple[str, ...]]] = {
         ("stale", "consecutive_failures", "last_success_at", "last_error"),
     ),
 }
+OPEN_STATUS = "coalesce(status, 'unknown') NOT IN ('closed', 'full')"
 JSON_FIELDS = frozenset({"geometry"})
 
 
@@ -110,11 +112,18 @@ def _query(topic: str, sub: Subscription) -> tuple[str, list[Any]]:
         where.append(f"lon BETWEEN ${n - 3} AND ${n - 1} AND lat BETWEEN ${n - 2} AND ${n}")
     if sub.min_free is not None and topic == "parking":
         args.append(sub.min_free.min_free)
-        where.append(f"free >= ${len(args)}")
+        # Only an open site with a count passes (ingest.derived.usable_free).
+        where.append(f"free >= ${len(args)} AND free > 0 AND {OPEN_STATUS}")
     sql = f"SELECT * FROM ({inner}) AS t"
     if where:
         sql += " WHERE " + " AND ".join(where)
     return sql + " ORDER BY id", args
+
+
+def admit_free(topic: str, row: asyncpg.Record) -> int | None:
+    if topic != "parking":
+        return None
+    return usable_free(row["status"], row["free"], row["occupied"])
 
 
 def _item(topic: str, row: asyncpg.Record) -> dict[str, Any]:
@@ -123,7 +132,7 @@ def _item(topic: str, row: asyncpg.Record) -> dict[str, Any]:
         "id": row["id"],
         "feed": row["feed_id"],
         "topic": topic,
-        "fields": {f: _value(f, row[f]) for f in fields},
+        "fields": {**{f: _value(f, row[f]) for f in fields}, **derived_fields(topic, dict(row))},
         "observed_at": iso(row["observed_at"]),
         "received_at": iso(row["received_at"]),
     }
@@ -149,7 +158,7 @@ async def take_snapshot(engine: AsyncEngine, sub: Subscription) -> tuple[int, li
                 continue
             sql, args = _query(topic, sub)
             for row in await raw.fetch(sql, *args):
-                if sub.snapshot_admit(topic, row["id"], row["free"]):
+                if sub.snapshot_admit(topic, row["id"], admit_free(topic, row)):
                     items.append(_item(topic, row))
     return seq, items
 

@@ -26,6 +26,8 @@ class Kind:
     static: tuple[tuple[str, str], ...]  # (column, SQL type)
     values: tuple[tuple[str, str], ...]  # current-state columns taken from observations
     obs_columns: tuple[str, ...]  # observation table value columns
+    # The static column the derived values need (ingest.derived.derived_fields), read with the state.
+    derived_input: str = "NULL"
 
     @property
     def static_columns(self) -> tuple[str, ...]:
@@ -58,6 +60,7 @@ KINDS: dict[str, Kind] = {
         ),
         values=(("free", "int4"), ("occupied", "int4"), ("status", "text")),
         obs_columns=("free", "occupied", "capacity", "status"),
+        derived_input="capacity",
     ),
     "traffic": Kind(
         topic="traffic",
@@ -83,6 +86,7 @@ KINDS: dict[str, Kind] = {
             ("congestion", "text"),
         ),
         obs_columns=("speed_kmh", "flow_vph", "occupancy_pct", "congestion"),
+        derived_input="free_flow_kmh",
     ),
     "bikes": Kind(
         topic="bikes",

@@ -49,19 +49,20 @@ async def fetch_static(
 async def fetch_state(
     raw: asyncpg.Connection, kind: Kind, feed: str, ids: list[str]
 ) -> dict[str, tuple[Any, ...]]:
-    """Current state of these sites as ``(lat, lon, values, observed_at, last_stored_at, stale)``.
+    """Current state as ``(lat, lon, values, observed_at, last_stored_at, stale, derived_input)``.
 
     ``feed_id`` lets PostgreSQL read one feed's sites through the (feed_id, source_id) index
     instead of scanning every feed's.
     """
     rows = await raw.fetch(
-        f"SELECT id, lat, lon, {', '.join(kind.value_columns)}, observed_at, last_stored_at, stale "
+        f"SELECT id, lat, lon, {', '.join(kind.value_columns)}, observed_at, last_stored_at, stale, "
+        f"{kind.derived_input} "
         f"FROM {kind.site_table} WHERE feed_id = $1 AND id = ANY($2::text[])",
         feed,
         ids,
     )
     end = 3 + len(kind.values)
-    return {r[0]: (r[1], r[2], tuple(r[3:end]), r[end], r[end + 1], r[end + 2]) for r in rows}
+    return {r[0]: (r[1], r[2], tuple(r[3:end]), r[end], r[end + 1], r[end + 2], r[end + 3]) for r in rows}
 
 
 async def log_poll(

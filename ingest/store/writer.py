@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from ingest import quality
+from ingest.derived import derived_fields, usable_free
 from ingest.records import ParkingObservation, Record, Rejected, TrafficEvent
 from ingest.spec import FeedSpec
 from ingest.store.changelog import Change, as_json, jsonb_param, write_changes
@@ -504,7 +505,7 @@ class Store:
         for sid, items in per_site.items():
             if len(items) > 1:
                 items.sort(key=_observed_at)
-            lat, lon, start_state, observed_at, last_stored, was_stale = current[sid]
+            lat, lon, start_state, observed_at, last_stored, was_stale, derived_input = current[sid]
             state = start_state
             flags: list[str] | None = None
             for obs in items:
@@ -525,13 +526,18 @@ class Store:
             state_updates.append((sid, *state, observed_at, now, last_stored, ",".join(flags)))
             if state != start_state:
                 diff = {c: v for c, v, old in zip(value_cols, state, start_state, strict=True) if v != old}
+                # The server's derived values travel with the change (a browser only draws them).
+                values = dict(zip(value_cols, state, strict=True))
+                diff.update(derived_fields(kind.topic, values, derived_input))
                 if was_stale:
                     diff["stale"] = False
             elif was_stale:
                 diff = {"stale": False}
             else:
                 continue
-            free = state[0] if is_parking else None  # "free" is parking's first value column
+            # What `min_free` compares: a closed, full or count-less car park has no usable space.
+            # Parking's value columns are (free, occupied, status).
+            free = usable_free(state[2], state[0], state[1]) if is_parking else None
             changes.append(Change(kind.topic, spec.name, sid, diff, lat, lon, free, observed_at))
         return to_store, days, state_updates
 
