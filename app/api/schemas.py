@@ -274,6 +274,7 @@ class City(BaseModel):
     )
     feeds: list[str]
     sites: int = Field(ge=0)
+    parking_sites: int = Field(ge=0, description="Car parks: the dashboard opens on the city with most.")
     demo: bool
 
 

@@ -6,7 +6,8 @@ const BACKOFF_START_MS = 500;
 const BACKOFF_MAX_MS = 30000;
 
 export class LiveClient {
-  constructor({ onStatus, onFeeds }) {
+  constructor({ onStatus, onFeeds, filter = null }) {
+    this.filter = filter; // the live protocol's filter: the chosen city's bbox, or null for all
     this.onStatus = onStatus;
     this.onFeeds = onFeeds;
     this.socket = null;
@@ -63,6 +64,17 @@ export class LiveClient {
     this.timer = setTimeout(() => this.connect(), jittered);
   }
 
+  // A new filter replaces the subscription (the protocol's rule): a fresh snapshot follows, which
+  // replaces what the page holds.
+  setFilter(filter) {
+    this.filter = filter;
+    const subscribe = { type: "subscribe", topics: this.topics };
+    if (filter) subscribe.filter = filter;
+    this.pending.clear();
+    this.buffered = [];
+    this.send(subscribe);
+  }
+
   send(message) {
     if (this.socket && this.socket.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(message));
   }
@@ -84,6 +96,7 @@ export class LiveClient {
         // Subscribe to what this connection may see (a public connection may see fewer topics).
         this.topics = Array.isArray(message.topics) ? TOPICS.filter((topic) => message.topics.includes(topic)) : TOPICS;
         const subscribe = { type: "subscribe", topics: this.topics };
+        if (this.filter) subscribe.filter = this.filter;
         if (state.lastSeq != null) subscribe.since = state.lastSeq;
         this.pending.clear();
         this.buffered = [];

@@ -3,7 +3,7 @@
 import { featuresToRecords, getAllFeatures, getJson } from "./api.js";
 import { formatAge, formatTime, t } from "./i18n.js";
 import { map, requestRender } from "./map.js";
-import { occupancyPct, serverNow, state } from "./state.js";
+import { serverNow, state } from "./state.js";
 
 const STEP_MS = 15 * 60 * 1000;
 const DAY_MS = 24 * 3600 * 1000;
@@ -43,14 +43,21 @@ function table(caption, rows) {
 
 export function renderSummary() {
   const traffic = Object.fromEntries(CONGESTION_LEVELS.map((level) => [level, 0]));
+  // The map's own levels (the server's `level`, stale drawn as no value), for the sites the map
+  // holds: the chosen city's.
   for (const r of state.records.traffic.values()) {
-    const level = CONGESTION_LEVELS.includes(r.congestion) ? r.congestion : "unknown";
+    const level = !r.stale && CONGESTION_LEVELS.includes(r.level) ? r.level : "unknown";
     traffic[level] += 1;
   }
   const bands = OCCUPANCY_BANDS.map(() => 0);
   let unknown = 0;
+  let closed = 0;
   for (const r of state.records.parking.values()) {
-    const pct = occupancyPct(r);
+    const pct = r.occupancy_pct;
+    if (r.availability === "closed") {
+      closed += 1;
+      continue;
+    }
     if (pct == null || r.stale) {
       unknown += 1;
       continue;
@@ -61,7 +68,11 @@ export function renderSummary() {
     .getElementById("summary")
     .replaceChildren(
       table(t("summary_traffic"), CONGESTION_LEVELS.map((level) => [t(`congestion_${level}`), traffic[level]])),
-      table(t("summary_parking"), [...OCCUPANCY_BANDS.map((b, i) => [b.label, bands[i]]), [t("band_unknown"), unknown]]),
+      table(t("summary_parking"), [
+        ...OCCUPANCY_BANDS.map((b, i) => [b.label, bands[i]]),
+        [t("availability_closed"), closed],
+        [t("band_unknown"), unknown],
+      ]),
     );
 }
 
@@ -163,12 +174,16 @@ export async function showSite(topic, id) {
   }
   const buckets = Array.isArray(payload) ? payload : payload.points || payload.buckets || [];
   let data;
+  // Sized to its box (which may have been hidden when the page was laid out), with a time axis
+  // in hours and minutes.
   let layout = {
     margin: { l: 48, r: 48, t: 10, b: 36 },
     height: 240,
+    width: chart.clientWidth || undefined,
+    autosize: true,
     showlegend: true,
     legend: { orientation: "h", y: -0.25 },
-    xaxis: { type: "date" },
+    xaxis: { type: "date", tickformat: "%H:%M", hoverformat: "%H:%M" },
   };
   if (topic === "parking") {
     const capacity = Number(record?.capacity) || null;
@@ -193,14 +208,22 @@ export async function showSite(topic, id) {
         hoverinfo: "skip",
         showlegend: false,
       },
-      { x: occ.x, y: occ.avg, type: "scatter", mode: "lines", name: t("chart_occupancy"), line: { color: "rgb(0,34,78)" } },
+      {
+        x: occ.x,
+        y: occ.avg,
+        type: "scatter",
+        mode: "lines+markers", // one point still draws
+        marker: { size: 4 },
+        name: t("chart_occupancy"),
+        line: { color: "rgb(59,28,140)" },
+      },
     ];
     layout.yaxis = { title: { text: t("chart_occupancy") }, range: [0, 100] };
   } else {
     const speed = bucketSeries(buckets, "speed_kmh");
     const flow = bucketSeries(buckets, "flow_vph");
     data = [
-      { x: speed.x, y: speed.avg, type: "scatter", mode: "lines", name: t("chart_speed"), line: { color: "rgb(0,34,78)" } },
+      { x: speed.x, y: speed.avg, type: "scatter", mode: "lines+markers", marker: { size: 4 }, name: t("chart_speed"), line: { color: "rgb(0,114,178)" } },
       {
         x: flow.x,
         y: flow.avg,
@@ -208,9 +231,9 @@ export async function showSite(topic, id) {
         mode: "lines",
         name: t("chart_flow"),
         yaxis: "y2",
-        line: { color: "rgb(195,179,105)" },
+        line: { color: "rgb(213,94,0)" },
       },
-    ];
+    ].filter((series) => series.y.some((v) => v != null)); // no empty series in the legend
     layout = {
       ...layout,
       yaxis: { title: { text: t("chart_speed") } },
@@ -259,12 +282,19 @@ async function applySlider() {
       { time: time.toISOString() },
       { signal: replayController.signal },
     );
-    map.replay = new Map(featuresToRecords(collection).map((r) => [String(r.id), r]));
+    const past = featuresToRecords(collection);
     planner.replayTime = time;
-    banner.textContent = t("replay_banner", { time: formatTime(time) });
+    if (past.length) {
+      map.replay = new Map(past.map((r) => [String(r.id), r]));
+      banner.textContent = t("replay_banner", { time: formatTime(time) });
+    } else {
+      // Nothing recorded that far back: say so, and keep the live map rather than grey markers.
+      map.replay = null;
+      banner.textContent = t("replay_no_history", { time: formatTime(time) });
+    }
   } catch (error) {
     if (error.name === "AbortError") return;
-    map.replay = new Map();
+    map.replay = null;
     planner.replayTime = time;
     banner.textContent = t("replay_failed", { time: formatTime(time) });
   }

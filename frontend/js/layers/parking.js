@@ -1,0 +1,99 @@
+// Parking layer: features, hover text and MapLibre style. Colour from the server's occupancy;
+// a site that is not open with a count (closed, no data) is drawn by shape, not by a colour of
+// the scale: closed is a black disc with a white ring, no data a hollow grey ring; a stale
+// reading keeps its colour, faded, inside an orange ring.
+import { CLOSED_COLOR, NO_VALUE_COLOR, NO_VALUE_OUTLINE, OUTLINE, parkingColor, STALE_OUTLINE } from "../colors.js";
+import { t } from "../i18n.js";
+import { state } from "../state.js";
+import { ageLine, escapeHtml, num, parkingSummary, point, staleLine } from "../format.js";
+
+export const replay = { sites: null }; // Map id -> historic record while the time slider is off "live"
+
+export function parkingRecords() {
+  const live = state.records.parking;
+  if (!replay.sites) return [...live.values()];
+  return [...live.values()].map(replayed);
+}
+
+// Replay: positions and names from the live sites, values from the historic state.
+function replayed(site) {
+  const past = replay.sites.get(String(site.id));
+  return {
+    ...site,
+    free: past?.free ?? null,
+    occupied: past?.occupied ?? null,
+    capacity: past?.capacity ?? site.capacity,
+    occupancy_pct: past?.occupancy_pct ?? null,
+    availability: past?.availability ?? "no_data",
+    status: past?.status ?? "unknown",
+    observed_at: past?.observed_at ?? null,
+    received_at: past?.received_at ?? null,
+    stale: false,
+    stale_reason: null,
+    replay_missing: !past,
+    trend: null,
+  };
+}
+
+export function parkingRecord(id) {
+  const site = state.records.parking.get(id);
+  return site && replay.sites ? replayed(site) : site;
+}
+
+function capacityRadius(capacity) {
+  const c = num(capacity);
+  if (c == null || c <= 0) return 5;
+  return 5 + Math.min(8, Math.sqrt(c) * 0.4);
+}
+
+export function parkingStyle(r) {
+  const availability = r.availability || "no_data";
+  if (availability === "closed") return { color: CLOSED_COLOR, stroke: "rgb(255,255,255)", strokeWidth: 2.5, opacity: 1 };
+  const pct = num(r.occupancy_pct);
+  if (availability === "no_data" || pct == null) return { color: NO_VALUE_COLOR, stroke: NO_VALUE_OUTLINE, strokeWidth: 2, opacity: 0.9 };
+  const color = parkingColor(1 - pct / 100);
+  if (r.stale) return { color, stroke: STALE_OUTLINE, strokeWidth: 2.5, opacity: 0.5 };
+  return { color, stroke: OUTLINE, strokeWidth: 1, opacity: 0.95 };
+}
+
+export function parkingFeature(r) {
+  const geometry = point(r);
+  if (!geometry) return null;
+  const style = parkingStyle(r);
+  return {
+    type: "Feature",
+    geometry,
+    properties: {
+      id: r.id,
+      free: num(r.free),
+      capacity: num(r.capacity),
+      availability: r.availability || "no_data",
+      stale: r.stale ? 1 : 0,
+      color: style.color,
+      stroke: style.stroke,
+      stroke_width: style.strokeWidth,
+      radius: capacityRadius(r.capacity),
+      opacity: style.opacity,
+    },
+  };
+}
+
+export function parkingHover(r, now) {
+  const trend = r.trend && r.trend !== "unknown" ? `<br>${escapeHtml(t(`trend_${r.trend}`))}` : "";
+  return `<b>${escapeHtml(r.name || r.id)}</b><br>${escapeHtml(parkingSummary(r))}${trend}${ageLine(r, now)}${staleLine(r)}`;
+}
+
+export const parkingLayers = [
+  {
+    suffix: "points",
+    type: "circle",
+    filter: ["==", ["geometry-type"], "Point"],
+    paint: {
+      "circle-color": ["get", "color"],
+      "circle-opacity": ["get", "opacity"],
+      "circle-radius": ["get", "radius"],
+      "circle-stroke-color": ["get", "stroke"],
+      "circle-stroke-width": ["get", "stroke_width"],
+    },
+  },
+];
