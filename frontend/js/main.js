@@ -290,6 +290,7 @@ function setupTabs() {
       document.getElementById(other.getAttribute("aria-controls")).hidden = !selected;
     }
     if (tab.id === "tab-planner") {
+      planner.fitChart();
       planner.renderSummary();
       planner.renderFeeds();
       planner.loadFeeds();

@@ -243,6 +243,13 @@ export async function showSite(topic, id) {
   await Plotly.react(chart, data, layout, { displaylogo: false, responsive: true });
 }
 
+// The chart may have been drawn while the planner was hidden (chosen from the list): fit it to
+// its box once shown.
+export function fitChart() {
+  const chart = document.getElementById("site-chart");
+  if (chart.data && chart.clientWidth) Plotly.relayout(chart, { width: chart.clientWidth });
+}
+
 export function sliderTime(value) {
   return new Date(planner.sliderBase + Number(value) * STEP_MS);
 }

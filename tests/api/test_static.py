@@ -3,7 +3,6 @@ cache lifetime, and the dashboard's own files are revalidated."""
 
 from __future__ import annotations
 
-
 import httpx
 
 from app.frontend import plotly_js_path

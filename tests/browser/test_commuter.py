@@ -1,0 +1,169 @@
+"""What a commuter acts on, in a real Chromium: a closed car park is never an answer, the near-me
+list stays live, the phone layout puts the control above the fold and frames the answers, a tapped
+marker's tooltip survives the app's own redraws, and the planner's chart fits its box.
+Screenshots (conftest) land in test-artifacts/browser/, named after each test."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from ingest.records import ParkingObservation
+from tests.browser.conftest import load_dashboard, open_page, parking_markers
+from tests.browser.seed import CENTRE, Seeded, distance_m
+
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("pages")]
+
+PHONE = {"width": 375, "height": 740}
+ME = {"latitude": CENTRE[0] + 0.0013, "longitude": CENTRE[1] - 0.0021}
+
+SCREEN_XY_JS = """([lon, lat]) => {
+  const m = window.mobility.subplotMap();
+  const p = m.project([lon, lat]);
+  const box = m.getCanvas().getBoundingClientRect();
+  return [box.left + p.x, box.top + p.y];
+}"""
+
+
+def nearest_with_free(sites: list[Any]) -> list[Any]:
+    return sorted(
+        (s for s in sites if s.free > 0),
+        key=lambda s: distance_m(ME["latitude"], ME["longitude"], s.lat, s.lon),
+    )
+
+
+async def close_site(seeder: Any, site: Any) -> None:
+    """The feed says closed, and still reports free spaces (as Aachen's P18 does)."""
+    await seeder.store.apply(
+        seeder.parking_feed,
+        [
+            ParkingObservation(
+                id=site.id.split(":", 1)[-1],
+                observed_at=datetime.now(UTC),
+                free=site.free + 1,
+                status="closed",
+            )
+        ],
+    )
+
+
+async def test_phone_closed_site_is_never_first_and_near_me_is_framed(
+    browser: Any, server: Any, seeder: Any, reset_seed: Seeded, request: Any
+) -> None:
+    closed = nearest_with_free(reset_seed.parking)[0]
+    await close_site(seeder, closed)
+    try:
+        page, _, _ = await open_page(browser, request, viewport=PHONE, geolocation=ME)
+        await load_dashboard(page, server.url)
+        button = page.get_by_role("button", name="Find parking near me")
+        box = await button.bounding_box()
+        assert box["y"] + box["height"] <= PHONE["height"], f"near-me control below the fold: {box}"
+        banner = page.locator("#demo-banner")
+        # Drawn as closed on the map: black disc, white ring, whatever free count the feed reports.
+        drawn = {m["id"]: m for m in await parking_markers(page)}
+        assert drawn[closed.id]["availability"] == "closed"
+        assert drawn[closed.id]["color"] == "rgb(35,35,35)"
+        assert drawn[closed.id]["stroke"] == "rgb(255,255,255)"
+
+        await button.click()
+        items = page.locator("#near-list li")
+        await items.first.wait_for()
+        ids = [await item.get_attribute("data-id") for item in await items.all()]
+        assert ids[0] != closed.id and closed.id not in ids
+        assert ids[0] == nearest_with_free(reset_seed.parking)[1].id
+        details = await page.locator("#near-list li .site-details").first.inner_text()
+        assert "% full" in details and "free of" in details
+        # The map frames the point and its answers.
+        await page.wait_for_function(
+            """([lat, lon, ids]) => {
+              const b = window.mobility.subplotMap().getBounds();
+              const inside = (la, lo) => la >= b.getSouth() && la <= b.getNorth() && lo >= b.getWest() && lo <= b.getEast();
+              const sites = ids.map((id) => window.mobility.state.records.parking.get(id));
+              return inside(lat, lon) && sites.every((s) => s && inside(s.lat, s.lon));
+            }""",
+            arg=[ME["latitude"], ME["longitude"], ids],
+        )
+        assert await banner.is_hidden() or (await banner.bounding_box())["height"] <= 60
+        # The details card of the closed site says so.
+        await page.locator("#map").scroll_into_view_if_needed()
+        x, y = await page.evaluate(SCREEN_XY_JS, [closed.lon, closed.lat])
+        await page.mouse.click(x, y)
+        card = page.locator("#site-card")
+        await card.wait_for(state="visible")
+        assert "Closed" in await card.inner_text()
+        assert await card.locator("a", has_text="Directions").count() == 1
+        assert "Closed" in await page.locator(".map-tooltip").inner_text()
+    finally:
+        await seeder.parking_free(closed.id, closed.free)
+
+
+async def test_near_list_follows_the_live_feed(
+    browser: Any, server: Any, seeder: Any, reset_seed: Seeded, request: Any
+) -> None:
+    page, _, _ = await open_page(browser, request, geolocation=ME)
+    await load_dashboard(page, server.url)
+    await page.wait_for_function("document.getElementById('connection').dataset.state === 'live'")
+    await page.get_by_role("button", name="Find parking near me").click()
+    first = page.locator("#near-list li").first
+    await first.wait_for()
+    order = [await li.get_attribute("data-id") for li in await page.locator("#near-list li").all()]
+    site = next(s for s in reset_seed.parking if s.id == order[1])
+    await seeder.parking_free(site.id, site.free + 7)
+    # The list takes the new value without a new search, in place.
+    await page.wait_for_function(
+        "([id, free]) => document.querySelector(`#near-list li[data-id='${id}']`)?.dataset.free === String(free)",
+        arg=[site.id, site.free + 7],
+    )
+    assert [await li.get_attribute("data-id") for li in await page.locator("#near-list li").all()] == order
+    text = await page.locator(f"#near-list li[data-id='{site.id}'] .site-details").inner_text()
+    assert f"{site.free + 7} free of {site.capacity}" in text
+    # The site fills up: it stays visible, marked, at the end.
+    await seeder.parking_free(site.id, 0)
+    await page.wait_for_function(
+        "(id) => [...document.querySelectorAll('#near-list li')].pop()?.dataset.id === id", arg=site.id
+    )
+    assert "no longer available" in await page.locator(f"#near-list li[data-id='{site.id}']").inner_text()
+
+
+async def test_tapped_marker_tooltip_survives_the_me_redraw(
+    browser: Any, server: Any, reset_seed: Seeded, request: Any
+) -> None:
+    site = reset_seed.parking[0]
+    page, _, _ = await open_page(browser, request, viewport=PHONE, geolocation=ME)
+    await load_dashboard(page, server.url)
+    x, y = await page.evaluate(SCREEN_XY_JS, [site.lon, site.lat])
+    await page.mouse.click(x, y)
+    tooltip = page.locator(".map-tooltip")
+    await tooltip.wait_for(state="visible")
+    renders = await page.evaluate("window.mobility.map.renders")
+    await page.get_by_role("button", name="Find parking near me").click()  # draws the "me" marker
+    await page.locator("#near-list li").first.wait_for()
+    await page.wait_for_function(f"window.mobility.map.renders > {renders} && !window.mobility.map.busy")
+    await page.wait_for_timeout(300)
+    assert await tooltip.is_visible()
+    assert await page.evaluate("window.mobility.tooltipTarget()") == {"topic": "parking", "id": site.id}
+    assert site.name in await tooltip.inner_text()
+
+
+async def test_planner_chart_fits_its_box(
+    browser: Any, server: Any, reset_seed: Seeded, request: Any
+) -> None:
+    page, _, _ = await open_page(browser, request, viewport=PHONE)
+    await load_dashboard(page, server.url)
+    await page.get_by_role("tab", name="List").click()
+    await page.locator("#site-table tbody button").first.click()
+    await page.get_by_role("tab", name="Planner").click()
+    await page.locator("#site-chart .main-svg").first.wait_for()
+    await page.wait_for_function(
+        "document.querySelector('#site-chart .main-svg').getBoundingClientRect().width"
+        " <= document.getElementById('site-chart').getBoundingClientRect().width + 1"
+    )
+    widths = await page.evaluate(
+        """() => ({chart: document.querySelector('#site-chart .main-svg').getBoundingClientRect().width,
+                   box: document.getElementById('site-chart').getBoundingClientRect().width})"""
+    )
+    assert widths["chart"] <= widths["box"] + 1, widths
+    summary = await page.locator("#summary").inner_text()
+    assert "Closed" in summary
