@@ -436,6 +436,7 @@ async function main() {
   commuter.commuter.onChoose = (record) => chooseSite("parking", record);
   list.list.onChoose = (record) => chooseSite("parking", record);
   planner.planner.onError = (message) => showError("feeds", message);
+  planner.planner.filter = chosenFilter;
 
   document.getElementById("near-me").addEventListener("click", () => commuter.locate());
   document.getElementById("city-select").addEventListener("change", (event) => {

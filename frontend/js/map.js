@@ -11,9 +11,10 @@
 import { ME_COLOR } from "./colors.js";
 import { bikesFeature, bikesHover, bikesLayers } from "./layers/bikes.js";
 import { eventsTrace } from "./layers/events.js";
-import { parkingFeature, parkingHover, parkingLayers, parkingRecord, parkingRecords, replay } from "./layers/parking.js";
+import { parkingFeature, parkingHover, parkingLayers, parkingRecord, parkingRecords } from "./layers/parking.js";
 import { trafficFeature, trafficHover, trafficLayers } from "./layers/traffic.js";
 import { LiveLayer } from "./live-layer.js";
+import { record, records, replay, replaying } from "./replay.js";
 import { requestRender, scheduler, setDrawer } from "./scheduler.js";
 import { state } from "./state.js";
 
@@ -42,17 +43,12 @@ export const map = {
 for (const key of ["renders", "busy", "renderMs", "firstRenderAt"]) {
   Object.defineProperty(map, key, { get: () => scheduler[key], enumerable: true });
 }
-Object.defineProperty(map, "replay", {
-  get: () => replay.sites,
-  set: (sites) => {
-    replay.sites = sites;
-  },
-});
+Object.defineProperty(map, "replay", { get: () => replay.topics });
 
 function createLayers() {
   const live = (topic) => ({
-    record: (id) => state.records[topic].get(id),
-    records: () => state.records[topic].values(),
+    record: (id) => record(topic, id),
+    records: () => records(topic),
     isVisible: () => map.visible[topic],
   });
   // Added bottom to top: parking is drawn over the rest, since that is what commuters come for.
@@ -203,7 +199,7 @@ async function draw({ topics, changed, all, ALL }) {
   for (const [topic, layer] of Object.entries(map.layers)) {
     if (!all && !topics.has(topic)) continue;
     // Replay shows historic values: a live delta does not patch it, the whole layer is redone.
-    const ids = all || (topic === "parking" && replay.sites) ? ALL : changed.get(topic) || ALL;
+    const ids = all || replaying(topic) ? ALL : changed.get(topic) || ALL;
     drawing.push(layer.update(ids));
   }
   if (all || topics.has("events") || topics.has("me")) drawing.push(Plotly.react(map.gd, plotlyTraces(), map.gd.layout));

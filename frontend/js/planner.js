@@ -2,7 +2,8 @@
 // 24 h on the map, and the health of every feed.
 import { featuresToRecords, getAllFeatures, getJson } from "./api.js";
 import { formatAge, formatTime, t } from "./i18n.js";
-import { map, requestRender } from "./map.js";
+import { requestRender } from "./map.js";
+import { records, replay } from "./replay.js";
 import { serverNow, state } from "./state.js";
 
 const STEP_MS = 15 * 60 * 1000;
@@ -15,7 +16,7 @@ const OCCUPANCY_BANDS = [
   { label: "95–100 %", max: Infinity },
 ];
 
-export const planner = { selected: null, replayTime: null, sliderBase: Date.now(), onError: null };
+export const planner = { selected: null, replayTime: null, sliderBase: Date.now(), onError: null, filter: null };
 
 let replayTimer = null;
 let replayController = null;
@@ -45,14 +46,14 @@ export function renderSummary() {
   const traffic = Object.fromEntries(CONGESTION_LEVELS.map((level) => [level, 0]));
   // The map's own levels (the server's `level`, stale drawn as no value), for the sites the map
   // holds: the chosen city's.
-  for (const r of state.records.traffic.values()) {
+  for (const r of records("traffic")) {
     const level = !r.stale && CONGESTION_LEVELS.includes(r.level) ? r.level : "unknown";
     traffic[level] += 1;
   }
   const bands = OCCUPANCY_BANDS.map(() => 0);
   let unknown = 0;
   let closed = 0;
-  for (const r of state.records.parking.values()) {
+  for (const r of records("parking")) {
     const pct = r.occupancy_pct;
     if (r.availability === "closed") {
       closed += 1;
@@ -82,21 +83,55 @@ function pick(object, keys) {
   return Object.fromEntries(keys.filter((k) => object[k] !== undefined).map((k) => [k, object[k]]));
 }
 
+// A feed's name for people: its city and what it carries ("Rennes · parking"), the id kept for
+// operators in the row's title.
+function feedName(feed) {
+  const kinds = Object.entries(feed.sites || {})
+    .filter(([, n]) => n > 0)
+    .map(([kind]) => t(`layer_${kind}`).toLowerCase());
+  const what = kinds.length ? kinds.join(", ") : feed.format || "";
+  return [feed.city, what].filter(Boolean).join(" · ") || String(feed.id);
+}
+
+// The quality counters the API keeps per feed: records and rejections of the last poll, and the
+// rules that flagged records, most frequent first.
+function feedQuality(health) {
+  if (health.last_records == null && !health.records_total) return "–";
+  const parts = [
+    t("feed_quality", {
+      records: health.last_records ?? 0,
+      rejected: health.last_rejected ?? 0,
+      total: health.records_total ?? 0,
+      rejected_total: health.rejected_total ?? 0,
+    }),
+  ];
+  const rules = Object.entries(health.quality || {})
+    .filter(([, n]) => Number(n) > 0)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 3)
+    .map(([rule, n]) => `${rule.replaceAll("_", " ")}: ${n}`);
+  if (rules.length) parts.push(rules.join(", "));
+  return parts.join(" · ");
+}
+
 export function renderFeeds() {
   const body = document.querySelector("#feed-table tbody");
-  const feeds = [...state.records.feeds.values()].sort((a, b) => String(a.id).localeCompare(String(b.id)));
+  const feeds = [...state.records.feeds.values()].sort((a, b) => feedName(a).localeCompare(feedName(b)));
   body.replaceChildren(
     ...feeds.map((feed) => {
       const tr = document.createElement("tr");
       tr.className = feed.stale ? "is-stale" : "";
+      tr.title = String(feed.id);
+      tr.dataset.id = feed.id;
       // REST nests health; live `feeds` deltas carry the same fields flat.
       const health = { ...(feed.health || {}), ...pick(feed, HEALTH_FIELDS) };
       const lastSuccess = health.last_success_at ? Date.parse(health.last_success_at) : null;
       const cells = [
-        feed.name || feed.id,
+        feedName(feed),
         feed.stale ? `${t("feed_stale")}${health.last_error ? ` (${health.last_error})` : ""}` : t("feed_ok"),
         lastSuccess ? t("updated_ago", { age: formatAge((serverNow() - lastSuccess) / 1000) }) : t("never"),
         health.consecutive_failures ?? 0,
+        feedQuality(health),
       ];
       tr.replaceChildren(
         ...cells.map((value) => {
@@ -269,43 +304,57 @@ export function onSliderInput() {
   replayTimer = setTimeout(applySlider, 250);
 }
 
+const REPLAY_TOPICS = ["parking", "traffic", "bikes"];
+
+// Every layer's state at `time`, for the chosen city only (by feed, as the live view).
+async function fetchPast(topic, time, signal) {
+  const filter = planner.filter?.() || null;
+  const queries = filter?.feeds ? filter.feeds.map((feed) => ({ feed })) : [filter?.bbox ? { bbox: filter.bbox.join(",") } : {}];
+  const pages = await Promise.all(
+    queries.map((params) => getAllFeatures(`/api/v1/${topic}/at`, { ...params, time: time.toISOString() }, { signal })),
+  );
+  return new Map(pages.flatMap((page) => featuresToRecords(page)).map((r) => [String(r.id), r]));
+}
+
+function replayChanged() {
+  for (const topic of REPLAY_TOPICS) state.dirty.add(topic);
+  requestRender();
+  renderSummary();
+}
+
 async function applySlider() {
   const value = Number(document.getElementById("time-slider").value);
   const banner = document.getElementById("replay-banner");
   replayController?.abort();
   if (value === 0) {
     planner.replayTime = null;
-    map.replay = null;
+    replay.topics = null;
+    replay.time = null;
     banner.hidden = true;
-    state.dirty.add("parking");
-    requestRender();
+    replayChanged();
     return;
   }
   const time = sliderTime(value);
   replayController = new AbortController();
+  planner.replayTime = time;
   try {
-    const collection = await getAllFeatures(
-      "/api/v1/parking/at",
-      { time: time.toISOString() },
-      { signal: replayController.signal },
-    );
-    const past = featuresToRecords(collection);
-    planner.replayTime = time;
-    if (past.length) {
-      map.replay = new Map(past.map((r) => [String(r.id), r]));
+    const past = await Promise.all(REPLAY_TOPICS.map((topic) => fetchPast(topic, time, replayController.signal)));
+    if (past.some((sites) => sites.size)) {
+      replay.topics = Object.fromEntries(REPLAY_TOPICS.map((topic, i) => [topic, past[i]]));
+      replay.time = time;
       banner.textContent = t("replay_banner", { time: formatTime(time) });
     } else {
-      // Nothing recorded that far back: say so, and keep the live map rather than grey markers.
-      map.replay = null;
+      // Nothing recorded that far back: say so, and keep the live map rather than empty markers.
+      replay.topics = null;
+      replay.time = null;
       banner.textContent = t("replay_no_history", { time: formatTime(time) });
     }
   } catch (error) {
     if (error.name === "AbortError") return;
-    map.replay = null;
-    planner.replayTime = time;
+    replay.topics = null;
+    replay.time = null;
     banner.textContent = t("replay_failed", { time: formatTime(time) });
   }
   banner.hidden = false;
-  state.dirty.add("parking");
-  requestRender();
+  replayChanged();
 }

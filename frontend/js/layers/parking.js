@@ -4,40 +4,15 @@
 // reading keeps its colour, faded, inside an orange ring.
 import { CLOSED_COLOR, NO_VALUE_COLOR, NO_VALUE_OUTLINE, OUTLINE, parkingColor, STALE_OUTLINE } from "../colors.js";
 import { t } from "../i18n.js";
-import { state } from "../state.js";
+import { record, records } from "../replay.js";
 import { ageLine, escapeHtml, num, parkingSummary, point, staleLine } from "../format.js";
 
-export const replay = { sites: null }; // Map id -> historic record while the time slider is off "live"
-
 export function parkingRecords() {
-  const live = state.records.parking;
-  if (!replay.sites) return [...live.values()];
-  return [...live.values()].map(replayed);
-}
-
-// Replay: positions and names from the live sites, values from the historic state.
-function replayed(site) {
-  const past = replay.sites.get(String(site.id));
-  return {
-    ...site,
-    free: past?.free ?? null,
-    occupied: past?.occupied ?? null,
-    capacity: past?.capacity ?? site.capacity,
-    occupancy_pct: past?.occupancy_pct ?? null,
-    availability: past?.availability ?? "no_data",
-    status: past?.status ?? "unknown",
-    observed_at: past?.observed_at ?? null,
-    received_at: past?.received_at ?? null,
-    stale: false,
-    stale_reason: null,
-    replay_missing: !past,
-    trend: null,
-  };
+  return records("parking");
 }
 
 export function parkingRecord(id) {
-  const site = state.records.parking.get(id);
-  return site && replay.sites ? replayed(site) : site;
+  return record("parking", id);
 }
 
 function capacityRadius(capacity) {
