@@ -402,6 +402,12 @@ async function main() {
   await setLanguage(lang);
   langSelect.addEventListener("change", () => setLanguage(langSelect.value));
 
+  // Registered before any data arrives: REST answers and the live snapshot race the map's
+  // creation, and whatever lands first must still be drawn.
+  onDirty(() => {
+    requestRender();
+    schedulePanels();
+  });
   await loadMeta();
   renderCitySelect();
   chooseCity();
@@ -456,10 +462,6 @@ async function main() {
   updateExportLink();
   renderStatusLine();
 
-  onDirty(() => {
-    requestRender();
-    schedulePanels();
-  });
   onLanguageChange(() => {
     setConnection(app.connection, app.retryIn);
     renderCitySelect();

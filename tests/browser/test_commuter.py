@@ -167,3 +167,82 @@ async def test_planner_chart_fits_its_box(
     assert widths["chart"] <= widths["box"] + 1, widths
     summary = await page.locator("#summary").inner_text()
     assert "Closed" in summary
+
+
+SMALL_TARGETS_JS = """() => {
+  const small = [];
+  const targets = document.querySelectorAll('button, a[href], select, input, summary, label');
+  for (const el of targets) {
+    const box = el.getBoundingClientRect();
+    if (!box.width || !box.height || el.closest('[hidden]')) continue;  // not shown
+    if (el.matches('.skip-link')) continue;  // off-screen until focused
+    // A checkbox is tapped through its label, which is the target measured.
+    if (el.matches('input[type=checkbox]') && el.closest('label')) continue;
+    if (el.matches('label') && !el.querySelector('input[type=checkbox]')) continue;
+    if (box.width < 44 || box.height < 44) {
+      small.push(`${el.tagName.toLowerCase()}#${el.id || ''}.${el.className || ''} ${Math.round(box.width)}x${Math.round(box.height)}`);
+    }
+  }
+  return small;
+}"""
+
+
+async def test_phone_tap_targets_are_at_least_44_px(
+    browser: Any, server: Any, reset_seed: Seeded, request: Any
+) -> None:
+    page, _, _ = await open_page(browser, request, viewport=PHONE, geolocation=ME)
+    await load_dashboard(page, server.url)
+    await page.get_by_role("button", name="Find parking near me").click()
+    await page.locator("#near-list li").first.wait_for()
+    assert await page.evaluate(SMALL_TARGETS_JS) == []
+    for tab in ("List", "Planner"):
+        await page.get_by_role("tab", name=tab).click()
+        assert await page.evaluate(SMALL_TARGETS_JS) == [], tab
+
+
+PALETTE_JS = """async () => {
+  const c = await import('/static/js/colors.js');
+  const rgb = (s) => s.match(/\\d+/g).slice(0, 3).map(Number);
+  const chroma = (s) => { const [r, g, b] = rgb(s); return Math.max(r, g, b) - Math.min(r, g, b); };
+  const luma = (s) => { const [r, g, b] = rgb(s); return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+  const steps = [...Array(21).keys()].map((i) => c.parkingColor(i / 20));
+  return {
+    minChroma: Math.min(...steps.map(chroma)),
+    lumas: steps.map(luma),
+    levels: c.TRAFFIC_LEVELS.map((l) => ({key: l.key, chroma: chroma(l.color), width: l.width})),
+    noValue: c.NO_VALUE_OUTLINE,
+  };
+}"""
+
+
+async def test_palettes_have_no_grey_in_a_value_scale(
+    browser: Any, server: Any, reset_seed: Seeded, request: Any
+) -> None:
+    page, _, _ = await open_page(browser, request)
+    await load_dashboard(page, server.url)
+    palette = await page.evaluate(PALETTE_JS)
+    # Every step of the parking scale is a hue, not a grey, and lightness rises from full to free
+    # (so it reads in greyscale).
+    assert palette["minChroma"] >= 60, palette
+    assert palette["lumas"] == sorted(palette["lumas"])
+    # Traffic: every level but "closed" is a hue; widths grow with the level (greyscale order).
+    assert all(level["chroma"] >= 60 for level in palette["levels"] if level["key"] != "closed")
+    widths = [level["width"] for level in palette["levels"]]
+    assert widths == sorted(widths)
+    # What is not a value is shaped differently on the map: hollow ring, dashed line.
+    drawn = {m["availability"] for m in await parking_markers(page)}
+    assert drawn <= {"open", "full", "closed", "no_data"}
+    styles = await page.evaluate(
+        """() => ['open', 'closed', 'no_data'].map((availability) => {
+          const layer = window.mobility.map.layers.parking;
+          const f = layer.feature({id: 'x', lat: 1, lon: 1, capacity: 100, free: 50,
+                                   occupancy_pct: availability === 'open' ? 50 : null, availability});
+          return [f.properties.color, f.properties.stroke, f.properties.stroke_width];
+        })"""
+    )
+    assert len({tuple(s) for s in styles}) == 3, styles
+    stale = await page.evaluate(
+        """() => window.mobility.map.layers.parking.feature({id: 'x', lat: 1, lon: 1, capacity: 100,
+                  free: 50, occupancy_pct: 50, availability: 'open', stale: true}).properties.stroke"""
+    )
+    assert stale not in {s[1] for s in styles}
