@@ -52,6 +52,13 @@ def usable_free(status: str | None, free: int | None, occupied: int | None) -> i
     return free if parking_availability(status, free, occupied) == "open" else None
 
 
+def speed_ratio(speed_kmh: float | None, free_flow_kmh: float | None) -> float | None:
+    """Speed as a share of free-flow speed, three decimals."""
+    if speed_kmh is None or not free_flow_kmh or free_flow_kmh <= 0:
+        return None
+    return round(speed_kmh / free_flow_kmh, 3)
+
+
 def congestion_level(
     speed_kmh: float | None, free_flow_kmh: float | None, congestion: str | None
 ) -> Level | None:
@@ -83,5 +90,9 @@ def derived_fields(topic: str, values: Mapping[str, Any], static: Any = None) ->
         }
     if topic == "traffic":
         free_flow = values.get("free_flow_kmh") or static
-        return {"level": congestion_level(values.get("speed_kmh"), free_flow, values.get("congestion"))}
+        speed = values.get("speed_kmh")
+        return {
+            "level": congestion_level(speed, free_flow, values.get("congestion")),
+            "speed_ratio": speed_ratio(speed, free_flow),
+        }
     return {}

@@ -6,10 +6,20 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import SessionDep, SettingsDep
-from app.api.geojson import GeoJSONResponse, collection, feature, json_response, paged, point
+from app.api.geojson import (
+    CHANGES_SEQ_HEADER,
+    CHANGES_SEQ_SQL,
+    GeoJSONResponse,
+    collection,
+    feature,
+    json_response,
+    paged,
+    point,
+)
 from app.api.params import MAX_TEXT, BBoxQuery, FeedQuery, NearQuery, Page, PageDep, RadiusQuery
 from app.api.schemas import ParkingCollection, ParkingFeature
 from app.api.sites import SiteFilter, base_properties, select_sites, site_filter
@@ -129,8 +139,10 @@ async def list_sites(
     if type is not None:
         filters.where.append("s.site_type = :site_type")
         filters.params["site_type"] = type
+    seq = (await session.execute(text(CHANGES_SEQ_SQL))).scalar_one()
     rows = await fetch_parking(session, settings, filters, page)
     rows, cursor, headers = paged(request, rows, page.limit, "id", paginate=filters.near is None)
+    headers[CHANGES_SEQ_HEADER] = str(seq)
     return collection(request, [parking_feature(r) for r in rows], cursor, headers)
 
 

@@ -10,12 +10,21 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import SessionDep, SettingsDep
-from app.api.geojson import GeoJSONResponse, collection, feature, json_response, paged, point
+from app.api.geojson import (
+    CHANGES_SEQ_HEADER,
+    CHANGES_SEQ_SQL,
+    GeoJSONResponse,
+    collection,
+    feature,
+    json_response,
+    paged,
+    point,
+)
 from app.api.params import MAX_TEXT, BBoxQuery, FeedQuery, NearQuery, Page, PageDep, RadiusQuery, parse_bbox
 from app.api.schemas import EventCollection, TrafficCollection, TrafficFeature
 from app.api.sites import SiteFilter, base_properties, select_sites, site_filter
 from app.problems import not_found
-from ingest.derived import congestion_level
+from ingest.derived import congestion_level, speed_ratio
 
 router = APIRouter(prefix="/api/v1/traffic", tags=["traffic"])
 
@@ -41,12 +50,6 @@ def geometry_of(row: dict[str, Any]) -> dict[str, Any] | None:
     if isinstance(geometry, dict) and geometry.get("type") in GEOMETRY_TYPES and geometry.get("coordinates"):
         return {"type": geometry["type"], "coordinates": geometry["coordinates"]}
     return point(row["lat"], row["lon"])
-
-
-def speed_ratio(speed: float | None, free_flow: float | None) -> float | None:
-    if speed is None or not free_flow or free_flow <= 0:
-        return None
-    return round(speed / free_flow, 3)
 
 
 def traffic_feature(row: dict[str, Any]) -> dict[str, Any]:
@@ -94,8 +97,10 @@ async def list_sites(
     if congestion is not None:
         filters.where.append("s.congestion = :congestion")
         filters.params["congestion"] = congestion
+    seq = (await session.execute(text(CHANGES_SEQ_SQL))).scalar_one()
     rows = await fetch_traffic(session, filters, page)
     rows, cursor, headers = paged(request, rows, page.limit, "id", paginate=filters.near is None)
+    headers[CHANGES_SEQ_HEADER] = str(seq)
     return collection(request, [traffic_feature(r) for r in rows], cursor, headers)
 
 
@@ -151,6 +156,7 @@ async def list_events(
     if page.after is not None:
         where.append("e.id > :after")
         params["after"] = page.after
+    seq = (await session.execute(text(CHANGES_SEQ_SQL))).scalar_one()
     sql = EVENTS_SQL.format(where="".join(f" AND {w}" for w in where))
     rows = [dict(r) for r in (await session.execute(text(sql), params)).mappings()]
     rows, cursor, headers = paged(request, rows, page.limit, "id")
@@ -173,4 +179,5 @@ async def list_events(
             "city": row["feed_city"],
         }
         features.append(feature(row["id"], geometry_of(row), props))
+    headers[CHANGES_SEQ_HEADER] = str(seq)
     return collection(request, features, cursor, headers)

@@ -66,10 +66,17 @@ export class LiveClient {
 
   // A new filter replaces the subscription (the protocol's rule): a fresh snapshot follows, which
   // replaces what the page holds.
-  setFilter(filter) {
+  // With `since` (the seq of freshly loaded REST state) the server resumes from it instead.
+  setFilter(filter, since = null) {
     this.filter = filter;
     const subscribe = { type: "subscribe", topics: this.topics };
     if (filter) subscribe.filter = filter;
+    if (since != null) {
+      subscribe.since = since;
+      state.lastSeq = since;
+    } else {
+      state.lastSeq = null;
+    }
     this.pending.clear();
     this.buffered = [];
     this.send(subscribe);

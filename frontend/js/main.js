@@ -1,6 +1,6 @@
 // Boot: language, service description, current state over REST for a fast first render, then
 // the live feed. Every step that can fail shows a banner and lets the rest of the page work.
-import { featuresToRecords, getAllFeatures, getJson } from "./api.js";
+import { featuresToRecords, getAllFeatures, getJson, scopeQueries } from "./api.js";
 import { bikesGradient, CLOSED_COLOR, cssGradient, NO_VALUE_OUTLINE, STALE_OUTLINE, TRAFFIC_LEVELS } from "./colors.js";
 import * as commuter from "./commuter.js";
 import { installDebugHooks } from "./debug.js";
@@ -98,20 +98,26 @@ function chosenFilter() {
   return area.feeds.length ? { feeds: area.feeds } : { bbox: area.bbox };
 }
 
+// Returns the change-log seq every topic's REST state includes (the smallest of their first
+// pages'), or null when one is missing: the live client then resumes from it instead of taking
+// a snapshot that would send the same sites again.
 async function loadCurrent(filter = chosenFilter()) {
-  const queries = filter?.feeds ? filter.feeds.map((feed) => ({ feed })) : [filter?.bbox ? { bbox: filter.bbox.join(",") } : {}];
-  await Promise.all(
+  const queries = scopeQueries(filter);
+  const seqs = await Promise.all(
     SOURCES.map(async ([topic, path, label]) => {
       try {
         const pages = await Promise.all(queries.map((params) => getAllFeatures(path, params)));
         replaceTopic(topic, pages.flatMap((page) => featuresToRecords(page)));
         showError(topic, null);
+        return pages.every((page) => page.changes_seq != null) ? Math.min(...pages.map((page) => page.changes_seq)) : null;
       } catch (error) {
         // The live snapshot will fill this topic if the feed is up; say what is missing meanwhile.
         showError(topic, t("error_load", { what: t(label), detail: error.detail || error.message }));
+        return null;
       }
     }),
   );
+  return seqs.every((seq) => seq != null) ? Math.min(...seqs) : null;
 }
 
 function dataBox(records) {
@@ -228,25 +234,46 @@ function frameSelected({ frame = true } = {}) {
   updateExportLink();
   if (bbox && frame) {
     app.framed = true;
-    return frameBox(bbox);
+    return frameBox(coreBox(bbox) || bbox);
   }
   return null;
+}
+
+// The box holding the city's core: the 2nd to 98th percentile of its loaded sites' positions, so
+// a few suburban stations (Paris's Vélib') do not shrink the city to a blob.
+function coreBox(bbox) {
+  const lats = [];
+  const lons = [];
+  for (const topic of ["parking", "traffic", "bikes"]) {
+    for (const r of state.records[topic].values()) {
+      if (r.lat == null || r.lon == null) continue;
+      if (r.lon < bbox[0] || r.lon > bbox[2] || r.lat < bbox[1] || r.lat > bbox[3]) continue;
+      lats.push(Number(r.lat));
+      lons.push(Number(r.lon));
+    }
+  }
+  if (lats.length < 50) return null; // too few to speak of outliers
+  const at = (values, q) => values.sort((a, b) => a - b)[Math.floor(q * (values.length - 1))];
+  return [at(lons, 0.02), at(lats, 0.02), at(lons, 0.98), at(lats, 0.98)];
 }
 
 // A new city: its data over REST and a live subscription limited to its box, then the frame.
 async function switchCity({ frame = true } = {}) {
   const filter = chosenFilter();
-  app.live?.setFilter(filter);
   if (frame) frameSelected();
-  await loadCurrent(filter);
+  const seq = await loadCurrent(filter);
+  app.live?.setFilter(filter, seq);
   if (!frame) frameSelected({ frame: false });
 }
 
 // Near-me follows the user: a point inside another city switches the map to that city.
 function followUser(lat, lon) {
   const select = document.getElementById("city-select");
+  // A city's box spans its sites; a user at its edge (within about the near-me radius) is in it.
+  const pad = 0.05;
   const inside = app.areas.find(
-    (a) => a.bbox && lon >= a.bbox[0] && lon <= a.bbox[2] && lat >= a.bbox[1] && lat <= a.bbox[3],
+    (a) =>
+      a.bbox && lon >= a.bbox[0] - pad && lon <= a.bbox[2] + pad && lat >= a.bbox[1] - pad && lat <= a.bbox[3] + pad,
   );
   if (!inside || inside.name === select.value || select.value === "") return;
   select.value = inside.name;
@@ -412,6 +439,10 @@ async function main() {
   renderCitySelect();
   chooseCity();
   const mapReady = createMap(document.getElementById("map"), { center: { lat: 0, lon: 0 }, zoom: 1 });
+  // The chosen city over REST (gzipped), then the live feed from the seq that state includes:
+  // a resume sends only what changed since, not a snapshot of the same sites again.
+  const seq = await loadCurrent();
+  if (seq != null) state.lastSeq = seq;
   app.live = new LiveClient({
     onStatus: setConnection,
     onFeeds: () => {
@@ -421,7 +452,6 @@ async function main() {
     filter: chosenFilter(),
   });
   app.live.start();
-  await loadCurrent();
   await mapReady;
   renderCitySelect();
   chooseCity();

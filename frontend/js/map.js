@@ -214,6 +214,8 @@ export async function createMap(gd, { center, zoom }) {
   await Plotly.newPlot(gd, plotlyTraces(), baseLayout(center, zoom), {
     responsive: true,
     displaylogo: false,
+    // Phones pan and pinch; the mode bar's 26 px buttons would be tap targets under 44 px.
+    displayModeBar: window.innerWidth >= 900 ? "hover" : false,
     scrollZoom: true,
     modeBarButtonsToRemove: ["select2d", "lasso2d", "toImage"],
   });

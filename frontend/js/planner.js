@@ -1,6 +1,6 @@
 // Planner view: congestion and occupancy summary, 24 h charts of one site, replay of the last
 // 24 h on the map, and the health of every feed.
-import { featuresToRecords, getAllFeatures, getJson } from "./api.js";
+import { featuresToRecords, getAllFeatures, getJson, scopeQueries } from "./api.js";
 import { formatAge, formatTime, t } from "./i18n.js";
 import { requestRender } from "./map.js";
 import { records, replay } from "./replay.js";
@@ -309,7 +309,7 @@ const REPLAY_TOPICS = ["parking", "traffic", "bikes"];
 // Every layer's state at `time`, for the chosen city only (by feed, as the live view).
 async function fetchPast(topic, time, signal) {
   const filter = planner.filter?.() || null;
-  const queries = filter?.feeds ? filter.feeds.map((feed) => ({ feed })) : [filter?.bbox ? { bbox: filter.bbox.join(",") } : {}];
+  const queries = scopeQueries(filter);
   const pages = await Promise.all(
     queries.map((params) => getAllFeatures(`/api/v1/${topic}/at`, { ...params, time: time.toISOString() }, { signal })),
   );

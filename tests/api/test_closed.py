@@ -178,3 +178,29 @@ def test_a_delta_closing_a_site_says_so(pg_server: PgTestServer, tmp_path: Path)
         "occupancy_pct": 60.0,
         "availability": "closed",
     }
+
+
+def test_site_lists_say_which_changes_their_state_holds(aachen: tuple[str, httpx.Client]) -> None:
+    """X-Changes-Seq: the change-log seq read before the rows (a live client resumes from it)."""
+    url, client = aachen
+
+    async def last_seq() -> int:
+        engine = create_engine(url, role="test", pool_size=1)
+        try:
+            async with engine.connect() as conn:
+                raw = (await conn.get_raw_connection()).driver_connection
+                return int(await raw.fetchval("SELECT coalesce(max(seq), 0) FROM changes"))
+        finally:
+            await engine.dispose()
+
+    seq = run_sync(last_seq())
+    assert seq > 0
+    for path in (
+        "/api/v1/parking/sites",
+        "/api/v1/traffic/sites",
+        "/api/v1/traffic/events",
+        "/api/v1/bikes/stations",
+    ):
+        response = client.get(path, params={"limit": 1})
+        assert response.status_code == 200
+        assert int(response.headers["x-changes-seq"]) == seq, path

@@ -5,12 +5,13 @@ Screenshots (conftest) land in test-artifacts/browser/, named after each test.""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from ingest.records import ParkingObservation
+from ingest.records import ParkingObservation, ParkingSite
+from ingest.spec import FeedSpec
 from tests.browser.conftest import load_dashboard, open_page, parking_markers
 from tests.browser.seed import CENTRE, Seeded, distance_m
 
@@ -246,3 +247,33 @@ async def test_palettes_have_no_grey_in_a_value_scale(
                   free: 50, occupancy_pct: 50, availability: 'open', stale: true}).properties.stroke"""
     )
     assert stale not in {s[1] for s in styles}
+
+
+async def test_near_me_follows_the_user_into_another_city(
+    browser: Any, server: Any, seeder: Any, reset_seed: Seeded, request: Any
+) -> None:
+    """The page opens on the city with the most car parks; a user standing in another city gets
+    that city: its answers, its list. (Adds a second city to this module's database: kept last.)"""
+    other = FeedSpec(name="othercity-parking", url="http://127.0.0.1:9/other", city="Othercity")
+    await seeder.store.ensure_feed(other)
+    when = datetime.now(UTC) - timedelta(seconds=30)
+    records: list[Any] = []
+    for i in range(3):
+        records.append(
+            ParkingSite(id=f"O{i}", name=f"Other {i}", lat=50.0 + i * 0.002, lon=5.0, capacity=100)
+        )
+        records.append(ParkingObservation(id=f"O{i}", observed_at=when, free=10 + i, status="open"))
+    await seeder.store.apply(other, records)
+    page, _, _ = await open_page(browser, request, geolocation={"latitude": 50.0015, "longitude": 5.0005})
+    await load_dashboard(page, server.url)
+    assert await page.locator("#city-select").input_value() == "Testcity"
+    await page.get_by_role("button", name="Find parking near me").click()
+    await page.locator("#near-list li").first.wait_for()
+    ids = [await li.get_attribute("data-id") for li in await page.locator("#near-list li").all()]
+    assert ids and all(i.startswith("othercity-parking:") for i in ids)
+    await page.wait_for_function("document.getElementById('city-select').value === 'Othercity'")
+    await page.get_by_role("tab", name="List").click()
+    await page.wait_for_function(
+        "[...document.querySelectorAll('#site-table tbody tr')].length === 3"
+        " && [...document.querySelectorAll('#site-table tbody tr')].every((tr) => tr.textContent.includes('Other'))"
+    )

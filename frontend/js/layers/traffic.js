@@ -25,7 +25,7 @@ export function trafficFeature(r) {
 }
 
 export function trafficHover(r, now) {
-  const ratio = r.speed_ratio ?? (r.speed_kmh != null && r.free_flow_kmh > 0 ? r.speed_kmh / r.free_flow_kmh : null);
+  const ratio = r.speed_ratio; // the server's, with the speed it derives from
   const speed =
     r.speed_kmh == null
       ? ""
