@@ -2,7 +2,7 @@
 // server's values (availability, occupancy, trend, freshness), and a link that opens directions
 // in the user's own map app.
 import { formatAge, t } from "./i18n.js";
-import { fmt, parkingSummary, staleText } from "./format.js";
+import { fmt, staleText } from "./format.js";
 import { ageSeconds, state } from "./state.js";
 
 let chosen = null; // site id
@@ -24,18 +24,30 @@ export function showDetails(record) {
     card.hidden = true;
     return;
   }
+  const availability = r.availability || "no_data";
+  // A closed or count-less car park has no free count or occupancy to act on.
+  const counted = availability === "open" || availability === "full";
+  const rows = [
+    [t("card_status"), t(`availability_${availability}`)],
+    [t("card_free"), counted ? t("free_of", { free: fmt(r.free), capacity: fmt(r.capacity) }) : "–"],
+    [t("card_occupancy"), counted && r.occupancy_pct != null ? t("pct_full", { pct: fmt(r.occupancy_pct) }) : "–"],
+    [t("card_trend"), t(`trend_${r.trend || "unknown"}`)],
+    [t("card_updated"), t("updated_ago", { age: formatAge(ageSeconds(r)) }) + (r.stale ? ` · ${staleText(r)}` : "")],
+    [t("card_address"), r.address || "–"],
+  ];
+  card.className = `site-card availability-${availability}${r.stale ? " is-stale" : ""}`;
+  const shown = card.querySelectorAll("dd");
+  if (!card.hidden && card.dataset.id === String(r.id) && shown.length === rows.length) {
+    // The same site: values change in place, so a focused link or button keeps its focus.
+    rows.forEach(([, value], i) => {
+      if (shown[i].textContent !== value) shown[i].textContent = value;
+    });
+    return;
+  }
   const title = document.createElement("h2");
   title.textContent = r.name || r.id;
   const list = document.createElement("dl");
-  const availability = r.availability || "no_data";
-  list.append(
-    ...row(t("card_status"), t(`availability_${availability}`)),
-    ...row(t("card_free"), availability === "closed" || availability === "no_data" ? "–" : t("free_of", { free: fmt(r.free), capacity: fmt(r.capacity) })),
-    ...row(t("card_occupancy"), r.occupancy_pct == null ? "–" : t("pct_full", { pct: fmt(r.occupancy_pct) })),
-    ...row(t("card_trend"), t(`trend_${r.trend || "unknown"}`)),
-    ...row(t("card_updated"), t("updated_ago", { age: formatAge(ageSeconds(r)) }) + (r.stale ? ` · ${staleText(r)}` : "")),
-    ...row(t("card_address"), r.address || "–"),
-  );
+  list.append(...rows.flatMap(([label, value]) => row(label, value)));
   const actions = document.createElement("p");
   if (r.lat != null && r.lon != null) {
     const link = document.createElement("a");
@@ -54,8 +66,13 @@ export function showDetails(record) {
     card.hidden = true;
   });
   actions.append(close);
-  card.className = `site-card availability-${availability}${r.stale ? " is-stale" : ""}`;
   card.dataset.id = r.id;
   card.replaceChildren(title, list, actions);
   card.hidden = false;
+}
+
+// Labels change with the language: rebuild the card rather than update its values.
+export function redrawDetails() {
+  document.getElementById("site-card").dataset.id = "";
+  showDetails();
 }

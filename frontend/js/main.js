@@ -4,7 +4,7 @@ import { featuresToRecords, getAllFeatures, getJson, scopeQueries } from "./api.
 import { bikesGradient, CLOSED_COLOR, cssGradient, NO_VALUE_OUTLINE, STALE_OUTLINE, TRAFFIC_LEVELS } from "./colors.js";
 import * as commuter from "./commuter.js";
 import { installDebugHooks } from "./debug.js";
-import { showDetails } from "./details.js";
+import { redrawDetails, showDetails } from "./details.js";
 import { initialLanguage, onLanguageChange, setLanguage, t } from "./i18n.js";
 import * as list from "./list.js";
 import { LiveClient } from "./live.js";
@@ -421,6 +421,16 @@ function chooseSite(topic, record) {
   planner.showSite(topic, record.id);
 }
 
+// plotly.js loads async (index.html): resolves once it has run.
+function plotlyReady() {
+  if (window.Plotly) return Promise.resolve();
+  const script = document.getElementById("plotly-js");
+  return new Promise((resolve, reject) => {
+    script.addEventListener("load", resolve);
+    script.addEventListener("error", () => reject(new Error("plotly.js could not be loaded")));
+  });
+}
+
 async function main() {
   setupLegend();
   const langSelect = document.getElementById("lang-select");
@@ -438,7 +448,9 @@ async function main() {
   await loadMeta();
   renderCitySelect();
   chooseCity();
-  const mapReady = createMap(document.getElementById("map"), { center: { lat: 0, lon: 0 }, zoom: 1 });
+  const mapReady = plotlyReady().then(() =>
+    createMap(document.getElementById("map"), { center: { lat: 0, lon: 0 }, zoom: 1 }),
+  );
   // The chosen city over REST (gzipped), then the live feed from the seq that state includes:
   // a resume sends only what changed since, not a snapshot of the same sites again.
   const seq = await loadCurrent();
@@ -497,6 +509,7 @@ async function main() {
     renderCitySelect();
     planner.updateSliderLabel();
     commuter.render();
+    redrawDetails();
     list.render();
     planner.renderSummary();
     planner.renderFeeds();
