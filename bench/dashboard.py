@@ -29,7 +29,7 @@ WebGL flags (``--use-angle=swiftshader --enable-unsafe-swiftshader --use-gl=angl
 renderer headless Chromium already uses (ANGLE over SwiftShader's Vulkan; ``webgl_renderer`` in
 the output) and changed no figure beyond run-to-run noise, so the tests do not set them.
 
-Usage: python bench/dashboard.py [--parking 5000] [--traffic 2000] [--deltas 1000]
+Usage: python bench/dashboard.py [--parking 5000] [--traffic 2000] [--deltas 1000] [--first-screen-only]
                                  [--browser-arg=--use-angle=swiftshader ...]
 The last line printed is one JSON object with every figure.
 """
@@ -287,6 +287,9 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
                 )
                 cold = await first_screen(browser, server.url, args.parking, args.browser_arg)
                 log(f"cold first screen: {cold}")
+                if args.first_screen_only:
+                    await browser.close()
+                    return {"parking_sites": args.parking, "traffic_sites": args.traffic, **cold}
                 page = await browser.new_page(viewport={"width": 1280, "height": 800})
                 wall = time.perf_counter()
                 await page.goto(server.url + "/")
@@ -380,6 +383,9 @@ def main() -> None:
     parser.add_argument("--parking", type=int, default=5000)
     parser.add_argument("--traffic", type=int, default=2000)
     parser.add_argument("--deltas", type=int, default=1000)
+    parser.add_argument(
+        "--first-screen-only", action="store_true", help="only the cold first screen (to repeat it quickly)"
+    )
     parser.add_argument(
         "--browser-arg",
         action="append",
