@@ -527,8 +527,8 @@ class Store:
             if state != start_state:
                 diff = {c: v for c, v, old in zip(value_cols, state, start_state, strict=True) if v != old}
                 # The server's derived values travel with the change (a browser only draws them).
-                values = dict(zip(value_cols, state, strict=True))
-                diff.update(derived_fields(kind.topic, values, derived_input))
+                named = dict(zip(value_cols, state, strict=True))
+                diff.update(derived_fields(kind.topic, named, derived_input))
                 if was_stale:
                     diff["stale"] = False
             elif was_stale:
