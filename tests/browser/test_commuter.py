@@ -5,6 +5,7 @@ Screenshots (conftest) land in test-artifacts/browser/, named after each test.""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 
 from ingest.records import ParkingObservation, ParkingSite
 from ingest.spec import FeedSpec
-from tests.browser.conftest import load_dashboard, open_page, parking_markers
+from tests.browser.conftest import load_dashboard, markers, open_page, parking_markers
 from tests.browser.seed import CENTRE, Seeded, distance_m
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("pages")]
@@ -247,6 +248,39 @@ async def test_palettes_have_no_grey_in_a_value_scale(
                   free: 50, occupancy_pct: 50, availability: 'open', stale: true}).properties.stroke"""
     )
     assert stale not in {s[1] for s in styles}
+
+
+async def test_replay_covers_every_layer_and_says_when_there_is_no_history(
+    browser: Any, server: Any, reset_seed: Seeded, request: Any
+) -> None:
+    """Two hours back the car parks have their seeded readings and the roads (seeded 20 s ago)
+    none: the roads are drawn without a value, not with today's. A day back nothing was recorded:
+    the banner says so and the map stays live instead of emptying."""
+    page, _, _ = await open_page(browser, request)
+    await load_dashboard(page, server.url)
+    live_levels = {m["level"] for m in await markers(page, "traffic")}
+    assert "unknown" not in live_levels
+    await page.get_by_role("tab", name="Planner").click()
+    slider = page.locator("#time-slider")
+    await slider.focus()
+    for _ in range(8):
+        await page.keyboard.press("ArrowLeft")
+    await page.wait_for_function(
+        "window.mobility.markers('traffic').length && window.mobility.markers('traffic').every((m) => m.level === 'unknown')"
+    )
+    banner = page.locator("#replay-banner")
+    assert "every layer" in await banner.inner_text()
+    summary = await page.locator("#summary").inner_text()
+    assert re.search(r"unknown\s+2", summary), summary  # the summary follows the replay too
+    await page.keyboard.press("Home")  # 24 h back: before the first recording
+    await page.wait_for_function(
+        "document.getElementById('replay-banner').textContent.startsWith('No history before')"
+    )
+    drawn = await parking_markers(page)
+    assert {m["availability"] for m in drawn} != {"no_data"}  # live values, not an empty past
+    await page.keyboard.press("End")
+    await page.wait_for_function("document.getElementById('replay-banner').hidden")
+    assert {m["level"] for m in await markers(page, "traffic")} == live_levels
 
 
 async def test_near_me_follows_the_user_into_another_city(
