@@ -100,3 +100,20 @@ export class LiveLayer {
     });
   }
 }
+
+// The MapLibre layer of a topic's point features: colour, opacity, ring and its width come from
+// each feature's properties (set by the layer module), the radius from `radius`.
+export function circleLayer(radius) {
+  return {
+    suffix: "points",
+    type: "circle",
+    filter: ["==", ["geometry-type"], "Point"],
+    paint: {
+      "circle-color": ["get", "color"],
+      "circle-opacity": ["get", "opacity"],
+      "circle-radius": radius,
+      "circle-stroke-color": ["get", "stroke"],
+      "circle-stroke-width": ["get", "stroke_width"],
+    },
+  };
+}

@@ -37,7 +37,10 @@ async def fetch_static(
     jsonb columns (``extra``, ``geometry``) are decoded row by row, so they are read only when
     the batch carries site records to compare them with.
     """
-    cols = ", ".join((*kind.static_columns, "extra", *(("free",) if kind.topic == "parking" else ())))
+    # Parking's free/occupied/status: the change a site update announces carries the free count
+    # `min_free` may compare (ingest.derived.usable_free).
+    parking = ("free", "occupied", "status") if kind.topic == "parking" else ()
+    cols = ", ".join((*kind.static_columns, "extra", *parking))
     if not full:
         cols = "capacity" if kind.topic in ("parking", "bikes") else "lat"
     rows = await raw.fetch(

@@ -387,7 +387,9 @@ class Store:
                         {**diff, "stale": False} if before is None else diff,
                         lat if lat is not None else (before["lat"] if before is not None else None),
                         lon if lon is not None else (before["lon"] if before is not None else None),
-                        before["free"] if before is not None and kind.topic == "parking" else None,
+                        usable_free(before["status"], before["free"], before["occupied"])
+                        if before is not None and kind.topic == "parking"
+                        else None,
                     )
                 )
         if not rows:

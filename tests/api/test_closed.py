@@ -158,6 +158,8 @@ def test_a_delta_closing_a_site_says_so(pg_server: PgTestServer, tmp_path: Path)
             await store.apply(spec, [site, ParkingObservation(id="A", observed_at=t, free=40, status="open")])
             later = t + timedelta(minutes=1)
             await store.apply(spec, [ParkingObservation(id="A", observed_at=later, free=40, status="closed")])
+            # A change to the closed site's static data must not announce its old free count.
+            await store.apply(spec, [ParkingSite(id="A", name="A renamed", lat=1.0, lon=1.0, capacity=100)])
             async with engine.connect() as conn:
                 raw = (await conn.get_raw_connection()).driver_connection
                 rows = await raw.fetch(
@@ -171,7 +173,8 @@ def test_a_delta_closing_a_site_says_so(pg_server: PgTestServer, tmp_path: Path)
         changes = run_sync(go())
     finally:
         pg_server.drop_database(url)
-    opened, closed = changes[-2], changes[-1]
+    opened, closed, renamed = changes[-3], changes[-2], changes[-1]
+    assert renamed == (None, {"name": "A renamed"})
     assert opened[0] == 40 and opened[1]["availability"] == "open" and opened[1]["occupancy_pct"] == 60.0
     assert closed[0] is None and closed[1] == {
         "status": "closed",

@@ -1,6 +1,7 @@
 // Bike stations: colour by the share of docks holding a bike; no value is a hollow grey ring.
 import { bikesColor, bikesShare, NO_VALUE_OUTLINE, OUTLINE, STALE_OUTLINE } from "../colors.js";
 import { t } from "../i18n.js";
+import { circleLayer } from "../live-layer.js";
 import { ageLine, escapeHtml, fmt, point, staleLine } from "../format.js";
 
 export function bikesFeature(r) {
@@ -25,17 +26,4 @@ export function bikesHover(r, now) {
   return `<b>${escapeHtml(r.name || r.id)}</b><br>${escapeHtml(t("bikes_available", { bikes: fmt(r.bikes_available), docks: fmt(r.docks_available) }))}${ageLine(r, now)}${staleLine(r)}`;
 }
 
-export const bikesLayers = [
-  {
-    suffix: "points",
-    type: "circle",
-    filter: ["==", ["geometry-type"], "Point"],
-    paint: {
-      "circle-color": ["get", "color"],
-      "circle-opacity": ["get", "opacity"],
-      "circle-radius": 4.5,
-      "circle-stroke-color": ["get", "stroke"],
-      "circle-stroke-width": ["get", "stroke_width"],
-    },
-  },
-];
+export const bikesLayers = [circleLayer(4.5)];

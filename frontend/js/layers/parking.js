@@ -4,6 +4,7 @@
 // reading keeps its colour, faded, inside an orange ring.
 import { CLOSED_COLOR, NO_VALUE_COLOR, NO_VALUE_OUTLINE, OUTLINE, parkingColor, STALE_OUTLINE } from "../colors.js";
 import { t } from "../i18n.js";
+import { circleLayer } from "../live-layer.js";
 import { record, records } from "../replay.js";
 import { ageLine, escapeHtml, num, parkingSummary, point, staleLine } from "../format.js";
 
@@ -58,17 +59,4 @@ export function parkingHover(r, now) {
   return `<b>${escapeHtml(r.name || r.id)}</b><br>${escapeHtml(parkingSummary(r))}${trend}${ageLine(r, now)}${staleLine(r)}`;
 }
 
-export const parkingLayers = [
-  {
-    suffix: "points",
-    type: "circle",
-    filter: ["==", ["geometry-type"], "Point"],
-    paint: {
-      "circle-color": ["get", "color"],
-      "circle-opacity": ["get", "opacity"],
-      "circle-radius": ["get", "radius"],
-      "circle-stroke-color": ["get", "stroke"],
-      "circle-stroke-width": ["get", "stroke_width"],
-    },
-  },
-];
+export const parkingLayers = [circleLayer(["get", "radius"])];
