@@ -218,7 +218,8 @@ export async function showSite(topic, id) {
     autosize: true,
     showlegend: true,
     legend: { orientation: "h", y: -0.25 },
-    xaxis: { type: "date", tickformat: "%H:%M", hoverformat: "%H:%M" },
+    // The whole day asked for, so a site with a few readings is not drawn on a one-minute axis.
+    xaxis: { type: "date", tickformat: "%H:%M", hoverformat: "%H:%M", range: [from, to] },
   };
   if (topic === "parking") {
     const capacity = Number(record?.capacity) || null;

@@ -167,6 +167,14 @@ async def test_planner_chart_fits_its_box(
                    box: document.getElementById('site-chart').getBoundingClientRect().width})"""
     )
     assert widths["chart"] <= widths["box"] + 1, widths
+    # The day asked for, whatever few readings there are; ticks in hours and minutes.
+    span_h = await page.evaluate(
+        """() => { const r = document.getElementById('site-chart').layout.xaxis.range;
+                   return (new Date(r[1]) - new Date(r[0])) / 3600000; }"""
+    )
+    assert 23.9 <= span_h <= 24.1
+    ticks = await page.locator("#site-chart .xtick text").all_text_contents()
+    assert ticks and all(re.fullmatch(r"\d\d:\d\d", tick) for tick in ticks), ticks
     summary = await page.locator("#summary").inner_text()
     assert "Closed" in summary
 
