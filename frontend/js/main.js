@@ -389,7 +389,7 @@ function schedulePanels() {
       renderCitySelect();
     }
     const chosen = chooseCity();
-    if ((chosen || !app.framed) && state.records.parking.size && map.gd) frameSelected();
+    if ((chosen || !app.framed) && state.records.parking.size && map.ready) frameSelected();
   }, PANEL_REFRESH_MS);
 }
 

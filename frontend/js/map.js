@@ -34,6 +34,7 @@ export const map = {
   layers: {}, // topic -> LiveLayer
   visible: { parking: true, traffic: true, bikes: true, events: true },
   me: null, // {lat, lon} of the last "near me" query
+  ready: false, // created: the view may be framed, layers drawn
   onClickPoint: null,
   onSelectSite: null,
   onRendered: [],
@@ -223,10 +224,13 @@ export async function createMap(gd, { center, zoom }) {
   // Without a listener MapLibre prints every failed tile to the console; a failing base map is
   // expected offline and is reported once, on the page.
   maplibre.on("error", () => map.basemapFailed?.());
+  // Sources and layers can only be added to a loaded style ("Style is not done loading").
+  while (!maplibre.isStyleLoaded()) await new Promise((resolve) => maplibre.once("styledata", resolve));
   map.layers = createLayers();
   for (const layer of Object.values(map.layers)) layer.install(maplibre);
   setupPointer(maplibre);
   setDrawer(draw);
+  map.ready = true;
   state.dirty.add("all");
   requestRender();
 }
@@ -260,6 +264,7 @@ export function setBasemap(tileUrl, attribution) {
 
 // The centre and zoom that fit a [min_lon, min_lat, max_lon, max_lat] box in the map's size.
 export function frameBox(bbox, maxZoom = 16) {
+  if (!map.ready) return Promise.resolve(); // framed once created (main.js)
   const [minLon, minLat, maxLon, maxLat] = bbox;
   const width = map.gd?.clientWidth || 800;
   const height = map.gd?.clientHeight || 500;
@@ -274,6 +279,7 @@ export function frameBox(bbox, maxZoom = 16) {
 }
 
 export function centerOn(lat, lon, zoom = 15) {
+  if (!map.ready) return Promise.resolve();
   return Plotly.relayout(map.gd, { "map.center": { lat, lon }, "map.zoom": zoom });
 }
 
