@@ -59,6 +59,7 @@ const PAGE_SIZE = 1000;
 // Every page of a collection, following `next_cursor`. Asks for large pages and falls back to
 // the server's default size if this server's `api_max_page_size` is smaller. `changes_seq` is the
 // first page's X-Changes-Seq: the change-log seq the collection's state includes (at least).
+// `onPage(features)` sees each page as it arrives (the map draws a city page by page).
 export async function getAllFeatures(path, params = {}, options = {}) {
   let limit = PAGE_SIZE;
   let cursor = null;
@@ -71,7 +72,7 @@ export async function getAllFeatures(path, params = {}, options = {}) {
   for (;;) {
     let page;
     try {
-      page = await getJson(path, { ...params, limit, cursor }, { ...options, onHeaders });
+      page = await getJson(path, { ...params, limit, cursor }, { signal: options.signal, cache: options.cache, onHeaders });
     } catch (error) {
       if (limit !== undefined && (error.status === 400 || error.status === 422)) {
         limit = undefined;
@@ -79,7 +80,9 @@ export async function getAllFeatures(path, params = {}, options = {}) {
       }
       throw error;
     }
-    features.push(...(page.features || page.items || []));
+    const got = page.features || page.items || [];
+    features.push(...got);
+    options.onPage?.(got);
     cursor = page.next_cursor;
     if (!cursor) return { ...page, features, next_cursor: null, changes_seq: seq };
   }

@@ -106,7 +106,13 @@ async function loadCurrent(filter = chosenFilter()) {
   const seqs = await Promise.all(
     SOURCES.map(async ([topic, path, label]) => {
       try {
-        const pages = await Promise.all(queries.map((params) => getAllFeatures(path, params)));
+        // Drawn page by page: the first car parks show while the rest of the city loads.
+        const arrived = [];
+        const onPage = (features) => {
+          arrived.push(...featuresToRecords(features));
+          replaceTopic(topic, arrived);
+        };
+        const pages = await Promise.all(queries.map((params) => getAllFeatures(path, params, { onPage })));
         replaceTopic(topic, pages.flatMap((page) => featuresToRecords(page)));
         showError(topic, null);
         return pages.every((page) => page.changes_seq != null) ? Math.min(...pages.map((page) => page.changes_seq)) : null;
