@@ -5,6 +5,12 @@ traffic sites written through ``Store.apply`` (as ingest writes them), the real 
 127.0.0.1 (ThreadedServer) and Debian's Chromium driven by Playwright.
 
 Figures:
+- ``first_marker_ms``: the same navigation until the first of that city's car parks is drawn;
+- ``first_markers_ms`` and ``first_bytes``: cold profile (a fresh browser context: no cache, no
+  stored city), the default city (the one with the most car parks, ``Benchville``) among three:
+  navigation start until the map has drawn that city's car parks, and the bytes received by
+  then (HTTP bodies as sent, compressed or not, plus websocket frames), with ``first_bytes_http``
+  and ``first_bytes_ws`` apart, and ``bytes_until_live`` once the live snapshot is applied;
 - ``first_render_ms``: navigation start to the first map render holding the parking sites
   (page clock), and ``first_render_wall_ms`` from ``page.goto`` on the test clock;
 - ``store_1000_deltas_ms``: 1,000 parking changes committed through ``Store.apply`` (10
@@ -24,7 +30,7 @@ WebGL flags (``--use-angle=swiftshader --enable-unsafe-swiftshader --use-gl=angl
 renderer headless Chromium already uses (ANGLE over SwiftShader's Vulkan; ``webgl_renderer`` in
 the output) and changed no figure beyond run-to-run noise, so the tests do not set them.
 
-Usage: python bench/dashboard.py [--parking 5000] [--traffic 2000] [--deltas 1000]
+Usage: python bench/dashboard.py [--parking 5000] [--traffic 2000] [--deltas 1000] [--first-screen-only]
                                  [--browser-arg=--use-angle=swiftshader ...]
 The last line printed is one JSON object with every figure.
 """
@@ -58,6 +64,9 @@ from tests.servers import ThreadedServer  # noqa: E402
 PARKING = FeedSpec(name="bench-parking", url="http://127.0.0.1:9/p", city="Benchville")
 TRAFFIC = FeedSpec(name="bench-traffic", url="http://127.0.0.1:9/t", city="Benchville")
 LAT0, LON0 = 48.80, 2.25  # a 0.2° x 0.3° box, about a large city
+# Two more cities, far away, each a fraction of Benchville's size: what a first screen of
+# Benchville should not have to download.
+OTHER_CITIES = [("Othertown", 52.40, 13.25), ("Farcity", 60.10, 24.85)]
 
 
 def log(message: str) -> None:
@@ -94,6 +103,99 @@ async def seed(store: Store, parking: int, traffic: int) -> None:
             )
         )
     await store.apply(TRAFFIC, records)
+    for name, lat0, lon0 in OTHER_CITIES:
+        spec = FeedSpec(name=f"{name.lower()}-parking", url="http://127.0.0.1:9/o", city=name)
+        await store.ensure_feed(spec)
+        records = []
+        for i in range(parking // 2):
+            lat, lon = lat0 + (i % 50) * 0.002, lon0 + (i // 50) * 0.006
+            records.append(ParkingSite(id=f"O{i}", name=f"{name} {i}", lat=lat, lon=lon, capacity=100))
+            records.append(ParkingObservation(id=f"O{i}", observed_at=when, free=i % 100, status="open"))
+        await store.apply(spec, records)
+        spec = FeedSpec(name=f"{name.lower()}-traffic", url="http://127.0.0.1:9/o", city=name)
+        await store.ensure_feed(spec)
+        records = []
+        for i in range(traffic):
+            lat, lon = lat0 + (i % 50) * 0.004, lon0 + (i // 50) * 0.0075
+            geometry = {"type": "LineString", "coordinates": [[lon, lat], [lon + 0.002, lat + 0.001]]}
+            records.append(TrafficSite(id=f"S{i}", name=f"Road {i}", geometry=geometry, site_kind="segment"))
+            records.append(TrafficObservation(id=f"S{i}", observed_at=when, speed_kmh=30, flow_vph=100))
+        await store.apply(spec, records)
+
+
+# Benchville's markers of one layer, as the map has drawn them.
+BENCH_MARKERS = "window.mobility.markers('%s').filter((m) => String(m.id).startsWith('bench-'))"
+
+
+WS_COUNTER_JS = """
+window.__wsFrames = [];
+const Native = window.WebSocket;
+window.WebSocket = class extends Native {
+  constructor(...args) {
+    super(...args);
+    this.addEventListener('message', (e) => {
+      const n = typeof e.data === 'string' ? new TextEncoder().encode(e.data).length : e.data.size || 0;
+      window.__wsFrames.push([performance.now(), n]);
+    });
+  }
+};
+"""
+
+BYTES_JS = """
+(cut) => {
+  const kinds = ['navigation', 'resource'];
+  const entries = kinds.flatMap((k) => performance.getEntriesByType(k));
+  const sum = (list) => list.reduce((n, x) => n + x, 0);
+  return {
+    http: sum(entries.filter((e) => e.responseEnd <= cut).map((e) => e.transferSize)),
+    http_all: sum(entries.map((e) => e.transferSize)),
+    ws: sum(window.__wsFrames.filter(([t]) => t <= cut).map(([, n]) => n)),
+    ws_all: sum(window.__wsFrames.map(([, n]) => n)),
+  };
+}
+"""
+
+
+async def first_screen(browser: Any, base_url: str, parking: int, extra_args: list[str]) -> dict[str, Any]:
+    """Cold profile: a fresh context, navigation to Benchville's car parks drawn; bytes on the wire."""
+    context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    page = await context.new_page()
+    # Bytes are counted by the page itself, stamped on its own clock: HTTP from Resource Timing
+    # (transferSize: headers plus the body as sent, compressed or not), websocket frames by a
+    # listener added before any script of the page runs.
+    await page.add_init_script(WS_COUNTER_JS)
+    await page.goto(base_url + "/")
+    await page.wait_for_function(
+        f"window.mobility && window.mobility.map && {BENCH_MARKERS % 'parking'}.length > 0",
+        timeout=120_000,
+        polling="raf",
+    )
+    first_marker_ms = await page.evaluate("performance.now()")
+    await page.wait_for_function(
+        "window.mobility && window.mobility.map.firstRenderAt != null "
+        f"&& {BENCH_MARKERS % 'parking'}.length === {parking}",
+        timeout=120_000,
+        polling="raf",
+    )
+    markers_ms = await page.evaluate("performance.now()")
+    # What else the first screen goes on to fetch until its live snapshot is applied.
+    await page.wait_for_function(
+        "window.mobility.app.live && window.mobility.app.live.pending.size === 0 "
+        "&& window.mobility.state.lastSeq != null",
+        timeout=120_000,
+    )
+    await page.wait_for_timeout(500)
+    counted = await page.evaluate(BYTES_JS, markers_ms)
+    await context.close()
+    http_bytes, ws_bytes = counted["http"], counted["ws"]
+    return {
+        "first_markers_ms": round(markers_ms),
+        "first_marker_ms": round(first_marker_ms),
+        "first_bytes": http_bytes + ws_bytes,
+        "first_bytes_http": http_bytes,
+        "first_bytes_ws": ws_bytes,
+        "bytes_until_live": counted["http_all"] + counted["ws_all"],
+    }
 
 
 async def commit_deltas(store: Store, count: int, parking: int, batch: int = 100) -> None:
@@ -191,19 +293,24 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
                 browser = await pw.chromium.launch(
                     executable_path=str(CHROMIUM), args=LAUNCH_ARGS + args.browser_arg
                 )
+                cold = await first_screen(browser, server.url, args.parking, args.browser_arg)
+                log(f"cold first screen: {cold}")
+                if args.first_screen_only:
+                    await browser.close()
+                    return {"parking_sites": args.parking, "traffic_sites": args.traffic, **cold}
                 page = await browser.new_page(viewport={"width": 1280, "height": 800})
                 wall = time.perf_counter()
                 await page.goto(server.url + "/")
                 await page.wait_for_function(
-                    f"window.mobility && window.mobility.map.firstRenderAt != null "
-                    f"&& window.mobility.state.records.parking.size === {args.parking}",
+                    "window.mobility && window.mobility.map.firstRenderAt != null "
+                    f"&& {BENCH_MARKERS % 'parking'}.length === {args.parking}",
                     timeout=120_000,
                 )
                 first_wall_ms = (time.perf_counter() - wall) * 1000
                 first_ms = await page.evaluate("window.mobility.map.firstRenderAt")
                 await page.wait_for_function(
                     "document.getElementById('connection').dataset.state === 'live' "
-                    f"&& window.mobility.state.records.traffic.size === {args.traffic}",
+                    f"&& {BENCH_MARKERS % 'traffic'}.length === {args.traffic}",
                     timeout=120_000,
                 )
                 await page.wait_for_timeout(500)
@@ -241,6 +348,8 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
         "parking_sites": args.parking,
         "traffic_sites": args.traffic,
         "seed_s": round(seed_s, 2),
+        "cities": 1 + len(OTHER_CITIES),
+        **cold,
         "first_render_ms": round(first_ms),
         "first_render_wall_ms": round(first_wall_ms),
         "deltas": args.deltas,
@@ -282,6 +391,9 @@ def main() -> None:
     parser.add_argument("--parking", type=int, default=5000)
     parser.add_argument("--traffic", type=int, default=2000)
     parser.add_argument("--deltas", type=int, default=1000)
+    parser.add_argument(
+        "--first-screen-only", action="store_true", help="only the cold first screen (to repeat it quickly)"
+    )
     parser.add_argument(
         "--browser-arg",
         action="append",

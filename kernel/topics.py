@@ -58,6 +58,8 @@ class TopicSpec:
     snapshot_from: str = ""
     snapshot_where: str | None = None
     snapshot_exprs: Mapping[str, str] = field(default_factory=dict)
+    # The static column the derived values need (ingest.derived.derived_fields), read with the state.
+    derived_input: str = "NULL"
     # Columns a snapshot selects only for its server-side filters (never sent to clients).
     snapshot_filter_columns: tuple[str, ...] = ()
     # JSON columns of the snapshot that are not static site columns (decoded once for clients).
@@ -105,6 +107,7 @@ PARKING = TopicSpec(
     topic="parking",
     site_table="parking_sites",
     obs_table="parking_observations",
+    derived_input="capacity",
     site_record="ParkingSite",
     obs_record="ParkingObservation",
     static=(
@@ -140,6 +143,7 @@ TRAFFIC = TopicSpec(
     topic="traffic",
     site_table="traffic_sites",
     obs_table="traffic_observations",
+    derived_input="free_flow_kmh",
     site_record="TrafficSite",
     obs_record="TrafficObservation",
     static=(

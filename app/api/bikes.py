@@ -6,9 +6,19 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
+from sqlalchemy import text
 
 from app.api.deps import SessionDep, SettingsDep
-from app.api.geojson import GeoJSONResponse, collection, feature, json_response, paged, point
+from app.api.geojson import (
+    CHANGES_SEQ_HEADER,
+    CHANGES_SEQ_SQL,
+    GeoJSONResponse,
+    collection,
+    feature,
+    json_response,
+    paged,
+    point,
+)
 from app.api.params import MAX_TEXT, BBoxQuery, FeedQuery, NearQuery, Page, PageDep, RadiusQuery
 from app.api.schemas import BikeCollection, BikeFeature
 from app.api.sites import SiteFilter, base_properties, site_filter
@@ -68,8 +78,10 @@ async def list_stations(
     if min_docks is not None:
         filters.where.append("s.docks_available >= :min_docks")
         filters.params["min_docks"] = min_docks
+    seq = (await session.execute(text(CHANGES_SEQ_SQL))).scalar_one()
     rows = await fetch_bikes(session, filters, page)
     rows, cursor, headers = paged(request, rows, page.limit, "id", paginate=filters.near is None)
+    headers[CHANGES_SEQ_HEADER] = str(seq)
     return collection(request, [bike_feature(r) for r in rows], cursor, headers)
 
 

@@ -61,6 +61,13 @@ def paged(
     return rows, cursor, {"Link": next_link(request, cursor)}
 
 
+# The change-log seq read before a list's rows: their state holds every change up to it (and
+# maybe a few more), so a live client that resumes with `since` = this seq ends in the right
+# state without the snapshot (docs/live-protocol.md, "Starting from REST").
+CHANGES_SEQ_HEADER = "X-Changes-Seq"
+CHANGES_SEQ_SQL = "SELECT coalesce(max(seq), 0) FROM changes"
+
+
 def collection(
     request: Request, features: list[dict[str, Any]], cursor: str | None, headers: dict[str, str]
 ) -> Response:

@@ -24,16 +24,18 @@ CITIES_SQL = """
         SELECT feed_id, min(lon) AS min_lon, min(lat) AS min_lat, max(lon) AS max_lon, max(lat) AS max_lat,
                count(*) AS n
         FROM points GROUP BY feed_id
-    )
+    ),
+    parking AS (SELECT feed_id, count(*) AS n FROM parking_sites GROUP BY feed_id)
     SELECT coalesce(f.city, f.id) AS name,
            array_agg(f.id ORDER BY f.id) AS feeds,
            bool_or(f.demo) AS demo,
            coalesce(sum(p.n), 0)::int AS sites,
+           coalesce(sum(k.n), 0)::int AS parking_sites,
            min(p.min_lon) AS min_lon, min(p.min_lat) AS min_lat,
            max(p.max_lon) AS max_lon, max(p.max_lat) AS max_lat,
            min(f.area[1]) AS a_min_lon, min(f.area[2]) AS a_min_lat, max(f.area[3]) AS a_max_lon,
            max(f.area[4]) AS a_max_lat
-    FROM feeds f LEFT JOIN per_feed p ON p.feed_id = f.id
+    FROM feeds f LEFT JOIN per_feed p ON p.feed_id = f.id LEFT JOIN parking k ON k.feed_id = f.id
     WHERE f.enabled
     GROUP BY 1
     ORDER BY 1
@@ -58,6 +60,7 @@ async def meta(request: Request, session: SessionDep, settings: SettingsDep) -> 
                 "bbox": bbox,
                 "feeds": list(row["feeds"]),
                 "sites": row["sites"],
+                "parking_sites": row["parking_sites"],
                 "demo": bool(row["demo"]),
             }
         )

@@ -9,15 +9,28 @@ from fastapi.responses import Response
 from sqlalchemy import text
 
 from app.api.deps import SessionDep, SettingsDep
-from app.api.geojson import GeoJSONResponse, collection, feature, json_response, paged, point
+from app.api.geojson import (
+    CHANGES_SEQ_HEADER,
+    CHANGES_SEQ_SQL,
+    GeoJSONResponse,
+    collection,
+    feature,
+    json_response,
+    paged,
+    point,
+)
 from app.api.params import MAX_TEXT, BBoxQuery, FeedQuery, NearQuery, Page, PageDep, RadiusQuery
 from app.api.schemas import ParkingCollection, ParkingFeature
 from app.api.sites import SiteFilter, base_properties, site_filter
 from app.forecast.service import forecast_cache, site_forecast, state_of
 from app.problems import not_found
 from app.read.parking import fetch_parking
+from ingest.derived import occupancy_pct, parking_availability
 
 router = APIRouter(prefix="/api/v1/parking", tags=["parking"])
+
+# The SQL twin of ``parking_availability(...) == "open"`` for a site with a count.
+OPEN_SQL = "coalesce(s.status, 'unknown') NOT IN ('closed', 'full') AND s.free > 0"
 
 SiteId = Annotated[
     str,
@@ -29,16 +42,6 @@ SiteId = Annotated[
 ]
 
 
-def occupancy_pct(capacity: int | None, free: int | None, occupied: int | None) -> float | None:
-    if not capacity or capacity <= 0:
-        return None
-    if occupied is None and free is not None:
-        occupied = capacity - free
-    if occupied is None:
-        return None
-    return round(min(max(occupied * 100.0 / capacity, 0.0), 100.0), 1)
-
-
 def parking_feature(row: dict[str, Any]) -> dict[str, Any]:
     props = base_properties(row)
     props.update(
@@ -47,6 +50,7 @@ def parking_feature(row: dict[str, Any]) -> dict[str, Any]:
         occupied=row["occupied"],
         occupancy_pct=occupancy_pct(row["capacity"], row["free"], row["occupied"]),
         status=row["status"],
+        availability=parking_availability(row["status"], row["free"], row["occupied"]),
         site_type=row["site_type"],
         address=row["address"],
         trend=row.get("trend") or "unknown",
@@ -83,13 +87,17 @@ async def list_sites(
 ) -> Response:
     filters = site_filter(settings, page, bbox, feed, near, radius)
     if min_free is not None:
-        filters.where.append("s.free >= :min_free")
+        # Only an open site with a count is availability (ingest.derived.parking_availability):
+        # a closed or full car park never passes, whatever free count its feed still reports.
+        filters.where.append(f"s.free >= :min_free AND {OPEN_SQL}")
         filters.params["min_free"] = min_free
     if type is not None:
         filters.where.append("s.site_type = :site_type")
         filters.params["site_type"] = type
+    seq = (await session.execute(text(CHANGES_SEQ_SQL))).scalar_one()
     rows = await fetch_parking(session, settings, filters, page)
     rows, cursor, headers = paged(request, rows, page.limit, "id", paginate=filters.near is None)
+    headers[CHANGES_SEQ_HEADER] = str(seq)
     return collection(request, [parking_feature(r) for r in rows], cursor, headers)
 
 

@@ -20,13 +20,20 @@ from app.api.kinds import KINDS
 from app.api.params import BBoxQuery, FeedQuery, PageDep, parse_bbox, parse_time
 from app.api.schemas import ReplayCollection
 from app.problems import invalid
+from ingest.derived import derived_fields
 from kernel.topics import TopicSpec
 
 router = APIRouter(prefix="/api/v1", tags=["replay"])
 
 
+def derived_input_sql(kind: TopicSpec) -> str:
+    """The static column a topic's derived fields need besides the observation's own (registry)."""
+    return "NULL" if kind.derived_input == "NULL" else f"s.{kind.derived_input}"
+
+
 def replay_sql(kind: TopicSpec, where: list[str]) -> str:
     cols = ", ".join(f"o.{c}" for c in (*kind.metrics, *kind.states))
+    cols += f", {derived_input_sql(kind)} AS site_static"
     extra = "".join(f" AND {w}" for w in where)
     return f"""
         SELECT s.id, s.feed_id, s.source_id, s.name, s.lat, s.lon, o.observed_at, {cols}
@@ -91,6 +98,7 @@ def _register(kind: TopicSpec, path: str) -> None:
             }
             for column in (*kind.metrics, *kind.states):
                 props[column] = row[column]
+            props.update(derived_fields(kind.topic, row, row["site_static"]))
             features.append(
                 {
                     "type": "Feature",

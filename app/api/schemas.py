@@ -86,6 +86,10 @@ class ParkingProperties(_SiteBase):
     occupied: int | None = Field(examples=[688])
     occupancy_pct: float | None = Field(examples=[62.5])
     status: str = Field(examples=["open"])
+    availability: Literal["open", "full", "closed", "no_data"] = Field(
+        description="What a commuter may act on: only `open` has free spaces; `closed` wins over any count.",
+        examples=["open"],
+    )
     site_type: str | None = Field(examples=["underground"])
     address: str | None = Field(examples=["Place du Colombier, Rennes"])
     trend: Trend = Field(description="Over the last 15 min: filling (free falls), emptying, steady, unknown.")
@@ -117,6 +121,10 @@ class TrafficProperties(_SiteBase):
     flow_vph: float | None = Field(examples=[1840.0])
     occupancy_pct: float | None = Field(examples=[14.0])
     congestion: str = Field(examples=["free"])
+    level: Literal["free", "moderate", "heavy", "congested", "closed"] | None = Field(
+        description="Congestion level drawn on the map: speed against free flow, else the feed's level.",
+        examples=["free"],
+    )
     free_flow_kmh: float | None = Field(examples=[90.0])
     speed_ratio: float | None = Field(description="speed_kmh / free_flow_kmh", examples=[0.8])
 
@@ -312,6 +320,7 @@ class City(BaseModel):
     )
     feeds: list[str]
     sites: int = Field(ge=0)
+    parking_sites: int = Field(ge=0, description="Car parks: the dashboard opens on the city with most.")
     demo: bool
 
 

@@ -9,12 +9,21 @@ from fastapi.responses import Response
 from sqlalchemy import text
 
 from app.api.deps import SessionDep, SettingsDep
-from app.api.geojson import GeoJSONResponse, collection, feature, json_response, paged
+from app.api.geojson import (
+    CHANGES_SEQ_HEADER,
+    CHANGES_SEQ_SQL,
+    GeoJSONResponse,
+    collection,
+    feature,
+    json_response,
+    paged,
+)
 from app.api.params import MAX_TEXT, BBoxQuery, FeedQuery, NearQuery, Page, PageDep, RadiusQuery, parse_bbox
 from app.api.schemas import EventCollection, TrafficCollection, TrafficFeature
 from app.api.sites import SiteFilter, base_properties, site_filter
 from app.problems import not_found
 from app.read.traffic import fetch_traffic, geometry_of
+from ingest.derived import congestion_level, speed_ratio
 
 router = APIRouter(prefix="/api/v1/traffic", tags=["traffic"])
 
@@ -28,12 +37,6 @@ SiteId = Annotated[
 ]
 
 
-def speed_ratio(speed: float | None, free_flow: float | None) -> float | None:
-    if speed is None or not free_flow or free_flow <= 0:
-        return None
-    return round(speed / free_flow, 3)
-
-
 def traffic_feature(row: dict[str, Any]) -> dict[str, Any]:
     props = base_properties(row)
     props.update(
@@ -44,6 +47,7 @@ def traffic_feature(row: dict[str, Any]) -> dict[str, Any]:
         flow_vph=row["flow_vph"],
         occupancy_pct=row["occupancy_pct"],
         congestion=row["congestion"],
+        level=congestion_level(row["speed_kmh"], row["free_flow_kmh"], row["congestion"]),
         free_flow_kmh=row["free_flow_kmh"],
         speed_ratio=speed_ratio(row["speed_kmh"], row["free_flow_kmh"]),
     )
@@ -74,8 +78,10 @@ async def list_sites(
     if congestion is not None:
         filters.where.append("s.congestion = :congestion")
         filters.params["congestion"] = congestion
+    seq = (await session.execute(text(CHANGES_SEQ_SQL))).scalar_one()
     rows = await fetch_traffic(session, filters, page)
     rows, cursor, headers = paged(request, rows, page.limit, "id", paginate=filters.near is None)
+    headers[CHANGES_SEQ_HEADER] = str(seq)
     return collection(request, [traffic_feature(r) for r in rows], cursor, headers)
 
 
@@ -131,6 +137,7 @@ async def list_events(
     if page.after is not None:
         where.append("e.id > :after")
         params["after"] = page.after
+    seq = (await session.execute(text(CHANGES_SEQ_SQL))).scalar_one()
     sql = EVENTS_SQL.format(where="".join(f" AND {w}" for w in where))
     rows = [dict(r) for r in (await session.execute(text(sql), params)).mappings()]
     rows, cursor, headers = paged(request, rows, page.limit, "id")
@@ -153,4 +160,5 @@ async def list_events(
             "city": row["feed_city"],
         }
         features.append(feature(row["id"], geometry_of(row), props))
+    headers[CHANGES_SEQ_HEADER] = str(seq)
     return collection(request, features, cursor, headers)

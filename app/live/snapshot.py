@@ -22,6 +22,7 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.live.filters import Subscription
+from ingest.derived import derived_fields, usable_free
 from kernel.changefeed.subscribe import CHANGE_COLUMNS, Change, from_row
 from kernel.topics import JSON_FIELDS, REGISTRY, TOPICS, Topic, snapshot_query
 
@@ -31,6 +32,7 @@ from kernel.topics import JSON_FIELDS, REGISTRY, TOPICS, Topic, snapshot_query
 TOPIC_QUERIES: dict[str, tuple[str, tuple[str, ...]]] = {
     topic: (snapshot_query(spec), spec.live_fields) for topic, spec in REGISTRY.items()
 }
+OPEN_STATUS = "coalesce(status, 'unknown') NOT IN ('closed', 'full')"
 
 
 def iso(value: datetime | None) -> str | None:
@@ -65,11 +67,18 @@ def _query(topic: Topic, sub: Subscription) -> tuple[str, list[Any]]:
         where.append(f"(owner_key_id IS NULL OR owner_key_id = ${len(args)}::bigint)")
     if sub.min_free is not None and "free" in REGISTRY[topic].live_fields:
         args.append(sub.min_free.min_free)
-        where.append(f"free >= ${len(args)}")
+        # Only an open site with a count passes (ingest.derived.usable_free).
+        where.append(f"free >= ${len(args)} AND free > 0 AND {OPEN_STATUS}")
     sql = f"SELECT * FROM ({inner}) AS t"
     if where:
         sql += " WHERE " + " AND ".join(where)
     return sql + " ORDER BY id", args
+
+
+def admit_free(topic: str, row: asyncpg.Record) -> int | None:
+    if topic != "parking":
+        return None
+    return usable_free(row["status"], row["free"], row["occupied"])
 
 
 def _item(topic: str, row: asyncpg.Record) -> dict[str, Any]:
@@ -78,7 +87,7 @@ def _item(topic: str, row: asyncpg.Record) -> dict[str, Any]:
         "id": row["id"],
         "feed": row["feed_id"],
         "topic": topic,
-        "fields": {f: _value(f, row[f]) for f in fields},
+        "fields": {**{f: _value(f, row[f]) for f in fields}, **derived_fields(topic, dict(row))},
         "observed_at": iso(row["observed_at"]),
         "received_at": iso(row["received_at"]),
     }
@@ -109,7 +118,7 @@ async def take_snapshot(engine: AsyncEngine, sub: Subscription, *, batch: int = 
                 continue
             sql, args = _query(topic, sub)
             async for row in raw.cursor(sql, *args, prefetch=batch):
-                if sub.snapshot_admit(topic, row["id"], row["free"]):
+                if sub.snapshot_admit(topic, row["id"], admit_free(topic, row)):
                     items.append(json.dumps(_item(topic, row), ensure_ascii=False, separators=(",", ":")))
     return seq, items
 

@@ -8,7 +8,7 @@ export class ApiError extends Error {
   }
 }
 
-export async function getJson(path, params = undefined, { signal, cache } = {}) {
+export async function getJson(path, params = undefined, { signal, cache, onHeaders } = {}) {
   const url = new URL(path, window.location.origin);
   for (const [key, value] of Object.entries(params || {})) {
     if (value !== undefined && value !== null && value !== "") url.searchParams.set(key, value);
@@ -30,6 +30,7 @@ export async function getJson(path, params = undefined, { signal, cache } = {}) 
     }
     throw new ApiError(response.status, detail);
   }
+  onHeaders?.(response.headers);
   return response.json();
 }
 
@@ -56,15 +57,22 @@ export function featuresToRecords(collection) {
 const PAGE_SIZE = 1000;
 
 // Every page of a collection, following `next_cursor`. Asks for large pages and falls back to
-// the server's default size if this server's `api_max_page_size` is smaller.
+// the server's default size if this server's `api_max_page_size` is smaller. `changes_seq` is the
+// first page's X-Changes-Seq: the change-log seq the collection's state includes (at least).
+// `onPage(features)` sees each page as it arrives (the map draws a city page by page).
 export async function getAllFeatures(path, params = {}, options = {}) {
   let limit = PAGE_SIZE;
   let cursor = null;
+  let seq = null;
   const features = [];
+  const onHeaders = (headers) => {
+    const value = Number(headers.get("X-Changes-Seq"));
+    if (seq === null && headers.has("X-Changes-Seq") && Number.isFinite(value)) seq = value;
+  };
   for (;;) {
     let page;
     try {
-      page = await getJson(path, { ...params, limit, cursor }, options);
+      page = await getJson(path, { ...params, limit, cursor }, { signal: options.signal, cache: options.cache, onHeaders });
     } catch (error) {
       if (limit !== undefined && (error.status === 400 || error.status === 422)) {
         limit = undefined;
@@ -72,8 +80,17 @@ export async function getAllFeatures(path, params = {}, options = {}) {
       }
       throw error;
     }
-    features.push(...(page.features || page.items || []));
+    const got = page.features || page.items || [];
+    features.push(...got);
+    options.onPage?.(got);
     cursor = page.next_cursor;
-    if (!cursor) return { ...page, features, next_cursor: null };
+    if (!cursor) return { ...page, features, next_cursor: null, changes_seq: seq };
   }
+}
+
+// The REST queries that fetch one scope of the map: one per feed of the chosen city (a road
+// segment known only by its line has no point for a box to match), else its box, else all.
+export function scopeQueries(filter) {
+  if (filter?.feeds) return filter.feeds.map((feed) => ({ feed }));
+  return [filter?.bbox ? { bbox: filter.bbox.join(",") } : {}];
 }

@@ -1,48 +1,41 @@
-// Commuter view: the nearest sites with free spaces around the browser's position or a point
-// clicked on the map, as a keyboard-usable list (the map's accessible alternative).
+// Commuter view: the nearest open sites with free spaces around the browser's position or a
+// point tapped on the map, as a keyboard-usable list that stays live: values and ages follow the
+// live feed, a site that closes or fills drops to the end (marked), and the order never changes
+// under the finger (while the list is hovered or focused).
 import { featuresToRecords, getJson } from "./api.js";
 import { formatAge, formatDistance, t } from "./i18n.js";
-import { map, requestRender } from "./map.js";
+import { parkingSummary, staleText } from "./format.js";
+import { frameBox, map, requestRender } from "./map.js";
 import { ageSeconds, state } from "./state.js";
 
 const NEAR_RADIUS_M = 5000;
 const NEAR_LIMIT = 10;
-// The local fallback looks at this many before dropping full sites.
-const NEAR_FETCH = 50;
 
-export const commuter = { results: [], query: null, onChoose: null };
+export const commuter = { results: [], query: null, onChoose: null, onLocated: null };
 
 let controller = null;
-
-function haversine(lat1, lon1, lat2, lon2) {
-  const rad = Math.PI / 180;
-  const a =
-    Math.sin(((lat2 - lat1) * rad) / 2) ** 2 +
-    Math.cos(lat1 * rad) * Math.cos(lat2 * rad) * Math.sin(((lon2 - lon1) * rad) / 2) ** 2;
-  return 2 * 6371008.8 * Math.asin(Math.sqrt(a));
-}
-
-// Used when the REST search is unavailable: the same answer from what the page already holds.
-function nearestLocally(lat, lon) {
-  return [...state.records.parking.values()]
-    .filter((r) => r.lat != null && r.lon != null)
-    .map((r) => ({ ...r, distance_m: haversine(lat, lon, r.lat, r.lon) }))
-    .filter((r) => r.distance_m <= NEAR_RADIUS_M)
-    .sort((a, b) => a.distance_m - b.distance_m)
-    .slice(0, NEAR_FETCH);
-}
 
 function status(text) {
   document.getElementById("near-status").textContent = text;
 }
 
-export async function searchNear(lat, lon) {
+function current(r) {
+  // The live value the page holds wins: it may be newer than the search answer.
+  return { ...r, ...(state.records.parking.get(String(r.id)) || {}), distance_m: r.distance_m };
+}
+
+function usable(r) {
+  return r.availability === "open" && Number(r.free) > 0;
+}
+
+export async function searchNear(lat, lon, { frame = true } = {}) {
   controller?.abort();
   controller = new AbortController();
   commuter.query = { lat, lon };
   map.me = { lat, lon };
   state.dirty.add("me");
   requestRender();
+  commuter.onLocated?.(lat, lon);
   const where = { lat: lat.toFixed(4), lon: lon.toFixed(4) };
   status(t("near_searching", where));
   let records;
@@ -55,50 +48,82 @@ export async function searchNear(lat, lon) {
     records = featuresToRecords(collection);
   } catch (error) {
     if (error.name === "AbortError") return;
-    records = nearestLocally(lat, lon);
+    status(t("near_failed", { detail: error.detail || error.message }));
+    commuter.results = [];
+    render();
+    return;
   }
-  // Prefer the live value the page holds: it may be newer than the search answer.
-  records = records.map((r) => ({ ...r, ...(state.records.parking.get(String(r.id)) || {}), distance_m: r.distance_m }));
-  commuter.results = records
-    .filter((r) => r.free != null && Number(r.free) > 0)
-    .sort((a, b) => a.distance_m - b.distance_m)
-    .slice(0, NEAR_LIMIT);
+  commuter.results = records.map(current).filter(usable);
   render();
   status(commuter.results.length ? t("near_found", { n: commuter.results.length, ...where }) : t("near_none"));
+  if (frame) frameResults();
 }
 
+// The map shows the point and its answers together.
+function frameResults() {
+  const { lat, lon } = commuter.query;
+  let box = [lon, lat, lon, lat];
+  for (const r of commuter.results) {
+    if (r.lat == null || r.lon == null) continue;
+    box = [Math.min(box[0], r.lon), Math.min(box[1], r.lat), Math.max(box[2], r.lon), Math.max(box[3], r.lat)];
+  }
+  const pad = Math.max(0.002, (box[2] - box[0]) * 0.1, (box[3] - box[1]) * 0.1);
+  return frameBox([box[0] - pad, box[1] - pad, box[2] + pad, box[3] + pad]);
+}
+
+function ordered() {
+  const list = document.getElementById("near-list");
+  const rows = commuter.results.map(current);
+  const held = list.matches(":hover") || list.contains(document.activeElement);
+  if (held) return rows; // no reordering under the finger
+  // Open with spaces first, nearest first; a site that closed or filled since goes last.
+  return rows.sort((a, b) => Number(usable(b)) - Number(usable(a)) || a.distance_m - b.distance_m);
+}
+
+function parts(r) {
+  const out = [
+    usable(r) ? parkingSummary(r) : `${t("near_no_longer")} (${parkingSummary(r)})`,
+    t("distance", { d: formatDistance(r.distance_m) }),
+    r.trend ? t(`trend_${r.trend}`) : t("trend_unknown"),
+    t("updated_ago", { age: formatAge(ageSeconds(r)) }),
+  ];
+  const stale = staleText(r);
+  if (stale) out.push(stale);
+  return out;
+}
+
+// Keyed by id: existing rows are updated in place, so a live update does not rebuild the list.
 export function render() {
   const list = document.getElementById("near-list");
-  list.replaceChildren(
-    ...commuter.results.map((r) => {
-      const item = document.createElement("li");
-      item.className = "site" + (r.stale ? " is-stale" : "");
+  const existing = new Map([...list.children].map((li) => [li.dataset.id, li]));
+  const rows = ordered();
+  const items = rows.map((r) => {
+    let item = existing.get(String(r.id));
+    if (!item) {
+      item = document.createElement("li");
       item.dataset.id = r.id;
-      item.dataset.distance = r.distance_m;
       const button = document.createElement("button");
       button.type = "button";
       button.className = "site-button";
-      const trend = r.trend ? t(`trend_${r.trend}`) : t("trend_unknown");
-      const parts = [
-        t("free_of", { free: r.free ?? "–", capacity: r.capacity ?? "–" }),
-        t("distance", { d: formatDistance(r.distance_m) }),
-        trend,
-        t("updated_ago", { age: formatAge(ageSeconds(r)) }),
-      ];
-      if (r.stale) parts.push(r.stale_reason ? t("stale_because", { reason: r.stale_reason }) : t("stale"));
       const name = document.createElement("span");
       name.className = "site-name";
-      name.textContent = r.name || r.id;
       const details = document.createElement("span");
       details.className = "site-details";
-      details.textContent = parts.join(" · ");
       button.append(name, details);
-      button.setAttribute("aria-label", `${r.name || r.id}: ${parts.join(", ")}`);
-      button.addEventListener("click", () => commuter.onChoose?.(r));
+      button.addEventListener("click", () => commuter.onChoose?.(current(commuter.results.find((x) => String(x.id) === item.dataset.id) || r)));
       item.append(button);
-      return item;
-    }),
-  );
+    }
+    item.className = `site availability-${usable(r) ? "open" : r.availability || "no_data"}${r.stale ? " is-stale" : ""}`;
+    item.dataset.distance = r.distance_m;
+    item.dataset.free = r.free ?? "";
+    const text = parts(r);
+    item.querySelector(".site-name").textContent = r.name || r.id;
+    item.querySelector(".site-details").textContent = text.join(" · ");
+    item.querySelector("button").setAttribute("aria-label", `${r.name || r.id}: ${text.join(", ")}`);
+    return item;
+  });
+  const same = items.length === list.children.length && items.every((item, i) => list.children[i] === item);
+  if (!same) list.replaceChildren(...items);
 }
 
 export function locate() {

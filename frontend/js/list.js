@@ -2,12 +2,13 @@
 // a screen reader or keyboard can use, and the same rows as a CSV download.
 import { formatAge, t } from "./i18n.js";
 import { parkingRecords } from "./map.js";
-import { ageSeconds, occupancyPct } from "./state.js";
+import { parkingSummary } from "./format.js";
+import { ageSeconds } from "./state.js";
 
 const MAX_ROWS = 300; // a table of 5,000 rows helps nobody; the CSV has them all
 const CSV_COLUMNS = [
   "id", "feed", "name", "lat", "lon", "capacity", "free", "occupied", "occupancy_pct",
-  "status", "trend", "stale", "stale_reason", "observed_at",
+  "status", "availability", "trend", "stale", "stale_reason", "observed_at",
 ];
 
 export const list = { bbox: null, feeds: null, filter: "", onChoose: null };
@@ -32,7 +33,7 @@ export function render() {
   body.replaceChildren(
     ...rows.slice(0, MAX_ROWS).map((r) => {
       const tr = document.createElement("tr");
-      if (r.stale) tr.className = "is-stale";
+      tr.className = [r.stale ? "is-stale" : "", `availability-${r.availability || "no_data"}`].join(" ").trim();
       const nameCell = document.createElement("td");
       const button = document.createElement("button");
       button.type = "button";
@@ -41,7 +42,7 @@ export function render() {
       button.addEventListener("click", () => list.onChoose?.(r));
       nameCell.append(button);
       const cells = [
-        r.free ?? "–",
+        parkingSummary(r),
         r.capacity ?? "–",
         r.trend ? t(`trend_${r.trend}`) : "–",
         (r.stale ? `${t("stale")} · ` : "") + formatAge(ageSeconds(r)),
@@ -71,8 +72,7 @@ function csvCell(value) {
 export function toCsv(rows) {
   const lines = [CSV_COLUMNS.join(",")];
   for (const r of rows) {
-    const values = { ...r, occupancy_pct: occupancyPct(r) };
-    lines.push(CSV_COLUMNS.map((c) => csvCell(values[c])).join(","));
+    lines.push(CSV_COLUMNS.map((c) => csvCell(r[c])).join(","));
   }
   return lines.join("\r\n") + "\r\n";
 }

@@ -6,7 +6,8 @@ const BACKOFF_START_MS = 500;
 const BACKOFF_MAX_MS = 30000;
 
 export class LiveClient {
-  constructor({ onStatus, onFeeds }) {
+  constructor({ onStatus, onFeeds, filter = null }) {
+    this.filter = filter; // the live protocol's filter: the chosen city's bbox, or null for all
     this.onStatus = onStatus;
     this.onFeeds = onFeeds;
     this.socket = null;
@@ -63,6 +64,24 @@ export class LiveClient {
     this.timer = setTimeout(() => this.connect(), jittered);
   }
 
+  // A new filter replaces the subscription (the protocol's rule): a fresh snapshot follows, which
+  // replaces what the page holds.
+  // With `since` (the seq of freshly loaded REST state) the server resumes from it instead.
+  setFilter(filter, since = null) {
+    this.filter = filter;
+    const subscribe = { type: "subscribe", topics: this.topics };
+    if (filter) subscribe.filter = filter;
+    if (since != null) {
+      subscribe.since = since;
+      state.lastSeq = since;
+    } else {
+      state.lastSeq = null;
+    }
+    this.pending.clear();
+    this.buffered = [];
+    this.send(subscribe);
+  }
+
   send(message) {
     if (this.socket && this.socket.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(message));
   }
@@ -84,6 +103,7 @@ export class LiveClient {
         // Subscribe to what this connection may see (a public connection may see fewer topics).
         this.topics = Array.isArray(message.topics) ? TOPICS.filter((topic) => message.topics.includes(topic)) : TOPICS;
         const subscribe = { type: "subscribe", topics: this.topics };
+        if (this.filter) subscribe.filter = this.filter;
         if (state.lastSeq != null) subscribe.since = state.lastSeq;
         this.pending.clear();
         this.buffered = [];

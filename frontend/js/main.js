@@ -1,8 +1,10 @@
 // Boot: language, service description, current state over REST for a fast first render, then
 // the live feed. Every step that can fail shows a banner and lets the rest of the page work.
-import { featuresToRecords, getAllFeatures, getJson } from "./api.js";
-import { bikesGradient, cssGradient, STALE_COLOR, TRAFFIC_LEVELS, UNKNOWN_COLOR } from "./colors.js";
+import { featuresToRecords, getAllFeatures, getJson, scopeQueries } from "./api.js";
+import { bikesGradient, CLOSED_COLOR, cssGradient, NO_VALUE_OUTLINE, STALE_OUTLINE, TRAFFIC_LEVELS } from "./colors.js";
 import * as commuter from "./commuter.js";
+import { installDebugHooks } from "./debug.js";
+import { redrawDetails, showDetails } from "./details.js";
 import { initialLanguage, onLanguageChange, setLanguage, t } from "./i18n.js";
 import * as list from "./list.js";
 import { LiveClient } from "./live.js";
@@ -11,18 +13,16 @@ import {
   createMap,
   frameBox,
   map,
-  markers,
   refreshTooltip,
   requestRender,
   setBasemap,
   setLayerVisible,
-  subplotMap,
 } from "./map.js";
 import * as planner from "./planner.js";
 import { markDirty, onDirty, replaceTopic, state } from "./state.js";
 
 const PANEL_REFRESH_MS = 1000;
-const AGE_REFRESH_MS = 10000;
+const AGE_REFRESH_MS = 1000;
 // Feed health changes without a live message (a `feeds` delta is sent when a feed turns stale or
 // fresh, not on every successful poll): refetched this often while the planner shows it.
 const FEEDS_REFRESH_MS = 30000;
@@ -71,7 +71,12 @@ async function loadMeta() {
   document.getElementById("attribution").textContent = meta.tile_url ? meta.tile_attribution || "" : "";
   app.areas = (meta.cities || meta.areas || [])
     .filter((a) => Array.isArray(a.bbox) && a.bbox.length === 4)
-    .map((a) => ({ name: a.name, feeds: a.feeds || (a.feed ? [a.feed] : []), bbox: a.bbox }));
+    .map((a) => ({
+      name: a.name,
+      feeds: a.feeds || (a.feed ? [a.feed] : []),
+      bbox: a.bbox,
+      parking: a.parking_sites ?? null,
+    }));
 }
 
 const SOURCES = [
@@ -81,18 +86,44 @@ const SOURCES = [
   ["events", "/api/v1/traffic/events", "layer_events"],
 ];
 
-async function loadCurrent() {
-  await Promise.all(
+// The chosen city's feeds (null: every area): the first screen fetches only what it shows. By
+// feed, not by box: a road segment known only by its line has no point for a box to match.
+function chosenArea() {
+  return app.areas.find((a) => a.name === document.getElementById("city-select").value) || null;
+}
+
+function chosenFilter() {
+  const area = chosenArea();
+  if (!area) return null;
+  return area.feeds.length ? { feeds: area.feeds } : { bbox: area.bbox };
+}
+
+// Returns the change-log seq every topic's REST state includes (the smallest of their first
+// pages'), or null when one is missing: the live client then resumes from it instead of taking
+// a snapshot that would send the same sites again.
+async function loadCurrent(filter = chosenFilter()) {
+  const queries = scopeQueries(filter);
+  const seqs = await Promise.all(
     SOURCES.map(async ([topic, path, label]) => {
       try {
-        replaceTopic(topic, featuresToRecords(await getAllFeatures(path)));
+        // Drawn page by page: the first car parks show while the rest of the city loads.
+        const arrived = [];
+        const onPage = (features) => {
+          arrived.push(...featuresToRecords(features));
+          replaceTopic(topic, arrived);
+        };
+        const pages = await Promise.all(queries.map((params) => getAllFeatures(path, params, { onPage })));
+        replaceTopic(topic, pages.flatMap((page) => featuresToRecords(page)));
         showError(topic, null);
+        return pages.every((page) => page.changes_seq != null) ? Math.min(...pages.map((page) => page.changes_seq)) : null;
       } catch (error) {
         // The live snapshot will fill this topic if the feed is up; say what is missing meanwhile.
         showError(topic, t("error_load", { what: t(label), detail: error.detail || error.message }));
+        return null;
       }
     }),
   );
+  return seqs.every((seq) => seq != null) ? Math.min(...seqs) : null;
 }
 
 function dataBox(records) {
@@ -173,8 +204,9 @@ function defaultCity(choices) {
   const parkingByFeed = new Map();
   for (const r of state.records.parking.values()) parkingByFeed.set(r.feed, (parkingByFeed.get(r.feed) || 0) + 1);
   const sitesByName = new Map((app.meta?.cities || []).map((c) => [c.name, c.sites || 0]));
+  // The service description counts each city's car parks, so the choice needs no data loaded.
   const score = (area) => [
-    (area.feeds || []).reduce((n, feed) => n + (parkingByFeed.get(feed) || 0), 0),
+    area.parking ?? (area.feeds || []).reduce((n, feed) => n + (parkingByFeed.get(feed) || 0), 0),
     sitesByName.get(area.name) || 0,
   ];
   let best = null;
@@ -195,7 +227,7 @@ function chooseCity() {
   return true;
 }
 
-function frameSelected() {
+function frameSelected({ frame = true } = {}) {
   const select = document.getElementById("city-select");
   const option = select.selectedOptions[0];
   const bbox = option?.dataset.bbox ? JSON.parse(option.dataset.bbox) : allBox();
@@ -206,11 +238,52 @@ function frameSelected() {
   list.list.bbox = option?.value && !feeds.length ? bbox : null;
   list.render();
   updateExportLink();
-  if (bbox) {
+  if (bbox && frame) {
     app.framed = true;
-    return frameBox(bbox);
+    return frameBox(coreBox(bbox) || bbox);
   }
   return null;
+}
+
+// The box holding the city's core: the 2nd to 98th percentile of its loaded sites' positions, so
+// a few suburban stations (Paris's Vélib') do not shrink the city to a blob.
+function coreBox(bbox) {
+  const lats = [];
+  const lons = [];
+  for (const topic of ["parking", "traffic", "bikes"]) {
+    for (const r of state.records[topic].values()) {
+      if (r.lat == null || r.lon == null) continue;
+      if (r.lon < bbox[0] || r.lon > bbox[2] || r.lat < bbox[1] || r.lat > bbox[3]) continue;
+      lats.push(Number(r.lat));
+      lons.push(Number(r.lon));
+    }
+  }
+  if (lats.length < 50) return null; // too few to speak of outliers
+  const at = (values, q) => values.sort((a, b) => a - b)[Math.floor(q * (values.length - 1))];
+  return [at(lons, 0.02), at(lats, 0.02), at(lons, 0.98), at(lats, 0.98)];
+}
+
+// A new city: its data over REST and a live subscription limited to its box, then the frame.
+async function switchCity({ frame = true } = {}) {
+  const filter = chosenFilter();
+  if (frame) frameSelected();
+  const seq = await loadCurrent(filter);
+  app.live?.setFilter(filter, seq);
+  if (!frame) frameSelected({ frame: false });
+}
+
+// Near-me follows the user: a point inside another city switches the map to that city.
+function followUser(lat, lon) {
+  const select = document.getElementById("city-select");
+  // A city's box spans its sites; a user at its edge (within about the near-me radius) is in it.
+  const pad = 0.05;
+  const inside = app.areas.find(
+    (a) =>
+      a.bbox && lon >= a.bbox[0] - pad && lon <= a.bbox[2] + pad && lat >= a.bbox[1] - pad && lat <= a.bbox[3] + pad,
+  );
+  if (!inside || inside.name === select.value || select.value === "") return;
+  select.value = inside.name;
+  switchCity({ frame: false });
 }
 
 function updateExportLink() {
@@ -250,6 +323,7 @@ function setupTabs() {
       document.getElementById(other.getAttribute("aria-controls")).hidden = !selected;
     }
     if (tab.id === "tab-planner") {
+      planner.fitChart();
       planner.renderSummary();
       planner.renderFeeds();
       planner.loadFeeds();
@@ -289,8 +363,14 @@ function setupLegend() {
     const swatch = document.querySelector(`.legend [data-level="${level.key}"] .line`);
     if (swatch) swatch.style.background = level.color;
   }
-  document.querySelector(".legend .swatch.stale").style.background = STALE_COLOR;
-  document.querySelector(".legend .swatch.unknown").style.background = UNKNOWN_COLOR;
+  const swatch = (cls, fill, outline) => {
+    const el = document.querySelector(`.legend .swatch.${cls}`);
+    el.style.background = fill;
+    el.style.border = `2px solid ${outline}`;
+  };
+  swatch("stale", "rgb(33,145,140)", STALE_OUTLINE);
+  swatch("unknown", "#fff", NO_VALUE_OUTLINE);
+  swatch("closed", CLOSED_COLOR, "#fff");
 }
 
 let panelTimer = null;
@@ -299,6 +379,10 @@ function schedulePanels() {
   panelTimer = setTimeout(() => {
     panelTimer = null;
     if (!document.getElementById("view-list").hidden) list.render();
+    if (!document.getElementById("view-near").hidden) {
+      commuter.render();
+      showDetails();
+    }
     if (!document.getElementById("view-planner").hidden) {
       planner.renderSummary();
       planner.renderFeeds();
@@ -311,7 +395,7 @@ function schedulePanels() {
       renderCitySelect();
     }
     const chosen = chooseCity();
-    if ((chosen || !app.framed) && state.records.parking.size && map.gd) frameSelected();
+    if ((chosen || !app.framed) && state.records.parking.size && map.ready) frameSelected();
   }, PANEL_REFRESH_MS);
 }
 
@@ -339,7 +423,18 @@ function renderStatusLine() {
 
 function chooseSite(topic, record) {
   if (record.lat != null && record.lon != null) centerOn(record.lat, record.lon, 16);
+  if (topic === "parking") showDetails(record);
   planner.showSite(topic, record.id);
+}
+
+// plotly.js loads async (index.html): resolves once it has run.
+function plotlyReady() {
+  if (window.Plotly) return Promise.resolve();
+  const script = document.getElementById("plotly-js");
+  return new Promise((resolve, reject) => {
+    script.addEventListener("load", resolve);
+    script.addEventListener("error", () => reject(new Error("plotly.js could not be loaded")));
+  });
 }
 
 async function main() {
@@ -350,10 +445,32 @@ async function main() {
   await setLanguage(lang);
   langSelect.addEventListener("change", () => setLanguage(langSelect.value));
 
+  // Registered before any data arrives: REST answers and the live snapshot race the map's
+  // creation, and whatever lands first must still be drawn.
+  onDirty(() => {
+    requestRender();
+    schedulePanels();
+  });
   await loadMeta();
-  await loadCurrent();
-
-  await createMap(document.getElementById("map"), { center: { lat: 0, lon: 0 }, zoom: 1 });
+  renderCitySelect();
+  chooseCity();
+  const mapReady = plotlyReady().then(() =>
+    createMap(document.getElementById("map"), { center: { lat: 0, lon: 0 }, zoom: 1 }),
+  );
+  // The chosen city over REST (gzipped), then the live feed from the seq that state includes:
+  // a resume sends only what changed since, not a snapshot of the same sites again.
+  const seq = await loadCurrent();
+  if (seq != null) state.lastSeq = seq;
+  app.live = new LiveClient({
+    onStatus: setConnection,
+    onFeeds: () => {
+      schedulePanels();
+      refreshFeedsSoon();
+    },
+    filter: chosenFilter(),
+  });
+  app.live.start();
+  await mapReady;
   renderCitySelect();
   chooseCity();
   await frameSelected();
@@ -362,19 +479,23 @@ async function main() {
   map.onClickPoint = (lat, lon) => commuter.searchNear(lat, lon);
   map.onSelectSite = (topic, id) => {
     const record = state.records[topic].get(String(id));
-    if (record) planner.showSite(topic, record.id);
+    if (!record) return;
+    if (topic === "parking") showDetails(record);
+    planner.showSite(topic, record.id);
   };
+  commuter.commuter.onLocated = followUser;
   map.basemapFailed = () => {
     document.getElementById("basemap-note").hidden = false;
   };
   commuter.commuter.onChoose = (record) => chooseSite("parking", record);
   list.list.onChoose = (record) => chooseSite("parking", record);
   planner.planner.onError = (message) => showError("feeds", message);
+  planner.planner.filter = chosenFilter;
 
   document.getElementById("near-me").addEventListener("click", () => commuter.locate());
   document.getElementById("city-select").addEventListener("change", (event) => {
     rememberCity(event.target.value);
-    frameSelected();
+    switchCity();
   });
   document.getElementById("list-filter").addEventListener("input", (event) => {
     list.list.filter = event.target.value;
@@ -389,15 +510,12 @@ async function main() {
   updateExportLink();
   renderStatusLine();
 
-  onDirty(() => {
-    requestRender();
-    schedulePanels();
-  });
   onLanguageChange(() => {
     setConnection(app.connection, app.retryIn);
     renderCitySelect();
     planner.updateSliderLabel();
     commuter.render();
+    redrawDetails();
     list.render();
     planner.renderSummary();
     planner.renderFeeds();
@@ -405,36 +523,27 @@ async function main() {
     refreshTooltip();
     markDirty("events");
   });
-  // "updated N s ago" is in the hover text and the feed table: keep them current while shown.
+  // "updated N s ago" is in the hover text, the near list, the details card and the feed table:
+  // they tick every second while shown.
+  let ticks = 0;
   setInterval(() => {
     if (document.visibilityState !== "visible") return;
     refreshTooltip();
-    if (state.records.events.size) markDirty("events");
+    if (!document.getElementById("view-near").hidden) {
+      commuter.render();
+      showDetails();
+    }
+    ticks += 1;
+    // Event hover ages are Plotly's own text: redrawn every 10 s, not every second.
+    if (state.records.events.size && ticks % 10 === 0) markDirty("events");
     if (!document.getElementById("view-planner").hidden) planner.renderFeeds();
   }, AGE_REFRESH_MS);
 
   planner.loadFeeds();
   app.knownAreas = areas().length;
-  app.live = new LiveClient({
-    onStatus: setConnection,
-    onFeeds: () => {
-      schedulePanels();
-      refreshFeedsSoon();
-    },
-  });
-  app.live.start();
 }
 
-// Hooks for the browser tests and the benchmark: read-only views plus the page's own handlers.
-window.mobility = {
-  state,
-  map,
-  app,
-  handleMessage: (message) => app.live?.handle(message),
-  markers,
-  subplotMap,
-  ready: false,
-};
+installDebugHooks(app);
 
 main()
   .then(() => {

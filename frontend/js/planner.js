@@ -1,10 +1,11 @@
 // Planner view: congestion and occupancy summary, 24 h charts of one site, replay of the last
 // 24 h on the map, and the health of every feed.
-import { featuresToRecords, getAllFeatures, getJson } from "./api.js";
+import { featuresToRecords, getAllFeatures, getJson, scopeQueries } from "./api.js";
 import { addForecast } from "./forecast.js";
 import { formatAge, formatTime, t } from "./i18n.js";
-import { map, requestRender } from "./map.js";
-import { occupancyPct, serverNow, state } from "./state.js";
+import { requestRender } from "./map.js";
+import { records, replay } from "./replay.js";
+import { serverNow, state } from "./state.js";
 
 const STEP_MS = 15 * 60 * 1000;
 const DAY_MS = 24 * 3600 * 1000;
@@ -16,7 +17,7 @@ const OCCUPANCY_BANDS = [
   { label: "95–100 %", max: Infinity },
 ];
 
-export const planner = { selected: null, replayTime: null, sliderBase: Date.now(), onError: null };
+export const planner = { selected: null, replayTime: null, sliderBase: Date.now(), onError: null, filter: null };
 
 let replayTimer = null;
 let replayController = null;
@@ -44,14 +45,21 @@ function table(caption, rows) {
 
 export function renderSummary() {
   const traffic = Object.fromEntries(CONGESTION_LEVELS.map((level) => [level, 0]));
-  for (const r of state.records.traffic.values()) {
-    const level = CONGESTION_LEVELS.includes(r.congestion) ? r.congestion : "unknown";
+  // The map's own levels (the server's `level`, stale drawn as no value), for the sites the map
+  // holds: the chosen city's.
+  for (const r of records("traffic")) {
+    const level = !r.stale && CONGESTION_LEVELS.includes(r.level) ? r.level : "unknown";
     traffic[level] += 1;
   }
   const bands = OCCUPANCY_BANDS.map(() => 0);
   let unknown = 0;
-  for (const r of state.records.parking.values()) {
-    const pct = occupancyPct(r);
+  let closed = 0;
+  for (const r of records("parking")) {
+    const pct = r.occupancy_pct;
+    if (r.availability === "closed") {
+      closed += 1;
+      continue;
+    }
     if (pct == null || r.stale) {
       unknown += 1;
       continue;
@@ -62,7 +70,11 @@ export function renderSummary() {
     .getElementById("summary")
     .replaceChildren(
       table(t("summary_traffic"), CONGESTION_LEVELS.map((level) => [t(`congestion_${level}`), traffic[level]])),
-      table(t("summary_parking"), [...OCCUPANCY_BANDS.map((b, i) => [b.label, bands[i]]), [t("band_unknown"), unknown]]),
+      table(t("summary_parking"), [
+        ...OCCUPANCY_BANDS.map((b, i) => [b.label, bands[i]]),
+        [t("availability_closed"), closed],
+        [t("band_unknown"), unknown],
+      ]),
     );
 }
 
@@ -72,20 +84,53 @@ function pick(object, keys) {
   return Object.fromEntries(keys.filter((k) => object[k] !== undefined).map((k) => [k, object[k]]));
 }
 
+// A feed's name for people: its city and what it carries ("Rennes · parking"), the id kept for
+// operators in the row's title.
+function feedName(feed) {
+  const kinds = Object.entries(feed.sites || {})
+    .filter(([, n]) => n > 0)
+    .map(([kind]) => t(`layer_${kind}`).toLowerCase());
+  const what = kinds.length ? kinds.join(", ") : feed.format || "";
+  return [feed.city, what].filter(Boolean).join(" · ") || String(feed.id);
+}
+
+// The quality counters the API keeps per feed: records and rejections of the last poll, and the
+// rules that flagged records, most frequent first.
+function feedQuality(health) {
+  if (health.last_records == null && !health.records_total) return "–";
+  const parts = [
+    t("feed_quality", {
+      records: health.last_records ?? 0,
+      rejected: health.last_rejected ?? 0,
+      total: health.records_total ?? 0,
+      rejected_total: health.rejected_total ?? 0,
+    }),
+  ];
+  const rules = Object.entries(health.quality || {})
+    .filter(([, n]) => Number(n) > 0)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 3)
+    .map(([rule, n]) => `${rule.replaceAll("_", " ")}: ${n}`);
+  if (rules.length) parts.push(rules.join(", "));
+  return parts.join(" · ");
+}
+
 export function renderFeeds() {
   const body = document.querySelector("#feed-table tbody");
-  const feeds = [...state.records.feeds.values()].sort((a, b) => String(a.id).localeCompare(String(b.id)));
+  const feeds = [...state.records.feeds.values()].sort((a, b) => feedName(a).localeCompare(feedName(b)));
   body.replaceChildren(
     ...feeds.map((feed) => {
       const tr = document.createElement("tr");
       // A feed that answers but gives nothing usable (docs/ingest.md) is not "ok" either.
       const unhealthy = !feed.stale && feed.healthy === false && feed.unhealthy_reason;
       tr.className = feed.stale ? "is-stale" : unhealthy ? "is-unhealthy" : "";
+      tr.title = String(feed.id);
+      tr.dataset.id = feed.id;
       // REST nests health; live `feeds` deltas carry the same fields flat.
       const health = { ...(feed.health || {}), ...pick(feed, HEALTH_FIELDS) };
       const lastSuccess = health.last_success_at ? Date.parse(health.last_success_at) : null;
       const cells = [
-        feed.name || feed.id,
+        feedName(feed),
         feed.stale
           ? `${t("feed_stale")}${health.last_error ? ` (${health.last_error})` : ""}`
           : unhealthy
@@ -93,6 +138,7 @@ export function renderFeeds() {
             : t("feed_ok"),
         lastSuccess ? t("updated_ago", { age: formatAge((serverNow() - lastSuccess) / 1000) }) : t("never"),
         health.consecutive_failures ?? 0,
+        feedQuality(health),
       ];
       tr.replaceChildren(
         ...cells.map((value) => {
@@ -170,12 +216,17 @@ export async function showSite(topic, id) {
   }
   const buckets = Array.isArray(payload) ? payload : payload.points || payload.buckets || [];
   let data;
+  // Sized to its box (which may have been hidden when the page was laid out), with a time axis
+  // in hours and minutes.
   let layout = {
     margin: { l: 48, r: 48, t: 10, b: 36 },
     height: 240,
+    width: chart.clientWidth || undefined,
+    autosize: true,
     showlegend: true,
     legend: { orientation: "h", y: -0.25 },
-    xaxis: { type: "date" },
+    // The whole day asked for, so a site with a few readings is not drawn on a one-minute axis.
+    xaxis: { type: "date", tickformat: "%H:%M", hoverformat: "%H:%M", range: [from, to] },
   };
   if (topic === "parking") {
     const capacity = Number(record?.capacity) || null;
@@ -200,14 +251,22 @@ export async function showSite(topic, id) {
         hoverinfo: "skip",
         showlegend: false,
       },
-      { x: occ.x, y: occ.avg, type: "scatter", mode: "lines", name: t("chart_occupancy"), line: { color: "rgb(0,34,78)" } },
+      {
+        x: occ.x,
+        y: occ.avg,
+        type: "scatter",
+        mode: "lines+markers", // one point still draws
+        marker: { size: 4 },
+        name: t("chart_occupancy"),
+        line: { color: "rgb(59,28,140)" },
+      },
     ];
     layout.yaxis = { title: { text: t("chart_occupancy") }, range: [0, 100] };
   } else {
     const speed = bucketSeries(buckets, "speed_kmh");
     const flow = bucketSeries(buckets, "flow_vph");
     data = [
-      { x: speed.x, y: speed.avg, type: "scatter", mode: "lines", name: t("chart_speed"), line: { color: "rgb(0,34,78)" } },
+      { x: speed.x, y: speed.avg, type: "scatter", mode: "lines+markers", marker: { size: 4 }, name: t("chart_speed"), line: { color: "rgb(0,114,178)" } },
       {
         x: flow.x,
         y: flow.avg,
@@ -215,9 +274,9 @@ export async function showSite(topic, id) {
         mode: "lines",
         name: t("chart_flow"),
         yaxis: "y2",
-        line: { color: "rgb(195,179,105)" },
+        line: { color: "rgb(213,94,0)" },
       },
-    ];
+    ].filter((series) => series.y.some((v) => v != null)); // no empty series in the legend
     layout = {
       ...layout,
       yaxis: { title: { text: t("chart_speed") } },
@@ -226,6 +285,13 @@ export async function showSite(topic, id) {
   }
   await Plotly.react(chart, data, layout, { displaylogo: false, responsive: true });
   if (topic === "parking") await addForecast(chart, id, () => planner.selected?.id === id);
+}
+
+// The chart may have been drawn while the planner was hidden (chosen from the list): fit it to
+// its box once shown.
+export function fitChart() {
+  const chart = document.getElementById("site-chart");
+  if (chart.data && chart.clientWidth) Plotly.relayout(chart, { width: chart.clientWidth });
 }
 
 export function sliderTime(value) {
@@ -247,36 +313,57 @@ export function onSliderInput() {
   replayTimer = setTimeout(applySlider, 250);
 }
 
+const REPLAY_TOPICS = ["parking", "traffic", "bikes"];
+
+// Every layer's state at `time`, for the chosen city only (by feed, as the live view).
+async function fetchPast(topic, time, signal) {
+  const filter = planner.filter?.() || null;
+  const queries = scopeQueries(filter);
+  const pages = await Promise.all(
+    queries.map((params) => getAllFeatures(`/api/v1/${topic}/at`, { ...params, time: time.toISOString() }, { signal })),
+  );
+  return new Map(pages.flatMap((page) => featuresToRecords(page)).map((r) => [String(r.id), r]));
+}
+
+function replayChanged() {
+  for (const topic of REPLAY_TOPICS) state.dirty.add(topic);
+  requestRender();
+  renderSummary();
+}
+
 async function applySlider() {
   const value = Number(document.getElementById("time-slider").value);
   const banner = document.getElementById("replay-banner");
   replayController?.abort();
   if (value === 0) {
     planner.replayTime = null;
-    map.replay = null;
+    replay.topics = null;
+    replay.time = null;
     banner.hidden = true;
-    state.dirty.add("parking");
-    requestRender();
+    replayChanged();
     return;
   }
   const time = sliderTime(value);
   replayController = new AbortController();
+  planner.replayTime = time;
   try {
-    const collection = await getAllFeatures(
-      "/api/v1/parking/at",
-      { time: time.toISOString() },
-      { signal: replayController.signal },
-    );
-    map.replay = new Map(featuresToRecords(collection).map((r) => [String(r.id), r]));
-    planner.replayTime = time;
-    banner.textContent = t("replay_banner", { time: formatTime(time) });
+    const past = await Promise.all(REPLAY_TOPICS.map((topic) => fetchPast(topic, time, replayController.signal)));
+    if (past.some((sites) => sites.size)) {
+      replay.topics = Object.fromEntries(REPLAY_TOPICS.map((topic, i) => [topic, past[i]]));
+      replay.time = time;
+      banner.textContent = t("replay_banner", { time: formatTime(time) });
+    } else {
+      // Nothing recorded that far back: say so, and keep the live map rather than empty markers.
+      replay.topics = null;
+      replay.time = null;
+      banner.textContent = t("replay_no_history", { time: formatTime(time) });
+    }
   } catch (error) {
     if (error.name === "AbortError") return;
-    map.replay = new Map();
-    planner.replayTime = time;
+    replay.topics = null;
+    replay.time = null;
     banner.textContent = t("replay_failed", { time: formatTime(time) });
   }
   banner.hidden = false;
-  state.dirty.add("parking");
-  requestRender();
+  replayChanged();
 }

@@ -1,4 +1,6 @@
-// Client-side current state: one Map per topic, id -> record with the REST field names.
+// Client-side current state: one Map per topic, id -> record with the REST field names. Derived
+// values (occupancy_pct, availability, level) come from the server with the values they derive
+// from; nothing here computes them.
 // Deltas and snapshots only mark topics dirty, with the ids that changed, so the map patches
 // those features instead of rebuilding thousands for one delta.
 export const TOPICS = ["parking", "traffic", "bikes", "events", "feeds"];
@@ -77,9 +79,6 @@ export function applyDelta(message) {
   Object.assign(record, message.fields || {});
   if (message.observed_at !== undefined) record.observed_at = message.observed_at;
   if (message.received_at !== undefined) record.received_at = message.received_at;
-  if (message.fields && ("free" in message.fields || "occupied" in message.fields)) {
-    record.occupancy_pct = occupancyPct(record);
-  }
   if (message.fields && "stale" in message.fields && !message.fields.stale) record.stale_reason = null;
   map.set(id, record);
   state.deltasApplied += 1;
@@ -89,15 +88,6 @@ export function applyDelta(message) {
   }
   markDirty(topic, id);
   return true;
-}
-
-export function occupancyPct(record) {
-  const capacity = record.capacity;
-  if (capacity > 0) {
-    if (record.free != null) return Math.max(0, Math.min(100, (100 * (capacity - record.free)) / capacity));
-    if (record.occupied != null) return Math.max(0, Math.min(100, (100 * record.occupied) / capacity));
-  }
-  return record.occupancy_pct ?? null;
 }
 
 // The server's clock, as told by the live feed (hello, heartbeat): ages are measured against it,

@@ -37,7 +37,10 @@ async def fetch_static(
     jsonb columns (``extra``, ``geometry``) are decoded row by row, so they are read only when
     the batch carries site records to compare them with.
     """
-    cols = ", ".join((*kind.static_columns, "extra", *(("free",) if kind.topic == "parking" else ())))
+    # Parking's free/occupied/status: the change a site update announces carries the free count
+    # `min_free` may compare (ingest.derived.usable_free).
+    parking = ("free", "occupied", "status") if kind.topic == "parking" else ()
+    cols = ", ".join((*kind.static_columns, "extra", *parking))
     if not full:
         cols = "capacity" if kind.topic in ("parking", "bikes") else "lat"
     rows = await raw.fetch(
@@ -49,19 +52,20 @@ async def fetch_static(
 async def fetch_state(
     raw: asyncpg.Connection, kind: StoredTopic, feed: str, ids: list[str]
 ) -> dict[str, tuple[Any, ...]]:
-    """Current state of these sites as ``(lat, lon, values, observed_at, last_stored_at, stale)``.
+    """Current state as ``(lat, lon, values, observed_at, last_stored_at, stale, derived_input)``.
 
     ``feed_id`` lets PostgreSQL read one feed's sites through the (feed_id, source_id) index
     instead of scanning every feed's.
     """
     rows = await raw.fetch(
-        f"SELECT id, lat, lon, {', '.join(kind.live_columns)}, observed_at, last_stored_at, stale "
+        f"SELECT id, lat, lon, {', '.join(kind.live_columns)}, observed_at, last_stored_at, stale, "
+        f"{kind.derived_input} "
         f"FROM {kind.site_table} WHERE feed_id = $1 AND id = ANY($2::text[])",
         feed,
         ids,
     )
     end = 3 + len(kind.live)
-    return {r[0]: (r[1], r[2], tuple(r[3:end]), r[end], r[end + 1], r[end + 2]) for r in rows}
+    return {r[0]: (r[1], r[2], tuple(r[3:end]), r[end], r[end + 1], r[end + 2], r[end + 3]) for r in rows}
 
 
 async def log_poll(

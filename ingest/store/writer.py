@@ -29,6 +29,7 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ingest import quality, usability
+from ingest.derived import derived_fields, usable_free
 from ingest.records import ParkingObservation, Record, Rejected, TrafficEvent
 from ingest.spec import FeedSpec
 from ingest.store.kinds import EVENT_FIELDS, KIND_OF_OBS, KIND_OF_SITE, KINDS, SITE_FLAGS, StoredTopic
@@ -406,7 +407,9 @@ class Store:
                         {**diff, "stale": False} if before is None else diff,
                         lat if lat is not None else (before["lat"] if before is not None else None),
                         lon if lon is not None else (before["lon"] if before is not None else None),
-                        before["free"] if before is not None and kind.topic == "parking" else None,
+                        usable_free(before["status"], before["free"], before["occupied"])
+                        if before is not None and kind.topic == "parking"
+                        else None,
                     )
                 )
         if not rows:
@@ -524,7 +527,7 @@ class Store:
         for sid, items in per_site.items():
             if len(items) > 1:
                 items.sort(key=_observed_at)
-            lat, lon, start_state, observed_at, last_stored, was_stale = current[sid]
+            lat, lon, start_state, observed_at, last_stored, was_stale, derived_input = current[sid]
             state = start_state
             flags: list[str] | None = None
             for obs in items:
@@ -545,13 +548,18 @@ class Store:
             state_updates.append((sid, *state, observed_at, now, last_stored, ",".join(flags)))
             if state != start_state:
                 diff = {c: v for c, v, old in zip(value_cols, state, start_state, strict=True) if v != old}
+                # The server's derived values travel with the change (a browser only draws them).
+                named = dict(zip(value_cols, state, strict=True))
+                diff.update(derived_fields(kind.topic, named, derived_input))
                 if was_stale:
                     diff["stale"] = False
             elif was_stale:
                 diff = {"stale": False}
             else:
                 continue
-            free = state[0] if is_parking else None  # "free" is parking's first value column
+            # What `min_free` compares: a closed, full or count-less car park has no usable space.
+            # Parking's value columns are (free, occupied, status).
+            free = usable_free(state[2], state[0], state[1]) if is_parking else None
             changes.append(NewChange(kind.topic, spec.name, sid, diff, lat, lon, free, observed_at))
         return to_store, days, state_updates
 

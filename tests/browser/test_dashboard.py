@@ -305,10 +305,15 @@ async def test_feed_health_ages_come_from_the_server_clock_and_follow_the_feeds_
     await load_dashboard(page, server.url)
     await wait_live(page)
     await page.get_by_role("tab", name="Planner").click()
-    row = page.locator("#feed-table tbody tr", has_text="testcity-parking")
+    row = page.locator('#feed-table tbody tr[data-id="testcity-parking"]')
     await row.wait_for()
     cells = row.locator("td")
+    # A human name (city and what the feed carries), the id kept as the row's title.
+    assert await cells.nth(0).inner_text() == "Testcity · parking"
+    assert await row.get_attribute("title") == "testcity-parking"
     assert await cells.nth(1).inner_text() == "ok"
+    # The quality counters the API keeps: the last poll's records and rejections.
+    assert re.match(r"last poll \d+ records, 0 rejected", await cells.nth(4).inner_text())
     assert re.fullmatch(r"updated \d+ s ago", await cells.nth(2).inner_text())
 
     # A failed poll changes health without a live message; the feed turning stale sends one on
@@ -321,7 +326,7 @@ async def test_feed_health_ages_come_from_the_server_clock_and_follow_the_feeds_
     await page.wait_for_function(
         """() => {
           const row = [...document.querySelectorAll('#feed-table tbody tr')]
-            .find((tr) => tr.cells[0].textContent === 'testcity-parking');
+            .find((tr) => tr.dataset.id === 'testcity-parking');
           return row && row.cells[1].textContent === 'stale (HTTP 503)' && row.cells[3].textContent === '1';
         }"""
     )

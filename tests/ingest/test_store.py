@@ -75,7 +75,8 @@ async def test_sites_observations_and_changes(store: Store, database_url: str) -
     third = await store.apply(feed, newer)
     assert third.changes == 1 and third.observations == 1
     last = (await fetch(database_url, "SELECT payload FROM changes ORDER BY seq DESC LIMIT 1"))[0]["payload"]
-    assert last["fields"] == {"free": 90, "occupied": 143}
+    # The changed fields, and the server's derived values (ingest.derived) that travel with them.
+    assert last["fields"] == {"free": 90, "occupied": 143, "occupancy_pct": 61.4, "availability": "open"}
     history = await fetch(database_url, "SELECT free FROM parking_observations ORDER BY observed_at")
     assert [r["free"] for r in history] == [93, 90]
     quarantine = await fetch(database_url, "SELECT reason FROM quarantine")

@@ -1,0 +1,98 @@
+"""Values derived from a site's raw state, defined once for every reader.
+
+The REST API, the live snapshot and the live deltas (written by the store) all take occupancy,
+a car park's availability and a road's congestion level from here, so a browser, an export
+and a planner's summary never disagree on them: the dashboard only draws what it is given.
+
+Lives in ``ingest`` (not ``app``) because the store writes these values into the change log
+and ``ingest`` must not import ``app``; the functions are pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+Availability = Literal["open", "full", "closed", "no_data"]
+Level = Literal["free", "moderate", "heavy", "congested", "closed"]
+
+# Speed as a share of free-flow speed, in the bands planners use (best first).
+SPEED_BANDS: tuple[tuple[float, Level], ...] = ((0.8, "free"), (0.6, "moderate"), (0.4, "heavy"))
+LEVELS: tuple[Level, ...] = ("free", "moderate", "heavy", "congested", "closed")
+
+
+def occupancy_pct(capacity: int | None, free: int | None, occupied: int | None) -> float | None:
+    """Share of the capacity in use, 0–100, one decimal; ``occupied`` wins when the feed gives both."""
+    if not capacity or capacity <= 0:
+        return None
+    if occupied is None and free is not None:
+        occupied = capacity - free
+    if occupied is None:
+        return None
+    return round(min(max(occupied * 100.0 / capacity, 0.0), 100.0), 1)
+
+
+def parking_availability(status: str | None, free: int | None, occupied: int | None) -> Availability:
+    """What a commuter may act on: only ``open`` is a place to drive to.
+
+    ``closed`` wins over any count (a closed car park's feed may still report free spaces);
+    a site whose feed gives no count (ParkAPI's ``nodata``) is ``no_data``, never free.
+    """
+    if status == "closed":
+        return "closed"
+    if free is None and occupied is None:
+        return "no_data"
+    if status == "full" or (free is not None and free <= 0):
+        return "full"
+    return "open"
+
+
+def usable_free(status: str | None, free: int | None, occupied: int | None) -> int | None:
+    """``free`` where the site is open, else None: what ``min_free`` filters compare."""
+    return free if parking_availability(status, free, occupied) == "open" else None
+
+
+def speed_ratio(speed_kmh: float | None, free_flow_kmh: float | None) -> float | None:
+    """Speed as a share of free-flow speed, three decimals."""
+    if speed_kmh is None or not free_flow_kmh or free_flow_kmh <= 0:
+        return None
+    return round(speed_kmh / free_flow_kmh, 3)
+
+
+def congestion_level(
+    speed_kmh: float | None, free_flow_kmh: float | None, congestion: str | None
+) -> Level | None:
+    """Speed against free flow where both are known, else the level the feed reports; a closure wins."""
+    if congestion == "closed":
+        return "closed"
+    if speed_kmh is not None and free_flow_kmh is not None and free_flow_kmh > 0:
+        ratio = speed_kmh / free_flow_kmh
+        for floor, level in SPEED_BANDS:
+            if ratio >= floor:
+                return level
+        return "congested"
+    return congestion if congestion in LEVELS else None  # type: ignore[return-value]
+
+
+def derived_fields(topic: str, values: Mapping[str, Any], static: Any = None) -> dict[str, Any]:
+    """Every derived field of one site's state, by its REST/live name.
+
+    ``values`` holds the site's value columns (and its static ones where the reader has them);
+    ``static`` is the one static input a reader may hold apart: a car park's capacity, a road's
+    free-flow speed.
+    """
+    if topic == "parking":
+        capacity = values.get("capacity") or static
+        free, occupied, status = values.get("free"), values.get("occupied"), values.get("status")
+        return {
+            "occupancy_pct": occupancy_pct(capacity, free, occupied),
+            "availability": parking_availability(status, free, occupied),
+        }
+    if topic == "traffic":
+        free_flow = values.get("free_flow_kmh") or static
+        speed = values.get("speed_kmh")
+        return {
+            "level": congestion_level(speed, free_flow, values.get("congestion")),
+            "speed_ratio": speed_ratio(speed, free_flow),
+        }
+    return {}
