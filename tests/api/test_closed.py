@@ -127,7 +127,8 @@ def test_live_snapshot_and_changes_carry_the_status(aachen: tuple[str, httpx.Cli
                 row = await raw.fetchrow(
                     "SELECT free, payload FROM changes WHERE site_id = $1 ORDER BY seq DESC LIMIT 1", P18
                 )
-            return everything, with_free, dict(row)
+            # Snapshot items are serialized once, as JSON text (app/live/snapshot.py).
+            return [json.loads(i) for i in everything], [json.loads(i) for i in with_free], dict(row)
         finally:
             await engine.dispose()
 
