@@ -42,6 +42,7 @@ def _run_server(settings: Settings, *, run_ingest: bool) -> int:
 
     from app import migrate
     from app.db import resolve_database_url
+    from app.live.frames import FrameWebSocketProtocol
     from app.main import create_app
 
     url, embedded = resolve_database_url(settings.database_url, settings.pgdata)
@@ -60,6 +61,8 @@ def _run_server(settings: Settings, *, run_ingest: bool) -> int:
             # Serialize once, send the same bytes to every client: per-message deflate would
             # compress each message again for every connection.
             ws_per_message_deflate=False,
+            # Adds the transport sink through which the hub writes pre-encoded frames (app/live/frames.py).
+            ws=FrameWebSocketProtocol,
             proxy_headers=True,
         )
         server = uvicorn.Server(config)

@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 import uvicorn
 
+from app.live.frames import FrameWebSocketProtocol
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -35,6 +37,7 @@ class ThreadedServer:
             port=self.port,
             log_config=None,
             lifespan="on",
+            ws=FrameWebSocketProtocol,  # as `mobility up` runs it: pre-encoded frames to transports
             ws_max_size=1024 * 1024,
             ws_per_message_deflate=False,
         )
