@@ -15,7 +15,10 @@ Measured with ``--concurrency`` clients (default 8), uvicorn in a child process 
   p99, requests per second; and the same SQL (the API's own query text, trend included) run
   directly through an asyncpg pool with the same concurrency — ``ratio`` = API rps / SQL rps;
 * history: one site, 24 h at 5 minutes, and 30 days at 1 hour — p50, p99;
-* current state: ``/api/v1/parking/sites?limit=1000`` (1,000 GeoJSON features) — requests per second.
+* nearest at one client: p50, p99 (``nearest_p99_ms_1``);
+* current state: ``/api/v1/parking/sites?limit=1000`` (1,000 GeoJSON features) — requests per second;
+  its ceiling in the same run: the same SQL through asyncpg with the rows dumped by orjson
+  (no per-row work) — ``geojson_ratio`` = API rps / ceiling rps.
 
 Usage: python bench/api.py [--sites N] [--history-sites N] [--days N] [--requests N] [--concurrency N]
 Last line: one JSON object with the figures.
@@ -40,6 +43,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -117,6 +121,15 @@ async def generate(dsn: str, sites: int, history_sites: int, days: int) -> dict[
             first,
             now,
         )
+        has_trend = await conn.fetchval(
+            "SELECT count(*) FROM information_schema.columns "
+            "WHERE table_name = 'parking_sites' AND column_name = 'trend'"
+        )
+        if has_trend:  # written with each poll by ingest; the generated rows get it the same way
+            from ingest.store.trend import refresh  # absent from trees before migration 0012
+
+            ids = [r["id"] for r in await conn.fetch("SELECT id FROM parking_sites")]
+            await refresh(conn, ids, 15 * 60.0, 2.0)
         await conn.execute("ANALYZE parking_sites; ANALYZE parking_observations")
         rows = await conn.fetchval("SELECT count(*) FROM parking_observations")
         return {
@@ -185,6 +198,7 @@ async def measure(base: str, dsn: str, args: argparse.Namespace, info: dict[str,
             await get("/api/v1/parking/sites", {"near": f"{lat},{lon}", "radius": 1000, "limit": 10})
 
         near = await drive(args.requests, args.concurrency, nearest)
+        near_1 = await drive(max(200, args.requests // 4), 1, nearest)
 
         now: datetime = info["now"]
         history_ids = [f"bench:{i}" for i in range(1, args.history_sites + 1)]
@@ -231,10 +245,29 @@ async def measure(base: str, dsn: str, args: argparse.Namespace, info: dict[str,
         for i in range(50):
             await direct(i)
         sql_near = await drive(args.requests, args.concurrency, direct)
+
+        # Serialization ceiling for the current-state page: the same SQL, its rows dumped to JSON
+        # bytes by orjson with no per-row work at all, at the same concurrency.
+        page_sql, page_params = site_query(
+            **parking_query(settings, SiteFilter(), Page(limit=1000, after=None))
+        )
+        page_compiled = text(page_sql).compile(dialect=pg_asyncpg.dialect())
+        page_values = [page_params[name] for name in page_compiled.positiontup or []]
+
+        async def rows_dumped(i: int) -> None:
+            async with pool.acquire() as conn:
+                rows = await conn.fetch(page_compiled.string, *page_values)
+            orjson.dumps([dict(r) for r in rows], default=str)
+
+        for i in range(5):
+            await rows_dumped(i)
+        ceiling_state = await drive(max(50, args.requests // 10), args.concurrency, rows_dumped)
     finally:
         await pool.close()
     return {
         "near": near,
+        "near_1": near_1,
+        "ceiling_state_1000": ceiling_state,
         "near_sites_in_1km_sample": found,
         "sql_near": sql_near,
         "history_24h_5m": history_day,
@@ -300,7 +333,12 @@ def main() -> int:
     for key in ("history_24h_5m", "history_30d_1h"):
         h = figures[key]
         print(f"{key}: p50 {h['p50_ms']} ms  p99 {h['p99_ms']} ms  {h['rps']} req/s")
+    print(
+        f"nearest (API, 1 client):  p50 {figures['near_1']['p50_ms']} ms  "
+        f"p99 {figures['near_1']['p99_ms']} ms"
+    )
     print(f"current state, 1000 features per response: {figures['current_state_1000']['rps']} req/s")
+    print(f"same rows through asyncpg + orjson.dumps: {figures['ceiling_state_1000']['rps']} req/s")
     result = {
         "sites": info["sites"],
         "history_sites": info["history_sites"],
@@ -317,6 +355,13 @@ def main() -> int:
         "history_30d_1h_p50_ms": figures["history_30d_1h"]["p50_ms"],
         "history_30d_1h_p99_ms": figures["history_30d_1h"]["p99_ms"],
         "current_state_1000_rps": figures["current_state_1000"]["rps"],
+        "nearest_p99_ms_1": figures["near_1"]["p99_ms"],
+        "nearest_p50_ms_1": figures["near_1"]["p50_ms"],
+        "geojson_ceiling_rps": figures["ceiling_state_1000"]["rps"],
+        "geojson_ratio": round(
+            figures["current_state_1000"]["rps"] / figures["ceiling_state_1000"]["rps"], 3
+        ),
+        "load_1m": round(os.getloadavg()[0], 2),
     }
     print(json.dumps(result))
     return 0
