@@ -42,12 +42,19 @@ def _run_server(settings: Settings, *, run_ingest: bool) -> int:
 
     from app import migrate
     from app.db import resolve_database_url
+    from app.ingest_process import IngestProcess
     from app.live.frames import FrameWebSocketProtocol
     from app.main import create_app
 
     url, embedded = resolve_database_url(settings.database_url, settings.pgdata)
+    ingest_child: IngestProcess | None = None
     try:
         migrate.upgrade(url)
+        if run_ingest and settings.up_ingest_process:
+            # Parsing in its own process: a large feed's poll never stalls the hub (app/ingest_process.py).
+            ingest_child = IngestProcess(settings, url)
+            ingest_child.start()
+            run_ingest = False
         app = create_app(settings, database_url=url, run_ingest=run_ingest)
         config = uvicorn.Config(
             app,
@@ -83,6 +90,8 @@ def _run_server(settings: Settings, *, run_ingest: bool) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        if ingest_child is not None:
+            ingest_child.stop()
         if embedded is not None:
             embedded.stop()
     return 0

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app.api import reads
 from app.config import Settings, get_settings
 from app.db import create_engine, sessionmaker
 from app.state import State
@@ -37,6 +38,7 @@ def create_app(
         ingest = None
         demo = False
         await hub.start()
+        read_pool = await reads.create_pool(database_url, 10)
         try:
             if run_ingest:
                 from ingest.runner import IngestService
@@ -52,13 +54,14 @@ def create_app(
                 "hub": hub,
                 "ingest": ingest,
                 "demo": demo,
-                "extras": {},
+                "extras": {reads.POOL_KEY: read_pool},
             }
             yield state
         finally:
             if ingest is not None:
                 await ingest.stop()
             await hub.stop()
+            await read_pool.close()
             await engine.dispose()
 
     app = FastAPI(

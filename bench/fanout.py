@@ -143,8 +143,16 @@ def masked_frame(payload: bytes) -> bytes:
 # ----------------------------------------------------------------------------- servers
 
 
-def serve_ours(database_url: str, port: int, data_dir: str, run_ingest: bool, feeds_file: str | None) -> None:
-    pin(SERVER_CPU)
+def serve_ours(
+    database_url: str, port: int, data_dir: str, ingest: str = "none", feeds_file: str | None = None
+) -> None:
+    """The app under uvicorn. ``ingest``: "none"; "inline" (pollers in this process, as
+    `mobility up` ran them before); "child" (a child process, as `mobility up` runs them now)."""
+    if ingest == "none":
+        pin(SERVER_CPU)
+    else:  # as `mobility up` runs on a user's machine: the scheduler places API and ingest
+        with contextlib.suppress(OSError, AttributeError):
+            os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
     raise_fd_limit()
     import uvicorn
 
@@ -164,18 +172,29 @@ def serve_ours(database_url: str, port: int, data_dir: str, run_ingest: bool, fe
         ws_public_connections_per_ip=1_000_000,  # every bench client comes from 127.0.0.1
         ws_client_messages_per_minute=1_000_000,
         api_rate_per_minute_ip=1_000_000,
+        max_age_days=100_000,  # the national capture is not from today
     )
-    uvicorn.run(
-        create_app(settings, database_url=database_url, run_ingest=run_ingest),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        ws=ws,
-        ws_max_size=1024 * 1024,
-        ws_per_message_deflate=False,
-        backlog=8192,
-        lifespan="on",
-    )
+    child = None
+    if ingest == "child":
+        from app.ingest_process import IngestProcess
+
+        child = IngestProcess(settings, database_url)
+        child.start()
+    try:
+        uvicorn.run(
+            create_app(settings, database_url=database_url, run_ingest=ingest == "inline"),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            ws=ws,
+            ws_max_size=1024 * 1024,
+            ws_per_message_deflate=False,
+            backlog=8192,
+            lifespan="on",
+        )
+    finally:
+        if child is not None:
+            child.stop()
 
 
 class CeilingConnection(asyncio.Protocol):
@@ -739,7 +758,7 @@ def phase_ceiling(args: argparse.Namespace, database_url: str, data_dir: str, sa
     for kind in args.kinds.split(","):
         port = free_port()
         if kind == "ours":
-            server = start_server(serve_ours, (database_url, port, data_dir, False, None))
+            server = start_server(serve_ours, (database_url, port, data_dir))
             subscribe = subscribe_text(database_url)
         else:
             server = start_server(serve_ceiling, (port,))
@@ -791,7 +810,7 @@ def phase_ceiling(args: argparse.Namespace, database_url: str, data_dir: str, sa
 
 def phase_city(args: argparse.Namespace, clients: int, database_url: str, data_dir: str) -> dict[str, Any]:
     port = free_port()
-    server = start_server(serve_ours, (database_url, port, data_dir, False, None))
+    server = start_server(serve_ours, (database_url, port, data_dir))
     subscribe = subscribe_text(database_url, batch_ms=args.batch_ms)
     try:
         wait_port(port)
@@ -848,6 +867,8 @@ def main() -> int:
     parser.add_argument("--kinds", default="ours,ceiling", help="phase 1 servers (debugging)")
     parser.add_argument("--no-ingest", action="store_true", help="skip phase 3")
     parser.add_argument("--ingest-clients", type=int, default=1000)
+    parser.add_argument("--ingest-seconds", type=float, default=15, help="phase 3 probe duration")
+    parser.add_argument("--ingest-interval", type=float, default=3, help="phase 3 poll interval (s)")
     args = parser.parse_args()
     raise_fd_limit()
 
@@ -894,8 +915,104 @@ def main() -> int:
     return 0
 
 
+async def ingest_polls(database_url: str, feed: str) -> tuple[int, list[float]]:
+    """(traffic sites, durations in ms of the feed's polls so far)."""
+    import asyncpg
+
+    from app.db import asyncpg_dsn
+
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        sites = int(await conn.fetchval("SELECT count(*) FROM traffic_sites WHERE feed_id = $1", feed))
+        rows = await conn.fetch(
+            "SELECT duration_ms FROM poll_log WHERE feed_id = $1 AND error IS NULL ORDER BY started_at", feed
+        )
+        return sites, [float(r["duration_ms"]) for r in rows]
+    finally:
+        await conn.close()
+
+
+async def probes_during_ingest(database_url: str, seconds: float) -> dict[str, Any]:
+    """Single parking changes every 100 ms for ``seconds``, then END."""
+    w = Writer(database_url)
+    try:
+        start = time.monotonic()
+        i = 0
+        while time.monotonic() - start < seconds:
+            await w.commit([f"S{i % CITY_SITES}"])
+            i += 1
+            await asyncio.sleep(0.1)
+        await w.commit(["END"])
+    finally:
+        await w.close()
+    return {"committed": w.committed}
+
+
 def phase_ingest(args: argparse.Namespace, database_url: str, data_dir: str) -> dict[str, Any]:
-    return {}
+    """commit→receipt of parking changes while the national DATEX II feed is polled, with the
+    pollers in the API's process ("inline", before) and in `mobility up`'s child ("child")."""
+    from tests.ingest.feedserver import FeedServer
+
+    if not NATIONAL.exists():
+        print(f"# phase 3 skipped: {NATIONAL} not found", flush=True)
+        return {}
+    feed_server = FeedServer().start()
+    out: dict[str, Any] = {}
+    try:
+        url = feed_server.serve(
+            "/ndw.xml.gz", NATIONAL.read_bytes(), content_type="application/x-gzip", etag=False
+        )
+        for mode in ("inline", "child"):
+            feed = f"ndw_{mode}"
+            feeds_file = Path(data_dir + f"-{mode}.toml")
+            feeds_file.parent.mkdir(parents=True, exist_ok=True)
+            feeds_file.write_text(
+                f'[[feed]]\nname = "{feed}"\nurl = "{url}"\ninterval = {args.ingest_interval}\njitter = 0\n'
+            )
+            port = free_port()
+            server = start_server(serve_ours, (database_url, port, data_dir, mode, str(feeds_file)))
+            try:
+                wait_port(port)
+                deadline = time.monotonic() + 300
+                while asyncio.run(ingest_polls(database_url, feed))[0] == 0:  # the first poll's writes
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("the national feed was not ingested within 300 s")
+                    time.sleep(0.5)
+                queues, workers = run_clients(
+                    "ours", port, args.ingest_clients, args.procs, subscribe_text(database_url)
+                )
+                polls_before = len(asyncio.run(ingest_polls(database_url, feed))[1])
+                run = asyncio.run(probes_during_ingest(database_url, args.ingest_seconds))
+                got = collect(queues, workers)
+                polls = asyncio.run(ingest_polls(database_url, feed))[1][polls_before:]
+            finally:
+                stop_server(server)
+            lat = latencies(got["received"], run["committed"])
+            result = {
+                "p50_ms": round(percentile(lat, 0.5), 1),
+                "p99_ms": round(percentile(lat, 0.99), 1),
+                "max_ms": round(max(lat), 1) if lat else None,
+                "polls": len(polls),
+                "poll_ms_median": round(percentile(polls, 0.5)) if polls else None,
+                "delivered": got["messages"],
+                "expected": len(run["committed"]) * args.ingest_clients,
+            }
+            out[mode] = result
+            print(
+                f"ingest   {mode:6} clients={args.ingest_clients} changes={len(run['committed'])} "
+                f"delivered={result['delivered']}/{result['expected']} during {result['polls']} polls "
+                f"of the national feed (median {result['poll_ms_median']} ms each): commit→receipt "
+                f"p50={result['p50_ms']}ms p99={result['p99_ms']}ms max={result['max_ms']}ms",
+                flush=True,
+            )
+    finally:
+        feed_server.stop()
+    return {
+        "change_to_client_p99_ms_under_ingest": out["child"]["p99_ms"],
+        "change_to_client_p50_ms_under_ingest": out["child"]["p50_ms"],
+        "change_to_client_p99_ms_under_ingest_inline": out["inline"]["p99_ms"],
+        "national_polls_during": out["child"]["polls"],
+    }
 
 
 if __name__ == "__main__":

@@ -8,13 +8,15 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.deps import SessionDep, SettingsDep
+from app.api import reads
+from app.api.deps import SettingsDep
 from app.api.geojson import GeoJSONResponse, collection, feature, json_response, paged, point
 from app.api.params import MAX_TEXT, BBoxQuery, FeedQuery, NearQuery, Page, PageDep, RadiusQuery
 from app.api.schemas import ParkingCollection, ParkingFeature
-from app.api.sites import SiteFilter, base_properties, select_sites, site_filter
+from app.api.sites import SiteFilter, base_properties, select_sites, site_filter, site_query
 from app.config import Settings
 from app.problems import not_found
+from app.state import get_state
 
 router = APIRouter(prefix="/api/v1/parking", tags=["parking"])
 
@@ -84,6 +86,18 @@ async def fetch_parking(
     return await select_sites(session, **parking_query(settings, filters, page))
 
 
+async def parking_rows(
+    request: Request, settings: Settings, filters: SiteFilter, page: Page
+) -> list[dict[str, Any]]:
+    """The hot path: one round trip through the read pool (reads.py), else a session."""
+    query = parking_query(settings, filters, page)
+    pool = reads.read_pool(request)
+    if pool is not None:
+        return await reads.fetch(pool, *site_query(**query))
+    async with get_state(request)["sessionmaker"]() as session:
+        return await select_sites(session, **query)
+
+
 @router.get(
     "/sites",
     summary="Parking sites with current state (GeoJSON)",
@@ -96,7 +110,6 @@ async def fetch_parking(
 )
 async def list_sites(
     request: Request,
-    session: SessionDep,
     settings: SettingsDep,
     page: PageDep,
     bbox: BBoxQuery = None,
@@ -117,7 +130,7 @@ async def list_sites(
     if type is not None:
         filters.where.append("s.site_type = :site_type")
         filters.params["site_type"] = type
-    rows = await fetch_parking(session, settings, filters, page)
+    rows = await parking_rows(request, settings, filters, page)
     rows, cursor, headers = paged(request, rows, page.limit, "id", paginate=filters.near is None)
     return collection(request, [parking_feature(r) for r in rows], cursor, headers)
 
@@ -128,8 +141,8 @@ async def list_sites(
     response_class=GeoJSONResponse,
     response_model=ParkingFeature,
 )
-async def get_site(site_id: SiteId, session: SessionDep, settings: SettingsDep) -> Response:
-    rows = await fetch_parking(session, settings, SiteFilter(ids=[site_id]), Page(limit=1, after=None))
+async def get_site(site_id: SiteId, request: Request, settings: SettingsDep) -> Response:
+    rows = await parking_rows(request, settings, SiteFilter(ids=[site_id]), Page(limit=1, after=None))
     if not rows:
         raise not_found(f"parking site {site_id!r}")
     return json_response(parking_feature(rows[0]), media_type="application/geo+json")
