@@ -173,6 +173,7 @@ def serve_ours(
         ws_client_messages_per_minute=1_000_000,
         api_rate_per_minute_ip=1_000_000,
         max_age_days=100_000,  # the national capture is not from today
+        log_level="WARNING",
     )
     child = None
     if ingest == "child":
@@ -413,22 +414,26 @@ class LeanClient(asyncio.Protocol):
             self.stats.ready += 1
 
 
-def client_process(kind: str, port: int, count: int, subscribe: str | None, first: int, queues: Any) -> None:
+def client_process(
+    kind: str, port: int, count: int, subscribe: str | None, first: int, queues: Any, gate: int = 200
+) -> None:
     pin(CLIENT_CPU)
     raise_fd_limit()
     import uvloop
 
-    uvloop.run(_clients(kind, port, count, subscribe, first, queues))
+    uvloop.run(_clients(kind, port, count, subscribe, first, queues, gate))
 
 
-async def _clients(kind: str, port: int, count: int, subscribe: str | None, first: int, queues: Any) -> None:
+async def _clients(
+    kind: str, port: int, count: int, subscribe: str | None, first: int, queues: Any, gate_size: int
+) -> None:
     ready_q, results_q, go = queues
     loop = asyncio.get_running_loop()
     stats = Stats()
     sub = subscribe.encode() if subscribe else None
     every = max(1, (first + count) // SAMPLE_CONNECTIONS) if count else 1
     dones: list[asyncio.Future[None]] = []
-    gate = asyncio.Semaphore(200)
+    gate = asyncio.Semaphore(gate_size)
 
     async def one(i: int) -> None:
         done: asyncio.Future[None] = loop.create_future()
@@ -658,8 +663,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def start_server(target: Any, args: tuple[Any, ...]) -> Any:
-    server = mp.get_context("spawn").Process(target=target, args=args, daemon=True)
+def start_server(target: Any, args: tuple[Any, ...], daemon: bool = True) -> Any:
+    # Not a daemon when it starts a child of its own (the ingest process of `mobility up`).
+    server = mp.get_context("spawn").Process(target=target, args=args, daemon=daemon)
     server.start()
     return server
 
@@ -673,7 +679,7 @@ def stop_server(server: Any) -> None:
 
 
 def run_clients(
-    kind: str, port: int, clients: int, procs: int, subscribe: str | None
+    kind: str, port: int, clients: int, procs: int, subscribe: str | None, gate: int = 200
 ) -> tuple[Any, list[Any]]:
     ctx = mp.get_context("spawn")
     queues = (ctx.Queue(), ctx.Queue(), ctx.Event())
@@ -861,14 +867,14 @@ def main() -> int:
     parser.add_argument("--levels", default="1000,5000,10000", help="phase 2 client counts ('' to skip)")
     parser.add_argument("--duration", type=float, default=20, help="phase 2 seconds per level")
     parser.add_argument("--burst", type=int, default=CITY_SITES, help="phase 2 full-poll size (0: none)")
-    parser.add_argument("--batch-ms", type=int, default=250, help="phase 2 batch interval")
+    parser.add_argument("--batch-ms", type=int, default=100, help="phase 2 batch interval")
     parser.add_argument("--procs", type=int, default=2, help="client processes (all on CPU 1)")
     parser.add_argument("--no-ceiling", action="store_true", help="skip phase 1")
     parser.add_argument("--kinds", default="ours,ceiling", help="phase 1 servers (debugging)")
     parser.add_argument("--no-ingest", action="store_true", help="skip phase 3")
-    parser.add_argument("--ingest-clients", type=int, default=1000)
-    parser.add_argument("--ingest-seconds", type=float, default=15, help="phase 3 probe duration")
-    parser.add_argument("--ingest-interval", type=float, default=3, help="phase 3 poll interval (s)")
+    parser.add_argument("--ingest-clients", type=int, default=200)
+    parser.add_argument("--ingest-seconds", type=float, default=20, help="phase 3 probe duration")
+    parser.add_argument("--ingest-interval", type=float, default=2, help="phase 3 poll interval (s)")
     args = parser.parse_args()
     raise_fd_limit()
 
@@ -970,17 +976,20 @@ def phase_ingest(args: argparse.Namespace, database_url: str, data_dir: str) -> 
                 f'[[feed]]\nname = "{feed}"\nurl = "{url}"\ninterval = {args.ingest_interval}\njitter = 0\n'
             )
             port = free_port()
-            server = start_server(serve_ours, (database_url, port, data_dir, mode, str(feeds_file)))
+            server = start_server(
+                serve_ours, (database_url, port, data_dir, mode, str(feeds_file)), daemon=mode != "child"
+            )
             try:
                 wait_port(port)
+                # Subscribed (resume, 10 at a time) while the first poll is still being fetched.
+                queues, workers = run_clients(
+                    "ours", port, args.ingest_clients, args.procs, subscribe_text(database_url), gate=10
+                )
                 deadline = time.monotonic() + 300
                 while asyncio.run(ingest_polls(database_url, feed))[0] == 0:  # the first poll's writes
                     if time.monotonic() > deadline:
                         raise RuntimeError("the national feed was not ingested within 300 s")
                     time.sleep(0.5)
-                queues, workers = run_clients(
-                    "ours", port, args.ingest_clients, args.procs, subscribe_text(database_url)
-                )
                 polls_before = len(asyncio.run(ingest_polls(database_url, feed))[1])
                 run = asyncio.run(probes_during_ingest(database_url, args.ingest_seconds))
                 got = collect(queues, workers)

@@ -39,25 +39,25 @@ def text_frame(payload: bytes) -> bytes:
 class FrameSink:
     """Writes whole frames to one connection's transport, only while that is safe and cheap."""
 
-    __slots__ = ("_proto",)
+    __slots__ = ("_proto", "_writable", "write")
 
     def __init__(self, proto: WebSocketsSansIOProtocol) -> None:
         self._proto = proto
+        self._writable = proto.writable
+        # Bound once (the transport exists when the scope is built): one call per client per page.
+        self.write = proto.transport.write
 
     def ready(self) -> bool:
-        """Open, handshake done, not closing, and below the transport's high-water mark."""
+        """Open, handshake done, not closing, no compression, below the transport's high-water mark."""
         p = self._proto
         return (
-            p.handshake_complete
+            self._writable.is_set()
+            and p.handshake_complete
             and not p.close_sent
             and not p.disconnected
-            and p.writable.is_set()
             and not p.transport.is_closing()
             and not p.conn.extensions
         )
-
-    def write(self, frame: bytes) -> None:
-        self._proto.transport.write(frame)
 
 
 class FrameWebSocketProtocol(WebSocketsSansIOProtocol):

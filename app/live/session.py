@@ -158,17 +158,26 @@ class Session:
         """``offer`` for consecutive changes; a client that keeps up gets them in one write.
 
         ``shared`` holds, per topic set, the joined frames of the changes an unfiltered
-        subscription admits: built once for all such clients (the ceiling's algorithm)."""
-        if not self.live or self.closing is not None or not changes:
+        subscription admits: built once for all such clients (the ceiling's algorithm). This
+        runs once per client per page of changes, so it is written flat: no helper calls on
+        the direct path."""
+        if not self.live or self.closing is not None:
             return
         sub = self.sub
-        if sub is None:
-            return
-        if not self._direct() or changes[0].seq <= self.watermark:
+        sink = self.sink
+        if (
+            sub is None
+            or sink is None
+            or self.queue
+            or self.sending
+            or self.pending is not None
+            or self.batch_backlog is not None
+            or changes[0].seq <= self.watermark
+            or not sink.ready()
+        ):
             for change in changes:
                 self.offer(change)
             return
-        assert self.sink is not None
         if sub.plain:
             joined = shared.get(sub.topics)
             if joined is None:
@@ -182,8 +191,14 @@ class Session:
             count, size = len(admitted), len(data)
         self.watermark = changes[-1].seq
         if count:
-            self.sink.write(data)
-            self._count(count, size)
+            sink.write(data)
+            metrics = self.hub.metrics
+            metrics.messages_sent += count
+            metrics.bytes_sent += size
+            usage = self.usage
+            if usage is not None:
+                usage.messages_sent += count
+                usage.bytes_sent += size
 
     def offer_batch(
         self, after: int, upto: int, changes: list[Change], text: str | None, frame: bytes | None
