@@ -512,6 +512,15 @@ class Session:
 
     async def _resume(self, sub: Subscription, message: protocol.Subscribe, topics: list[Any]) -> int:
         assert message.since is not None
+        if message.since == self.hub.dispatched_seq:
+            # Exactly where the hub is (a reconnect storm after a blip): nothing to replay and
+            # nothing that can be missing, so no database connection is taken for it.
+            await self.put_message(
+                protocol.Subscribed(
+                    id=message.id, topics=topics, filter=message.filter, mode="resume", seq=message.since
+                )
+            )
+            return message.since
         cursor = message.since
         announced = False
         async with aclosing(missed_changes(self.hub.engine, message.since, page=CATCHUP_PAGE)) as pages:
