@@ -447,7 +447,7 @@ async def _clients(
                 await asyncio.sleep(0.01)
 
     await asyncio.gather(*(one(i) for i in range(count)), return_exceptions=True)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 120 + 0.05 * count  # 10,000 subscribes take minutes here
     while stats.ready + stats.closed < count and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.05)
     ready_q.put((stats.ready, stats.closed))
