@@ -131,11 +131,12 @@ def frame(payload: bytes) -> bytes:
     return struct.pack("!BBQ", 0x81, 127, n) + payload
 
 
-def masked_frame(payload: bytes) -> bytes:
+def masked_frame(payload: bytes, opcode: int = 0x1) -> bytes:
     """A client frame (clients must mask, RFC 6455 §5.3)."""
     mask = os.urandom(4)
     n = len(payload)
-    head = bytes((0x81, 0x80 | n)) if n < 126 else struct.pack("!BBH", 0x81, 0x80 | 126, n)
+    first = 0x80 | opcode
+    head = bytes((first, 0x80 | n)) if n < 126 else struct.pack("!BBH", first, 0x80 | 126, n)
     body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
     return head + mask + body
 
@@ -372,6 +373,8 @@ class LeanClient(asyncio.Protocol):
                 assert self.transport is not None
                 self.transport.close()
                 return
+            if opcode == 0x9 and self.transport is not None:  # ping: a real client answers
+                self.transport.write(masked_frame(payload, opcode=0xA))
             if opcode == 0x1:
                 self.on_message(payload, size)
 
