@@ -12,14 +12,19 @@ Phase 1 — **ceiling** (``--clients``, default 1,000, single ``delta`` messages
   for every message of a control connection, encodes one frame and writes that same
   ``bytes`` object to every client's transport. No database, no protocol, no filters.
 
-Both are measured by the server process's own CPU time (utime + stime from /proc) over the
-flood, divided by the messages the clients received: **µs per delivered message**.
+Both are measured by the server process's own CPU time (all its threads, from
+/proc/PID/task/*/schedstat) over the flood, divided by the messages the clients received:
+**µs per delivered message**. Whatever arrives together is written together: the ceiling
+joins the frames of one read of its control connection (a commit of 10), as ours joins
+those of one read of the change log.
 ``ratio`` = ceiling µs / ours µs (1.0 = as cheap as the ceiling). The ceiling does strictly
 less work than ours, so a ratio above 1 would be a bug in this bench.
 
-Clients are lean: a raw asyncio protocol per connection that parses frame headers, reads
-the seq at the start of each message (no JSON parse) and records receipt times
-(``time.monotonic``, comparable across processes) for a sample of connections.
+Clients are lean: a raw asyncio protocol per connection that does the handshake itself,
+parses frame headers, answers pings, reads the seq (or a batch's range) at the start of
+each message (no JSON parse) and records receipt times (``time.monotonic``, comparable
+across processes) for a sample of connections. They subscribe with ``since`` = the current
+seq (a resume): a 3,000-site snapshot to 10,000 clients would measure the snapshot.
 
 Phase 2 — **city rate** (``--levels``, default 1,000, 5,000 and 10,000 clients, batched
 ``deltas`` at ``--batch-ms``): 3,000 sites changing once a minute (10 every 200 ms), and
@@ -27,10 +32,12 @@ one burst of a full poll (all 3,000 sites in one commit) in the middle of ``--du
 seconds. Reports delivered messages, changes covered, coalescing, and commit→receipt
 p50/p99 (sampled connections, every change counted at every sampled client).
 
-Phase 3 — **under ingest** (``--ingest``, default on when the national DATEX II capture is
-present): ``mobility up``'s own ingest (the runner with ``ingest_process`` as configured)
-polls the 50 MB national capture from a local HTTP server, while single changes are
-committed every 100 ms; commit→receipt at ``--ingest-clients`` clients.
+Phase 3 — **under ingest** (skipped with ``--no-ingest`` or when the national DATEX II
+capture is absent): the pollers poll the 50 MB national capture from a local HTTP server
+every ``--ingest-interval`` s while single parking changes are committed every 100 ms;
+commit→receipt at ``--ingest-clients`` clients (single deltas), with the pollers in the
+API's process ("inline", as `mobility up` ran them before) and in `mobility up`'s child
+process ("child", now). The server is not pinned here: as on a user's machine.
 
 Usage::
 
