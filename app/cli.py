@@ -58,13 +58,20 @@ def _run_server(settings: Settings, *, run_ingest: bool) -> int:
     import uvicorn  # deferred: CLI startup
 
     from app import migrate  # deferred: CLI startup
+    from app.ingest_process import IngestProcess  # deferred: CLI startup
     from app.main import create_app  # deferred: CLI startup
     from app.server import uvicorn_config  # deferred: CLI startup
     from kernel.db import resolve_database_url  # deferred: CLI startup
 
     url, embedded = resolve_database_url(settings.database_url, settings.pgdata)
+    ingest_child: IngestProcess | None = None
     try:
         migrate.upgrade(url)
+        if run_ingest and settings.up_ingest_process:
+            # Parsing in its own process: a large feed's poll never stalls the hub (app/ingest_process.py).
+            ingest_child = IngestProcess(settings, url)
+            ingest_child.start()
+            run_ingest = False
         app = create_app(settings, database_url=url, run_ingest=run_ingest)
         config = uvicorn_config(app, settings, host=settings.host, port=settings.port)
         server = uvicorn.Server(config)
@@ -85,6 +92,8 @@ def _run_server(settings: Settings, *, run_ingest: bool) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        if ingest_child is not None:
+            ingest_child.stop()
         if embedded is not None:
             embedded.stop()
     return 0

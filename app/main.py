@@ -16,6 +16,7 @@ from app import health
 from app.alerts.service import AlertService
 from app.live.hub import Hub
 from app.metrics import AppMetrics
+from app.read import pool as read_pool
 from app.routes import install
 from app.state import State
 from ingest.runner import IngestService
@@ -45,6 +46,7 @@ def create_app(
         metrics.bind(engines=engines, hub=hub)
         await hub.start()
         alerts = None
+        reads = await read_pool.create_pool(database_url, settings)
         try:
             if settings.alerts_enabled:
                 # Alerts write (their change-log rows and outbox): the writers' pool, not REST's.
@@ -63,7 +65,7 @@ def create_app(
                 "hub": hub,
                 "ingest": ingest,
                 "demo": demo,
-                "extras": {"alerts": alerts},
+                "extras": {"alerts": alerts, read_pool.POOL_KEY: reads},
             }
             yield state
         finally:
@@ -72,6 +74,7 @@ def create_app(
             if alerts is not None:
                 await alerts.stop()
             await hub.stop()
+            await reads.close()
             await engines.dispose()
 
     app = FastAPI(

@@ -251,7 +251,9 @@ async def resolve_api_key(scope: Scope, presented: str) -> KeyIdentity | None:
 def install_middleware(app: FastAPI, settings: Settings) -> None:
     # add_middleware wraps: the last added is the outermost.
     app.add_middleware(ETagMiddleware, settings=settings)
-    app.add_middleware(GZipMiddleware, minimum_size=settings.api_gzip_min_bytes)
+    # Level 6 (zlib's default), not Starlette's 9: on a 1,000-feature page (514 KB) 3.4 ms
+    # instead of 11.5 ms for 1.3 % more bytes — level 9 cost more than building the page.
+    app.add_middleware(GZipMiddleware, minimum_size=settings.api_gzip_min_bytes, compresslevel=6)
     app.add_middleware(InputGuardMiddleware)
     app.add_middleware(RateLimitMiddleware, settings=settings, resolve_key=resolve_api_key)
     if settings.cors_origins:

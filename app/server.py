@@ -22,7 +22,7 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from app.live.transport import GuardedWebSocketProtocol
+from app.live.frames import FrameWebSocketProtocol
 from kernel.settings import Settings
 
 ABORT_KEY = "mobility.abort"
@@ -94,8 +94,9 @@ def uvicorn_config(app: Any, settings: Settings, *, host: str, port: int) -> uvi
         # Serialize once, send the same bytes to every client: per-message deflate would
         # compress each message again for every connection.
         ws_per_message_deflate=False,
-        # Control-frame budget, backpressure and transport abort (docs/architecture.md).
-        ws=GuardedWebSocketProtocol,
+        # Control-frame budget, backpressure and transport abort (docs/architecture.md), and the
+        # sink through which the hub writes pre-encoded frames (app/live/frames.py).
+        ws=FrameWebSocketProtocol,
         proxy_headers=bool(settings.trusted_proxies),
         forwarded_allow_ips=list(settings.trusted_proxies) if settings.trusted_proxies else [],
     )

@@ -15,7 +15,10 @@ Measured with ``--concurrency`` clients (default 8), uvicorn in a child process 
   p99, requests per second; and the same SQL (the API's own query text, trend included) run
   directly through an asyncpg pool with the same concurrency — ``ratio`` = API rps / SQL rps;
 * history: one site, 24 h at 5 minutes, and 30 days at 1 hour — p50, p99;
-* current state: ``/api/v1/parking/sites?limit=1000`` (1,000 GeoJSON features) — requests per second.
+* nearest at one client: p50, p99 (``nearest_p99_ms_1``);
+* current state: ``/api/v1/parking/sites?limit=1000`` (1,000 GeoJSON features) — requests per second;
+  its ceiling in the same run: the same SQL through asyncpg with the rows dumped by orjson
+  (no per-row work) — ``geojson_ratio`` = API rps / ceiling rps.
 
 Usage: python bench/api.py [--sites N] [--history-sites N] [--days N] [--requests N] [--concurrency N]
 Last line: one JSON object with the figures.
@@ -40,6 +43,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -117,6 +121,15 @@ async def generate(dsn: str, sites: int, history_sites: int, days: int) -> dict[
             first,
             now,
         )
+        has_trend = await conn.fetchval(
+            "SELECT count(*) FROM information_schema.columns "
+            "WHERE table_name = 'parking_sites' AND column_name = 'trend'"
+        )
+        if has_trend:  # written with each poll by ingest; the generated rows get it the same way
+            from ingest.store.trend import refresh  # absent from trees before migration 0012
+
+            ids = [r["id"] for r in await conn.fetch("SELECT id FROM parking_sites")]
+            await refresh(conn, ids, 15 * 60.0, 2.0)
         await conn.execute("ANALYZE parking_sites; ANALYZE parking_observations")
         rows = await conn.fetchval("SELECT count(*) FROM parking_observations")
         return {
@@ -161,7 +174,21 @@ def points(n: int, seed: int) -> list[tuple[float, float]]:
     return [(rng.uniform(MIN_LAT, MAX_LAT), rng.uniform(MIN_LON, MAX_LON)) for _ in range(n)]
 
 
-async def measure(base: str, dsn: str, args: argparse.Namespace, info: dict[str, Any]) -> dict[str, Any]:
+def cpu_seconds(pid: int) -> float:
+    """CPU time of a process, all its threads (/proc/PID/task/*/schedstat: ns on CPU)."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except OSError:
+            continue
+    return total / 1e9
+
+
+async def measure(
+    base: str, dsn: str, args: argparse.Namespace, info: dict[str, Any], server_pid: int
+) -> dict[str, Any]:
     settings = Settings(database_url=dsn)
     near_points = points(args.requests, 1)
     limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
@@ -184,7 +211,11 @@ async def measure(base: str, dsn: str, args: argparse.Namespace, info: dict[str,
             lat, lon = near_points[i]
             await get("/api/v1/parking/sites", {"near": f"{lat},{lon}", "radius": 1000, "limit": 10})
 
+        cpu0 = cpu_seconds(server_pid)
         near = await drive(args.requests, args.concurrency, nearest)
+        # The API process's own CPU per request: robust to a machine shared with other work.
+        near["server_cpu_ms"] = round((cpu_seconds(server_pid) - cpu0) * 1000 / args.requests, 3)
+        near_1 = await drive(max(200, args.requests // 4), 1, nearest)
 
         now: datetime = info["now"]
         history_ids = [f"bench:{i}" for i in range(1, args.history_sites + 1)]
@@ -213,28 +244,54 @@ async def measure(base: str, dsn: str, args: argparse.Namespace, info: dict[str,
     from sqlalchemy import text
     from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg
 
-    pool = await asyncpg.create_pool(dsn, min_size=args.concurrency, max_size=args.concurrency)
+    async def no_reset(conn: asyncpg.Connection) -> None:
+        pass  # the fastest pool: a SELECT leaves nothing to reset
+
+    pool = await asyncpg.create_pool(
+        dsn, min_size=args.concurrency, max_size=args.concurrency, reset=no_reset
+    )
     try:
+        # Compiled once: the ceiling pays nothing per query but the query.
+        sql0, params0 = site_query(
+            **parking_query(
+                settings, SiteFilter(near=near_points[0], radius=1000.0), Page(limit=10, after=None)
+            )
+        )
+        near_compiled = text(sql0).compile(dialect=pg_asyncpg.dialect())
+        near_names = list(near_compiled.positiontup or [])
 
         async def direct(i: int) -> None:
             lat, lon = near_points[i]
-            sql, params = site_query(
-                **parking_query(
-                    settings, SiteFilter(near=(lat, lon), radius=1000.0), Page(limit=10, after=None)
-                )
-            )
-            compiled = text(sql).compile(dialect=pg_asyncpg.dialect())
-            values = [params[name] for name in compiled.positiontup or []]
+            params = {**params0, "near_lat": lat, "near_lon": lon}
             async with pool.acquire() as conn:
-                await conn.fetch(compiled.string, *values)
+                await conn.fetch(near_compiled.string, *[params[name] for name in near_names])
 
         for i in range(50):
             await direct(i)
         sql_near = await drive(args.requests, args.concurrency, direct)
+
+        # Serialization ceiling for the current-state page: the same SQL, its rows dumped to JSON
+        # bytes by orjson with no per-row work at all, at the same concurrency.
+        page_sql, page_params = site_query(
+            **parking_query(settings, SiteFilter(), Page(limit=1000, after=None))
+        )
+        page_compiled = text(page_sql).compile(dialect=pg_asyncpg.dialect())
+        page_values = [page_params[name] for name in page_compiled.positiontup or []]
+
+        async def rows_dumped(i: int) -> None:
+            async with pool.acquire() as conn:
+                rows = await conn.fetch(page_compiled.string, *page_values)
+            orjson.dumps([dict(r) for r in rows], default=str)
+
+        for i in range(5):
+            await rows_dumped(i)
+        ceiling_state = await drive(max(50, args.requests // 10), args.concurrency, rows_dumped)
     finally:
         await pool.close()
     return {
         "near": near,
+        "near_1": near_1,
+        "ceiling_state_1000": ceiling_state,
         "near_sites_in_1km_sample": found,
         "sql_near": sql_near,
         "history_24h_5m": history_day,
@@ -287,7 +344,7 @@ def main() -> int:
             if server.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("API server did not start")
             time.sleep(0.2)
-        figures = asyncio.run(measure(base, dsn, args, info))
+        figures = asyncio.run(measure(base, dsn, args, info, server.pid))
     finally:
         if server is not None:
             server.terminate()
@@ -295,12 +352,20 @@ def main() -> int:
         if embedded is not None:
             embedded.stop()
     near, sql_near = figures["near"], figures["sql_near"]
-    print(f"nearest (API):  p50 {near['p50_ms']} ms  p99 {near['p99_ms']} ms  {near['rps']} req/s")
+    print(
+        f"nearest (API):  p50 {near['p50_ms']} ms  p99 {near['p99_ms']} ms  {near['rps']} req/s  "
+        f"({near['server_cpu_ms']} ms of API-process CPU per request)"
+    )
     print(f"nearest (SQL):  p50 {sql_near['p50_ms']} ms  p99 {sql_near['p99_ms']} ms  {sql_near['rps']} q/s")
     for key in ("history_24h_5m", "history_30d_1h"):
         h = figures[key]
         print(f"{key}: p50 {h['p50_ms']} ms  p99 {h['p99_ms']} ms  {h['rps']} req/s")
+    print(
+        f"nearest (API, 1 client):  p50 {figures['near_1']['p50_ms']} ms  "
+        f"p99 {figures['near_1']['p99_ms']} ms"
+    )
     print(f"current state, 1000 features per response: {figures['current_state_1000']['rps']} req/s")
+    print(f"same rows through asyncpg + orjson.dumps: {figures['ceiling_state_1000']['rps']} req/s")
     result = {
         "sites": info["sites"],
         "history_sites": info["history_sites"],
@@ -317,6 +382,14 @@ def main() -> int:
         "history_30d_1h_p50_ms": figures["history_30d_1h"]["p50_ms"],
         "history_30d_1h_p99_ms": figures["history_30d_1h"]["p99_ms"],
         "current_state_1000_rps": figures["current_state_1000"]["rps"],
+        "nearest_p99_ms_1": figures["near_1"]["p99_ms"],
+        "nearest_server_cpu_ms": near["server_cpu_ms"],
+        "nearest_p50_ms_1": figures["near_1"]["p50_ms"],
+        "geojson_ceiling_rps": figures["ceiling_state_1000"]["rps"],
+        "geojson_ratio": round(
+            figures["current_state_1000"]["rps"] / figures["ceiling_state_1000"]["rps"], 3
+        ),
+        "load_1m": round(os.getloadavg()[0], 2),
     }
     print(json.dumps(result))
     return 0

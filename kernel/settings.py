@@ -45,6 +45,11 @@ class Settings(BaseSettings):
         default="auto", description="auto: JSON lines when stderr is not a terminal."
     )
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
+    up_ingest_process: bool = Field(
+        default=True,
+        description="`mobility up` runs ingest in a child process (started and stopped with it), so "
+        "parsing a large feed never stalls the API or the live hub.",
+    )
 
     # Storage
     retention_days: int = Field(default=400, ge=1, description="Observation partitions older are dropped.")

@@ -39,7 +39,9 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             log.debug("session close failed: %s", exc)
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
+    # async on purpose: FastAPI runs a sync dependency in the thread pool, a thread hand-off per
+    # request for a dictionary lookup (measured by bench/api.py).
     return get_state(request)["settings"]
 
 

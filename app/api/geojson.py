@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
+import orjson
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
@@ -24,7 +24,9 @@ def json_default(value: Any) -> Any:
 
 
 def dumps(payload: Any) -> bytes:
-    return json.dumps(payload, default=json_default, separators=(",", ":"), ensure_ascii=False).encode()
+    """Rows straight to JSON bytes: orjson writes datetimes (RFC 3339, as ``isoformat``) and
+    UTF-8 itself, several times faster than ``json.dumps`` on 1,000-feature pages."""
+    return orjson.dumps(payload, default=json_default, option=orjson.OPT_NON_STR_KEYS)
 
 
 def json_response(

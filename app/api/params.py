@@ -149,7 +149,7 @@ class Page:
 
 
 def _page(kind: type) -> Any:
-    def dependency(
+    async def dependency(  # async: no thread-pool hand-off per request (see deps.get_settings)
         settings: SettingsDep,
         limit: Annotated[
             int | None, Query(ge=1, description="Page size (default and maximum set by the server).")

@@ -24,7 +24,8 @@ from app.api.schemas import ParkingCollection, ParkingFeature
 from app.api.sites import SiteFilter, base_properties, site_filter
 from app.forecast.service import forecast_cache, site_forecast, state_of
 from app.problems import not_found
-from app.read.parking import fetch_parking
+from app.read.parking import fetch_parking, fetch_parking_pooled
+from app.read.pool import read_pool
 from ingest.derived import occupancy_pct, parking_availability
 
 router = APIRouter(prefix="/api/v1/parking", tags=["parking"])
@@ -71,7 +72,6 @@ def parking_feature(row: dict[str, Any]) -> dict[str, Any]:
 )
 async def list_sites(
     request: Request,
-    session: SessionDep,
     settings: SettingsDep,
     page: PageDep,
     bbox: BBoxQuery = None,
@@ -94,8 +94,9 @@ async def list_sites(
     if type is not None:
         filters.where.append("s.site_type = :site_type")
         filters.params["site_type"] = type
-    seq = (await session.execute(text(CHANGES_SEQ_SQL))).scalar_one()
-    rows = await fetch_parking(session, settings, filters, page)
+    # The hot path (nearest, current state): one round trip through the read pool, the
+    # change-log position read first on the same connection (app/read/pool.py).
+    seq, rows = await fetch_parking_pooled(read_pool(request), settings, filters, page, first=CHANGES_SEQ_SQL)
     rows, cursor, headers = paged(request, rows, page.limit, "id", paginate=filters.near is None)
     headers[CHANGES_SEQ_HEADER] = str(seq)
     return collection(request, [parking_feature(r) for r in rows], cursor, headers)

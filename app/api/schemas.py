@@ -92,7 +92,10 @@ class ParkingProperties(_SiteBase):
     )
     site_type: str | None = Field(examples=["underground"])
     address: str | None = Field(examples=["Place du Colombier, Rennes"])
-    trend: Trend = Field(description="Over the last 15 min: filling (free falls), emptying, steady, unknown.")
+    trend: Trend = Field(
+        description="Over the 15 min up to the site's latest reading (computed when it was written): "
+        "filling (free falls), emptying, steady; unknown when that reading is older than 15 min."
+    )
     trend_free_delta: int | None = Field(description="Change of free spaces over the trend window.")
     forecast: Forecast | None = Field(
         default=None, description="Only on the single-site record: see /sites/{id}/forecast."

@@ -76,6 +76,16 @@ class Subscription:
             viewer_key_id=viewer_key_id,
         )
 
+    @property
+    def plain(self) -> bool:
+        """No criteria but topics: admits a change by its topic alone, statelessly."""
+        return (
+            self.ids is None
+            and self.feeds is None
+            and self.min_free is None
+            and (self.filter is None or self.filter.bbox is None)
+        )
+
     def static_match(
         self, topic: str, site_id: str, feed: str | None, lat: float | None, lon: float | None
     ) -> bool:

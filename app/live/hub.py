@@ -19,6 +19,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -27,9 +28,11 @@ from starlette.websockets import WebSocket
 
 from app.live import keys as api_keys
 from app.live import protocol, transport
+from app.live.frames import text_frame
 from app.live.metrics import KeyUsage, LiveMetrics, exposition
 from app.live.session import Session, TokenBucket
 from kernel import changefeed
+from kernel.changefeed.subscribe import Change, deltas_text
 from kernel.db import asyncpg_dsn
 from kernel.locks import RETENTION_LOCK
 from kernel.settings import Settings
@@ -45,6 +48,37 @@ CLOSE_TRY_AGAIN = 1013
 CLOSE_GOING_AWAY = 1001
 # How long a subscribe waits for a snapshot slot of its IP or key before it is answered `busy`.
 SLOT_WAIT_S = 5.0
+
+
+BATCH_TICK_S = 0.025
+
+
+@dataclass(eq=False)
+class BatchGroup:
+    """Batched sessions with the same interval and the same stateless subscription: the
+    group admits each change once and encodes each interval's message once for all of
+    them. A ``min_free`` subscription remembers per client, so it is a group of one."""
+
+    interval: float
+    sessions: set[Session] = field(default_factory=set)
+    changes: list[Change] = field(default_factory=list)
+    after: int = 0
+    due: float = 0.0
+
+
+def _group_key(session: Session) -> tuple[Any, ...]:
+    sub = session.sub
+    assert sub is not None and session.batch_ms is not None
+    if sub.min_free is not None:
+        return ("session", id(session))
+    flt = sub.filter
+    return (
+        session.batch_ms,
+        sub.topics,
+        sub.ids,
+        sub.feeds,
+        tuple(flt.bbox) if flt is not None and flt.bbox is not None else None,
+    )
 
 
 class Hub:
@@ -68,6 +102,8 @@ class Hub:
         self._started = False
         self._all_closed = asyncio.Event()
         self._stopping = False
+        self.batch_groups: dict[tuple[Any, ...], BatchGroup] = {}
+        self._group_of: dict[Session, tuple[Any, ...]] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -80,6 +116,7 @@ class Hub:
             asyncio.create_task(self._watchdog_loop(), name="live-watchdog"),
             asyncio.create_task(self._keys_loop(), name="live-keys"),
             asyncio.create_task(self._retention_loop(), name="live-retention"),
+            asyncio.create_task(self._batch_loop(), name="live-batches"),
         ]
         self._started = True
 
@@ -165,14 +202,68 @@ class Hub:
                 if start:
                     await asyncio.sleep(0)
                 # Recomputed after every yield: a session may have gone live meanwhile.
-                sessions = [s for s in self.sessions if s.live]
-                for change in batch[start : start + step]:
-                    for session in sessions:
-                        session.offer(change)
-                    self.dispatched_seq = change.seq
+                sessions = [s for s in self.sessions if s.live and s.batch_ms is None]
+                part = batch[start : start + step]
+                shared: dict[frozenset[str], tuple[bytes, int, int]] = {}
+                for session in sessions:
+                    session.offer_many(part, shared)
+                for group in self.batch_groups.values():
+                    sub = next(iter(group.sessions)).sub if group.sessions else None
+                    if sub is not None:
+                        group.changes.extend(c for c in part if sub.admit(c))
+                self.dispatched_seq = part[-1].seq
             self.metrics.changes_read += len(batch)
             if len(batch) < READ_PAGE:
                 return
+
+    # ------------------------------------------------------------------ batched deltas
+
+    def join_batch(self, session: Session) -> None:
+        """Called as the session turns live (no await since its watermark was set)."""
+        self.leave_batch(session)
+        key = _group_key(session)
+        group = self.batch_groups.get(key)
+        if group is None:
+            assert session.batch_ms is not None
+            interval = session.batch_ms / 1000
+            group = self.batch_groups[key] = BatchGroup(
+                interval=interval, after=self.dispatched_seq, due=time.monotonic() + interval
+            )
+        group.sessions.add(session)
+        self._group_of[session] = key
+
+    def leave_batch(self, session: Session) -> None:
+        key = self._group_of.pop(session, None)
+        if key is None:
+            return
+        group = self.batch_groups.get(key)
+        if group is not None:
+            group.sessions.discard(session)
+            if not group.sessions:
+                del self.batch_groups[key]
+
+    def flush_batches(self, now: float) -> None:
+        upto = self.dispatched_seq
+        for group in list(self.batch_groups.values()):
+            if now < group.due:
+                continue
+            group.due = now + group.interval
+            changes, group.changes = group.changes, []
+            after, group.after = group.after, upto
+            text: str | None = None
+            frame: bytes | None = None
+            if changes:
+                text, _, merged = deltas_text(after, upto, changes)
+                self.metrics.coalesced_sent += merged
+                frame = text_frame(text.encode("utf-8"))
+            for session in list(group.sessions):
+                session.offer_batch(after, upto, changes, text, frame)
+
+    async def _batch_loop(self) -> None:
+        while True:
+            await asyncio.sleep(BATCH_TICK_S)
+            if self.batch_groups:
+                self.flush_batches(time.monotonic())
 
     # ------------------------------------------------------------------ connections
 
@@ -284,6 +375,7 @@ class Hub:
         finally:
             await self._until_socket_gone(session)
             self.sessions.discard(session)
+            self.leave_batch(session)
             if not self.sessions:
                 self._all_closed.set()
             if key is not None:

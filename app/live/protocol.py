@@ -112,6 +112,12 @@ class Subscribe(BaseModel):
         le=PG_BIGINT_MAX,
         description="Last seq the client saw: resume instead of snapshot (an integer; not a string).",
     )
+    batch_ms: int | None = Field(
+        default=None,
+        ge=50,
+        le=10_000,
+        description="Opt-in: live changes as one `deltas` message per this many milliseconds.",
+    )
     id: ClientId | None = None
 
 
@@ -280,6 +286,28 @@ class Delta(BaseModel):
     received_at: str | None = None
     coalesced: bool | None = None
     resume_from: int | None = None
+
+
+class DeltaItem(BaseModel):
+    seq: int
+    topic: Topic
+    id: str
+    feed: str | None
+    fields: dict[str, Any]
+    observed_at: str | None = None
+    received_at: str | None = None
+
+
+class Deltas(BaseModel):
+    """Every admitted change with ``after`` < seq ≤ ``seq``, the latest per site (``merged``
+    earlier ones folded in); resume from ``seq``."""
+
+    type: Literal["deltas"] = "deltas"
+    after: int
+    seq: int
+    count: int
+    merged: int
+    changes: list[DeltaItem]
 
 
 class Heartbeat(BaseModel):

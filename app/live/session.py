@@ -27,12 +27,13 @@ from starlette.websockets import WebSocket
 
 from app.live import protocol
 from app.live.filters import Subscription
+from app.live.frames import sink_of
 from app.live.keys import ApiKey
 from app.live.metrics import KeyUsage
 from app.live.protocol import ErrorCode, ProtocolError, dump
 from app.live.snapshot import ResumeRefused, changes_page, plan_resume, take_snapshot
 from app.live.transport import EXTENSION, TransportGuard
-from kernel.changefeed.subscribe import Change, delta_text
+from kernel.changefeed.subscribe import Change, delta_text, deltas_text
 
 if TYPE_CHECKING:
     from app.live.hub import Hub
@@ -114,12 +115,19 @@ class Session:
         self.pending: dict[str, Pending] | None = None
         self.behind_since: float | None = None
         self.closing: tuple[int, str] | None = None
+        self.sink = sink_of(websocket.scope)
+        self.sending = False
+        """The writer task has a message in flight: a direct write now would overtake it."""
+        self.batch_ms: int | None = None
+        self.batch_backlog: tuple[int, list[Change]] | None = None
+        """Batched mode, client behind: (after, changes) to send as one message once it drains."""
         self._wakeup = asyncio.Event()
         self._space = asyncio.Event()
         self._space.set()
         self._writer: asyncio.Task[None] | None = None
         self._reader: asyncio.Task[None] | None = None
         self._close_task: asyncio.Task[None] | None = None
+        self._backlog_upto = 0
 
     # ------------------------------------------------------------------ fan-out side (sync)
 
@@ -136,6 +144,105 @@ class Session:
             self._wakeup.set()
             return
         self._coalesce(change)
+
+    def _direct(self) -> bool:
+        """Whether a frame may go straight to the transport, in order, without queueing."""
+        sink = self.sink
+        return (
+            sink is not None
+            and not self.queue
+            and not self.sending
+            and self.pending is None
+            and self.batch_backlog is None
+            and sink.ready()
+        )
+
+    def _count(self, messages: int, size: int) -> None:
+        metrics = self.hub.metrics
+        metrics.messages_sent += messages
+        metrics.bytes_sent += size
+        if self.usage is not None:
+            self.usage.messages_sent += messages
+            self.usage.bytes_sent += size
+
+    def offer_many(self, changes: list[Change], shared: dict[frozenset[str], tuple[bytes, int, int]]) -> None:
+        """``offer`` for consecutive changes; a client that keeps up gets them in one write.
+
+        ``shared`` holds, per topic set, the joined frames of the changes an unfiltered
+        subscription admits: built once for all such clients (the ceiling's algorithm). This
+        runs once per client per page of changes, so it is written flat: no helper calls on
+        the direct path."""
+        if not self.live or self.closing is not None:
+            return
+        sub = self.sub
+        sink = self.sink
+        if (
+            sub is None
+            or sink is None
+            or self.queue
+            or self.sending
+            or self.pending is not None
+            or self.batch_backlog is not None
+            or changes[0].seq <= self.watermark
+            or not sink.ready()
+        ):
+            for change in changes:
+                self.offer(change)
+            return
+        if sub.plain:
+            joined = shared.get(sub.topics)
+            if joined is None:
+                admitted = [c.frame for c in changes if c.topic in sub.topics]
+                data = b"".join(admitted)
+                joined = shared[sub.topics] = (data, len(admitted), len(data))
+            data, count, size = joined
+        else:
+            admitted = [c.frame for c in changes if sub.admit(c)]
+            data = b"".join(admitted)
+            count, size = len(admitted), len(data)
+        self.watermark = changes[-1].seq
+        if count:
+            sink.write(data)
+            metrics = self.hub.metrics
+            metrics.messages_sent += count
+            metrics.bytes_sent += size
+            usage = self.usage
+            if usage is not None:
+                usage.messages_sent += count
+                usage.bytes_sent += size
+
+    def offer_batch(
+        self, after: int, upto: int, changes: list[Change], text: str | None, frame: bytes | None
+    ) -> None:
+        """Batched mode: the changes of one interval, ``frame`` pre-encoded for clients whose
+        cursor is ``after`` (most); others get their own message."""
+        if not self.live or self.closing is not None or upto <= self.watermark:
+            return
+        if self.watermark > after:
+            changes = [c for c in changes if c.seq > self.watermark]
+            after, text, frame = self.watermark, None, None
+        self.watermark = upto
+        if not changes:
+            return
+        if self.batch_backlog is None and frame is not None and self._direct():
+            assert self.sink is not None
+            self.sink.write(frame)
+            self._count(1, len(frame))
+            return
+        if self.batch_backlog is not None:
+            self.batch_backlog[1].extend(changes)
+            self._backlog_upto = upto
+            return
+        if len(self.queue) < self.max_queue:
+            self.queue.append(text if text is not None else deltas_text(after, upto, changes)[0])
+        else:
+            # Behind: everything until the queue drains goes into one message, merged per site.
+            if self.behind_since is None:
+                self.behind_since = time.monotonic()
+            self.hub.metrics.coalescing_episodes += 1
+            self.batch_backlog = (after, list(changes))
+            self._backlog_upto = upto
+        self._wakeup.set()
 
     def offer_text(self, text: str) -> None:
         """Best-effort message (heartbeat): dropped for a client that is behind."""
@@ -208,6 +315,13 @@ class Session:
                 if self.pending:
                     self._flush_pending()
                     continue
+                if self.batch_backlog is not None:
+                    after, changes = self.batch_backlog
+                    self.batch_backlog = None
+                    text, _, merged = deltas_text(after, self._backlog_upto, changes)
+                    metrics.coalesced_sent += merged
+                    self.queue.append(text)
+                    continue
                 self.pending = None
                 self.behind_since = None
                 self._space.set()
@@ -217,7 +331,11 @@ class Session:
             text = self.queue.popleft()
             if len(self.queue) < self.max_queue:
                 self._space.set()
-            await self.ws.send_text(text)
+            self.sending = True
+            try:
+                await self.ws.send_text(text)
+            finally:
+                self.sending = False
             size = len(text) if text.isascii() else len(text.encode("utf-8"))
             metrics.messages_sent += 1
             metrics.bytes_sent += size
@@ -382,11 +500,14 @@ class Session:
         if self.sub is None:
             return
         remaining = self.sub.topics - set(message.topics) if message.topics else frozenset()
+        self.hub.leave_batch(self)
         if not remaining:
             self.sub = None
             self.live = False
         else:
             self.sub.topics = remaining
+            if self.live and self.batch_ms is not None:
+                self.hub.join_batch(self)
 
     async def _subscribe(self, message: protocol.Subscribe) -> None:
         forbidden = sorted(set(message.topics) - self.allowed)
@@ -421,6 +542,9 @@ class Session:
         # A new subscription replaces the old one; what was merged for the old one is dropped.
         self.live = False
         self.pending = None
+        self.batch_backlog = None
+        self.hub.leave_batch(self)
+        self.batch_ms = message.batch_ms
         topics = sorted(set(message.topics), key=protocol.TOPICS.index)
         if message.since is not None:
             sub = Subscription.build(
@@ -456,6 +580,15 @@ class Session:
         a resume longer than ``ws_resume_max_changes`` is refused (reset + snapshot) up front.
         """
         assert message.since is not None
+        if message.since == self.hub.dispatched_seq:
+            # Exactly where the hub is (a reconnect storm after a blip): nothing to replay and
+            # nothing that can be missing, so no database connection is taken for it.
+            await self.put_message(
+                protocol.Subscribed(
+                    id=message.id, topics=topics, filter=message.filter, mode="resume", seq=message.since
+                )
+            )
+            return message.since
         engine = self.hub.engine
         _, current = await plan_resume(
             engine, sub, message.since, max_changes=self.hub.settings.ws_resume_max_changes
@@ -503,6 +636,8 @@ class Session:
                 # No await between this check and the switch: the hub cannot dispatch in between.
                 self.watermark = cursor
                 self.live = True
+                if self.batch_ms is not None:
+                    self.hub.join_batch(self)
                 return
             # A page at a time, nothing held while the client takes it.
             while cursor < target:

@@ -16,6 +16,9 @@ class ParkingSite(SiteColumns, Base):
     free: Mapped[int | None] = mapped_column(Integer)
     occupied: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(Text, default="unknown")
+    # Written with each poll (ingest/store/trend.py, migration 0012), read as columns.
+    trend: Mapped[str] = mapped_column(Text, default="unknown")
+    trend_free_delta: Mapped[int | None] = mapped_column(Integer)
 
 
 class ParkingObservation(ObservationColumns, Base):

@@ -8,35 +8,24 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.params import Page
-from app.api.sites import SiteFilter, select_sites
+from app.api.sites import SiteFilter, select_sites, site_query
+from app.read.pool import fetch
 from kernel.settings import Settings
 from kernel.topics import PARKING, rest_columns_sql
 
-COLUMNS = rest_columns_sql(PARKING)
-
-# Trend over the window: last minus first free count among the window's observations,
-# classified in SQL against a threshold that scales with the site's capacity.
+# The trend is written with each poll (ingest/store/trend.py): over the window before the site's
+# latest reading. All that is left to a read is age: a latest reading older than the window
+# leaves that window empty, so there is no trend.
+COLUMNS = rest_columns_sql(PARKING) + ", s.trend AS trend_stored, s.trend_free_delta AS trend_delta_stored"
 TREND_SELECT = """,
-    t.delta AS trend_free_delta,
-    CASE WHEN coalesce(t.n, 0) < 2 OR t.delta IS NULL THEN 'unknown'
-         WHEN abs(t.delta) < greatest(1, coalesce(page.capacity, 0) * CAST(:steady_pct AS float8) / 100.0)
-              THEN 'steady'
-         WHEN t.delta < 0 THEN 'filling'
-         ELSE 'emptying'
-    END AS trend"""
-TREND_JOIN = """
-    LEFT JOIN LATERAL (
-        SELECT (array_agg(o.free ORDER BY o.observed_at DESC))[1]
-               - (array_agg(o.free ORDER BY o.observed_at))[1] AS delta,
-               count(*) AS n
-        FROM parking_observations o
-        WHERE o.site_id = page.id
-          AND o.observed_at >= now() - make_interval(secs => CAST(:trend_s AS float8))
-          AND o.free IS NOT NULL
-    ) t ON true"""
+    CASE WHEN page.observed_at >= now() - make_interval(secs => CAST(:trend_s AS float8))
+         THEN page.trend_stored ELSE 'unknown' END AS trend,
+    CASE WHEN page.observed_at >= now() - make_interval(secs => CAST(:trend_s AS float8))
+         THEN page.trend_delta_stored END AS trend_free_delta"""
 
 
 def parking_query(settings: Settings, filters: SiteFilter, page: Page) -> dict[str, Any]:
@@ -46,11 +35,7 @@ def parking_query(settings: Settings, filters: SiteFilter, page: Page) -> dict[s
         "filters": filters,
         "page": page,
         "outer_select": TREND_SELECT,
-        "outer_join": TREND_JOIN,
-        "outer_params": {
-            "trend_s": settings.api_trend_window_minutes * 60.0,
-            "steady_pct": settings.api_trend_steady_pct,
-        },
+        "outer_params": {"trend_s": settings.api_trend_window_minutes * 60.0},
     }
 
 
@@ -58,3 +43,11 @@ async def fetch_parking(
     session: AsyncSession, settings: Settings, filters: SiteFilter, page: Page
 ) -> list[dict[str, Any]]:
     return await select_sites(session, **parking_query(settings, filters, page))
+
+
+async def fetch_parking_pooled(
+    pool: asyncpg.Pool, settings: Settings, filters: SiteFilter, page: Page, *, first: str | None = None
+) -> tuple[Any, list[dict[str, Any]]]:
+    """The same query in one round trip through the read pool (app/read/pool.py): the hot path."""
+    sql, params = site_query(**parking_query(settings, filters, page))
+    return await fetch(pool, sql, params, acquire_timeout=settings.db_pool_timeout_s, first=first)

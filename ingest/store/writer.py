@@ -34,6 +34,7 @@ from ingest.records import ParkingObservation, Record, Rejected, TrafficEvent
 from ingest.spec import FeedSpec
 from ingest.store.kinds import EVENT_FIELDS, KIND_OF_OBS, KIND_OF_SITE, KINDS, SITE_FLAGS, StoredTopic
 from ingest.store.queries import PollInfo, fetch_state, fetch_static, log_poll, quarantine, raw_connection
+from ingest.store.trend import refresh as refresh_trend
 from kernel.changefeed.publish import NewChange, as_json, jsonb_param, write_changes
 from kernel.phases import Phases, without_gc_passes
 from kernel.settings import Settings
@@ -494,6 +495,15 @@ class Store:
                 spec.name,
             )
             phases.mark("update_state")
+            if kind.topic == "parking":
+                # Derived once here, so that reads take a column instead of a per-row aggregate.
+                await refresh_trend(
+                    raw,
+                    cols[0],
+                    self.settings.api_trend_window_minutes * 60.0,
+                    self.settings.api_trend_steady_pct,
+                )
+                phases.mark("trend")
         return len(to_store)
 
     @staticmethod

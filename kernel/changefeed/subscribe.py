@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 
 from kernel.changefeed.channel import NOTIFY_CHANNEL
+from kernel.changefeed.frame import text_frame
 
 CHANGE_COLUMNS = "seq, topic, feed_id, site_id, lat, lon, free, payload"
 
@@ -34,6 +35,8 @@ class Change:
     observed_at: str | None
     received_at: str | None
     text: str = field(default="", repr=False)
+    frame: bytes = field(default=b"", repr=False)
+    """``text`` as one websocket frame, encoded once for every client (frames.py)."""
 
 
 def delta_text(
@@ -91,7 +94,41 @@ def from_row(row: asyncpg.Record | dict[str, Any]) -> Change:
         observed_at=change.observed_at,
         received_at=change.received_at,
     )
+    change.frame = text_frame(change.text.encode("utf-8"))
     return change
+
+
+def deltas_text(after: int, seq: int, changes: list[Change]) -> tuple[str, int, int]:
+    """One ``deltas`` message for ``changes`` (seq order, all in (after, seq]): the latest
+    state per site, fields merged as a slow client's coalescing does. Returns (text, count,
+    merged). The head is written first and by hand so clients can read the range cheaply."""
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    for c in changes:
+        key = (c.topic, c.site_id)
+        entry = latest.pop(key, None)  # re-inserted: order stays that of each site's last change
+        if entry is None:
+            entry = {
+                "seq": c.seq,
+                "topic": c.topic,
+                "id": c.site_id,
+                "feed": c.feed,
+                "fields": dict(c.fields),
+                "observed_at": c.observed_at,
+                "received_at": c.received_at,
+            }
+        else:
+            entry["seq"] = c.seq
+            entry["fields"].update(c.fields)
+            entry["observed_at"] = c.observed_at or entry["observed_at"]
+            entry["received_at"] = c.received_at or entry["received_at"]
+        latest[key] = entry
+    merged = len(changes) - len(latest)
+    body = json.dumps(list(latest.values()), ensure_ascii=False, separators=(",", ":"))
+    text = (
+        f'{{"type":"deltas","after":{after},"seq":{seq},"count":{len(latest)},'
+        f'"merged":{merged},"changes":{body}}}'
+    )
+    return text, len(latest), merged
 
 
 async def read_after(

@@ -72,10 +72,13 @@ def test_trend_over_the_last_window(api: Api) -> None:
     assert props["rennes-parking:CIT_PAR_2"]["trend"] == "emptying"
     assert props["rennes-parking:CIT_PAR_3"]["trend"] == "steady"
     assert props["demo-parking:P1"]["trend"] == "unknown"
-    # The delta is the last minus the first free count among the window's observations.
-    start = asked_at - timedelta(minutes=api.settings.api_trend_window_minutes)
+    # The delta is the last minus the first free count among the observations of the window
+    # that ends at the site's latest reading (computed when that reading was written).
+    span = timedelta(minutes=api.settings.api_trend_window_minutes)
     for sid in ("rennes-parking:CIT_PAR_1", "rennes-parking:CIT_PAR_2", "rennes-parking:CIT_PAR_3"):
-        window = [free for t, free, _ in api.data.parking[sid] if t >= start]
+        last_t = api.data.parking[sid][-1][0]
+        assert last_t >= asked_at - span, "the seed's latest readings are within the window of now"
+        window = [free for t, free, _ in api.data.parking[sid] if last_t - span <= t <= last_t]
         assert props[sid]["trend_free_delta"] == window[-1] - window[0], sid
 
 

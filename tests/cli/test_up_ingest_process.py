@@ -1,0 +1,112 @@
+"""`mobility up` parses feeds in a child process it starts and stops: still one command.
+
+A real `mobility up` (its own OS process) on the test database, polling a captured feed from
+a real HTTP server on 127.0.0.1; the process tree is read with psutil.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import asyncpg
+import httpx
+import psutil
+import pytest
+
+from kernel.db import asyncpg_dsn
+from tests.conftest import FEEDS
+from tests.ingest.feedserver import FeedServer
+from tests.pg import run_sync
+from tests.servers import free_port
+
+CAPTURE = FEEDS / "opendatasoft/strasbourg-ods-v1-occupation-parkings-temps-reel-10records.json"
+
+
+async def _ingest_state(url: str) -> tuple[int, int]:
+    """(parking sites, connections of the ingest role) in the database."""
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        sites = int(await conn.fetchval("SELECT count(*) FROM parking_sites"))
+        ingest = int(
+            await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND application_name LIKE 'ingest%'"
+            )
+        )
+        return sites, ingest
+    finally:
+        await conn.close()
+
+
+def _run_up(database_url: str, feeds: Path, tmp_path: Path, extra_env: dict[str, str]) -> dict[str, object]:
+    port = free_port()
+    env = {
+        "DATABASE_URL": database_url,
+        "MOBILITY_TILE_URL": "",
+        "MOBILITY_MAX_AGE_DAYS": "100000",  # the capture is from 2019
+        **extra_env,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "up", "--port", str(port), "--data-dir", str(tmp_path / "d")]
+        + ["--feeds", str(feeds)],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, proc.stdout.read().decode()[-3000:]  # type: ignore[union-attr]
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "not ready within 60 s"
+            time.sleep(0.2)
+        sites = ingest_conns = 0
+        deadline = time.monotonic() + 60
+        while sites == 0 and time.monotonic() < deadline:
+            sites, ingest_conns = run_sync(_ingest_state(database_url))
+            time.sleep(0.2)
+        children = [c for c in psutil.Process(proc.pid).children(recursive=True) if c.is_running()]
+        # The spawned ingest child (multiprocessing's resource tracker, if any, is not it).
+        child_pids = [c.pid for c in children if "spawn_main" in " ".join(c.cmdline())]
+        # Ctrl-C of a terminal reaches the whole group; here only the parent gets SIGINT, the
+        # harder case: the parent must stop its child itself.
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=40)
+        left = [
+            pid for pid in child_pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"
+        ]
+        return {"sites": sites, "ingest_conns": ingest_conns, "children": child_pids, "left": left}
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.slow
+def test_up_ingests_in_a_child_process_and_stops_it(database_url: str, tmp_path: Path) -> None:
+    server = FeedServer().start()
+    try:
+        url = server.serve("/strasbourg.json", CAPTURE.read_bytes())
+        feeds = tmp_path / "feeds.toml"
+        feeds.write_text(f'[[feed]]\nname = "strasbourg"\nurl = "{url}"\ninterval = 1\nmax_pages = 1\n')
+
+        child = _run_up(database_url, feeds, tmp_path, {})
+        assert child["sites"] == 10, child
+        assert child["ingest_conns"] >= 1, child
+        assert len(child["children"]) == 1, child  # type: ignore[arg-type]
+        assert child["left"] == [], "the ingest process outlived `mobility up`"
+
+        inline = _run_up(database_url, feeds, tmp_path, {"MOBILITY_UP_INGEST_PROCESS": "false"})
+        assert inline["sites"] == 10, inline
+        assert inline["children"] == [], inline
+    finally:
+        server.stop()
