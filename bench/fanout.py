@@ -526,7 +526,7 @@ async def seed(database_url: str) -> str:
     """The bench feed's sites (3,000 + END), and one real delta text to size the ceiling's."""
     from datetime import UTC, datetime, timedelta
 
-    from app.live.changes import from_row
+    from kernel.changefeed.subscribe import from_row
 
     from ingest.records import ParkingObservation, ParkingSite
     from ingest.spec import FeedSpec
@@ -578,7 +578,7 @@ async def flood_ours(database_url: str, changes: int, server_pid: int) -> dict[s
 
 
 async def flood_ceiling(port: int, changes: int, sample: str, server_pid: int) -> dict[str, Any]:
-    from app.live.changes import delta_text
+    from kernel.changefeed.subscribe import delta_text
 
     template = json.loads(sample)
     sent: dict[int, float] = {}

@@ -78,9 +78,12 @@ class Subscription:
 
     @property
     def plain(self) -> bool:
-        """No criteria but topics: admits a change by its topic alone, statelessly."""
+        """No criteria but topics: admits a change by its topic alone, statelessly.
+
+        Alerts are never plain: a partner's rules reach that partner only (``admit``)."""
         return (
-            self.ids is None
+            "alerts" not in self.topics
+            and self.ids is None
             and self.feeds is None
             and self.min_free is None
             and (self.filter is None or self.filter.bbox is None)

@@ -74,6 +74,8 @@ def _group_key(session: Session) -> tuple[Any, ...]:
     flt = sub.filter
     return (
         session.batch_ms,
+        # Alerts are per owner (Subscription.admit): one group per viewer when they are wanted.
+        sub.viewer_key_id if "alerts" in sub.topics else None,
         sub.topics,
         sub.ids,
         sub.feeds,
