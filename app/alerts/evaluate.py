@@ -120,8 +120,11 @@ def parking_reading(rule: ParkingAlmostFull, row: asyncpg.Record | dict[str, Any
         "stale_reason": row["stale_reason"],
     }
     # Only "open with a value" is availability; closed, unknown or stale says nothing either way.
-    if row["status"] != "open" or row["stale_reason"] is not None:
+    if row["stale_reason"] is not None or row["status"] not in ("open", "full"):
         return Reading(False, evidence=evidence)
+    if row["status"] == "full":
+        # The feed says full, whatever count it still carries: no space, so the rule fires.
+        return Reading(True, True, False, {**evidence, "free": 0})
     fires, clears, known = False, True, False
     if rule.free_lte is not None and free is not None:
         known = True

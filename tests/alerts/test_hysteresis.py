@@ -124,3 +124,17 @@ async def test_hovering_end_to_end_one_alert(
     assert await scalar(engine, "SELECT count(*) FROM changes WHERE topic = 'alerts'") == 2
     listed = (await api.get("/api/v1/alerts")).json()["items"]
     assert [a["state"] for a in listed] == ["ended"] and listed[0]["started_at"] < listed[0]["ended_at"]
+
+
+def test_a_site_its_feed_calls_full_fires_whatever_count_it_carries() -> None:
+    """`full` is no space: an almost-full rule fires on it (a stale count of 30 does not hide it)."""
+    rule = ParkingAlmostFull(kind="parking_almost_full", name="x", site="city:P1", free_lte=5)
+    readings = [
+        parking_reading(rule, site(30)),
+        parking_reading(rule, site(30, status="full")),  # fires
+        parking_reading(rule, site(30, status="full", stale="age")),  # stale: says nothing
+        parking_reading(rule, site(30)),  # open again with 30 free: clears
+    ]
+    assert [r.known for r in readings] == [True, True, False, True]
+    assert readings[1].evidence["free"] == 0
+    assert run(rule, readings) == [(1, "start"), (3, "end")]
