@@ -17,7 +17,7 @@ from sqlalchemy import text
 from app.api.deps import SessionDep, SettingsDep
 from app.api.geojson import GeoJSONResponse, dumps, paged, point
 from app.api.kinds import KINDS
-from app.api.params import BBoxQuery, FeedQuery, PageDep, parse_bbox, parse_time
+from app.api.params import BBoxQuery, FeedQuery, PageDep, listing_where, parse_time
 from app.api.schemas import ReplayCollection
 from app.problems import invalid
 from ingest.derived import derived_fields
@@ -74,16 +74,7 @@ def _register(kind: TopicSpec, path: str) -> None:
             raise invalid("time", "required")
         lookback = timedelta(minutes=settings.api_replay_lookback_minutes)
         params: dict[str, Any] = {"t": instant, "since": instant - lookback, "limit_plus": page.limit + 1}
-        where: list[str] = []
-        box = parse_bbox(bbox)
-        if box is not None:
-            where.append(box.sql("s", params))
-        if feed is not None:
-            where.append("s.feed_id = :feed")
-            params["feed"] = feed
-        if page.after is not None:
-            where.append("s.id > :after")
-            params["after"] = page.after
+        where = listing_where("s", params, bbox, feed, page.after)
         rows = [dict(r) for r in (await session.execute(text(replay_sql(kind, where)), params)).mappings()]
         rows, cursor, headers = paged(request, rows, page.limit, "id")
         features = []
