@@ -11,6 +11,7 @@ prefixes it with the feed name to make the global site id.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -198,6 +199,14 @@ class Batch(BaseModel):
         description="Record types this payload lists completely (a situation publication lists every "
         "current event): what it no longer lists has ended.",
     )
+
+    def objects(self, entries: Iterable[Any], what: str) -> Iterator[dict[str, Any]]:
+        """The entries of a JSON list that are objects; any other is rejected, never silently dropped."""
+        for entry in entries:
+            if isinstance(entry, dict):
+                yield entry
+            else:
+                self.rejected.append(Rejected.of(f"{what} is not a JSON object", entry))
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}

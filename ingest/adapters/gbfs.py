@@ -91,10 +91,7 @@ def parse(body: bytes, ctx: ParseContext) -> Batch:
     file_time = _file_time(payload)
     batch = Batch(format=FORMAT, generated_at=file_time)
     seen: set[str] = set()
-    for raw in stations:
-        if not isinstance(raw, dict):
-            batch.rejected.append(Rejected.of("station entry is not a JSON object", raw))
-            continue
+    for raw in batch.objects(stations, "station entry"):
         station_id = text(raw.get("station_id"))
         if station_id is None:
             batch.rejected.append(Rejected.of("station has no station_id", raw))
