@@ -19,6 +19,7 @@ from app.api.geojson import json_response, paged
 from app.api.params import MAX_TEXT, IntPageDep, Page, PageDep
 from app.api.schemas import FeedList, FeedOut, PollList, QuarantineList
 from app.problems import not_found
+from app.read.rows import fetch_rows
 
 router = APIRouter(prefix="/api/v1/feeds", tags=["feeds"])
 
@@ -113,8 +114,7 @@ async def fetch_feeds(session: AsyncSession, page: Page, feed_id: str | None = N
     if page.after is not None:
         where.append("f.id > :after")
         params["after"] = page.after
-    result = await session.execute(text(FEEDS_SQL.format(where=" AND ".join(where))), params)
-    return [dict(r) for r in result.mappings()]
+    return await fetch_rows(session, FEEDS_SQL.format(where=" AND ".join(where)), params)
 
 
 async def require_feed(session: AsyncSession, feed_id: str) -> None:
@@ -131,7 +131,7 @@ async def _feed_log(session: AsyncSession, feed_id: str, page: Page, select: str
         after = "AND id < :after"
         params["after"] = page.after
     sql = f"{select} WHERE feed_id = :feed_id {after} ORDER BY id DESC LIMIT :limit_plus"
-    return [dict(r) for r in (await session.execute(text(sql), params)).mappings()]
+    return await fetch_rows(session, sql, params)
 
 
 @router.get("", summary="Feeds with health, last poll, error counts, staleness", response_model=FeedList)

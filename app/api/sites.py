@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.api.geojson import CHANGES_SEQ_HEADER, collection, paged
 from app.api.params import MAX_TEXT, BBox, Page, check_near, parse_bbox
 from app.problems import invalid, not_found
+from app.read.rows import fetch_rows
 from kernel.settings import Settings, get_settings
 
 STALE_REASON = """
@@ -120,16 +121,18 @@ def site_query(
 
 async def select_sites(session: AsyncSession, **query: Any) -> list[dict[str, Any]]:
     sql, params = site_query(**query)
-    result = await session.execute(text(sql), params)
-    return [dict(row) for row in result.mappings()]
+    return await fetch_rows(session, sql, params)
+
+
+def identity(row: dict[str, Any]) -> dict[str, Any]:
+    """The first properties of every site or event out of the API: its id, feed and id in the feed."""
+    return {"id": row["id"], "feed": row["feed_id"], "source_id": row["source_id"]}
 
 
 def base_properties(row: dict[str, Any]) -> dict[str, Any]:
     reason = row["stale_reason"]
     props = {
-        "id": row["id"],
-        "feed": row["feed_id"],
-        "source_id": row["source_id"],
+        **identity(row),
         "name": row["name"],
         "observed_at": row["observed_at"],
         "received_at": row["received_at"],

@@ -29,7 +29,16 @@ from app.api.params import (
     listing_where,
 )
 from app.api.schemas import EventCollection, TrafficCollection, TrafficFeature
-from app.api.sites import SiteFilter, base_properties, one_site, site_collection, site_filter, site_id_path
+from app.api.sites import (
+    SiteFilter,
+    base_properties,
+    identity,
+    one_site,
+    site_collection,
+    site_filter,
+    site_id_path,
+)
+from app.read.rows import fetch_rows
 from app.read.traffic import fetch_traffic, geometry_of
 from ingest.derived import congestion_level, speed_ratio
 
@@ -127,14 +136,12 @@ async def list_events(
         params["event_type"] = event_type
     seq = (await session.execute(text(CHANGES_SEQ_SQL))).scalar_one()
     sql = EVENTS_SQL.format(where="".join(f" AND {w}" for w in where))
-    rows = [dict(r) for r in (await session.execute(text(sql), params)).mappings()]
+    rows = await fetch_rows(session, sql, params)
     rows, cursor, headers = paged(request, rows, page.limit, "id")
     features = []
     for row in rows:
         props = {
-            "id": row["id"],
-            "feed": row["feed_id"],
-            "source_id": row["source_id"],
+            **identity(row),
             "event_type": row["event_type"],
             "description": row["description"],
             "severity": row["severity"],
