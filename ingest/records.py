@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeGuard
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -207,6 +207,20 @@ class Batch(BaseModel):
                 yield entry
             else:
                 self.rejected.append(Rejected.of(f"{what} is not a JSON object", entry))
+
+    def new_id(
+        self, source_id: str | None, raw: Any, seen: set[str], missing: str, duplicate: str
+    ) -> TypeGuard[str]:
+        """True for an id this payload has not listed before (then remembered in ``seen``); an entry
+        with no id, or a repeated one, is rejected with the reason ``missing`` or ``duplicate <id>``."""
+        if source_id is None:
+            self.rejected.append(Rejected.of(missing, raw))
+            return False
+        if source_id in seen:
+            self.rejected.append(Rejected.of(f"{duplicate} {source_id}", raw, source_id))
+            return False
+        seen.add(source_id)
+        return True
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
