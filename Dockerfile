@@ -9,6 +9,7 @@ WORKDIR /src
 COPY pyproject.toml README.md alembic.ini ./
 COPY app ./app
 COPY ingest ./ingest
+COPY kernel ./kernel
 COPY frontend ./frontend
 COPY migrations ./migrations
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .

@@ -23,8 +23,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import db
 from ingest import metrics as ingest_metrics
+from kernel import db
 
 if TYPE_CHECKING:
     from app.live.hub import Hub

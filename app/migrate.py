@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from alembic import command
@@ -11,6 +12,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from kernel.db import resolve_database_url
+from kernel.settings import Settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -45,3 +49,17 @@ async def current_revision(engine: AsyncEngine) -> str | None:
 
     async with engine.connect() as connection:
         return await connection.run_sync(_read)
+
+
+async def on_migrated_database(settings: Settings, work: Callable[[str], Awaitable[int]]) -> int:
+    """Run a CLI command's ``work(url)`` against the configured (or embedded) database at head.
+
+    The embedded server, when one had to be started, is stopped again whatever ``work`` does.
+    """
+    url, embedded = await asyncio.to_thread(resolve_database_url, settings.database_url, settings.pgdata)
+    try:
+        await asyncio.to_thread(upgrade, url)
+        return await work(url)
+    finally:
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
-from ingest.spec import FeedSpec, allowed_keys, locate_key
+from ingest.spec import FeedSpec, allowed_keys, feed_span, locate_key
 
 
 class FeedsFile(BaseModel):
@@ -25,12 +25,10 @@ class FeedsFileError(ValueError):
 
 def _line_of(text: str, feed_index: int, field: str | None) -> int | None:
     """Best-effort line number: the N-th ``[[feed]]`` header, then the field's key inside it."""
-    lines = text.splitlines()
-    starts = [i for i, line in enumerate(lines) if re.match(r"^\s*\[\[\s*feed\s*\]\]", line)]
-    if feed_index >= len(starts):
+    span = feed_span(text, feed_index)
+    if span is None:
         return None
-    start = starts[feed_index]
-    end = starts[feed_index + 1] if feed_index + 1 < len(starts) else len(lines)
+    lines, start, end = span
     if field:
         for i in range(start, end):
             if re.match(rf"^\s*{re.escape(field)}\s*=", lines[i]) or re.match(

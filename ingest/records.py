@@ -11,8 +11,9 @@ prefixes it with the feed name to make the global site id.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeGuard
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -198,6 +199,28 @@ class Batch(BaseModel):
         description="Record types this payload lists completely (a situation publication lists every "
         "current event): what it no longer lists has ended.",
     )
+
+    def objects(self, entries: Iterable[Any], what: str) -> Iterator[dict[str, Any]]:
+        """The entries of a JSON list that are objects; any other is rejected, never silently dropped."""
+        for entry in entries:
+            if isinstance(entry, dict):
+                yield entry
+            else:
+                self.rejected.append(Rejected.of(f"{what} is not a JSON object", entry))
+
+    def new_id(
+        self, source_id: str | None, raw: Any, seen: set[str], missing: str, duplicate: str
+    ) -> TypeGuard[str]:
+        """True for an id this payload has not listed before (then remembered in ``seen``); an entry
+        with no id, or a repeated one, is rejected with the reason ``missing`` or ``duplicate <id>``."""
+        if source_id is None:
+            self.rejected.append(Rejected.of(missing, raw))
+            return False
+        if source_id in seen:
+            self.rejected.append(Rejected.of(f"{duplicate} {source_id}", raw, source_id))
+            return False
+        seen.add(source_id)
+        return True
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}

@@ -286,15 +286,24 @@ def _types(annotation: Any) -> tuple[Any, ...]:
     return tuple(args) if args else (annotation,)
 
 
-def locate_key(text: str, feed_index: int, path: list[str | int]) -> int | None:
-    """1-based line of a key inside the N-th ``[[feed]]``: in its own ``[feed.a.b]`` table, in an
-    inline table ``a = { b = … }``, as a dotted key ``a.b = …``, or at the top of the feed."""
+def feed_span(text: str, feed_index: int) -> tuple[list[str], int, int] | None:
+    """The lines of a feeds file and where its N-th ``[[feed]]`` starts and ends (0-based, end
+    exclusive); None when there are not that many feeds."""
     lines = text.splitlines()
     starts = [i for i, line in enumerate(lines) if re.match(r"^\s*\[\[\s*feed\s*\]\]", line)]
     if feed_index >= len(starts):
         return None
-    start = starts[feed_index]
     end = starts[feed_index + 1] if feed_index + 1 < len(starts) else len(lines)
+    return lines, starts[feed_index], end
+
+
+def locate_key(text: str, feed_index: int, path: list[str | int]) -> int | None:
+    """1-based line of a key inside the N-th ``[[feed]]``: in its own ``[feed.a.b]`` table, in an
+    inline table ``a = { b = … }``, as a dotted key ``a.b = …``, or at the top of the feed."""
+    span = feed_span(text, feed_index)
+    if span is None:
+        return None
+    lines, start, end = span
     keys = [p for p in path if isinstance(p, str)]
     if not keys:
         return start + 1

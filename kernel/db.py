@@ -11,6 +11,8 @@ import logging
 import os
 import threading
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 if TYPE_CHECKING:
+    import asyncpg
+
     from kernel.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -131,41 +135,31 @@ class Engines:
 
 
 def create_engines(url: str, settings: Settings, *, prefix: str = "api") -> Engines:
-    common: dict[str, Any] = {
-        "pool_timeout_s": settings.db_pool_timeout_s,
-        "idle_in_transaction_timeout_s": settings.db_idle_in_transaction_timeout_s,
-        "max_overflow": 0,
-    }
+    def pool(role: str, size: int, statement_timeout_s: float) -> AsyncEngine:
+        return create_engine(
+            url,
+            role=role,
+            pool_size=size,
+            statement_timeout_s=statement_timeout_s,
+            pool_timeout_s=settings.db_pool_timeout_s,
+            idle_in_transaction_timeout_s=settings.db_idle_in_transaction_timeout_s,
+            max_overflow=0,
+        )
+
     return Engines(
-        api=create_engine(
-            url,
-            role=f"{prefix}-rest",
-            pool_size=settings.db_pool_api,
-            statement_timeout_s=settings.db_statement_timeout_s,
-            **common,
-        ),
-        export=create_engine(
-            url,
-            role=f"{prefix}-export",
-            pool_size=settings.db_pool_export,
-            statement_timeout_s=settings.db_export_statement_timeout_s,
-            **common,
-        ),
-        live=create_engine(
-            url,
-            role=f"{prefix}-snapshot",
-            pool_size=settings.db_pool_live,
-            statement_timeout_s=settings.db_statement_timeout_s,
-            **common,
-        ),
-        ingest=create_engine(
-            url,
-            role="ingest",
-            pool_size=settings.db_pool_ingest,
-            statement_timeout_s=settings.db_ingest_statement_timeout_s,
-            **common,
-        ),
+        api=pool(f"{prefix}-rest", settings.db_pool_api, settings.db_statement_timeout_s),
+        export=pool(f"{prefix}-export", settings.db_pool_export, settings.db_export_statement_timeout_s),
+        live=pool(f"{prefix}-snapshot", settings.db_pool_live, settings.db_statement_timeout_s),
+        ingest=pool("ingest", settings.db_pool_ingest, settings.db_ingest_statement_timeout_s),
     )
+
+
+@asynccontextmanager
+async def raw_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
+    """A raw asyncpg connection from an engine's pool (positional SQL, asyncpg's own API)."""
+    async with engine.connect() as connection:
+        raw: asyncpg.Connection = (await connection.get_raw_connection()).driver_connection  # type: ignore[assignment]
+        yield raw
 
 
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker:

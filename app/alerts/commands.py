@@ -8,7 +8,6 @@ nothing is written.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from typing import Any
@@ -20,7 +19,7 @@ from app import migrate
 from app.alerts.rules import AnyRule, RuleIn
 from app.alerts.store import Owner, create_rule, delete_rule, list_rules
 from app.alerts.validate import RuleInvalid, check_subject, check_webhook_url, parse_networks
-from kernel.db import asyncpg_dsn, resolve_database_url
+from kernel.db import asyncpg_dsn
 from kernel.settings import Settings
 
 _adapter: TypeAdapter[AnyRule] = TypeAdapter(RuleIn)
@@ -104,10 +103,4 @@ async def run(args: argparse.Namespace, url: str, settings: Settings) -> int:
 
 
 async def cli(args: argparse.Namespace, settings: Settings) -> int:
-    url, embedded = await asyncio.to_thread(resolve_database_url, settings.database_url, settings.pgdata)
-    try:
-        await asyncio.to_thread(migrate.upgrade, url)
-        return await run(args, url, settings)
-    finally:
-        if embedded is not None:
-            await asyncio.to_thread(embedded.stop)
+    return await migrate.on_migrated_database(settings, lambda url: run(args, url, settings))

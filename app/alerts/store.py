@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.alerts.rules import AnyRule, RuleIn
 from app.live.snapshot import iso
 from kernel.changefeed.publish import NewChange, write_changes
+from kernel.db import raw_connection
 
 ALERTS_LOCK = 7_342_113
 OUTBOX_CHANNEL = "mobility_alert_outbox"
@@ -59,14 +60,6 @@ ALERT_SELECT = """
     SELECT a.id, a.rule_id, r.name AS rule_name, a.kind, a.subject, a.feed_id, a.started_at, a.ended_at,
            a.end_reason, a.evidence, a.end_evidence, r.owner_key_id
     FROM alerts a JOIN alert_rules r ON r.id = a.rule_id"""
-
-
-@asynccontextmanager
-async def raw_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
-    """A raw asyncpg connection from the app's pool (the queries here are positional SQL)."""
-    async with engine.connect() as connection:
-        raw: asyncpg.Connection = (await connection.get_raw_connection()).driver_connection  # type: ignore[assignment]
-        yield raw
 
 
 @asynccontextmanager

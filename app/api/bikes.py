@@ -4,37 +4,26 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import text
 
 from app.api.deps import SessionDep, SettingsDep
 from app.api.geojson import (
-    CHANGES_SEQ_HEADER,
     CHANGES_SEQ_SQL,
     GeoJSONResponse,
-    collection,
     feature,
     json_response,
-    paged,
     point,
 )
-from app.api.params import MAX_TEXT, BBoxQuery, FeedQuery, NearQuery, Page, PageDep, RadiusQuery
+from app.api.params import BBoxQuery, FeedQuery, NearQuery, Page, PageDep, RadiusQuery
 from app.api.schemas import BikeCollection, BikeFeature
-from app.api.sites import SiteFilter, base_properties, site_filter
-from app.problems import not_found
+from app.api.sites import SiteFilter, base_properties, one_site, site_collection, site_filter, site_id_path
 from app.read.bikes import fetch_bikes
 
 router = APIRouter(prefix="/api/v1/bikes", tags=["bikes"])
 
-StationId = Annotated[
-    str,
-    Path(
-        max_length=MAX_TEXT,
-        description="Global station id `<feed>:<source id>`",
-        examples=["velib:213688169"],
-    ),
-]
+StationId = Annotated[str, site_id_path("velib:213688169", "station")]
 
 
 def bike_feature(row: dict[str, Any]) -> dict[str, Any]:
@@ -73,16 +62,12 @@ async def list_stations(
 ) -> Response:
     filters = site_filter(settings, page, bbox, feed, near, radius)
     if min_bikes is not None:
-        filters.where.append("s.bikes_available >= :min_bikes")
-        filters.params["min_bikes"] = min_bikes
+        filters.require("s.bikes_available >= :min_bikes", min_bikes=min_bikes)
     if min_docks is not None:
-        filters.where.append("s.docks_available >= :min_docks")
-        filters.params["min_docks"] = min_docks
+        filters.require("s.docks_available >= :min_docks", min_docks=min_docks)
     seq = (await session.execute(text(CHANGES_SEQ_SQL))).scalar_one()
     rows = await fetch_bikes(session, filters, page)
-    rows, cursor, headers = paged(request, rows, page.limit, "id", paginate=filters.near is None)
-    headers[CHANGES_SEQ_HEADER] = str(seq)
-    return collection(request, [bike_feature(r) for r in rows], cursor, headers)
+    return site_collection(request, filters, page, seq, rows, bike_feature)
 
 
 @router.get(
@@ -93,6 +78,5 @@ async def list_stations(
 )
 async def get_station(station_id: StationId, session: SessionDep) -> Response:
     rows = await fetch_bikes(session, SiteFilter(ids=[station_id]), Page(limit=1, after=None))
-    if not rows:
-        raise not_found(f"bike station {station_id!r}")
-    return json_response(bike_feature(rows[0]), media_type="application/geo+json")
+    row = one_site(rows, f"bike station {station_id!r}")
+    return json_response(bike_feature(row), media_type="application/geo+json")

@@ -19,6 +19,7 @@ from app.api.geojson import json_response, paged
 from app.api.params import MAX_TEXT, IntPageDep, Page, PageDep
 from app.api.schemas import FeedList, FeedOut, PollList, QuarantineList
 from app.problems import not_found
+from app.read.rows import fetch_rows
 
 router = APIRouter(prefix="/api/v1/feeds", tags=["feeds"])
 
@@ -113,13 +114,24 @@ async def fetch_feeds(session: AsyncSession, page: Page, feed_id: str | None = N
     if page.after is not None:
         where.append("f.id > :after")
         params["after"] = page.after
-    result = await session.execute(text(FEEDS_SQL.format(where=" AND ".join(where))), params)
-    return [dict(r) for r in result.mappings()]
+    return await fetch_rows(session, FEEDS_SQL.format(where=" AND ".join(where)), params)
 
 
 async def require_feed(session: AsyncSession, feed_id: str) -> None:
     if (await session.execute(text("SELECT 1 FROM feeds WHERE id = :id"), {"id": feed_id})).first() is None:
         raise not_found(f"feed {feed_id!r}")
+
+
+async def _feed_log(session: AsyncSession, feed_id: str, page: Page, select: str) -> list[dict[str, Any]]:
+    """A page of one feed's log table (polls, quarantine), newest first; 404 for an unknown feed."""
+    await require_feed(session, feed_id)
+    params: dict[str, Any] = {"feed_id": feed_id, "limit_plus": page.limit + 1}
+    after = ""
+    if page.after is not None:
+        after = "AND id < :after"
+        params["after"] = page.after
+    sql = f"{select} WHERE feed_id = :feed_id {after} ORDER BY id DESC LIMIT :limit_plus"
+    return await fetch_rows(session, sql, params)
 
 
 @router.get("", summary="Feeds with health, last poll, error counts, staleness", response_model=FeedList)
@@ -142,41 +154,27 @@ async def get_feed(feed_id: FeedId, session: SessionDep) -> Response:
     response_model=QuarantineList,
 )
 async def quarantine(request: Request, feed_id: FeedId, session: SessionDep, page: IntPageDep) -> Response:
-    await require_feed(session, feed_id)
-    params: dict[str, Any] = {"feed_id": feed_id, "limit_plus": page.limit + 1}
-    after = ""
-    if page.after is not None:
-        after = "AND id < :after"
-        params["after"] = page.after
-    result = await session.execute(
-        text(
-            f"""SELECT id, received_at, last_seen_at, occurrences, record_type, source_id, reason, raw_excerpt
-                FROM quarantine
-                WHERE feed_id = :feed_id {after} ORDER BY id DESC LIMIT :limit_plus"""
-        ),
-        params,
+    rows = await _feed_log(
+        session,
+        feed_id,
+        page,
+        """SELECT id, received_at, last_seen_at, occurrences, record_type, source_id, reason, raw_excerpt
+           FROM quarantine""",
     )
-    rows, cursor, headers = paged(request, [dict(r) for r in result.mappings()], page.limit, "id")
+    rows, cursor, headers = paged(request, rows, page.limit, "id")
     return json_response({"items": rows, "next_cursor": cursor}, headers=headers)
 
 
 @router.get("/{feed_id}/polls", summary="Poll log of a feed, newest first", response_model=PollList)
 async def polls(request: Request, feed_id: FeedId, session: SessionDep, page: IntPageDep) -> Response:
-    await require_feed(session, feed_id)
-    params: dict[str, Any] = {"feed_id": feed_id, "limit_plus": page.limit + 1}
-    after = ""
-    if page.after is not None:
-        after = "AND id < :after"
-        params["after"] = page.after
-    result = await session.execute(
-        text(
-            f"""SELECT id, started_at, duration_ms, url, http_status, bytes, not_modified, records_accepted,
-                       records_rejected, changes, error
-                FROM poll_log WHERE feed_id = :feed_id {after} ORDER BY id DESC LIMIT :limit_plus"""
-        ),
-        params,
+    rows = await _feed_log(
+        session,
+        feed_id,
+        page,
+        """SELECT id, started_at, duration_ms, url, http_status, bytes, not_modified, records_accepted,
+                  records_rejected, changes, error
+           FROM poll_log""",
     )
-    rows = [dict(r) for r in result.mappings()]
     for row in rows:
         row["url"] = redact(row["url"])
     rows, cursor, headers = paged(request, rows, page.limit, "id")

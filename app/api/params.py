@@ -73,6 +73,23 @@ def parse_bbox(raw: str | None) -> BBox | None:
     return BBox(min_lon, min_lat, max_lon, max_lat)
 
 
+def listing_where(
+    alias: str, params: dict[str, Any], bbox: str | None, feed: str | None, after: Any
+) -> list[str]:
+    """The conditions every id-ordered listing shares (box, feed, cursor), binding into ``params``."""
+    where: list[str] = []
+    box = parse_bbox(bbox)
+    if box is not None:
+        where.append(box.sql(alias, params))
+    if feed is not None:
+        where.append(f"{alias}.feed_id = :feed")
+        params["feed"] = feed
+    if after is not None:
+        where.append(f"{alias}.id > :after")
+        params["after"] = after
+    return where
+
+
 def parse_point(raw: str | None, name: str) -> tuple[float, float] | None:
     if raw is None:
         return None

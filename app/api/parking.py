@@ -4,26 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import text
 
 from app.api.deps import SessionDep, SettingsDep
 from app.api.geojson import (
-    CHANGES_SEQ_HEADER,
     CHANGES_SEQ_SQL,
     GeoJSONResponse,
-    collection,
     feature,
     json_response,
-    paged,
     point,
 )
 from app.api.params import MAX_TEXT, BBoxQuery, FeedQuery, NearQuery, Page, PageDep, RadiusQuery
 from app.api.schemas import ParkingCollection, ParkingFeature
-from app.api.sites import SiteFilter, base_properties, site_filter
+from app.api.sites import SiteFilter, base_properties, one_site, site_collection, site_filter, site_id_path
 from app.forecast.service import forecast_cache, site_forecast, state_of
-from app.problems import not_found
 from app.read.parking import fetch_parking, fetch_parking_pooled
 from app.read.pool import read_pool
 from ingest.derived import occupancy_pct, parking_availability
@@ -33,14 +29,7 @@ router = APIRouter(prefix="/api/v1/parking", tags=["parking"])
 # The SQL twin of ``parking_availability(...) == "open"`` for a site with a count.
 OPEN_SQL = "coalesce(s.status, 'unknown') NOT IN ('closed', 'full') AND s.free > 0"
 
-SiteId = Annotated[
-    str,
-    Path(
-        max_length=MAX_TEXT,
-        description="Global site id `<feed>:<source id>`",
-        examples=["rennes-parking:CIT_PAR_1"],
-    ),
-]
+SiteId = Annotated[str, site_id_path("rennes-parking:CIT_PAR_1")]
 
 
 def parking_feature(row: dict[str, Any]) -> dict[str, Any]:
@@ -89,17 +78,13 @@ async def list_sites(
     if min_free is not None:
         # Only an open site with a count is availability (ingest.derived.parking_availability):
         # a closed or full car park never passes, whatever free count its feed still reports.
-        filters.where.append(f"s.free >= :min_free AND {OPEN_SQL}")
-        filters.params["min_free"] = min_free
+        filters.require(f"s.free >= :min_free AND {OPEN_SQL}", min_free=min_free)
     if type is not None:
-        filters.where.append("s.site_type = :site_type")
-        filters.params["site_type"] = type
+        filters.require("s.site_type = :site_type", site_type=type)
     # The hot path (nearest, current state): one round trip through the read pool, the
     # change-log position read first on the same connection (app/read/pool.py).
     seq, rows = await fetch_parking_pooled(read_pool(request), settings, filters, page, first=CHANGES_SEQ_SQL)
-    rows, cursor, headers = paged(request, rows, page.limit, "id", paginate=filters.near is None)
-    headers[CHANGES_SEQ_HEADER] = str(seq)
-    return collection(request, [parking_feature(r) for r in rows], cursor, headers)
+    return site_collection(request, filters, page, seq, rows, parking_feature)
 
 
 @router.get(
@@ -110,12 +95,9 @@ async def list_sites(
 )
 async def get_site(request: Request, site_id: SiteId, session: SessionDep, settings: SettingsDep) -> Response:
     rows = await fetch_parking(session, settings, SiteFilter(ids=[site_id]), Page(limit=1, after=None))
-    if not rows:
-        raise not_found(f"parking site {site_id!r}")
-    record = parking_feature(rows[0])
-    record["properties"]["forecast"] = await site_forecast(
-        session, state_of(rows[0]), forecast_cache(request)
-    )
+    row = one_site(rows, f"parking site {site_id!r}")
+    record = parking_feature(row)
+    record["properties"]["forecast"] = await site_forecast(session, state_of(row), forecast_cache(request))
     # The quality flags of the site and of its current reading (docs/ingest.md, data-quality rules).
     flags = await session.execute(text("SELECT flags FROM parking_sites WHERE id = :id"), {"id": site_id})
     record["properties"]["flags"] = sorted(flags.scalar_one_or_none() or [])

@@ -12,14 +12,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from sqlalchemy import text
 
 from app.api.deps import SessionDep, SettingsDep
-from app.api.geojson import GeoJSONResponse, dumps, paged, point
+from app.api.geojson import GeoJSONResponse, dumps, feature, paged, point
 from app.api.kinds import KINDS
-from app.api.params import BBoxQuery, FeedQuery, PageDep, parse_bbox, parse_time
+from app.api.params import BBoxQuery, FeedQuery, PageDep, listing_where, parse_time
 from app.api.schemas import ReplayCollection
+from app.api.sites import identity
 from app.problems import invalid
+from app.read.rows import fetch_rows
 from ingest.derived import derived_fields
 from kernel.topics import TopicSpec
 
@@ -74,24 +75,13 @@ def _register(kind: TopicSpec, path: str) -> None:
             raise invalid("time", "required")
         lookback = timedelta(minutes=settings.api_replay_lookback_minutes)
         params: dict[str, Any] = {"t": instant, "since": instant - lookback, "limit_plus": page.limit + 1}
-        where: list[str] = []
-        box = parse_bbox(bbox)
-        if box is not None:
-            where.append(box.sql("s", params))
-        if feed is not None:
-            where.append("s.feed_id = :feed")
-            params["feed"] = feed
-        if page.after is not None:
-            where.append("s.id > :after")
-            params["after"] = page.after
-        rows = [dict(r) for r in (await session.execute(text(replay_sql(kind, where)), params)).mappings()]
+        where = listing_where("s", params, bbox, feed, page.after)
+        rows = await fetch_rows(session, replay_sql(kind, where), params)
         rows, cursor, headers = paged(request, rows, page.limit, "id")
         features = []
         for row in rows:
             props = {
-                "id": row["id"],
-                "feed": row["feed_id"],
-                "source_id": row["source_id"],
+                **identity(row),
                 "name": row["name"],
                 "observed_at": row["observed_at"],
                 "age_s": (instant - row["observed_at"]).total_seconds(),
@@ -99,14 +89,7 @@ def _register(kind: TopicSpec, path: str) -> None:
             for column in (*kind.metrics, *kind.states):
                 props[column] = row[column]
             props.update(derived_fields(kind.topic, row, row["site_static"]))
-            features.append(
-                {
-                    "type": "Feature",
-                    "id": row["id"],
-                    "geometry": point(row["lat"], row["lon"]),
-                    "properties": props,
-                }
-            )
+            features.append(feature(row["id"], point(row["lat"], row["lon"]), props))
         body = {
             "type": "FeatureCollection",
             "time": instant,

@@ -11,14 +11,19 @@ prefilter, ``earth_distance`` the exact radius and the order.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from fastapi import Path, Request
+from fastapi.responses import Response
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.params import BBox, Page, check_near, parse_bbox
-from app.problems import invalid
+from app.api.geojson import CHANGES_SEQ_HEADER, collection, paged
+from app.api.params import MAX_TEXT, BBox, Page, check_near, parse_bbox
+from app.problems import invalid, not_found
+from app.read.rows import fetch_rows
 from kernel.settings import Settings, get_settings
 
 STALE_REASON = """
@@ -45,6 +50,11 @@ class SiteFilter:
     ids: list[str] | None = None
     where: list[str] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
+
+    def require(self, clause: str, **params: Any) -> None:
+        """One more condition of an endpoint's own, with the parameters it binds."""
+        self.where.append(clause)
+        self.params.update(params)
 
     def clauses(self) -> tuple[list[str], dict[str, Any]]:
         where = list(self.where)
@@ -111,16 +121,18 @@ def site_query(
 
 async def select_sites(session: AsyncSession, **query: Any) -> list[dict[str, Any]]:
     sql, params = site_query(**query)
-    result = await session.execute(text(sql), params)
-    return [dict(row) for row in result.mappings()]
+    return await fetch_rows(session, sql, params)
+
+
+def identity(row: dict[str, Any]) -> dict[str, Any]:
+    """The first properties of every site or event out of the API: its id, feed and id in the feed."""
+    return {"id": row["id"], "feed": row["feed_id"], "source_id": row["source_id"]}
 
 
 def base_properties(row: dict[str, Any]) -> dict[str, Any]:
     reason = row["stale_reason"]
     props = {
-        "id": row["id"],
-        "feed": row["feed_id"],
-        "source_id": row["source_id"],
+        **identity(row),
         "name": row["name"],
         "observed_at": row["observed_at"],
         "received_at": row["received_at"],
@@ -154,3 +166,29 @@ def site_filter(
         radius=radius or 1000.0,
         params={"site_stale_floor_s": settings.site_stale_floor_s},
     )
+
+
+def site_id_path(example: str, what: str = "site") -> Any:
+    """The path parameter of a one-site endpoint: a global id, bounded like every text input."""
+    return Path(max_length=MAX_TEXT, description=f"Global {what} id `<feed>:<source id>`", examples=[example])
+
+
+def one_site(rows: list[dict[str, Any]], what: str) -> dict[str, Any]:
+    """The row a one-site endpoint asked for, or the 404 problem naming what was not there."""
+    if not rows:
+        raise not_found(what)
+    return rows[0]
+
+
+def site_collection(
+    request: Request,
+    filters: SiteFilter,
+    page: Page,
+    seq: int,
+    rows: list[dict[str, Any]],
+    to_feature: Callable[[dict[str, Any]], dict[str, Any]],
+) -> Response:
+    """A page of sites as GeoJSON with the change-log seq its state holds (no cursor with ``near``)."""
+    rows, cursor, headers = paged(request, rows, page.limit, "id", paginate=filters.near is None)
+    headers[CHANGES_SEQ_HEADER] = str(seq)
+    return collection(request, [to_feature(r) for r in rows], cursor, headers)

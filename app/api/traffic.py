@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import text
 
@@ -18,23 +18,33 @@ from app.api.geojson import (
     json_response,
     paged,
 )
-from app.api.params import MAX_TEXT, BBoxQuery, FeedQuery, NearQuery, Page, PageDep, RadiusQuery, parse_bbox
+from app.api.params import (
+    MAX_TEXT,
+    BBoxQuery,
+    FeedQuery,
+    NearQuery,
+    Page,
+    PageDep,
+    RadiusQuery,
+    listing_where,
+)
 from app.api.schemas import EventCollection, TrafficCollection, TrafficFeature
-from app.api.sites import SiteFilter, base_properties, site_filter
-from app.problems import not_found
+from app.api.sites import (
+    SiteFilter,
+    base_properties,
+    identity,
+    one_site,
+    site_collection,
+    site_filter,
+    site_id_path,
+)
+from app.read.rows import fetch_rows
 from app.read.traffic import fetch_traffic, geometry_of
 from ingest.derived import congestion_level, speed_ratio
 
 router = APIRouter(prefix="/api/v1/traffic", tags=["traffic"])
 
-SiteId = Annotated[
-    str,
-    Path(
-        max_length=MAX_TEXT,
-        description="Global site id `<feed>:<source id>`",
-        examples=["digitraffic-tms:23001"],
-    ),
-]
+SiteId = Annotated[str, site_id_path("digitraffic-tms:23001")]
 
 
 def traffic_feature(row: dict[str, Any]) -> dict[str, Any]:
@@ -76,13 +86,10 @@ async def list_sites(
 ) -> Response:
     filters = site_filter(settings, page, bbox, feed, near, radius)
     if congestion is not None:
-        filters.where.append("s.congestion = :congestion")
-        filters.params["congestion"] = congestion
+        filters.require("s.congestion = :congestion", congestion=congestion)
     seq = (await session.execute(text(CHANGES_SEQ_SQL))).scalar_one()
     rows = await fetch_traffic(session, filters, page)
-    rows, cursor, headers = paged(request, rows, page.limit, "id", paginate=filters.near is None)
-    headers[CHANGES_SEQ_HEADER] = str(seq)
-    return collection(request, [traffic_feature(r) for r in rows], cursor, headers)
+    return site_collection(request, filters, page, seq, rows, traffic_feature)
 
 
 @router.get(
@@ -93,9 +100,8 @@ async def list_sites(
 )
 async def get_site(site_id: SiteId, session: SessionDep) -> Response:
     rows = await fetch_traffic(session, SiteFilter(ids=[site_id]), Page(limit=1, after=None))
-    if not rows:
-        raise not_found(f"traffic site {site_id!r}")
-    return json_response(traffic_feature(rows[0]), media_type="application/geo+json")
+    row = one_site(rows, f"traffic site {site_id!r}")
+    return json_response(traffic_feature(row), media_type="application/geo+json")
 
 
 EVENTS_SQL = """
@@ -123,30 +129,19 @@ async def list_events(
     feed: FeedQuery = None,
     event_type: Annotated[str | None, Query(max_length=MAX_TEXT, examples=["roadworks"])] = None,
 ) -> Response:
-    where: list[str] = []
     params: dict[str, Any] = {"limit_plus": page.limit + 1}
-    box = parse_bbox(bbox)
-    if box is not None:
-        where.append(box.sql("e", params))
-    if feed is not None:
-        where.append("e.feed_id = :feed")
-        params["feed"] = feed
+    where = listing_where("e", params, bbox, feed, page.after)
     if event_type is not None:
         where.append("e.event_type = :event_type")
         params["event_type"] = event_type
-    if page.after is not None:
-        where.append("e.id > :after")
-        params["after"] = page.after
     seq = (await session.execute(text(CHANGES_SEQ_SQL))).scalar_one()
     sql = EVENTS_SQL.format(where="".join(f" AND {w}" for w in where))
-    rows = [dict(r) for r in (await session.execute(text(sql), params)).mappings()]
+    rows = await fetch_rows(session, sql, params)
     rows, cursor, headers = paged(request, rows, page.limit, "id")
     features = []
     for row in rows:
         props = {
-            "id": row["id"],
-            "feed": row["feed_id"],
-            "source_id": row["source_id"],
+            **identity(row),
             "event_type": row["event_type"],
             "description": row["description"],
             "severity": row["severity"],

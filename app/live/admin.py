@@ -18,6 +18,7 @@ from app.api.deps import ADMIN_RESPONSES, AdminOnly
 from app.live import keys as api_keys
 from app.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from app.state import get_state
+from kernel.db import raw_connection
 
 router = APIRouter(tags=["admin"])
 
@@ -55,9 +56,8 @@ class KeysReport(BaseModel):
 async def admin_keys(request: Request) -> Any:
     state = get_state(request)
     hub = state["hub"]
-    async with state["engine"].connect() as connection:
-        raw = (await connection.get_raw_connection()).driver_connection
-        rows = await api_keys.list_keys(raw)  # type: ignore[arg-type]
+    async with raw_connection(state["engine"]) as raw:
+        rows = await api_keys.list_keys(raw)
     return KeysReport(
         keys=[
             KeyReport(
@@ -81,9 +81,8 @@ async def metrics(request: Request) -> Response:
     # feed's own counters included; then each feed's health as the database has it, so that
     # an API process without pollers (mobility serve) reports it too.
     state = get_state(request)
-    async with state["engine"].connect() as connection:
-        raw = (await connection.get_raw_connection()).driver_connection
-        feeds = await raw.fetch(  # type: ignore[union-attr]
+    async with raw_connection(state["engine"]) as raw:
+        feeds = await raw.fetch(
             "SELECT f.id, h.last_error, coalesce(h.stale, false) AS stale, h.last_poll_at,"
             " coalesce((h.quality ->> 'nothing_usable')::bigint, 0) AS nothing_usable"
             " FROM feeds f LEFT JOIN feed_health h ON h.feed_id = f.id WHERE f.enabled ORDER BY f.id"

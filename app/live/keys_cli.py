@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from datetime import datetime
 
@@ -11,7 +10,7 @@ import asyncpg
 
 from app import migrate
 from app.live import keys
-from kernel.db import asyncpg_dsn, resolve_database_url
+from kernel.db import asyncpg_dsn
 from kernel.settings import Settings
 
 
@@ -73,10 +72,4 @@ async def _run(args: argparse.Namespace, url: str) -> int:
 
 
 async def cli(args: argparse.Namespace, settings: Settings) -> int:
-    url, embedded = await asyncio.to_thread(resolve_database_url, settings.database_url, settings.pgdata)
-    try:
-        await asyncio.to_thread(migrate.upgrade, url)
-        return await _run(args, url)
-    finally:
-        if embedded is not None:
-            await asyncio.to_thread(embedded.stop)
+    return await migrate.on_migrated_database(settings, lambda url: _run(args, url))

@@ -32,7 +32,7 @@ from app.live.keys import ApiKey
 from app.live.metrics import KeyUsage
 from app.live.protocol import ErrorCode, ProtocolError, dump
 from app.live.snapshot import ResumeRefused, changes_page, plan_resume, take_snapshot
-from app.live.transport import EXTENSION, TransportGuard
+from app.live.transport import EXTENSION, TokenBucket, TransportGuard
 from kernel.changefeed.subscribe import Change, delta_text, deltas_text
 
 if TYPE_CHECKING:
@@ -60,27 +60,6 @@ class Pending:
     fields: dict[str, Any]
     observed_at: str | None
     received_at: str | None
-
-
-class TokenBucket:
-    def __init__(self, per_minute: int) -> None:
-        self.capacity = float(per_minute)
-        self.tokens = float(per_minute)
-        self.rate = per_minute / 60.0
-        self.at = time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.rate)
-        self.at = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
-
-    def retry_after(self) -> float:
-        """Seconds until the next token."""
-        return round(max(0.0, 1 - self.tokens) / self.rate, 1)
 
 
 class Session:

@@ -47,16 +47,20 @@ def _value(name: str, value: Any) -> Any:
     return value
 
 
+def _any_of(column: str, values: list[str], args: list[Any]) -> str:
+    """``column`` is one of ``values``, bound as the next positional argument."""
+    args.append(values)
+    return f"{column} = ANY(${len(args)}::text[])"
+
+
 def _query(topic: Topic, sub: Subscription) -> tuple[str, list[Any]]:
     inner, _ = TOPIC_QUERIES[topic]
     where: list[str] = []
     args: list[Any] = []
     if sub.ids is not None:
-        args.append(list(sub.ids))
-        where.append(f"id = ANY(${len(args)}::text[])")
+        where.append(_any_of("id", list(sub.ids), args))
     if sub.feeds is not None:
-        args.append(list(sub.feeds))
-        where.append(f"feed_id = ANY(${len(args)}::text[])")
+        where.append(_any_of("feed_id", list(sub.feeds), args))
     bbox = sub.filter.bbox if sub.filter else None
     if bbox is not None and REGISTRY[topic].has_position:
         args.extend(bbox)
@@ -140,14 +144,11 @@ async def bounds(raw: asyncpg.Connection) -> tuple[int | None, int]:
 def _change_filter(sub: Subscription, args: list[Any]) -> list[str]:
     """SQL for the parts of ``sub`` a change row can be matched on (``min_free`` is not one:
     it depends on what the client was sent before, see filters.py)."""
-    args.append(sorted(sub.topics))
-    where = [f"topic = ANY(${len(args)}::text[])"]
+    where = [_any_of("topic", sorted(sub.topics), args)]
     if sub.ids is not None:
-        args.append(sorted(sub.ids))
-        where.append(f"site_id = ANY(${len(args)}::text[])")
+        where.append(_any_of("site_id", sorted(sub.ids), args))
     if sub.feeds is not None:
-        args.append(sorted(sub.feeds))
-        where.append(f"feed_id = ANY(${len(args)}::text[])")
+        where.append(_any_of("feed_id", sorted(sub.feeds), args))
     bbox = sub.filter.bbox if sub.filter else None
     if bbox is not None:
         args.extend(bbox)

@@ -55,7 +55,9 @@ DEFAULT_SEND_TIMEOUT_S = 10.0
 STATS: Counter[str] = Counter()
 
 
-class _Bucket:
+class TokenBucket:
+    """A message budget per minute, refilled continuously (control frames, messages, subscribes)."""
+
     def __init__(self, per_minute: int) -> None:
         self.capacity = float(per_minute)
         self.tokens = float(per_minute)
@@ -70,6 +72,10 @@ class _Bucket:
             self.tokens -= 1
             return True
         return False
+
+    def retry_after(self) -> float:
+        """Seconds until the next token."""
+        return round(max(0.0, 1 - self.tokens) / self.rate, 1)
 
 
 class _NoAutoPong(ServerProtocol):
@@ -87,7 +93,7 @@ class TransportGuard:
 
     def __init__(self, protocol: GuardedWebSocketProtocol, per_minute: int) -> None:
         self._protocol = protocol
-        self.take: Callable[[], bool] = _Bucket(per_minute).take
+        self.take: Callable[[], bool] = TokenBucket(per_minute).take
         self.closed = asyncio.Event()
         self.dropped_controls = 0
 

@@ -149,10 +149,7 @@ def _time_or_none(value: Any) -> datetime | None:
 
 def _stations(features: list[Any], generated: datetime | None) -> Batch:
     batch = Batch(format=FORMAT, generated_at=generated)
-    for feature in features:
-        if not isinstance(feature, dict):
-            batch.rejected.append(Rejected.of("feature is not a JSON object", feature))
-            continue
+    for feature in batch.objects(features, "feature"):
         properties = feature.get("properties") or {}
         station_id = text(properties.get("id", feature.get("id")))
         if station_id is None:
@@ -215,10 +212,7 @@ def _station_sites(station_id: str, feature: dict[str, Any], props: dict[str, An
 
 def _observations(stations: list[Any], generated: datetime | None) -> Batch:
     batch = Batch(format=FORMAT, generated_at=generated)
-    for station in stations:
-        if not isinstance(station, dict):
-            batch.rejected.append(Rejected.of("station entry is not a JSON object", station))
-            continue
+    for station in batch.objects(stations, "station entry"):
         station_id = text(station.get("id", station.get("roadStationId")))
         if station_id is None:
             batch.rejected.append(Rejected.of("TMS station data has no id", station))
@@ -311,10 +305,7 @@ def _congestion(percent_of_free_flow: float | None) -> Congestion:
 
 def _events(features: list[Any], generated: datetime | None) -> Batch:
     batch = Batch(format=FORMAT, generated_at=generated, complete_types={"traffic_event"})
-    for feature in features:
-        if not isinstance(feature, dict):
-            batch.rejected.append(Rejected.of("feature is not a JSON object", feature))
-            continue
+    for feature in batch.objects(features, "feature"):
         properties = feature.get("properties") or {}
         situation_id = text(properties.get("situationId"))
         if situation_id is None:

@@ -91,18 +91,10 @@ def parse(body: bytes, ctx: ParseContext) -> Batch:
     file_time = _file_time(payload)
     batch = Batch(format=FORMAT, generated_at=file_time)
     seen: set[str] = set()
-    for raw in stations:
-        if not isinstance(raw, dict):
-            batch.rejected.append(Rejected.of("station entry is not a JSON object", raw))
-            continue
+    for raw in batch.objects(stations, "station entry"):
         station_id = text(raw.get("station_id"))
-        if station_id is None:
-            batch.rejected.append(Rejected.of("station has no station_id", raw))
+        if not batch.new_id(station_id, raw, seen, "station has no station_id", "duplicate station_id"):
             continue
-        if station_id in seen:
-            batch.rejected.append(Rejected.of(f"duplicate station_id {station_id}", raw, station_id))
-            continue
-        seen.add(station_id)
         has_status = any(key in raw for key in _STATUS_KEYS)
         has_info = any(key in raw for key in _INFO_KEYS)
         if not has_status and not has_info:

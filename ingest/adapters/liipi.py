@@ -68,10 +68,7 @@ def parse(body: bytes, ctx: ParseContext) -> Batch:
 
 def _facilities(results: list[Any]) -> Batch:
     batch = Batch(format=FORMAT)
-    for raw in results:
-        if not isinstance(raw, dict):
-            batch.rejected.append(Rejected.of("facility is not a JSON object", raw))
-            continue
+    for raw in batch.objects(results, "facility"):
         facility_id = text(raw.get("id"))
         if facility_id is None:
             batch.rejected.append(Rejected.of("facility has no id", raw))
@@ -137,10 +134,7 @@ def _facility(facility_id: str, raw: dict[str, Any]) -> ParkingSite:
 def _utilizations(entries: list[Any]) -> Batch:
     batch = Batch(format=FORMAT)
     by_facility: dict[str, list[dict[str, Any]]] = {}
-    for raw in entries:
-        if not isinstance(raw, dict):
-            batch.rejected.append(Rejected.of("utilization entry is not a JSON object", raw))
-            continue
+    for raw in batch.objects(entries, "utilization entry"):
         facility_id = text(raw.get("facilityId"))
         if facility_id is None:
             batch.rejected.append(Rejected.of("utilization has no facilityId", raw))

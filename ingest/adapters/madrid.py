@@ -113,13 +113,10 @@ def _parse_pm_xml(body: bytes, options: dict[str, Any], received_at: datetime) -
         fields = {_local(child.tag): (child.text or "").strip() for child in element}
         raw = etree.tostring(element, encoding="unicode")
         point_id = _pm_id(fields, id_key)
-        if point_id is None:
-            batch.rejected.append(Rejected.of("<pm> has no <idelem> or <codigo>", raw))
+        if not batch.new_id(
+            point_id, raw, seen, "<pm> has no <idelem> or <codigo>", "duplicate measurement point"
+        ):
             continue
-        if point_id in seen:
-            batch.rejected.append(Rejected.of(f"duplicate measurement point {point_id}", raw, point_id))
-            continue
-        seen.add(point_id)
         try:
             site = _pm_site(point_id, fields, crs)
             observation = _pm_observation(point_id, fields, observed_at, received)
@@ -231,13 +228,8 @@ def _parse_locations(body: bytes, options: dict[str, Any]) -> Batch:
     seen: set[str] = set()
     for row in reader:
         point_id = text(row.get(id_column))
-        if point_id is None:
-            batch.rejected.append(Rejected.of(f"row has no {id_key}", row))
+        if not batch.new_id(point_id, row, seen, f"row has no {id_key}", f"duplicate {id_key}"):
             continue
-        if point_id in seen:
-            batch.rejected.append(Rejected.of(f"duplicate {id_key} {point_id}", row, point_id))
-            continue
-        seen.add(point_id)
         try:
             lat = lon = None
             if lat_col and lon_col and text(row.get(lat_col)) and text(row.get(lon_col)):

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from operator import attrgetter
@@ -70,10 +71,15 @@ class Store:
         self.settings = settings
         self._partitions: set[tuple[str, date]] = set()
 
+    @asynccontextmanager
+    async def _begin(self) -> AsyncIterator[asyncpg.Connection]:
+        """One transaction (committed when the block ends) on the pool's raw asyncpg connection."""
+        async with self.engine.begin() as conn:
+            yield await raw_connection(conn)
+
     # ----------------------------------------------------------------- feeds
     async def ensure_feed(self, spec: FeedSpec) -> None:
-        async with self.engine.begin() as conn:
-            raw = await raw_connection(conn)
+        async with self._begin() as raw:
             await raw.execute(
                 """
                 INSERT INTO feeds (id, format, url, city, interval_s, stale_after, area, demo, enabled)
@@ -101,8 +107,7 @@ class Store:
         """Create today's and the next days' partitions; called at start-up and daily."""
         ahead = days_ahead if days_ahead is not None else self.settings.partitions_ahead_days
         today = datetime.now(UTC).date()
-        async with self.engine.begin() as conn:
-            raw = await raw_connection(conn)
+        async with self._begin() as raw:
             for kind in KINDS.values():
                 await raw.execute(
                     "SELECT mobility_ensure_partitions($1, $2::date, $3::date)",
@@ -117,8 +122,7 @@ class Store:
         """Retention: whole observation partitions, old quarantine rows and poll logs."""
         keep_from = datetime.now(UTC).date() - timedelta(days=self.settings.retention_days)
         out: dict[str, int] = {}
-        async with self.engine.begin() as conn:
-            raw = await raw_connection(conn)
+        async with self._begin() as raw:
             for kind in KINDS.values():
                 out[kind.obs_table] = await raw.fetchval(
                     "SELECT mobility_drop_partitions_before($1, $2::date)", kind.obs_table, keep_from
@@ -134,8 +138,7 @@ class Store:
     # ----------------------------------------------------------------- polls
     async def record_failure(self, spec: FeedSpec, poll: PollInfo) -> None:
         """A poll that produced nothing: logged and counted; data already stored is untouched."""
-        async with self.engine.begin() as conn:
-            raw = await raw_connection(conn)
+        async with self._begin() as raw:
             await log_poll(raw, spec, poll, accepted=0, rejected=0, changes=0)
             await raw.execute(
                 """
@@ -156,8 +159,7 @@ class Store:
 
     async def record_not_modified(self, spec: FeedSpec, poll: PollInfo) -> None:
         """304: the server confirms our data is current — fresh, with nothing to write."""
-        async with self.engine.begin() as conn:
-            raw = await raw_connection(conn)
+        async with self._begin() as raw:
             await log_poll(raw, spec, poll, accepted=0, rejected=0, changes=0)
             await raw.execute(
                 """
@@ -174,8 +176,7 @@ class Store:
 
     async def set_stale(self, spec: FeedSpec, stale: bool) -> int:
         """Flip a feed and all its sites to stale (or back), announcing each flip as a change."""
-        async with self.engine.begin() as conn:
-            raw = await raw_connection(conn)
+        async with self._begin() as raw:
             flipped = await raw.fetchval(
                 "UPDATE feed_health SET stale = $2 "
                 "WHERE feed_id = $1 AND stale IS DISTINCT FROM $2 RETURNING 1",
@@ -244,8 +245,7 @@ class Store:
                 site_ids[KIND_OF_SITE[cls]].add(r.id)
             elif cls is ParkingObservation:
                 parking_obs_ids.add(r.id)
-        async with self.engine.begin() as conn:
-            raw = await raw_connection(conn)
+        async with self._begin() as raw:
             phases.mark("begin")
             # Stored static fields: for the site upsert's change detection, and the capacity rule.
             before: dict[StoredTopic, dict[str, asyncpg.Record]] = {}

@@ -153,6 +153,10 @@ class Suggestion:
     preset: str | None = None
     points: list[tuple[float, float]] = field(default_factory=list)  # (lat, lon) of the decided positions
 
+    def decide(self, key: str, value: Any, confidence: str, evidence: str) -> None:
+        """Record what ``key`` maps to and why; ``value`` None leaves it undecided, with the reason."""
+        self.decisions[key] = Decision(key, value, confidence, evidence)
+
     def mapping(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if self.records_path:

@@ -13,7 +13,6 @@ from ingest.suggest.evidence import (
     MEDIUM,
     TIME_WORDS,
     Column,
-    Decision,
     Suggestion,
     last_words,
     words,
@@ -48,7 +47,7 @@ def decide_time(result: Suggestion, doc: Document, sample: list[Any], columns: d
         close = [t for t in scored if t[0] >= top - 2]
         _, path, parsed, zoned, _median = max(close, key=lambda t: (t[4], t[0]))
         others = [t[1] for t in scored if t[1] != path]
-        result.decisions["timestamp"] = Decision(
+        result.decide(
             "timestamp",
             path,
             HIGH if not others else MEDIUM,
@@ -59,11 +58,11 @@ def decide_time(result: Suggestion, doc: Document, sample: list[Any], columns: d
         path, value = root_time
         zoned = _times([value])[1]
         parsed = 1
-        result.decisions["timestamp"] = Decision(
+        result.decide(
             "timestamp", path, MEDIUM, f"one time for the whole payload ({value!r}); the records have none"
         )
     else:
-        result.decisions["timestamp"] = Decision(
+        result.decide(
             "timestamp",
             None,
             "",
@@ -77,11 +76,9 @@ def decide_time(result: Suggestion, doc: Document, sample: list[Any], columns: d
     zone = zone_of(points)
     if zone:
         country, name = zone
-        result.decisions["timezone"] = Decision(
-            "timezone", name, MEDIUM, f"times have no zone; the sites are in {country}'s box"
-        )
+        result.decide("timezone", name, MEDIUM, f"times have no zone; the sites are in {country}'s box")
     else:
-        result.decisions["timezone"] = Decision(
+        result.decide(
             "timezone",
             None,
             "",
