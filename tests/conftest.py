@@ -38,7 +38,15 @@ def database_url(pg_server: PgTestServer) -> Iterator[str]:
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
-    return Settings(database_url=database_url, data_dir=tmp_path / "data", feeds_file=None, demo=False)
+    # Forecast deltas follow every parking change when published: only the tests about them
+    # (tests/forecast/test_live.py) turn the publisher on, the others count exact deltas.
+    return Settings(
+        database_url=database_url,
+        data_dir=tmp_path / "data",
+        feeds_file=None,
+        demo=False,
+        forecast_live_enabled=False,
+    )
 
 
 @pytest_asyncio.fixture
