@@ -143,6 +143,7 @@ class ForecastPublisher:
         self.passes = 0
         self.skipped = False
         self.computed = 0
+        self.failed = 0
         self.published = 0
 
     async def start(self) -> None:
@@ -227,7 +228,15 @@ class ForecastPublisher:
                 updates: list[tuple[str, str]] = []
                 states = await raw.fetch(SITES_SQL, sites, self.settings.site_stale_floor_s)
                 for row in states:
-                    new = compact(await site_forecast_pg(raw, state_of(dict(row)), self.cache))
+                    try:
+                        new = compact(await site_forecast_pg(raw, state_of(dict(row)), self.cache))
+                    except (asyncpg.PostgresError, asyncpg.InterfaceError):
+                        raise  # the transaction is gone: the pass retries whole
+                    except Exception:
+                        # One site the model cannot handle must not hold back every other site.
+                        log.exception("forecast: site %s skipped", row["id"])
+                        self.failed += 1
+                        continue
                     self.computed += 1
                     if not worth_publishing(_stored(row["forecast"]), new):
                         continue
