@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from app import health
 from app.alerts.service import AlertService
+from app.forecast.publisher import ForecastPublisher
 from app.live.hub import Hub
 from app.metrics import AppMetrics
 from app.read import pool as read_pool
@@ -46,12 +47,19 @@ def create_app(
         metrics.bind(engines=engines, hub=hub)
         await hub.start()
         alerts = None
+        forecasts = None
         reads = await read_pool.create_pool(database_url, settings)
         try:
             if settings.alerts_enabled:
                 # Alerts write (their change-log rows and outbox): the writers' pool, not REST's.
                 alerts = AlertService(settings=settings, engine=engines.ingest, database_url=database_url)
                 await alerts.start()
+            if settings.forecast_live_enabled:
+                # Forecasts on the live feed write change-log rows: the writers' pool too.
+                forecasts = ForecastPublisher(
+                    settings=settings, engine=engines.ingest, database_url=database_url
+                )
+                await forecasts.start()
             if run_ingest:
                 ingest = IngestService(settings=settings, engine=engines.ingest, database_url=database_url)
                 await ingest.start()
@@ -65,12 +73,14 @@ def create_app(
                 "hub": hub,
                 "ingest": ingest,
                 "demo": demo,
-                "extras": {"alerts": alerts, read_pool.POOL_KEY: reads},
+                "extras": {"alerts": alerts, "forecast_publisher": forecasts, read_pool.POOL_KEY: reads},
             }
             yield state
         finally:
             if ingest is not None:
                 await ingest.stop()
+            if forecasts is not None:
+                await forecasts.stop()
             if alerts is not None:
                 await alerts.stop()
             await hub.stop()

@@ -17,6 +17,9 @@ MIGRATION_LOCK: Final = 7_342_001
 CHANGES_LOCK: Final = 7_342_002
 # Transaction lock of the change-log retention job: one process purges at a time.
 RETENTION_LOCK: Final = 7_342_101
+# Transaction lock of a forecast publishing pass (app/forecast/publisher.py): one publisher
+# across API processes, so a forecast change is written once.
+FORECAST_LOCK: Final = 7_342_115
 
 # Session lock per feed, ``hashtext(FEED_LOCK_PREFIX || feed name)``: one poller per feed.
 FEED_LOCK_PREFIX: Final = "mobility_feed:"
@@ -28,5 +31,6 @@ FIXED_LOCKS: Final[dict[str, int]] = {
     "migration": MIGRATION_LOCK,
     "changes": CHANGES_LOCK,
     "retention": RETENTION_LOCK,
+    "forecast": FORECAST_LOCK,
 }
 LOCK_PREFIXES: Final[dict[str, str]] = {"feed": FEED_LOCK_PREFIX, "partitions": PARTITIONS_LOCK_PREFIX}

@@ -197,6 +197,12 @@ class Settings(BaseSettings):
     )
     changes_retention_interval_s: float = Field(default=300.0, gt=0, description="How often retention runs.")
 
+    # Forecasts in the live feed (docs/forecast.md)
+    forecast_live_enabled: bool = Field(
+        default=True,
+        description="Publish parking forecasts on the live feed (one API process at a time).",
+    )
+
     # Alerts (docs/alerts.md)
     alerts_enabled: bool = Field(
         default=True, description="Evaluate alert rules and deliver webhooks in this API process."

@@ -135,8 +135,12 @@ PARKING = TopicSpec(
         "occupied",
         "status",
         "stale",
+        # The forecast last published on the change log (app/forecast/publisher.py); the REST
+        # list leaves it out, the single-site record computes it from the current reading.
+        "forecast",
     ),
     snapshot_from="parking_sites",
+    snapshot_json=("forecast",),
 )
 
 TRAFFIC = TopicSpec(

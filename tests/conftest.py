@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -12,6 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from kernel.db import create_engine
 from kernel.settings import Settings
 from tests.pg import PgTestServer
+
+# Forecast deltas follow every parking change when the publisher runs (app/forecast/publisher.py),
+# and most tests count exact deltas or read "the last change" of a site: every Settings built in
+# a test (here or in a test's own helper) has it off unless the test turns it on, as
+# tests/forecast/test_live.py does.
+os.environ.setdefault("MOBILITY_FORECAST_LIVE_ENABLED", "false")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FEEDS = FIXTURES / "feeds"

@@ -1,4 +1,5 @@
 from sqlalchemy import Integer, Text, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base
@@ -19,6 +20,8 @@ class ParkingSite(SiteColumns, Base):
     # Written with each poll (ingest/store/trend.py, migration 0012), read as columns.
     trend: Mapped[str] = mapped_column(Text, default="unknown")
     trend_free_delta: Mapped[int | None] = mapped_column(Integer)
+    # The forecast last published on the live feed (app/forecast/publisher.py, migration 0115).
+    forecast: Mapped[dict[str, object] | None] = mapped_column(JSONB)
 
 
 class ParkingObservation(ObservationColumns, Base):
