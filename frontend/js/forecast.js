@@ -102,7 +102,7 @@ async function annotate(item) {
   let span = target.querySelector(".site-forecast");
   if (!span) {
     span = document.createElement("span");
-    span.className = "site-details site-forecast";
+    span.className = "site-forecast";
     target.append(span);
   }
   span.textContent = phrase;

@@ -348,7 +348,7 @@ async def test_a_feed_whose_poll_gives_nothing_usable_is_not_ok_in_the_planner(
     )
     await load_dashboard(page, server.url)
     await page.get_by_role("tab", name="Planner").click()
-    row = page.locator("#feed-table tbody tr", has_text="testcity-parking")
+    row = page.locator("#feed-table tbody tr[data-id='testcity-parking']")
     await row.wait_for()
     status = await row.locator("td").nth(1).inner_text()
     assert status.startswith("not usable (nothing usable: all 1 records rejected or quarantined")
