@@ -526,11 +526,10 @@ async def seed(database_url: str) -> str:
     """The bench feed's sites (3,000 + END), and one real delta text to size the ceiling's."""
     from datetime import UTC, datetime, timedelta
 
-    from kernel.changefeed.subscribe import from_row
-
     from ingest.records import ParkingObservation, ParkingSite
     from ingest.spec import FeedSpec
     from ingest.store import Store
+    from kernel.changefeed.subscribe import from_row
     from kernel.db import create_engine
     from kernel.settings import Settings
 
