@@ -175,7 +175,11 @@ class Hub:
 
     async def _connect(self) -> asyncpg.Connection:
         conn = await asyncpg.connect(
-            asyncpg_dsn(self.database_url), server_settings={"application_name": "api-live"}
+            asyncpg_dsn(self.database_url),
+            server_settings={"application_name": "api-live"},
+            # A read of the change log that hangs would freeze every client of this process
+            # with no error at all; timed out, it is a lost connection: reconnect, catch up.
+            command_timeout=self.settings.db_statement_timeout_s,
         )
         await changefeed.listen(conn, self._on_notify)
         await conn.add_listener(api_keys.REVOKE_CHANNEL, self._on_revoke)
