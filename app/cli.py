@@ -86,7 +86,14 @@ def _run_server(settings: Settings, *, run_ingest: bool) -> int:
                 host = "127.0.0.1" if settings.host in ("0.0.0.0", "") else settings.host
                 where = "embedded PostgreSQL" if embedded else "configured PostgreSQL"
                 print(f"mobility-live is up at http://{host}:{port}/  (database: {where})", flush=True)
-            await task
+            supervisor = None
+            if ingest_child is not None:  # a dead ingest child is restarted, never left dead
+                supervisor = asyncio.create_task(ingest_child.supervise(lambda: server.should_exit))
+            try:
+                await task
+            finally:
+                if supervisor is not None:
+                    supervisor.cancel()
 
         asyncio.run(serve())
     except KeyboardInterrupt:

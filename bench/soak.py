@@ -394,34 +394,31 @@ def metric(text: str, name: str, **labels: str) -> float:
     return 0.0
 
 
-async def feed_stored(url: str, since_count: float, limit_s: float = 180) -> float:
-    """Seconds until the faulty feed's next poll is stored (from /metrics)."""
+async def feed_stored(db: Database, since_count: int, limit_s: float = 180) -> float:
+    """Seconds until the faulty feed's next successful poll is stored.
+
+    Read from ``poll_log``, not ``/metrics``: under ``mobility up`` ingest runs in a child
+    process (app/ingest_process.py), whose poll counters the API's ``/metrics`` never shows."""
     t0 = time.monotonic()
-    async with httpx.AsyncClient(base_url=url, timeout=5) as client:
-        while time.monotonic() - t0 < limit_s:
-            with contextlib.suppress(httpx.HTTPError):
-                text = (await client.get("/metrics")).text
-                done = metric(
-                    text, "mobility_ingest_poll_duration_seconds_count", feed=FAULT_FEED, outcome="stored"
-                )
-                nm = metric(
-                    text,
-                    "mobility_ingest_poll_duration_seconds_count",
-                    feed=FAULT_FEED,
-                    outcome="not_modified",
-                )
-                if done + nm > since_count:
-                    return round(time.monotonic() - t0, 2)
-            await asyncio.sleep(0.5)
+    while time.monotonic() - t0 < limit_s:
+        with contextlib.suppress(OSError, asyncpg.PostgresError):
+            if await feed_ok_count(db) > since_count:
+                return round(time.monotonic() - t0, 2)
+        await asyncio.sleep(0.5)
     return float("inf")
 
 
-async def feed_ok_count(url: str) -> float:
-    async with httpx.AsyncClient(base_url=url, timeout=5) as client:
-        text = (await client.get("/metrics")).text
-    return metric(
-        text, "mobility_ingest_poll_duration_seconds_count", feed=FAULT_FEED, outcome="stored"
-    ) + metric(text, "mobility_ingest_poll_duration_seconds_count", feed=FAULT_FEED, outcome="not_modified")
+async def feed_ok_count(db: Database) -> int:
+    """Polls of the faulty feed that ended well (stored or not modified)."""
+    conn = await db.connect()
+    try:
+        return int(
+            await conn.fetchval(
+                "SELECT count(*) FROM poll_log WHERE feed_id = $1 AND error IS NULL", FAULT_FEED
+            )
+        )
+    finally:
+        await conn.close()
 
 
 # ------------------------------------------------------------------ the run
@@ -541,10 +538,10 @@ async def soak(minutes: float, keep: bool) -> dict[str, Any]:
                 fault.mode = mode
                 stats.abuse = True
                 await asyncio.sleep(8)
-                before = await feed_ok_count(url)
+                before = await feed_ok_count(db)
                 fault.mode = "ok"
                 stats.abuse = False
-                recovery.setdefault(f"feed_{mode}", []).append(await feed_stored(url, before))
+                recovery.setdefault(f"feed_{mode}", []).append(await feed_stored(db, before))
         # The rest of the time, quiet: the probes and resumers keep running.
         while left() > 0:  # noqa: ASYNC110 - a deadline, not an event
             await asyncio.sleep(min(1.0, left()))

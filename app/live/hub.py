@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+import sqlalchemy.exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.websockets import WebSocket
 
@@ -46,6 +47,17 @@ READ_PAGE = 2000
 CLOSE_POLICY = 1008
 CLOSE_TRY_AGAIN = 1013
 CLOSE_GOING_AWAY = 1001
+# Failures a background job expects of a database (logged as a warning); anything else is a
+# bug and is logged with its traceback. Either way the job counts it and carries on.
+TRANSIENT_ERRORS = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    TimeoutError,
+    sqlalchemy.exc.DBAPIError,
+)
+# After an unexpected failure a loop waits this long, so a persistent bug cannot spin.
+ERROR_BACKOFF_S = 1.0
 # How long a subscribe waits for a snapshot slot of its IP or key before it is answered `busy`.
 SLOT_WAIT_S = 5.0
 
@@ -120,6 +132,8 @@ class Hub:
             asyncio.create_task(self._retention_loop(), name="live-retention"),
             asyncio.create_task(self._batch_loop(), name="live-batches"),
         ]
+        for task in self._tasks:
+            task.add_done_callback(self._task_ended)
         self._started = True
 
     async def stop(self) -> None:
@@ -141,11 +155,31 @@ class Hub:
                 await asyncio.wait_for(self._listen_conn.close(), 2)
             self._listen_conn = None
 
+    def _task_ended(self, task: asyncio.Task[None]) -> None:
+        """Every loop catches its failures; should one still end, it must not end silently."""
+        if task.cancelled() and self._stopping:
+            return
+        self.metrics.task_errors[task.get_name()] += 1
+        exc = None if task.cancelled() else task.exception()
+        log.error("live: background task %s ended; the hub is degraded", task.get_name(), exc_info=exc)
+
+    def _failed(self, job: str, exc: BaseException) -> None:
+        """A background job failed: count it, log it (a traceback unless the database is to blame)."""
+        self.metrics.task_errors[job] += 1
+        if isinstance(exc, TRANSIENT_ERRORS):
+            log.warning("live: %s failed: %s: %s", job, type(exc).__name__, exc)
+        else:
+            log.error("live: %s failed unexpectedly; continuing", job, exc_info=exc)
+
     # ------------------------------------------------------------------ listening and fan-out
 
     async def _connect(self) -> asyncpg.Connection:
         conn = await asyncpg.connect(
-            asyncpg_dsn(self.database_url), server_settings={"application_name": "api-live"}
+            asyncpg_dsn(self.database_url),
+            server_settings={"application_name": "api-live"},
+            # A read of the change log that hangs would freeze every client of this process
+            # with no error at all; timed out, it is a lost connection: reconnect, catch up.
+            command_timeout=self.settings.db_statement_timeout_s,
         )
         await changefeed.listen(conn, self._on_notify)
         await conn.add_listener(api_keys.REVOKE_CHANNEL, self._on_revoke)
@@ -170,7 +204,6 @@ class Hub:
                     log.info(
                         "live: LISTEN connection re-established; catching up from seq %d", self.dispatched_seq
                     )
-                backoff = 0.5
                 self._wake.set()  # catch up on whatever committed while we were away
                 while not conn.is_closed():
                     with contextlib.suppress(TimeoutError):
@@ -178,12 +211,14 @@ class Hub:
                         await asyncio.wait_for(self._wake.wait(), self.settings.ws_poll_s)
                     self._wake.clear()
                     await self._read_changes(conn)
+                    backoff = 0.5  # reset only once a read succeeded: a failing read cannot spin
             except asyncio.CancelledError:
                 raise
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-                log.warning(
-                    "live: change listener lost (%s: %s); retrying in %.1fs", type(exc).__name__, exc, backoff
-                )
+            except Exception as exc:
+                # Whatever it was, drop the connection and start again from dispatched_seq: a
+                # listener that stops reading silently would freeze every client of this process.
+                self._failed("listen", exc)
+                log.warning("live: change listener restarting in %.1fs", backoff)
             if conn is not None:
                 with contextlib.suppress(Exception):
                     conn.terminate()
@@ -194,9 +229,19 @@ class Hub:
 
     async def _read_changes(self, conn: asyncpg.Connection) -> None:
         while True:
-            batch = await changefeed.read_after(conn, self.dispatched_seq, limit=READ_PAGE)
-            if not batch:
+            bad: list[int] = []
+            batch = await changefeed.read_after(conn, self.dispatched_seq, limit=READ_PAGE, bad=bad)
+            if bad:
+                self.metrics.bad_changes += len(bad)
+                if not batch or bad[-1] > batch[-1].seq:
+                    # Fan out what parsed, then move past the bad rows rather than reread them.
+                    batch_end = bad[-1]
+                else:
+                    batch_end = batch[-1].seq
+            elif not batch:
                 return
+            else:
+                batch_end = batch[-1].seq
             # A burst larger than a client's queue must not look like a slow client: writers get
             # the loop every half queue, so a client that keeps up drains before its queue fills.
             step = max(1, self.settings.ws_queue_size // 2)
@@ -208,14 +253,24 @@ class Hub:
                 part = batch[start : start + step]
                 shared: dict[frozenset[str], tuple[bytes, int, int]] = {}
                 for session in sessions:
-                    session.offer_many(part, shared)
+                    try:
+                        session.offer_many(part, shared)
+                    except Exception as exc:  # one client's failure must not stop the others' feed
+                        self._failed("offer", exc)
+                        session.close(1011, "internal error")
                 for group in self.batch_groups.values():
                     sub = next(iter(group.sessions)).sub if group.sessions else None
                     if sub is not None:
-                        group.changes.extend(c for c in part if sub.admit(c))
+                        try:
+                            group.changes.extend(c for c in part if sub.admit(c))
+                        except Exception as exc:
+                            self._failed("offer", exc)
+                            for session in list(group.sessions):
+                                session.close(1011, "internal error")
                 self.dispatched_seq = part[-1].seq
+            self.dispatched_seq = max(self.dispatched_seq, batch_end)
             self.metrics.changes_read += len(batch)
-            if len(batch) < READ_PAGE:
+            if len(batch) + len(bad) < READ_PAGE:
                 return
 
     # ------------------------------------------------------------------ batched deltas
@@ -264,8 +319,12 @@ class Hub:
     async def _batch_loop(self) -> None:
         while True:
             await asyncio.sleep(BATCH_TICK_S)
-            if self.batch_groups:
-                self.flush_batches(time.monotonic())
+            try:
+                if self.batch_groups:
+                    self.flush_batches(time.monotonic())
+            except Exception as exc:
+                self._failed("batches", exc)
+                await asyncio.sleep(ERROR_BACKOFF_S)
 
     # ------------------------------------------------------------------ connections
 
@@ -457,25 +516,36 @@ class Hub:
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.ws_heartbeat_s)
-            text = protocol.dump(protocol.Heartbeat(seq=self.dispatched_seq, server_time=protocol.now_iso()))
-            for session in list(self.sessions):
-                session.offer_text(text)
+            try:
+                text = protocol.dump(
+                    protocol.Heartbeat(seq=self.dispatched_seq, server_time=protocol.now_iso())
+                )
+                for session in list(self.sessions):
+                    session.offer_text(text)
+            except Exception as exc:
+                self._failed("heartbeat", exc)
 
     async def _watchdog_loop(self) -> None:
         limit = self.settings.ws_max_behind_s
         while True:
             await asyncio.sleep(min(1.0, limit / 4))
-            now = time.monotonic()
-            for session in list(self.sessions):
-                # A closing session stays registered until its socket is gone: count it once.
-                if (
-                    session.closing is None
-                    and session.behind_since is not None
-                    and now - session.behind_since > limit
-                ):
-                    self.metrics.slow_closes += 1
-                    log.info("live: closing a client behind for more than %.1fs (%s)", limit, session.ip)
-                    session.close(CLOSE_TRY_AGAIN, f"client too slow: behind for more than {limit:g}s")
+            try:
+                self._close_slow(limit)
+            except Exception as exc:
+                self._failed("watchdog", exc)
+
+    def _close_slow(self, limit: float) -> None:
+        now = time.monotonic()
+        for session in list(self.sessions):
+            # A closing session stays registered until its socket is gone: count it once.
+            if (
+                session.closing is None
+                and session.behind_since is not None
+                and now - session.behind_since > limit
+            ):
+                self.metrics.slow_closes += 1
+                log.info("live: closing a client behind for more than %.1fs (%s)", limit, session.ip)
+                session.close(CLOSE_TRY_AGAIN, f"client too slow: behind for more than {limit:g}s")
 
     async def _keys_loop(self) -> None:
         """Revocations (announced or polled) and per-key usage totals shared through the database."""
@@ -489,7 +559,8 @@ class Hub:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("live: key check failed: %s: %s", type(exc).__name__, exc)
+                self._failed("keys", exc)
+                await asyncio.sleep(ERROR_BACKOFF_S)
 
     async def _check_revoked(self) -> None:
         ids = [key_id for key_id, sessions in self.by_key.items() if sessions]
@@ -529,7 +600,7 @@ class Hub:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("live: change-log retention failed: %s: %s", type(exc).__name__, exc)
+                self._failed("retention", exc)
             await asyncio.sleep(self.settings.changes_retention_interval_s)
 
     async def purge_changes(self) -> int | None:

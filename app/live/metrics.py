@@ -35,6 +35,8 @@ class LiveMetrics:
     slow_closes: int = 0
     listener_reconnects: int = 0
     retention_deleted: int = 0
+    bad_changes: int = 0
+    task_errors: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     refused: Counter[str] = field(default_factory=Counter)
     keys: dict[int, KeyUsage] = field(default_factory=dict)
@@ -180,6 +182,19 @@ def exposition(
         "counter",
         "Change-log rows deleted by retention.",
         [({}, metrics.retention_deleted)],
+    )
+    family(
+        "mobility_live_bad_changes_total",
+        "counter",
+        "Change-log rows that could not be parsed, skipped (each also logged with its seq).",
+        [({}, metrics.bad_changes)],
+    )
+    family(
+        "mobility_live_task_errors_total",
+        "counter",
+        "Failures caught in the hub's background jobs (listen, offer, batches, heartbeat, watchdog, keys,"
+        " retention), by job; each is logged and the job carries on.",
+        [({"task": t}, n) for t, n in sorted(metrics.task_errors.items())],
     )
     keys = sorted(metrics.keys.values(), key=lambda k: k.prefix)
     family(

@@ -8,6 +8,7 @@ place that builds a new message, and it does so per client from the parsed field
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,8 @@ import asyncpg
 
 from kernel.changefeed.channel import NOTIFY_CHANNEL
 from kernel.changefeed.frame import text_frame
+
+log = logging.getLogger(__name__)
 
 CHANGE_COLUMNS = "seq, topic, feed_id, site_id, lat, lon, free, payload"
 
@@ -132,9 +135,20 @@ def deltas_text(after: int, seq: int, changes: list[Change]) -> tuple[str, int, 
 
 
 async def read_after(
-    conn: asyncpg.Connection, after: int, *, limit: int, upto: int | None = None
+    conn: asyncpg.Connection,
+    after: int,
+    *,
+    limit: int,
+    upto: int | None = None,
+    bad: list[int] | None = None,
 ) -> list[Change]:
-    """Changes with seq > ``after`` (and ≤ ``upto``), in seq (= commit) order."""
+    """Changes with seq > ``after`` (and ≤ ``upto``), in seq (= commit) order.
+
+    With ``bad``, a row that cannot be parsed (not as publish.py writes it: hand-edited, a
+    bug) is logged with its traceback and its seq appended to ``bad`` instead of raising: one
+    bad row must not stop the feed for every change after it. The caller counts it and moves
+    past it (the page read ``limit`` rows when ``len(result) + len(bad)`` does).
+    """
     if upto is None:
         rows = await conn.fetch(
             f"SELECT {CHANGE_COLUMNS} FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2", after, limit
@@ -146,7 +160,16 @@ async def read_after(
             upto,
             limit,
         )
-    return [from_row(r) for r in rows]
+    if bad is None:
+        return [from_row(r) for r in rows]
+    changes: list[Change] = []
+    for row in rows:
+        try:
+            changes.append(from_row(row))
+        except Exception:
+            log.exception("change feed: change seq %s cannot be parsed; skipped", row["seq"])
+            bad.append(int(row["seq"]))
+    return changes
 
 
 async def listen(conn: asyncpg.Connection, on_notify: Callable[..., Any]) -> None:

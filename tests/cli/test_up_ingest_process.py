@@ -110,3 +110,66 @@ def test_up_ingests_in_a_child_process_and_stops_it(database_url: str, tmp_path:
         assert inline["children"] == [], inline
     finally:
         server.stop()
+
+
+async def _polls_since(url: str, since: float) -> int:
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        return int(
+            await conn.fetchval("SELECT count(*) FROM poll_log WHERE started_at > to_timestamp($1)", since)
+        )
+    finally:
+        await conn.close()
+
+
+def _ingest_children(pid: int) -> list[int]:
+    return [
+        c.pid
+        for c in psutil.Process(pid).children(recursive=True)
+        if c.is_running() and c.status() != "zombie" and "spawn_main" in " ".join(c.cmdline())
+    ]
+
+
+@pytest.mark.slow
+def test_up_starts_a_dead_ingest_child_again(database_url: str, tmp_path: Path) -> None:
+    """A killed ingest child (OOM killer, a crash) used to leave `mobility up` serving data
+    that silently stopped changing; the server starts it again and polling resumes."""
+    server = FeedServer().start()
+    port = free_port()
+    try:
+        url = server.serve("/strasbourg.json", CAPTURE.read_bytes())
+        feeds = tmp_path / "feeds.toml"
+        feeds.write_text(f'[[feed]]\nname = "strasbourg"\nurl = "{url}"\ninterval = 1\nmax_pages = 1\n')
+        env = {"DATABASE_URL": database_url, "MOBILITY_TILE_URL": "", "MOBILITY_MAX_AGE_DAYS": "100000"}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "up", "--port", str(port), "--data-dir", str(tmp_path / "d")]
+            + ["--feeds", str(feeds)],
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while run_sync(_polls_since(database_url, 0)) == 0:
+                assert proc.poll() is None, proc.stdout.read().decode()[-3000:]  # type: ignore[union-attr]
+                assert time.monotonic() < deadline, "no poll within 60 s"
+                time.sleep(0.2)
+            (first,) = _ingest_children(proc.pid)
+            os.kill(first, signal.SIGKILL)
+            time.sleep(0.5)  # dead by now; only its parent can reap it, so not waited for here
+            killed_at = time.time()
+            deadline = time.monotonic() + 60
+            while run_sync(_polls_since(database_url, killed_at)) == 0:
+                assert proc.poll() is None, proc.stdout.read().decode()[-3000:]  # type: ignore[union-attr]
+                assert time.monotonic() < deadline, "nothing polled within 60 s of the ingest child's death"
+                time.sleep(0.2)
+            assert [pid for pid in _ingest_children(proc.pid) if pid != first], "no new ingest child"
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    finally:
+        server.stop()

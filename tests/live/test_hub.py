@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import subprocess
 
 import asyncpg
+import httpx
 from sqlalchemy import text
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from app.live.hub import RETENTION_LOCK, Hub
+from kernel.changefeed import NOTIFY_CHANNEL
 from kernel.db import asyncpg_dsn
+from kernel.locks import CHANGES_LOCK
 from tests.live.conftest import changes_after, collect_deltas, recv, subscribe
 from tests.servers import mobility_process
 
@@ -81,3 +85,36 @@ async def test_sigint_closes_live_clients_and_exits_promptly(database_url, tmp_p
             except subprocess.TimeoutExpired:
                 raise AssertionError("mobility serve did not exit within 10 s of SIGINT") from None
         assert code == 0
+
+
+async def test_an_unparsable_change_row_is_skipped_and_later_changes_still_arrive(
+    server, writer, engine, database_url, client_factory
+) -> None:
+    """A row in the change log that the hub cannot parse (here a jsonb array where an object
+    belongs, as a hand edit or a buggy writer would leave it) once ended the listen task:
+    no later change reached any client of the process. It is skipped, counted and logged."""
+    await writer.parking({"A": 0})
+    ws = await client_factory(server.ws_url)
+    subscribed, _ = await subscribe(ws, topics=["parking"])
+    admin = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        async with admin.transaction():  # published as publish.py does: seq under the lock, then NOTIFY
+            await admin.execute("SELECT pg_advisory_xact_lock($1)", CHANGES_LOCK)
+            poison = await admin.fetchval(
+                "INSERT INTO changes (seq, topic, feed_id, site_id, payload) "
+                "VALUES (nextval('changes_seq'), 'parking', 'city', 'A', '[1, 2]'::jsonb) RETURNING seq"
+            )
+            await admin.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+    finally:
+        await admin.close()
+    last = 0
+    for round_ in range(1, 6):
+        last = await writer.parking({"A": round_, "B": round_}) or last
+    # Bounded as a whole: heartbeats keep coming from a hub that no longer reads the log.
+    deltas = await asyncio.wait_for(collect_deltas(ws, last), 30)
+    expected = [c["seq"] for c in await changes_after(engine, subscribed["seq"]) if c["seq"] != poison]
+    assert [d["seq"] for d in deltas] == expected
+    assert [d["fields"]["free"] for d in deltas if d["id"] == "city:B"] == [1, 2, 3, 4, 5]
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        metrics = (await http.get("/metrics")).text
+    assert re.search(r"^mobility_live_bad_changes_total 1(\.0)?$", metrics, re.M), "the bad row is counted"
