@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.live.filters import Subscription
 from ingest.derived import derived_fields, usable_free
-from kernel.changefeed.subscribe import CHANGE_COLUMNS, Change, from_row
+from kernel.changefeed.subscribe import CHANGE_COLUMNS, Change, parse_rows
 from kernel.topics import JSON_FIELDS, REGISTRY, TOPICS, Topic, snapshot_query
 
 # Field names are the REST API's (docs/architecture.md, "The change log"). Each query yields
@@ -239,6 +239,8 @@ async def changes_page(
                 f"changes after seq {after} were removed by retention during the resume", oldest, current
             )
         rows = await raw.fetch(query, *args)
-    changes = [from_row(r) for r in rows]
-    cursor = changes[-1].seq if len(changes) == limit else upto
+    # A row that cannot be parsed is skipped (logged), as the hub skips it for live clients: the
+    # cursor is the last row read, not the last change parsed, so the resume moves past it.
+    changes = parse_rows(rows, bad=[])
+    cursor = int(rows[-1]["seq"]) if len(rows) == limit else upto
     return changes, cursor

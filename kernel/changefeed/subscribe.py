@@ -160,6 +160,12 @@ async def read_after(
             upto,
             limit,
         )
+    return parse_rows(rows, bad)
+
+
+def parse_rows(rows: list[asyncpg.Record], bad: list[int] | None) -> list[Change]:
+    """Rows of the change log as changes; with ``bad``, an unparsable row is logged and its seq
+    collected instead of raising (see ``read_after``)."""
     if bad is None:
         return [from_row(r) for r in rows]
     changes: list[Change] = []
