@@ -119,7 +119,10 @@ export function render() {
     const text = parts(r);
     item.querySelector(".site-name").textContent = r.name || r.id;
     item.querySelector(".site-details").textContent = text.join(" · ");
-    item.querySelector("button").setAttribute("aria-label", `${r.name || r.id}: ${text.join(", ")}`);
+    // The forecast sentence (forecast.js) is part of what a screen reader hears, ticks or not.
+    const forecast = item.querySelector(".site-forecast")?.textContent;
+    const label = `${r.name || r.id}: ${text.join(", ")}${forecast ? `, ${forecast}` : ""}`;
+    item.querySelector("button").setAttribute("aria-label", label);
     return item;
   });
   const same = items.length === list.children.length && items.every((item, i) => list.children[i] === item);
