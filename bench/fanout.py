@@ -178,6 +178,9 @@ def serve_ours(
         feeds_file=Path(feeds_file) if feeds_file else None,
         demo=False,
         ws_public_connections_per_ip=1_000_000,  # every bench client comes from 127.0.0.1
+        ws_snapshots_per_ip=1_000_000,  # likewise: the per-IP snapshot cap would answer them `busy`
+        # The forecast publisher adds its own parking deltas for the bench's sites: not what is measured.
+        forecast_live_enabled=False,
         ws_client_messages_per_minute=1_000_000,
         api_rate_per_minute_ip=1_000_000,
         max_age_days=100_000,  # the national capture is not from today
