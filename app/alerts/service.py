@@ -42,12 +42,13 @@ from app.alerts.store import (
 from app.alerts.validate import parse_networks
 from app.alerts.webhooks import Outcome, send
 from app.forecast.service import ForecastCache
+from kernel.changefeed.channel import NOTIFY_CHANNEL
+from kernel.changefeed.subscribe import wake_on_notify
 from kernel.db import asyncpg_dsn
 from kernel.settings import Settings
 
 log = logging.getLogger(__name__)
 
-CHANGES_CHANNEL = "mobility_changes"
 READ_PAGE = 5000
 SKIPPED_RETRY_S = 0.25
 RETENTION_LOCK = 7_342_114
@@ -92,7 +93,6 @@ class AlertService:
         self._changed = asyncio.Event()
         self._outbox = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._conn: asyncpg.Connection | None = None
         self._client: httpx.AsyncClient | None = None
         self._slots = asyncio.Semaphore(settings.alerts_webhook_concurrency)
         self.passes = 0
@@ -118,9 +118,6 @@ class AlertService:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._conn.close(), 2)
         if self._client is not None:
             await self._client.aclose()
 
@@ -133,32 +130,17 @@ class AlertService:
         self._outbox.set()
 
     async def _listen_loop(self) -> None:
-        backoff = 0.5
-        while True:
-            try:
-                conn = await asyncpg.connect(
-                    asyncpg_dsn(self.database_url), server_settings={"application_name": "api-alerts"}
-                )
-                self._conn = conn
-                await conn.add_listener(CHANGES_CHANNEL, self._on_change)
-                await conn.add_listener(OUTBOX_CHANNEL, self._on_outbox)
-                closed = asyncio.Event()
-                conn.add_termination_listener(lambda *_, done=closed: done.set())
-                backoff = 0.5
-                # Whatever committed while we were not listening.
-                self._changed.set()
-                self._outbox.set()
-                await closed.wait()
-            except asyncio.CancelledError:
-                raise
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-                log.warning(
-                    "alerts: LISTEN failed (%s: %s); retrying in %.1fs", type(exc).__name__, exc, backoff
-                )
-            except Exception:
-                log.exception("alerts: LISTEN failed unexpectedly; retrying in %.1fs", backoff)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 30.0)
+        await wake_on_notify(
+            asyncpg_dsn(self.database_url),
+            name="api-alerts",
+            channels={NOTIFY_CHANNEL: self._on_change, OUTBOX_CHANNEL: self._on_outbox},
+            on_listening=self._wake_all,
+        )
+
+    def _wake_all(self) -> None:
+        # Whatever committed while we were not listening.
+        self._changed.set()
+        self._outbox.set()
 
     # ------------------------------------------------------------------ evaluation
 

@@ -36,6 +36,7 @@ from app.forecast.service import ForecastCache, site_forecast_pg, state_of
 from ingest.derived import usable_free
 from kernel.changefeed.channel import NOTIFY_CHANNEL
 from kernel.changefeed.publish import NewChange, write_changes
+from kernel.changefeed.subscribe import wake_on_notify
 from kernel.db import asyncpg_dsn
 from kernel.locks import FORECAST_LOCK
 from kernel.settings import Settings
@@ -139,7 +140,6 @@ class ForecastPublisher:
         self.cache = ForecastCache()
         self._changed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._conn: asyncpg.Connection | None = None
         self.passes = 0
         self.skipped = False
         self.computed = 0
@@ -156,35 +156,17 @@ class ForecastPublisher:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._conn.close(), 2)
 
     def _on_change(self, *_: Any) -> None:
         self._changed.set()
 
     async def _listen_loop(self) -> None:
-        backoff = 0.5
-        while True:
-            try:
-                conn = await asyncpg.connect(
-                    asyncpg_dsn(self.database_url), server_settings={"application_name": "api-forecast"}
-                )
-                self._conn = conn
-                await conn.add_listener(NOTIFY_CHANNEL, self._on_change)
-                closed = asyncio.Event()
-                conn.add_termination_listener(lambda *_, done=closed: done.set())
-                backoff = 0.5
-                self._changed.set()  # whatever committed while we were not listening
-                await closed.wait()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning(
-                    "forecast: LISTEN failed (%s: %s); retrying in %.1fs", type(exc).__name__, exc, backoff
-                )
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 30.0)
+        await wake_on_notify(
+            asyncpg_dsn(self.database_url),
+            name="api-forecast",
+            channels={NOTIFY_CHANNEL: self._on_change},
+            on_listening=self._changed.set,  # whatever committed while we were not listening
+        )
 
     async def _publish_loop(self) -> None:
         while True:

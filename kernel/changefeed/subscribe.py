@@ -7,9 +7,10 @@ place that builds a new message, and it does so per client from the parsed field
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -176,6 +177,43 @@ def parse_rows(rows: list[asyncpg.Record], bad: list[int] | None) -> list[Change
             log.exception("change feed: change seq %s cannot be parsed; skipped", row["seq"])
             bad.append(int(row["seq"]))
     return changes
+
+
+async def wake_on_notify(
+    dsn: str, *, name: str, channels: Mapping[str, Callable[..., Any]], on_listening: Callable[[], None]
+) -> None:
+    """LISTEN on ``channels`` for as long as the calling task runs, reconnecting with backoff.
+
+    For the API process's background workers (alert evaluator, forecast publisher) that only need
+    a wake-up and read the log after their own cursor: ``on_listening`` runs after every
+    (re)connect, since whatever committed while nobody listened was never announced. The hub has
+    its own loop, which also reads and dispatches on the same connection.
+    """
+    backoff = 0.5
+    while True:
+        conn: asyncpg.Connection | None = None
+        try:
+            conn = await asyncpg.connect(dsn, server_settings={"application_name": name})
+            for channel, callback in channels.items():
+                await conn.add_listener(channel, callback)
+            closed = asyncio.Event()
+            conn.add_termination_listener(lambda *_, done=closed: done.set())
+            backoff = 0.5
+            on_listening()
+            await closed.wait()
+        except asyncio.CancelledError:
+            raise
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            log.warning(
+                "%s: LISTEN failed (%s: %s); retrying in %.1fs", name, type(exc).__name__, exc, backoff
+            )
+        except Exception:
+            log.exception("%s: LISTEN failed unexpectedly; retrying in %.1fs", name, backoff)
+        finally:
+            if conn is not None and not conn.is_closed():
+                conn.terminate()  # a LISTEN-only connection: nothing to finish politely
+        await asyncio.sleep(backoff)
+        backoff = min(backoff * 2, 30.0)
 
 
 async def listen(conn: asyncpg.Connection, on_notify: Callable[..., Any]) -> None:
