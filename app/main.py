@@ -48,8 +48,9 @@ def create_app(
         await hub.start()
         alerts = None
         forecasts = None
-        reads = await read_pool.create_pool(database_url, settings)
+        reads = None
         try:
+            reads = await read_pool.create_pool(database_url, settings)
             if settings.alerts_enabled:
                 # Alerts write (their change-log rows and outbox): the writers' pool, not REST's.
                 alerts = AlertService(settings=settings, engine=engines.ingest, database_url=database_url)
@@ -84,7 +85,8 @@ def create_app(
             if alerts is not None:
                 await alerts.stop()
             await hub.stop()
-            await reads.close()
+            if reads is not None:
+                await reads.close()
             await engines.dispose()
 
     app = FastAPI(
