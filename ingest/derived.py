@@ -1,7 +1,8 @@
 """Values derived from a site's raw state, defined once for every reader.
 
 The REST API, the live snapshot and the live deltas (written by the store) all take occupancy,
-a car park's availability and a road's congestion level from here, so a browser, an export
+a car park's availability, a road's congestion level and a bike station's fill and availability
+from here, so a browser, an export
 and a planner's summary never disagree on them: the dashboard only draws what it is given.
 
 Lives in ``ingest`` (not ``app``) because the store writes these values into the change log
@@ -14,6 +15,8 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 Availability = Literal["open", "full", "closed", "no_data"]
+# A bike station has no "full": no bikes is a value (0 % filled), not a state.
+BikeAvailability = Literal["open", "closed", "no_data"]
 Level = Literal["free", "moderate", "heavy", "congested", "closed"]
 
 # Speed as a share of free-flow speed, in the bands planners use (best first).
@@ -74,12 +77,36 @@ def congestion_level(
     return congestion if congestion in LEVELS else None  # type: ignore[return-value]
 
 
+def bike_fill_pct(capacity: int | None, bikes: int | None, docks: int | None) -> float | None:
+    """Share of the station's docks holding a bike, 0–100, one decimal.
+
+    Against the declared capacity; without one, against bikes + free docks (a station whose
+    information file omits capacity). Disabled docks count as docks without a bike.
+    """
+    if bikes is None:
+        return None
+    total = capacity if capacity and capacity > 0 else (bikes + docks if docks is not None else None)
+    if not total or total <= 0:
+        return None
+    return round(min(max(bikes * 100.0 / total, 0.0), 100.0), 1)
+
+
+def bike_availability(status: str | None, bikes: int | None) -> BikeAvailability:
+    """``closed`` wins over any count (an uninstalled station may still report bikes); a station
+    without a count is ``no_data``, never drawn as a fill level."""
+    if status == "closed":
+        return "closed"
+    if bikes is None:
+        return "no_data"
+    return "open"
+
+
 def derived_fields(topic: str, values: Mapping[str, Any], static: Any = None) -> dict[str, Any]:
     """Every derived field of one site's state, by its REST/live name.
 
     ``values`` holds the site's value columns (and its static ones where the reader has them);
-    ``static`` is the one static input a reader may hold apart: a car park's capacity, a road's
-    free-flow speed.
+    ``static`` is the one static input a reader may hold apart: a car park's or a bike
+    station's capacity, a road's free-flow speed.
     """
     if topic == "parking":
         capacity = values.get("capacity") or static
@@ -94,5 +121,12 @@ def derived_fields(topic: str, values: Mapping[str, Any], static: Any = None) ->
         return {
             "level": congestion_level(speed, free_flow, values.get("congestion")),
             "speed_ratio": speed_ratio(speed, free_flow),
+        }
+    if topic == "bikes":
+        capacity = values.get("capacity") or static
+        bikes = values.get("bikes_available")
+        return {
+            "fill_pct": bike_fill_pct(capacity, bikes, values.get("docks_available")),
+            "availability": bike_availability(values.get("status"), bikes),
         }
     return {}

@@ -205,6 +205,7 @@ BIKES = TopicSpec(
     topic="bikes",
     site_table="bike_stations",
     obs_table="bike_observations",
+    derived_input="capacity",
     site_record="BikeStation",
     obs_record="BikeObservation",
     static=(

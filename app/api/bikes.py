@@ -20,6 +20,7 @@ from app.api.params import BBoxQuery, FeedQuery, NearQuery, Page, PageDep, Radiu
 from app.api.schemas import BikeCollection, BikeFeature
 from app.api.sites import SiteFilter, base_properties, one_site, site_collection, site_filter, site_id_path
 from app.read.bikes import fetch_bikes
+from ingest.derived import derived_fields
 
 router = APIRouter(prefix="/api/v1/bikes", tags=["bikes"])
 
@@ -35,6 +36,8 @@ def bike_feature(row: dict[str, Any]) -> dict[str, Any]:
         status=row["status"],
         address=row["address"],
     )
+    # fill_pct and availability: the server's, as in the live snapshot and deltas (ingest.derived).
+    props.update(derived_fields("bikes", row))
     return feature(row["id"], point(row["lat"], row["lon"]), props)
 
 

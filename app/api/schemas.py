@@ -171,6 +171,15 @@ class BikeProperties(_SiteBase):
     docks_available: int | None = Field(examples=[13])
     status: str = Field(examples=["open"])
     address: str | None
+    fill_pct: float | None = Field(
+        description="Share of the docks holding a bike, 0–100: bikes against capacity, "
+        "else against bikes + free docks.",
+        examples=[35.0],
+    )
+    availability: Literal["open", "closed", "no_data"] = Field(
+        description="`closed` wins over any count; `no_data` when the feed gives no bike count.",
+        examples=["open"],
+    )
 
 
 class BikeFeature(_Feature):
