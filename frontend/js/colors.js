@@ -2,8 +2,8 @@
 // scale orders by lightness (it reads in greyscale) along the blue-yellow axis that protan and
 // deutan vision keep. No value scale holds a grey: grey, with its own shape, means "no value".
 //
-// The values themselves (occupancy, availability, congestion level) come from the server; this
-// module only turns them into colours and outlines.
+// The values themselves (occupancy, availability, congestion level, a bike station's fill) come
+// from the server; this module only turns them into colours and outlines.
 
 // Parking: viridis from its blue end (Nuñez/van der Walt/Smith): dark blue = full, yellow = free.
 const PARKING = [
@@ -83,16 +83,4 @@ export function trafficColor(level) {
 
 export function trafficWidth(level) {
   return LEVEL[level]?.width || 2;
-}
-
-function number(value) {
-  return value == null || value === "" || !Number.isFinite(Number(value)) ? null : Number(value);
-}
-
-export function bikesShare(record) {
-  const bikes = number(record.bikes_available);
-  if (bikes == null) return null;
-  const docks = number(record.docks_available);
-  const capacity = number(record.capacity) || (docks != null ? bikes + docks : null);
-  return capacity ? Math.max(0, Math.min(1, bikes / capacity)) : null;
 }
