@@ -6,6 +6,7 @@ import { featuresToRecords, getJson } from "./api.js";
 import { formatAge, formatDistance, t } from "./i18n.js";
 import { parkingSummary, staleText } from "./format.js";
 import { frameBox, map, requestRender } from "./map.js";
+import { expand } from "./sheet.js";
 import { ageSeconds, state } from "./state.js";
 
 const NEAR_RADIUS_M = 5000;
@@ -56,10 +57,12 @@ export async function searchNear(lat, lon, { frame = true } = {}) {
   commuter.results = records.map(current).filter(usable);
   render();
   status(commuter.results.length ? t("near_found", { n: commuter.results.length, ...where }) : t("near_none"));
+  // On a phone the answers rise in the bottom sheet, and the map frames them above it.
+  if (commuter.results.length) expand("half");
   if (frame) frameResults();
 }
 
-// The map shows the point and its answers together.
+// The map shows the point and its answers together (above the bottom sheet on a phone: frameBox).
 function frameResults() {
   const { lat, lon } = commuter.query;
   let box = [lon, lat, lon, lat];

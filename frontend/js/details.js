@@ -3,6 +3,7 @@
 // in the user's own map app.
 import { formatAge, t } from "./i18n.js";
 import { fmt, staleText } from "./format.js";
+import { reveal } from "./sheet.js";
 import { ageSeconds, state } from "./state.js";
 
 let chosen = null; // site id
@@ -19,6 +20,12 @@ function row(label, value) {
 export function showDetails(record) {
   if (record) chosen = String(record.id);
   const card = document.getElementById("site-card");
+  draw(card);
+  // Chosen now (not a refresh): on a phone the sheet rises to show it.
+  if (record && !card.hidden) reveal(card, state.records.parking.get(chosen));
+}
+
+function draw(card) {
   const r = chosen ? state.records.parking.get(chosen) : null;
   if (!r) {
     card.hidden = true;

@@ -39,6 +39,7 @@ export const map = {
   onSelectSite: null,
   onRendered: [],
   basemapFailed: null,
+  covered: () => 0, // px at the bottom of the map hidden by the phone's bottom sheet (sheet.js)
 };
 // The redraw figures live in the scheduler; read through the map for the tests and the bench.
 for (const key of ["renders", "busy", "renderMs", "firstRenderAt"]) {
@@ -262,25 +263,43 @@ export function setBasemap(tileUrl, attribution) {
   return Plotly.relayout(map.gd, { "map.layers": layers });
 }
 
-// The centre and zoom that fit a [min_lon, min_lat, max_lon, max_lat] box in the map's size.
+// The centre and zoom that fit a [min_lon, min_lat, max_lon, max_lat] box in the part of the
+// map not hidden by the phone's bottom sheet.
 export function frameBox(bbox, maxZoom = 16) {
   if (!map.ready) return Promise.resolve(); // framed once created (main.js)
   const [minLon, minLat, maxLon, maxLat] = bbox;
   const width = map.gd?.clientWidth || 800;
-  const height = map.gd?.clientHeight || 500;
-  const mercY = (lat) => Math.log(Math.tan(Math.PI / 4 + (Math.max(-85, Math.min(85, lat)) * Math.PI) / 360));
+  const bottom = hiddenBottom();
+  const height = (map.gd?.clientHeight || 500) - bottom;
   const lonSpan = Math.max(1e-4, maxLon - minLon);
   const ySpan = Math.max(1e-5, mercY(maxLat) - mercY(minLat));
   const zoomX = Math.log2((width / 512) * (360 / lonSpan));
   const zoomY = Math.log2((height / 512) * ((2 * Math.PI) / ySpan));
   const zoom = Math.max(1, Math.min(maxZoom, Math.min(zoomX, zoomY) - 0.3));
   const center = { lon: (minLon + maxLon) / 2, lat: (minLat + maxLat) / 2 };
-  return Plotly.relayout(map.gd, { "map.center": center, "map.zoom": zoom });
+  return Plotly.relayout(map.gd, { "map.center": aboveSheet(center, zoom, bottom), "map.zoom": zoom });
+}
+
+// The height of the map's bottom strip under the sheet; at least 120 px of map stay in view.
+function hiddenBottom() {
+  return Math.max(0, Math.min((map.gd?.clientHeight || 500) - 120, map.covered() || 0));
+}
+
+function mercY(lat) {
+  return Math.log(Math.tan(Math.PI / 4 + (Math.max(-85, Math.min(85, lat)) * Math.PI) / 360));
+}
+
+// The map centre that puts `point` in the middle of the part above the bottom sheet: half the
+// hidden height further south, in Mercator units at this zoom (512 px tiles).
+function aboveSheet(point, zoom, bottom) {
+  if (!(bottom > 0)) return point;
+  const y = mercY(point.lat) - ((bottom / 2) * 2 * Math.PI) / (512 * 2 ** zoom);
+  return { lon: point.lon, lat: ((2 * Math.atan(Math.exp(y)) - Math.PI / 2) * 180) / Math.PI };
 }
 
 export function centerOn(lat, lon, zoom = 15) {
   if (!map.ready) return Promise.resolve();
-  return Plotly.relayout(map.gd, { "map.center": { lat, lon }, "map.zoom": zoom });
+  return Plotly.relayout(map.gd, { "map.center": aboveSheet({ lat, lon }, zoom, hiddenBottom()), "map.zoom": zoom });
 }
 
 // The box the map shows now, [min_lon, min_lat, max_lon, max_lat].
