@@ -170,17 +170,28 @@ export async function loadFeeds() {
   }
 }
 
-// History buckets: accept {t|time|bucket|start, <field>: {avg,min,max,last} | number}.
+// History buckets: accept {t|time|bucket|start, <field>: {avg,min,max,last} | number}. Where
+// buckets are missing (a feed silent overnight, an outage) a gap is left in the line, instead of
+// a straight line across hours nothing was read.
 function bucketSeries(buckets, field) {
   const x = [];
   const avg = [];
   const min = [];
   const max = [];
+  let last = null;
   for (const b of buckets) {
     const time = b.t ?? b.time ?? b.bucket ?? b.start ?? b.observed_at;
     const value = b[field];
     if (time == null) continue;
-    x.push(new Date(time));
+    const at = new Date(time);
+    if (last && at - last > 2 * STEP_MS) {
+      x.push(new Date(last.getTime() + STEP_MS));
+      avg.push(null);
+      min.push(null);
+      max.push(null);
+    }
+    last = at;
+    x.push(at);
     if (value != null && typeof value === "object") {
       avg.push(value.avg ?? value.last ?? null);
       min.push(value.min ?? null);
@@ -192,6 +203,35 @@ function bucketSeries(buckets, field) {
     }
   }
   return { x, avg, min, max };
+}
+
+// The min–max band of a series, one closed shape per run of buckets between gaps: a fill between
+// two traces would be drawn across the gaps the line leaves open.
+function bandTraces({ x, min, max }) {
+  const traces = [];
+  let run = [];
+  const flush = () => {
+    if (run.length) {
+      traces.push({
+        x: [...run.map((i) => x[i]), ...run.map((i) => x[i]).reverse()],
+        y: [...run.map((i) => max[i]), ...run.map((i) => min[i]).reverse()],
+        type: "scatter",
+        mode: "lines",
+        fill: "toself",
+        fillcolor: "rgba(59,73,108,0.2)",
+        line: { width: 0 },
+        hoverinfo: "skip",
+        showlegend: false,
+      });
+    }
+    run = [];
+  };
+  x.forEach((_, i) => {
+    if (min[i] == null || max[i] == null) flush();
+    else run.push(i);
+  });
+  flush();
+  return traces;
 }
 
 export async function showSite(topic, id) {
@@ -239,18 +279,7 @@ export async function showSite(topic, id) {
       occ.max = free.min.map(pct);
     }
     data = [
-      { x: occ.x, y: occ.max, type: "scatter", mode: "lines", line: { width: 0 }, hoverinfo: "skip", showlegend: false },
-      {
-        x: occ.x,
-        y: occ.min,
-        type: "scatter",
-        mode: "lines",
-        fill: "tonexty",
-        fillcolor: "rgba(59,73,108,0.2)",
-        line: { width: 0 },
-        hoverinfo: "skip",
-        showlegend: false,
-      },
+      ...bandTraces(occ),
       {
         x: occ.x,
         y: occ.avg,
@@ -284,7 +313,12 @@ export async function showSite(topic, id) {
     };
   }
   await Plotly.react(chart, data, layout, { displaylogo: false, responsive: true });
-  if (topic === "parking") await addForecast(chart, id, () => planner.selected?.id === id);
+  if (topic !== "parking") return;
+  await addForecast(chart, id, () => planner.selected?.id === id);
+  // The forecast lies ahead of now: the time axis reaches its last point, or it would not show.
+  const ahead = (chart.data || []).filter((trace) => trace.line?.dash === "dash").flatMap((trace) => trace.x);
+  const end = Math.max(to.getTime(), ...ahead.map((x) => new Date(x).getTime()));
+  if (end > to.getTime() && planner.selected?.id === id) await Plotly.relayout(chart, { "xaxis.range": [from, new Date(end)] });
 }
 
 // The chart may have been drawn while the planner was hidden (chosen from the list): fit it to

@@ -70,7 +70,9 @@ async def test_page_loads_with_one_marker_per_site(
     }
     bikes = await markers(page, "bikes")
     # The server's fill share (7 bikes of 20 docks), drawn as it comes.
-    assert [(m["id"], m["fill_pct"], m["availability"]) for m in bikes] == [("testcity-bikes:B1", 35.0, "open")]
+    assert [(m["id"], m["fill_pct"], m["availability"]) for m in bikes] == [
+        ("testcity-bikes:B1", 35.0, "open")
+    ]
     assert (
         await page.evaluate("document.getElementById('map').data.find((t) => t.uid === 'events').lat.length")
         == 1
