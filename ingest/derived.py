@@ -32,7 +32,21 @@ def occupancy_pct(capacity: int | None, free: int | None, occupied: int | None) 
         occupied = capacity - free
     if occupied is None:
         return None
-    return round(min(max(occupied * 100.0 / capacity, 0.0), 100.0), 1)
+    return round_pct(min(max(occupied * 100.0 / capacity, 0.0), 100.0))
+
+
+def occupancy_pct_sql(capacity: str, free: str, occupied: str) -> str:
+    """``occupancy_pct`` as a SQL expression over the given columns, for aggregates computed in
+    the database (history buckets): the same rule and clamp, in the same float arithmetic, left
+    unrounded; the reader rounds the aggregate with :func:`round_pct`. tests/api/test_history.py
+    checks the result against :func:`occupancy_pct` on stored readings."""
+    used = f"coalesce({occupied}, {capacity} - {free})::float8"
+    return f"CASE WHEN {capacity} > 0 THEN least(greatest({used} * 100.0 / {capacity}, 0), 100) END"
+
+
+def round_pct(value: float | None) -> float | None:
+    """A percentage as every derived value gives it: one decimal."""
+    return None if value is None else round(value, 1)
 
 
 def parking_availability(status: str | None, free: int | None, occupied: int | None) -> Availability:
@@ -88,7 +102,7 @@ def bike_fill_pct(capacity: int | None, bikes: int | None, docks: int | None) ->
     total = capacity if capacity and capacity > 0 else (bikes + docks if docks is not None else None)
     if not total or total <= 0:
         return None
-    return round(min(max(bikes * 100.0 / total, 0.0), 100.0), 1)
+    return round_pct(min(max(bikes * 100.0 / total, 0.0), 100.0))
 
 
 def bike_availability(status: str | None, bikes: int | None) -> BikeAvailability:

@@ -21,6 +21,7 @@ from app.api.kinds import KINDS
 from app.api.params import MAX_TEXT, FromQuery, ToQuery, decode_cursor, encode_cursor, parse_time, time_range
 from app.api.schemas import History
 from app.problems import invalid, not_found
+from ingest.derived import occupancy_pct_sql, round_pct
 from kernel.topics import TopicSpec
 
 router = APIRouter(prefix="/api/v1", tags=["history"])
@@ -35,12 +36,24 @@ STEPS: dict[str, timedelta] = {
 ORIGIN = "TIMESTAMPTZ '2000-01-01 00:00:00+00'"
 
 
+def derived_metrics(kind: TopicSpec) -> dict[str, str]:
+    """Derived values with a history, as SQL over one reading (ingest.derived: the rule REST and
+    the live feed use), so a chart draws the server's occupancy instead of working it out. A
+    reading without a capacity takes its site's, as replay does."""
+    if kind.topic != "parking":
+        return {}
+    capacity = f"coalesce(capacity, (SELECT {kind.derived_input} FROM {kind.site_table} WHERE id = :site_id))"
+    return {"occupancy_pct": occupancy_pct_sql(capacity, "free", "occupied")}
+
+
 def aggregate_sql(kind: TopicSpec) -> str:
     parts = []
-    for m in kind.metrics:
+    columns = {m: m for m in kind.metrics} | derived_metrics(kind)
+    for m, expr in columns.items():
         parts.append(
-            f"min({m})::float8 AS {m}_min, avg({m})::float8 AS {m}_avg, max({m})::float8 AS {m}_max, "
-            f"((array_agg({m} ORDER BY observed_at DESC) FILTER (WHERE {m} IS NOT NULL))[1])::float8"
+            f"min({expr})::float8 AS {m}_min, avg({expr})::float8 AS {m}_avg, "
+            f"max({expr})::float8 AS {m}_max, "
+            f"((array_agg({expr} ORDER BY observed_at DESC) FILTER (WHERE {expr} IS NOT NULL))[1])::float8"
             f" AS {m}_last"
         )
     return f"""
@@ -54,7 +67,8 @@ def aggregate_sql(kind: TopicSpec) -> str:
 
 
 def raw_sql(kind: TopicSpec, with_after: bool) -> str:
-    cols = ", ".join((*kind.metrics, *kind.states))
+    derived = [f"{expr} AS {m}" for m, expr in derived_metrics(kind).items()]
+    cols = ", ".join((*kind.metrics, *kind.states, *derived))
     after = "AND observed_at > :after" if with_after else ""
     return f"""
         SELECT observed_at AS t, {cols}, flags
@@ -87,7 +101,7 @@ async def site_history(
         "step": step,
         "from": span.start,
         "to": span.end,
-        "metrics": list(kind.metrics),
+        "metrics": [*kind.metrics, *derived_metrics(kind)],
         "points": [],
         "next_cursor": None,
     }
@@ -115,6 +129,8 @@ async def site_history(
             rows = rows[:size]
             body["next_cursor"] = encode_cursor(rows[-1]["t"].isoformat())
             headers["Link"] = next_link(request, body["next_cursor"])
+        for row in rows:
+            row.update({m: round_pct(row[m]) for m in derived_metrics(kind)})
         body["points"] = [{"count": 1, **row} for row in rows]
         return json_response(body, headers=headers)
     if limit is not None or cursor is not None:
@@ -130,6 +146,8 @@ async def site_history(
         point: dict[str, Any] = {"t": row["t"], "count": row["n"]}
         for m in kind.metrics:
             point[m] = {a: row[f"{m}_{a}"] for a in ("min", "avg", "max", "last")}
+        for m in derived_metrics(kind):
+            point[m] = {a: round_pct(row[f"{m}_{a}"]) for a in ("min", "avg", "max", "last")}
         body["points"].append(point)
     return json_response(body, headers=headers)
 

@@ -171,38 +171,38 @@ export async function loadFeeds() {
 }
 
 // History buckets: accept {t|time|bucket|start, <field>: {avg,min,max,last} | number}. Where
-// buckets are missing (a feed silent overnight, an outage) a gap is left in the line, instead of
-// a straight line across hours nothing was read.
+// readings stop for much longer than the feed's usual spacing (a feed silent overnight, an
+// outage) the line has a gap, instead of a straight line across hours nothing was read.
 function bucketSeries(buckets, field) {
-  const x = [];
-  const avg = [];
-  const min = [];
-  const max = [];
-  let last = null;
+  const rows = [];
   for (const b of buckets) {
     const time = b.t ?? b.time ?? b.bucket ?? b.start ?? b.observed_at;
-    const value = b[field];
     if (time == null) continue;
+    const value = b[field];
     const at = new Date(time);
-    if (last && at - last > 2 * STEP_MS) {
-      x.push(new Date(last.getTime() + STEP_MS));
-      avg.push(null);
-      min.push(null);
-      max.push(null);
-    }
-    last = at;
-    x.push(at);
     if (value != null && typeof value === "object") {
-      avg.push(value.avg ?? value.last ?? null);
-      min.push(value.min ?? null);
-      max.push(value.max ?? null);
+      rows.push([at, value.avg ?? value.last ?? null, value.min ?? null, value.max ?? null]);
     } else {
-      avg.push(value ?? b[`${field}_avg`] ?? null);
-      min.push(b[`${field}_min`] ?? null);
-      max.push(b[`${field}_max`] ?? null);
+      rows.push([at, value ?? b[`${field}_avg`] ?? null, b[`${field}_min`] ?? null, b[`${field}_max`] ?? null]);
     }
   }
-  return { x, avg, min, max };
+  const gaps = rows.slice(1).map(([at], i) => at - rows[i][0]).sort((a, b) => a - b);
+  const usual = gaps.length ? gaps[Math.floor(gaps.length / 2)] : STEP_MS;
+  const silence = Math.max(2 * STEP_MS, 3 * usual);
+  const out = { x: [], avg: [], min: [], max: [] };
+  rows.forEach(([at, avg, min, max], i) => {
+    if (i > 0 && at - rows[i - 1][0] > silence) {
+      out.x.push(new Date(rows[i - 1][0].getTime() + STEP_MS));
+      out.avg.push(null);
+      out.min.push(null);
+      out.max.push(null);
+    }
+    out.x.push(at);
+    out.avg.push(avg);
+    out.min.push(min);
+    out.max.push(max);
+  });
+  return out;
 }
 
 // The min–max band of a series, one closed shape per run of buckets between gaps: a fill between
@@ -269,15 +269,8 @@ export async function showSite(topic, id) {
     xaxis: { type: "date", tickformat: "%H:%M", hoverformat: "%H:%M", range: [from, to] },
   };
   if (topic === "parking") {
-    const capacity = Number(record?.capacity) || null;
+    // The server's occupancy per bucket (the history carries it, by the rule REST and live use).
     const occ = bucketSeries(buckets, "occupancy_pct");
-    if (!occ.avg.some((v) => v != null) && capacity) {
-      const free = bucketSeries(buckets, "free");
-      const pct = (v) => (v == null ? null : (100 * (capacity - v)) / capacity);
-      occ.avg = free.avg.map(pct);
-      occ.min = free.max.map(pct);
-      occ.max = free.min.map(pct);
-    }
     data = [
       ...bandTraces(occ),
       {

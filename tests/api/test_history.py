@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from ingest.derived import occupancy_pct
 from tests.api.conftest import Api
 from tests.api.seed import STEP
 
@@ -77,6 +78,33 @@ def test_buckets_match_hand_computed(
             got = point[metric]
             assert (got["min"], got["max"], got["last"]) == (values[0], values[2], values[3]), metric
             assert got["avg"] == pytest.approx(values[1])
+
+
+def test_parking_history_carries_the_servers_occupancy(api: Api) -> None:
+    """A chart draws occupancy from the server (the rule of ingest.derived.occupancy_pct, REST
+    and live), not from free and capacity in the browser. The seed's readings carry no capacity:
+    the site's is used, as replay does."""
+    site = "rennes-parking:CIT_PAR_4"
+    series = api.data.parking[site]
+    capacity = api.client.get(f"/api/v1/parking/sites/{site}").json()["properties"]["capacity"]
+    start, end = api.data.base, api.data.base + STEP * len(series)
+    params = {"from": iso(start), "to": iso(end)}
+    path = f"/api/v1/parking/sites/{site}/history"
+    body = api.client.get(path, params={**params, "step": "15m"}).json()
+    assert "occupancy_pct" in body["metrics"]
+    groups: dict[datetime, list[float | None]] = defaultdict(list)
+    for t, free, occupied in series:
+        groups[bucket_of(t, timedelta(minutes=15))].append(occupancy_pct(capacity, free, occupied))
+    assert len(body["points"]) == len(groups)
+    for point in body["points"]:
+        want = [v for v in groups[datetime.fromisoformat(point["t"])] if v is not None]
+        got = point["occupancy_pct"]
+        assert (got["min"], got["max"], got["last"]) == (min(want), max(want), want[-1])
+        assert got["avg"] == pytest.approx(mean(want), abs=0.051)
+    raw = api.client.get(path, params={**params, "step": "raw", "limit": len(series)}).json()
+    assert [p["occupancy_pct"] for p in raw["points"]] == [
+        occupancy_pct(capacity, free, occupied) for _, free, occupied in series
+    ]
 
 
 def test_partial_range_cuts_buckets(api: Api) -> None:
