@@ -129,8 +129,8 @@ async def site_history(
             rows = rows[:size]
             body["next_cursor"] = encode_cursor(rows[-1]["t"].isoformat())
             headers["Link"] = next_link(request, body["next_cursor"])
-        for row in rows:
-            row.update({m: round_pct(row[m]) for m in derived_metrics(kind)})
+        for reading in rows:
+            reading.update({m: round_pct(reading[m]) for m in derived_metrics(kind)})
         body["points"] = [{"count": 1, **row} for row in rows]
         return json_response(body, headers=headers)
     if limit is not None or cursor is not None:
