@@ -86,7 +86,7 @@ export function reveal(el, point = null) {
   const view = el.closest('[role="tabpanel"]');
   if (view?.hidden) document.querySelector(`[role="tab"][aria-controls="${view.id}"]`)?.click();
   expand("half");
-  el.scrollIntoView({ block: "nearest" });
+  el.scrollIntoView({ block: "start" });
   if (point?.lat != null && point?.lon != null) keepAboveSheet(point);
 }
 

@@ -42,9 +42,25 @@ ABOVE_SHEET_JS = """([points]) => {
 }"""
 
 
+# Every height the map's box had once its canvas existed, watched frame by frame from the start.
+WATCH_MAP_HEIGHT_JS = """
+  window.__mapHeights = [];
+  const watch = () => {
+    const map = document.getElementById('map');
+    if (map && map.querySelector('canvas')) {
+      const h = map.clientHeight;
+      if (window.__mapHeights[window.__mapHeights.length - 1] !== h) window.__mapHeights.push(h);
+    }
+    requestAnimationFrame(watch);
+  };
+  requestAnimationFrame(watch);
+"""
+
+
 async def open_phone(browser: Any, server: Any, request: Any) -> Any:
     page, _, _ = await open_page(browser, request, viewport=PHONE, geolocation=ME)
     await page.emulate_media(reduced_motion="reduce")  # heights are read without a transition
+    await page.add_init_script(WATCH_MAP_HEIGHT_JS)
     await load_dashboard(page, server.url)
     return page
 
@@ -77,6 +93,10 @@ async def test_phone_map_fills_the_screen_and_near_me_answers_rise_in_the_sheet(
     )
     handle = page.get_by_role("button", name=HANDLE)
     assert await handle.get_attribute("aria-expanded") == "false"
+    # The header stays one line whatever the connection says: the map's box never changed size
+    # once drawn (connecting -> live, the live age ticking, the city chosen).
+    await page.wait_for_function("document.getElementById('connection').dataset.state === 'live'")
+    assert len(await page.evaluate("window.__mapHeights")) == 1, await page.evaluate("window.__mapHeights")
 
     ids = await near_me(page)
     assert len(ids) == 10
