@@ -35,7 +35,7 @@ from app.alerts.store import (
     update_rule,
 )
 from app.alerts.validate import RuleInvalid, check_subject, check_webhook_url, parse_networks
-from app.problems import ProblemError, invalid, not_found
+from app.problems import ProblemError, found, invalid, not_found
 from app.state import get_state
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
@@ -99,9 +99,7 @@ async def get_rules(request: Request, owner: OwnerDep) -> Any:
 
 async def _rule(request: Request, rule_id: int, owner: Owner) -> dict[str, Any]:
     async with raw_connection(get_state(request)["engine"]) as raw:
-        row = await get_rule_row(raw, rule_id, owner)
-    if row is None:
-        raise not_found(f"rule {rule_id}")
+        row = found(await get_rule_row(raw, rule_id, owner), f"rule {rule_id}")
     return rule_out(row)
 
 
@@ -121,9 +119,7 @@ async def patch_rule(
 ) -> Any:
     async with raw_connection(get_state(request)["engine"]) as raw:
         updated = await update_rule(raw, rule_id, owner, name=patch.name, enabled=patch.enabled)
-    if updated is None:
-        raise not_found(f"rule {rule_id}")
-    return updated
+    return found(updated, f"rule {rule_id}")
 
 
 @router.delete(
@@ -181,10 +177,7 @@ async def get_deliveries(
 )
 async def get_delivery(request: Request, owner: OwnerDep, delivery_id: DeliveryId) -> Any:
     async with raw_connection(get_state(request)["engine"]) as raw:
-        row = await outbox.get_delivery(raw, delivery_id, owner)
-    if row is None:
-        raise not_found(f"delivery {delivery_id!r}")
-    return row
+        return found(await outbox.get_delivery(raw, delivery_id, owner), f"delivery {delivery_id!r}")
 
 
 @router.post(
@@ -196,9 +189,7 @@ async def get_delivery(request: Request, owner: OwnerDep, delivery_id: DeliveryI
 )
 async def replay_delivery(request: Request, owner: OwnerDep, delivery_id: DeliveryId) -> Any:
     async with raw_connection(get_state(request)["engine"]) as raw, raw.transaction():
-        row = await outbox.get_delivery(raw, delivery_id, owner)
-        if row is None:
-            raise not_found(f"delivery {delivery_id!r}")
+        row = found(await outbox.get_delivery(raw, delivery_id, owner), f"delivery {delivery_id!r}")
         if row["state"] == "pending":
             raise ProblemError(
                 409, f"delivery {delivery_id} is already pending", type=CONFLICT, title="Conflict"

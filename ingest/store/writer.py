@@ -506,12 +506,8 @@ class Store:
             phases.mark("update_state")
             if topic.topic == "parking":
                 # Derived once here, so that reads take a column instead of a per-row aggregate.
-                await refresh_trend(
-                    raw,
-                    cols[0],
-                    self.settings.api_trend_window_minutes * 60.0,
-                    self.settings.api_trend_steady_pct,
-                )
+                window_s = self.settings.api_trend_window_minutes * 60.0
+                await refresh_trend(raw, cols[0], window_s, self.settings.api_trend_steady_pct)
                 phases.mark("trend")
         return len(to_store)
 
