@@ -336,25 +336,13 @@ def _parking(entity: _Entity) -> list[Record]:
             occupied = capacity - free
     if free is None and occupied is None and raw_status is None:
         return records
-    observed_at, received = _time(
-        entity,
-        "availableSpotNumber",
-        "occupiedSpotNumber",
-        "status",
-        keys=("dateObserved", "occupancyModified", "observationDateTime", "dateModified"),
+    attrs = ("availableSpotNumber", "occupiedSpotNumber", "status")
+    reading = _reading(
+        entity, attrs, ("dateObserved", "occupancyModified", "observationDateTime", "dateModified"), obs_extra
     )
-    if received:
-        obs_extra["observed_at"] = "received"
+    status: Any = SITE_STATUS.get(word or "", "unknown")  # one of ParkingStatus, from the table
     records.append(
-        ParkingObservation(
-            id=entity.id,
-            observed_at=observed_at,
-            free=free,
-            occupied=occupied,
-            capacity=capacity,
-            status=SITE_STATUS.get(word or "", "unknown"),  # type: ignore[arg-type]
-            extra=obs_extra,
-        )
+        ParkingObservation(**reading, free=free, occupied=occupied, capacity=capacity, status=status)
     )
     return records
 
@@ -417,24 +405,15 @@ def _traffic_flow(entity: _Entity) -> list[Record]:
         congestion = "congested" if str(congested).lower() == "true" else "free"
     if speed is None and flow is None and occupancy is None and congestion == "unknown" and not obs_extra:
         return [site]
-    observed_at, received = _time(
-        entity,
-        "intensity",
-        "averageVehicleSpeed",
-        "occupancy",
-        keys=("dateObservedTo", "dateObserved", "dateModified"),
-    )
-    if received:
-        obs_extra["observed_at"] = "received"
-    observation = TrafficObservation(
-        id=entity.id,
-        observed_at=observed_at,
-        speed_kmh=speed,
-        flow_vph=flow,
-        occupancy_pct=occupancy,
-        congestion=congestion,  # type: ignore[arg-type]
-        extra=obs_extra,
-    )
+    attrs = ("intensity", "averageVehicleSpeed", "occupancy")
+    reading = _reading(entity, attrs, ("dateObservedTo", "dateObserved", "dateModified"), obs_extra)
+    values: dict[str, Any] = {
+        "speed_kmh": speed,
+        "flow_vph": flow,
+        "occupancy_pct": occupancy,
+        "congestion": congestion,
+    }
+    observation = TrafficObservation(**reading, **values)
     return [site, observation]
 
 
@@ -493,22 +472,30 @@ def _bike_station(entity: _Entity) -> list[Record]:
             status = "open"
     if bikes is None and docks is None and status == "unknown":
         return [station]
-    observed_at, received = _time(
-        entity,
-        "availableBikeNumber",
-        "freeSlotNumber",
-        keys=("dateObserved", "observationDate", "observationDateTime", "dateModified"),
+    attrs = ("availableBikeNumber", "freeSlotNumber")
+    reading = _reading(
+        entity, attrs, ("dateObserved", "observationDate", "observationDateTime", "dateModified")
     )
-    observation = BikeObservation(
-        id=entity.id,
-        observed_at=observed_at,
-        bikes_available=bikes,
-        docks_available=docks,
-        capacity=capacity,
-        status=status,  # type: ignore[arg-type]
-        extra={"observed_at": "received"} if received else {},
-    )
+    counts: dict[str, Any] = {
+        "bikes_available": bikes,
+        "docks_available": docks,
+        "capacity": capacity,
+        "status": status,
+    }
+    observation = BikeObservation(**reading, **counts)
     return [station, observation]
+
+
+def _reading(
+    entity: _Entity, attrs: tuple[str, ...], keys: tuple[str, ...], extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """What every reading starts with: the entity's id and the time of ``attrs`` (from ``keys``,
+    else the time of receipt, then said in ``extra``)."""
+    observed_at, received = _time(entity, *attrs, keys=keys)
+    extra = {} if extra is None else extra
+    if received:
+        extra["observed_at"] = "received"
+    return {"id": entity.id, "observed_at": observed_at, "extra": extra}
 
 
 def _entity_records(entity: _Entity) -> list[Record]:
