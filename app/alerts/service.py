@@ -45,12 +45,12 @@ from app.forecast.service import ForecastCache
 from kernel.changefeed.channel import NOTIFY_CHANNEL
 from kernel.changefeed.subscribe import wake_on_notify
 from kernel.db import asyncpg_dsn
+from kernel.passes import run_passes
 from kernel.settings import Settings
 
 log = logging.getLogger(__name__)
 
 READ_PAGE = 5000
-SKIPPED_RETRY_S = 0.25
 RETENTION_LOCK = 7_342_114
 RETENTION_INTERVAL_S = 3600.0
 PURGE_SQL = (
@@ -148,28 +148,24 @@ class AlertService:
         interval = self.settings.alerts_eval_interval_s
         loop = asyncio.get_running_loop()
         last_full = -interval
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), interval)
-            self._changed.clear()
+
+        async def one_pass() -> bool:
+            # A full pass (every rule, not only those the changes touch) once per interval.
+            nonlocal last_full
             full = loop.time() - last_full >= interval
-            try:
-                while True:
-                    more = await self.evaluate(full=full)
-                    if full:
-                        last_full = loop.time()
-                        full = False
-                    if not more:
-                        break
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("alerts: evaluation pass failed; retrying at the next change or tick")
-            if self.skipped:
-                # Another process held the lock, possibly in a pass that began before our
-                # change committed: look again shortly rather than at the next tick.
-                await asyncio.sleep(SKIPPED_RETRY_S)
-                self._changed.set()
+            more = await self.evaluate(full=full)
+            if full:
+                last_full = loop.time()
+            return more
+
+        await run_passes(
+            self._changed,
+            interval,
+            one_pass,
+            lambda: self.skipped,
+            log=log,
+            failure="alerts: evaluation pass failed; retrying at the next change or tick",
+        )
 
     async def evaluate(self, *, full: bool) -> bool:
         """One pass; returns True when more changes are waiting. Skips (``self.skipped``) when another

@@ -21,7 +21,6 @@ pass, which follows at once. The publisher's own rows are read past, never recom
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from datetime import datetime
@@ -39,6 +38,7 @@ from kernel.changefeed.publish import NewChange, write_changes
 from kernel.changefeed.subscribe import wake_on_notify
 from kernel.db import asyncpg_dsn
 from kernel.locks import FORECAST_LOCK
+from kernel.passes import run_passes
 from kernel.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,6 @@ MAX_SITES = 100
 REFRESH_AFTER_S = 15 * 60.0
 #: Rates are compared rounded to this many decimals (0.01 = one percentage point).
 RATE_DECIMALS = 2
-SKIPPED_RETRY_S = 0.25
 #: Periodic wake-up when no notification arrives (a missed NOTIFY costs at most this).
 POLL_S = 30.0
 HORIZON_KEYS = ("horizon_min", "free", "free_low", "free_high", "occupancy", "low", "high", "trend")
@@ -169,21 +168,14 @@ class ForecastPublisher:
         )
 
     async def _publish_loop(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), POLL_S)
-            self._changed.clear()
-            try:
-                while await self.publish():
-                    pass
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("forecast: publishing pass failed; retrying at the next change")
-            if self.skipped:
-                # Another process holds the lock, maybe in a pass that began before our change.
-                await asyncio.sleep(SKIPPED_RETRY_S)
-                self._changed.set()
+        await run_passes(
+            self._changed,
+            POLL_S,
+            self.publish,
+            lambda: self.skipped,
+            log=log,
+            failure="forecast: publishing pass failed; retrying at the next change",
+        )
 
     async def publish(self) -> bool:
         """One pass; returns True when more changes are waiting. Skips (``self.skipped``) when
