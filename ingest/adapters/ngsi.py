@@ -407,13 +407,8 @@ def _traffic_flow(entity: _Entity) -> list[Record]:
         return [site]
     attrs = ("intensity", "averageVehicleSpeed", "occupancy")
     reading = _reading(entity, attrs, ("dateObservedTo", "dateObserved", "dateModified"), obs_extra)
-    values: dict[str, Any] = {
-        "speed_kmh": speed,
-        "flow_vph": flow,
-        "occupancy_pct": occupancy,
-        "congestion": congestion,
-    }
-    observation = TrafficObservation(**reading, **values)
+    values: dict[str, Any] = {"speed_kmh": speed, "flow_vph": flow, "occupancy_pct": occupancy}
+    observation = TrafficObservation(**reading, **values, congestion=congestion)  # type: ignore[arg-type]
     return [site, observation]
 
 
@@ -476,13 +471,8 @@ def _bike_station(entity: _Entity) -> list[Record]:
     reading = _reading(
         entity, attrs, ("dateObserved", "observationDate", "observationDateTime", "dateModified")
     )
-    counts: dict[str, Any] = {
-        "bikes_available": bikes,
-        "docks_available": docks,
-        "capacity": capacity,
-        "status": status,
-    }
-    observation = BikeObservation(**reading, **counts)
+    counts: dict[str, Any] = {"bikes_available": bikes, "docks_available": docks, "capacity": capacity}
+    observation = BikeObservation(**reading, **counts, status=status)  # type: ignore[arg-type]
     return [station, observation]
 
 
