@@ -50,6 +50,19 @@ from kernel.settings import Settings
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class TopicReadings:
+    """One topic's readings of one poll, with what deciding about them needs."""
+
+    spec: FeedSpec
+    topic: StoredTopic
+    observations: list[Any]
+    current: dict[str, tuple[Any, ...]]  # the rows of ``fetch_state``, by site id
+    checked: quality.Checked
+    changes: list[NewChange]  # appended to: the changes to announce
+    now: datetime
+
+
 @dataclass
 class ApplyResult:
     accepted: int = 0
@@ -339,9 +352,8 @@ class Store:
                         await self._upsert_sites(raw, spec, topic, list(bare.values()), {}, checked, changes)
                         current.update(await fetch_state(raw, topic, feed, list(bare)))
                     phases.mark("sites")
-                result.observations += await self._apply_observations(
-                    raw, spec, topic, kept, current, checked, changes, now, phases
-                )
+                readings = TopicReadings(spec, topic, kept, current, checked, changes, now)
+                result.observations += await self._apply_observations(raw, readings, phases)
 
             events_complete = (
                 "traffic_event" in complete_types if complete_types is not None else bool(events)
@@ -446,30 +458,20 @@ class Store:
         )
 
     async def _apply_observations(
-        self,
-        raw: asyncpg.Connection,
-        spec: FeedSpec,
-        topic: StoredTopic,
-        observations: list[Any],
-        current: dict[str, tuple[Any, ...]],
-        checked: quality.Checked,
-        changes: list[NewChange],
-        now: datetime,
-        phases: Phases,
+        self, raw: asyncpg.Connection, readings: TopicReadings, phases: Phases
     ) -> int:
         """Readings newer than the stored state: history rows, new current state, changes.
 
         Runs once per reading of every poll, so it works on tuples (one ``attrgetter`` call per
         reading) rather than per-field dicts; ``current`` holds the rows of ``fetch_state``.
         """
-        if not observations:
+        if not readings.observations:
             return 0
+        spec, topic = readings.spec, readings.topic
         value_cols = topic.live_columns
         n = len(value_cols)
         with without_gc_passes():
-            to_store, days, state_updates = self._plan_readings(
-                spec, topic, observations, current, checked, changes, now
-            )
+            to_store, days, state_updates = self._plan_readings(readings)
         phases.mark("plan_observations")
         if to_store:
             await self._ensure_days(raw, topic.obs_table, {d.astimezone(UTC).date() for d in days})
@@ -513,15 +515,12 @@ class Store:
 
     @staticmethod
     def _plan_readings(
-        spec: FeedSpec,
-        topic: StoredTopic,
-        observations: list[Any],
-        current: dict[str, tuple[Any, ...]],
-        checked: quality.Checked,
-        changes: list[NewChange],
-        now: datetime,
+        readings: TopicReadings,
     ) -> tuple[list[tuple[Any, ...]], set[datetime], list[tuple[Any, ...]]]:
         """Which readings to store, each site's new state, and the changes to announce."""
+        # Locals, not attribute reads, in the loop below (it runs once per reading).
+        spec, topic, now, changes = readings.spec, readings.topic, readings.now, readings.changes
+        observations, current, checked = readings.observations, readings.current, readings.checked
         heartbeat = timedelta(seconds=spec.heartbeat)
         value_cols = topic.live_columns
         values_of = attrgetter(*value_cols)
