@@ -45,8 +45,8 @@ from app.forecast.service import ForecastCache
 from kernel.changefeed.channel import NOTIFY_CHANNEL
 from kernel.changefeed.subscribe import wake_on_notify
 from kernel.db import asyncpg_dsn
-from kernel.passes import run_passes
 from kernel.settings import Settings
+from kernel.workers import cancel_all, every, run_passes
 
 log = logging.getLogger(__name__)
 
@@ -115,9 +115,7 @@ class AlertService:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_all(self._tasks)
         if self._client is not None:
             await self._client.aclose()
 
@@ -264,14 +262,10 @@ class AlertService:
     # ------------------------------------------------------------------ retention
 
     async def _retention_loop(self) -> None:
-        while True:
-            try:
-                await self.purge()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("alerts: retention failed: %s: %s", type(exc).__name__, exc)
-            await asyncio.sleep(RETENTION_INTERVAL_S)
+        def failed(exc: Exception) -> None:
+            log.warning("alerts: retention failed: %s: %s", type(exc).__name__, exc)
+
+        await every(RETENTION_INTERVAL_S, self.purge, failed)
 
     async def purge(self) -> dict[str, int] | None:
         """Delete what is older than ``alerts_retention_days``: delivered webhooks, ended alerts

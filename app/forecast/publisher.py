@@ -38,8 +38,8 @@ from kernel.changefeed.publish import NewChange, write_changes
 from kernel.changefeed.subscribe import wake_on_notify
 from kernel.db import asyncpg_dsn
 from kernel.locks import FORECAST_LOCK
-from kernel.passes import run_passes
 from kernel.settings import Settings
+from kernel.workers import cancel_all, run_passes
 
 log = logging.getLogger(__name__)
 
@@ -152,9 +152,7 @@ class ForecastPublisher:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_all(self._tasks)
 
     def _on_change(self, *_: Any) -> None:
         self._changed.set()
