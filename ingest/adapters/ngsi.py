@@ -306,10 +306,7 @@ def _parking(entity: _Entity) -> list[Record]:
     operator = entity.get("provider", "owner", "operator")
     records: list[Record] = [
         ParkingSite(
-            id=entity.id,
-            name=_name(entity),
-            lat=lat,
-            lon=lon,
+            **_place(entity, lat, lon),
             capacity=capacity,
             site_type=site_type,
             address=_address(entity),
@@ -376,10 +373,7 @@ def _traffic_flow(entity: _Entity) -> list[Record]:
     if lane is not None:
         extra["lane"] = lane
     site = TrafficSite(
-        id=entity.id,
-        name=_name(entity) or road,
-        lat=lat,
-        lon=lon,
+        **_place(entity, lat, lon, fallback_name=road),
         geometry=geometry,
         site_kind="segment" if is_line else "sensor",
         road=road,
@@ -422,10 +416,7 @@ def _road_segment(entity: _Entity) -> list[Record]:
     road = clean_text(entity.get("roadName")) or _relation_id(entity.get("refRoad"))
     return [
         TrafficSite(
-            id=entity.id,
-            name=_name(entity),
-            lat=lat,
-            lon=lon,
+            **_place(entity, lat, lon),
             geometry=geometry,
             site_kind="segment",
             road=road,
@@ -442,10 +433,7 @@ def _bike_station(entity: _Entity) -> list[Record]:
     lat, lon, _geometry = _position(entity)
     capacity = _int(entity, "totalSlotNumber")
     station = BikeStation(
-        id=entity.id,
-        name=_name(entity),
-        lat=lat,
-        lon=lon,
+        **_place(entity, lat, lon),
         capacity=capacity,
         address=_address(entity),
     )
@@ -474,6 +462,13 @@ def _bike_station(entity: _Entity) -> list[Record]:
     counts: dict[str, Any] = {"bikes_available": bikes, "docks_available": docks, "capacity": capacity}
     observation = BikeObservation(**reading, **counts, status=status)  # type: ignore[arg-type]
     return [station, observation]
+
+
+def _place(
+    entity: _Entity, lat: float | None, lon: float | None, fallback_name: str | None = None
+) -> dict[str, Any]:
+    """What every site record starts with; each topic adds its own fields."""
+    return {"id": entity.id, "name": _name(entity) or fallback_name, "lat": lat, "lon": lon}
 
 
 def _reading(
