@@ -20,14 +20,15 @@ SKIPPED_RETRY_S = 0.25
 async def run_passes(
     changed: asyncio.Event,
     timeout_s: float,
-    one_pass: Callable[[], Awaitable[bool]],
-    skipped: Callable[[], bool],
+    one_pass: Callable[[], Awaitable[object]],
+    skipped: Callable[[], bool] | None,
     *,
     log: logging.Logger,
     failure: str,
 ) -> None:
     """Forever: wait for ``changed`` (at most ``timeout_s``), then ``one_pass`` until it returns
-    False. A failing pass is logged (``failure``) and retried at the next wake, never fatal."""
+    something false. A failing pass is logged (``failure``) and retried at the next wake, never
+    fatal. ``skipped`` (None: passes never skip) says whether the last pass found the lock held."""
     while True:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(changed.wait(), timeout_s)
@@ -39,7 +40,7 @@ async def run_passes(
             raise
         except Exception:
             log.exception(failure)
-        if skipped():
+        if skipped is not None and skipped():
             await asyncio.sleep(SKIPPED_RETRY_S)
             changed.set()
 

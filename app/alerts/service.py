@@ -16,7 +16,6 @@ Delivery: every process runs a deliverer on the shared outbox (``outbox.py``); a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from datetime import datetime
@@ -284,17 +283,10 @@ class AlertService:
     # ------------------------------------------------------------------ delivery
 
     async def _deliver_loop(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._outbox.wait(), self.settings.alerts_delivery_poll_s)
-            self._outbox.clear()
-            try:
-                while await self.deliver_due():
-                    pass
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("alerts: delivery round failed")
+        poll_s = self.settings.alerts_delivery_poll_s
+        await run_passes(
+            self._outbox, poll_s, self.deliver_due, None, log=log, failure="alerts: delivery round failed"
+        )
 
     async def deliver_due(self) -> int:
         """Claim what is due, send it concurrently, record each outcome; returns how many were sent."""
