@@ -7,16 +7,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from app.api.deps import SessionDep
+from app.api.deps import SessionDep, SettingsDep
 from app.api.geojson import (
     GeoJSONResponse,
     feature,
     point,
 )
-from app.api.params import PageDep
+from app.api.params import BBoxQuery, FeedQuery, NearQuery, PageDep, RadiusQuery
 from app.api.schemas import BikeCollection, BikeFeature
-from app.api.site_responses import SiteFilterDep, one_site_feature, sites_page
-from app.api.sites import base_properties, site_id_path
+from app.api.site_responses import one_site_feature, sites_page
+from app.api.sites import base_properties, site_filter, site_id_path
 from app.read.bikes import fetch_bikes
 
 router = APIRouter(prefix="/api/v1/bikes", tags=["bikes"])
@@ -43,15 +43,20 @@ def bike_feature(row: dict[str, Any]) -> dict[str, Any]:
 async def list_stations(
     request: Request,
     session: SessionDep,
-    filters: SiteFilterDep,
+    settings: SettingsDep,
     page: PageDep,
+    bbox: BBoxQuery = None,
+    feed: FeedQuery = None,
     min_bikes: Annotated[
         int | None, Query(ge=0, le=1_000_000, description="At least this many bikes")
     ] = None,
     min_docks: Annotated[
         int | None, Query(ge=0, le=1_000_000, description="At least this many free docks")
     ] = None,
+    near: NearQuery = None,
+    radius: RadiusQuery = None,
 ) -> Response:
+    filters = site_filter(settings, page, bbox, feed, near, radius)
     if min_bikes is not None:
         filters.require("s.bikes_available >= :min_bikes", min_bikes=min_bikes)
     if min_docks is not None:

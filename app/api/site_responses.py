@@ -7,38 +7,20 @@ query and the feature builder differ, so the steps around them are written once 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Request
+from fastapi import Request
 from fastapi.responses import Response
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.deps import SettingsDep
 from app.api.geojson import CHANGES_SEQ_SQL, json_response
-from app.api.params import BBoxQuery, FeedQuery, NearQuery, Page, PageDep, RadiusQuery
-from app.api.sites import SiteFilter, one_site, site_collection, site_filter
+from app.api.params import Page
+from app.api.sites import SiteFilter, one_site, site_collection
 
 Rows = list[dict[str, Any]]
 Fetch = Callable[[AsyncSession, SiteFilter, Page], Awaitable[Rows]]
 ToFeature = Callable[[dict[str, Any]], dict[str, Any]]
-
-
-def _shared_filters(
-    settings: SettingsDep,
-    page: PageDep,
-    bbox: BBoxQuery = None,
-    feed: FeedQuery = None,
-    near: NearQuery = None,
-    radius: RadiusQuery = None,
-) -> SiteFilter:
-    return site_filter(settings, page, bbox, feed, near, radius)
-
-
-#: The query parameters every site list takes (bbox, feed, near, radius), checked and turned into
-#: a filter; a list adds its own conditions with ``filters.require``. In the OpenAPI document a
-#: list's own parameters come first, then these, then the page's.
-SiteFilterDep = Annotated[SiteFilter, Depends(_shared_filters)]
 
 
 async def sites_page(

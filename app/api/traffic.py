@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import text
 
-from app.api.deps import SessionDep
+from app.api.deps import SessionDep, SettingsDep
 from app.api.geojson import (
     CHANGES_SEQ_HEADER,
     CHANGES_SEQ_SQL,
@@ -21,14 +21,17 @@ from app.api.params import (
     MAX_TEXT,
     BBoxQuery,
     FeedQuery,
+    NearQuery,
     PageDep,
+    RadiusQuery,
     listing_where,
 )
 from app.api.schemas import EventCollection, TrafficCollection, TrafficFeature
-from app.api.site_responses import SiteFilterDep, one_site_feature, sites_page
+from app.api.site_responses import one_site_feature, sites_page
 from app.api.sites import (
     base_properties,
     identity,
+    site_filter,
     site_id_path,
 )
 from app.read.rows import fetch_rows
@@ -68,13 +71,18 @@ def traffic_feature(row: dict[str, Any]) -> dict[str, Any]:
 async def list_sites(
     request: Request,
     session: SessionDep,
-    filters: SiteFilterDep,
+    settings: SettingsDep,
     page: PageDep,
+    bbox: BBoxQuery = None,
+    feed: FeedQuery = None,
     congestion: Annotated[
         str | None,
         Query(max_length=MAX_TEXT, description="free, moderate, heavy, congested, closed, unknown"),
     ] = None,
+    near: NearQuery = None,
+    radius: RadiusQuery = None,
 ) -> Response:
+    filters = site_filter(settings, page, bbox, feed, near, radius)
     if congestion is not None:
         filters.require("s.congestion = :congestion", congestion=congestion)
     return await sites_page(request, session, filters, page, fetch_traffic, traffic_feature)
