@@ -45,9 +45,8 @@ SiteId = Annotated[str, site_id_path("digitraffic-tms:23001")]
 
 # Copied from the rows as they are; derived values (level, speed_ratio) are computed below.
 SITE_PROPERTIES = ("site_kind", "road", "direction", "speed_kmh", "flow_vph", "occupancy_pct", "congestion")
-EVENT_PROPERTIES = (
-    *("event_type", "description", "severity", "road", "valid_from", "valid_to"),
-    *("observed_at", "first_seen_at", "last_seen_at"),
+EVENT_PROPERTIES = tuple(
+    "event_type description severity road valid_from valid_to observed_at first_seen_at last_seen_at".split()
 )
 
 
