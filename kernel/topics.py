@@ -2,8 +2,8 @@
 
 A topic is what a client subscribes to, what a change row is tagged with, and what a REST
 collection and a history endpoint are about. Everything that used to spell a topic's schema
-out again derives from its entry here: the store (ingest/store/kinds.py), the REST columns
-(app/read/parking.py, traffic.py, bikes.py), history, replay and export (app/api/kinds.py),
+out again derives from its entry here: the store (ingest/store/topics.py), the REST columns
+(app/read/parking.py, traffic.py, bikes.py), history, replay and export (SITE_TOPICS),
 the live snapshot (app/live/snapshot.py), the websocket protocol and the settings (``Topic``).
 The tables themselves are owned by the migrations; tests/foundation/test_topics.py checks the
 entries against the migrated schema and the record classes, so a typo fails in CI.
@@ -12,7 +12,7 @@ Adding a topic: one entry here, one migration, its adapters (and a frontend laye
 docs/architecture.md walks through it for EV charging points.
 
 Record classes are named, not imported: they live in ``ingest/records.py`` and ``kernel``
-imports nothing above it. ingest/store/kinds.py resolves the names at import time (loudly).
+imports nothing above it. ingest/store/topics.py resolves the names at import time (loudly).
 """
 
 from __future__ import annotations

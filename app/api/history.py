@@ -17,11 +17,10 @@ from sqlalchemy import text
 
 from app.api.deps import SessionDep, SettingsDep
 from app.api.geojson import json_response, next_link
-from app.api.kinds import KINDS
 from app.api.params import MAX_TEXT, FromQuery, ToQuery, decode_cursor, encode_cursor, parse_time, time_range
 from app.api.schemas import History
 from app.problems import invalid, not_found
-from kernel.topics import TopicSpec
+from kernel.topics import REGISTRY, SITE_TOPICS, TopicSpec
 
 router = APIRouter(prefix="/api/v1", tags=["history"])
 
@@ -35,9 +34,9 @@ STEPS: dict[str, timedelta] = {
 ORIGIN = "TIMESTAMPTZ '2000-01-01 00:00:00+00'"
 
 
-def aggregate_sql(kind: TopicSpec) -> str:
+def aggregate_sql(spec: TopicSpec) -> str:
     parts = []
-    for m in kind.metrics:
+    for m in spec.metrics:
         parts.append(
             f"min({m})::float8 AS {m}_min, avg({m})::float8 AS {m}_avg, max({m})::float8 AS {m}_max, "
             f"((array_agg({m} ORDER BY observed_at DESC) FILTER (WHERE {m} IS NOT NULL))[1])::float8"
@@ -46,19 +45,19 @@ def aggregate_sql(kind: TopicSpec) -> str:
     return f"""
         SELECT date_bin(CAST(:step AS interval), observed_at, {ORIGIN}) AS t, count(*) AS n,
                {", ".join(parts)}
-        FROM {kind.obs_table}
+        FROM {spec.obs_table}
         WHERE site_id = :site_id AND observed_at >= :start AND observed_at < :end
         GROUP BY 1
         ORDER BY 1
     """
 
 
-def raw_sql(kind: TopicSpec, with_after: bool) -> str:
-    cols = ", ".join((*kind.metrics, *kind.states))
+def raw_sql(spec: TopicSpec, with_after: bool) -> str:
+    cols = ", ".join((*spec.metrics, *spec.states))
     after = "AND observed_at > :after" if with_after else ""
     return f"""
         SELECT observed_at AS t, {cols}, flags
-        FROM {kind.obs_table}
+        FROM {spec.obs_table}
         WHERE site_id = :site_id AND observed_at >= :start AND observed_at < :end {after}
         ORDER BY observed_at
         LIMIT :limit_plus
@@ -69,7 +68,7 @@ async def site_history(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    kind: TopicSpec,
+    spec: TopicSpec,
     site_id: str,
     start_raw: str | None,
     end_raw: str | None,
@@ -78,16 +77,16 @@ async def site_history(
     cursor: str | None,
 ) -> Response:
     span = time_range(start_raw, end_raw, max_days=settings.api_max_history_days, default=timedelta(hours=24))
-    exists = await session.execute(text(f"SELECT 1 FROM {kind.site_table} WHERE id = :id"), {"id": site_id})
+    exists = await session.execute(text(f"SELECT 1 FROM {spec.site_table} WHERE id = :id"), {"id": site_id})
     if exists.first() is None:
-        raise not_found(f"{kind.topic} site {site_id!r}")
+        raise not_found(f"{spec.topic} site {site_id!r}")
     body: dict[str, Any] = {
         "site_id": site_id,
-        "kind": kind.topic,
+        "kind": spec.topic,
         "step": step,
         "from": span.start,
         "to": span.end,
-        "metrics": list(kind.metrics),
+        "metrics": list(spec.metrics),
         "points": [],
         "next_cursor": None,
     }
@@ -109,7 +108,7 @@ async def site_history(
             params["after"] = after
         rows = [
             dict(r)
-            for r in (await session.execute(text(raw_sql(kind, after is not None)), params)).mappings()
+            for r in (await session.execute(text(raw_sql(spec, after is not None)), params)).mappings()
         ]
         if len(rows) > size:
             rows = rows[:size]
@@ -125,22 +124,22 @@ async def site_history(
             "step", f"{step} over this span gives more than {settings.api_max_history_points} buckets"
         )
     params = {"site_id": site_id, "start": span.start, "end": span.end, "step": STEPS[step]}
-    result = await session.execute(text(aggregate_sql(kind)), params)
+    result = await session.execute(text(aggregate_sql(spec)), params)
     for row in result.mappings():
         point: dict[str, Any] = {"t": row["t"], "count": row["n"]}
-        for m in kind.metrics:
+        for m in spec.metrics:
             point[m] = {a: row[f"{m}_{a}"] for a in ("min", "avg", "max", "last")}
         body["points"].append(point)
     return json_response(body, headers=headers)
 
 
-def _register(kind: TopicSpec, collection: str, *, in_schema: bool = True) -> None:
+def _register(spec: TopicSpec, collection: str, *, in_schema: bool = True) -> None:
     @router.get(
-        f"/{kind.topic}/{collection}/{{site_id}}/history",
-        summary=f"History of one {kind.topic} site: raw or min/avg/max/last per bucket",
+        f"/{spec.topic}/{collection}/{{site_id}}/history",
+        summary=f"History of one {spec.topic} site: raw or min/avg/max/last per bucket",
         response_model=History,
         include_in_schema=in_schema,
-        name=f"{kind.topic}_{collection}_history",
+        name=f"{spec.topic}_{collection}_history",
     )
     async def history(
         request: Request,
@@ -153,9 +152,9 @@ def _register(kind: TopicSpec, collection: str, *, in_schema: bool = True) -> No
         limit: Annotated[int | None, Query(ge=1, description="step=raw: page size")] = None,
         cursor: Annotated[str | None, Query(max_length=1000, description="step=raw: next page")] = None,
     ) -> Response:
-        return await site_history(request, session, settings, kind, site_id, start, end, step, limit, cursor)
+        return await site_history(request, session, settings, spec, site_id, start, end, step, limit, cursor)
 
 
-for _kind in KINDS.values():  # one endpoint per topic with history, from the registry
-    _register(_kind, "sites")
-_register(KINDS["bikes"], "stations", in_schema=False)
+for _spec in SITE_TOPICS:  # one endpoint per topic with history, from the registry
+    _register(_spec, "sites")
+_register(REGISTRY["bikes"], "stations", in_schema=False)

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from app.live import protocol
 from ingest import records
-from ingest.store.kinds import KIND_OF_OBS, KIND_OF_SITE, KINDS
+from ingest.store.topics import STORED_TOPICS, TOPIC_OF_OBS, TOPIC_OF_SITE
 from kernel import settings as kernel_settings
 from kernel.db import asyncpg_dsn
 from kernel.topics import REGISTRY, SITE_TOPICS, TOPICS, TopicSpec, snapshot_query
@@ -78,11 +78,13 @@ def test_record_classes_carry_the_columns_they_are_stored_in() -> None:
 
 def test_store_resolves_every_site_topic() -> None:
     assert (
-        [k.topic for k in KINDS.values()] == [s.topic for s in SITE_TOPICS] == ["parking", "traffic", "bikes"]
+        [k.topic for k in STORED_TOPICS.values()]
+        == [s.topic for s in SITE_TOPICS]
+        == ["parking", "traffic", "bikes"]
     )
-    for kind in KINDS.values():
-        assert KIND_OF_SITE[kind.site_cls] is kind
-        assert KIND_OF_OBS[kind.obs_cls] is kind
+    for spec in STORED_TOPICS.values():
+        assert TOPIC_OF_SITE[spec.site_cls] is spec
+        assert TOPIC_OF_OBS[spec.obs_cls] is spec
 
 
 def test_one_topic_axis() -> None:

@@ -32,9 +32,9 @@ def _stored(spec: TopicSpec) -> StoredTopic:
     )
 
 
-KINDS: dict[str, StoredTopic] = {spec.topic: _stored(spec) for spec in SITE_TOPICS}
-KIND_OF_SITE = {k.site_cls: k for k in KINDS.values()}
-KIND_OF_OBS = {k.obs_cls: k for k in KINDS.values()}
+STORED_TOPICS: dict[str, StoredTopic] = {spec.topic: _stored(spec) for spec in SITE_TOPICS}
+TOPIC_OF_SITE = {k.site_cls: k for k in STORED_TOPICS.values()}
+TOPIC_OF_OBS = {k.obs_cls: k for k in STORED_TOPICS.values()}
 # Flags about the site itself, kept when a new reading replaces the reading's own flags.
 SITE_FLAGS = ("no_static_data", "null_island_coordinates")
 EVENT_FIELDS = EVENTS.static_columns
