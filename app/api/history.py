@@ -134,8 +134,8 @@ async def site_history(
     return json_response(body, headers=headers)
 
 
-def _register(kind: TopicSpec, collection: str, *, in_schema: bool = True) -> None:
-    @router.get(
+def _register(kind: TopicSpec, collection: str, *, in_schema: bool = True, into: APIRouter = router) -> None:
+    @into.get(
         f"/{kind.topic}/{collection}/{{site_id}}/history",
         summary=f"History of one {kind.topic} site: raw or min/avg/max/last per bucket",
         response_model=History,

@@ -5,6 +5,6 @@ Derived from the topic registry (kernel/topics.py), so a metric is named the sam
 
 from __future__ import annotations
 
-from kernel.topics import SITE_TOPICS, TopicSpec
+from kernel.topics import SITE_REGISTRY as KINDS  # kept current by the registry (register())
 
-KINDS: dict[str, TopicSpec] = {spec.topic: spec for spec in SITE_TOPICS}
+__all__ = ["KINDS"]

@@ -51,8 +51,8 @@ def replay_sql(kind: TopicSpec, where: list[str]) -> str:
     """
 
 
-def _register(kind: TopicSpec, path: str) -> None:
-    @router.get(
+def _register(kind: TopicSpec, path: str, into: APIRouter = router) -> None:
+    @into.get(
         path,
         summary=f"Every {kind.topic} site as it was at `time` (GeoJSON)",
         response_class=GeoJSONResponse,
