@@ -19,8 +19,10 @@ out again derives from its entry here:
 The tables themselves are owned by the migrations; tests/foundation/test_topics.py checks the
 entries against the migrated schema and the record classes, so a typo fails in CI.
 
-Adding a topic: one entry here (listed in ``ENTRIES``), one migration, its adapters, and a
-frontend layer. docs/architecture.md walks through it for EV charging points, and
+Adding a site topic (server side, 4 files): one entry here (listed in ``ENTRIES``, naming no
+record classes), one migration, its adapter module, and that format's line in ``MODULES`` of
+ingest/adapters/__init__.py; then a frontend layer (which the dashboard still wires by hand).
+docs/architecture.md walks through it for EV charging points, and
 tests/foundation/test_fifth_topic.py proves it end to end with an entry registered at test time.
 
 ``register(spec)`` adds an entry after import, and ``unregister(topic)`` takes it out again:
