@@ -34,6 +34,7 @@ import jsonschema
 import pytest
 import pytest_asyncio
 import yaml
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from websockets.asyncio.client import connect
 
@@ -148,8 +149,9 @@ def parse(body: bytes, ctx: ParseContext) -> Batch:
                     status=entry["status"],
                 )
             )
-        except ValueError as exc:  # pydantic's ValidationError: a bad reading is rejected, not dropped
-            batch.rejected.append(Rejected.of(str(exc).splitlines()[0], entry, entry["id"]))
+        except ValidationError as exc:  # a bad reading is rejected with its reason, never dropped
+            reason = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            batch.rejected.append(Rejected.of(reason, entry, entry["id"]))
     return batch
 
 
@@ -250,6 +252,15 @@ async def test_store_writes_sites_readings_state_and_changes(store: Store, datab
     await store.apply(FEED, nowhere.records)
     row = (await _fetch(database_url, "SELECT lat, lon, flags FROM charging_stations WHERE id = 'ev:N'"))[0]
     assert (row["lat"], row["lon"]) == (None, None) and "null_island_coordinates" in row["flags"]
+
+    # The generated classes validate: a count that is not a number is rejected and quarantined.
+    wrong = {**station("A", 0, **IN_TOWN, minutes=7), "free": "many"}
+    refused = parse(payload(wrong), ParseContext(feed=FEED))
+    assert [r.source_id for r in refused.rejected] == ["A"] and "points_available" in refused.rejected[
+        0
+    ].reason
+    result = await store.apply(FEED, refused.records, refused.rejected)
+    assert result.rejected == 1 and result.changes == 0
 
 
 def test_orm_mirror_is_generated_and_matches_the_migration(charging: TopicSpec, database_url: str) -> None:
