@@ -433,3 +433,46 @@ async def test_rest_and_live_serve_the_fifth_topic(store: Store, app_settings: S
             # B's change is outside the bbox: the first delta is A's.
             assert (delta["topic"], delta["id"], delta["seq"]) == ("charging", "ev:A", seq)
             assert delta["fields"]["points_available"] == 0
+
+
+def test_a_generated_topic_leaves_every_other_operation_as_it_was(tmp_path: Path) -> None:
+    """The hand-written routers keep their OpenAPI: the new topic only adds its own paths and
+    models, and its name to the enums that list the topics with history."""
+    settings = Settings(
+        database_url="postgresql://127.0.0.1:9/none", data_dir=tmp_path, feeds_file=None, demo=False
+    )
+    before = create_app(settings, database_url=settings.database_url).openapi()
+    topics.register(CHARGING)
+    try:
+        after = create_app(settings, database_url=settings.database_url).openapi()
+    finally:
+        topics.unregister("charging")
+    added = {p for p in after["paths"] if p.startswith("/api/v1/charging/")}
+    assert added == {
+        "/api/v1/charging/sites",
+        "/api/v1/charging/sites/{site_id}",
+        "/api/v1/charging/sites/{site_id}/history",
+        "/api/v1/charging/at",
+    }
+    assert {p: v for p, v in after["paths"].items() if p not in added} == {
+        p: v for p, v in before["paths"].items() if p != "/api/v1/export"
+    } | {"/api/v1/export": after["paths"]["/api/v1/export"]}
+    export_kind = next(
+        p for p in after["paths"]["/api/v1/export"]["get"]["parameters"] if p["name"] == "kind"
+    )
+    assert export_kind["schema"]["enum"] == ["parking", "traffic", "bikes", "charging"]
+    schemas_after = after["components"]["schemas"]
+    new_models = {"ChargingProperties", "ChargingFeature", "ChargingCollection"}
+    assert new_models <= schemas_after.keys()
+    for name, schema in before["components"]["schemas"].items():
+        if name != "History":
+            assert schemas_after[name] == schema, name
+    assert schemas_after["History"]["properties"]["kind"]["enum"] == [
+        "parking",
+        "traffic",
+        "bikes",
+        "charging",
+    ]
+    # And the registry is as it was: a fresh app has no trace of the topic.
+    again = create_app(settings, database_url=settings.database_url).openapi()
+    assert again == before
