@@ -133,8 +133,8 @@ async def site_history(
     return json_response(body, headers=headers)
 
 
-def _register(spec: TopicSpec, collection: str, *, in_schema: bool = True) -> None:
-    @router.get(
+def _register(spec: TopicSpec, collection: str, *, in_schema: bool = True, into: APIRouter = router) -> None:
+    @into.get(
         f"/{spec.topic}/{collection}/{{site_id}}/history",
         summary=f"History of one {spec.topic} site: raw or min/avg/max/last per bucket",
         response_model=History,

@@ -50,8 +50,8 @@ def replay_sql(spec: TopicSpec, where: list[str]) -> str:
     """
 
 
-def _register(spec: TopicSpec, path: str) -> None:
-    @router.get(
+def _register(spec: TopicSpec, path: str, into: APIRouter = router) -> None:
+    @into.get(
         path,
         summary=f"Every {spec.topic} site as it was at `time` (GeoJSON)",
         response_class=GeoJSONResponse,
