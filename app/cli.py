@@ -87,7 +87,12 @@ def _run_server(settings: Settings, *, run_ingest: bool) -> int:
                 ingest_child = IngestProcess(settings, url)
                 ingest_child.start()
                 run_ingest = False
-            app = create_app(settings, database_url=url, run_ingest=run_ingest)
+            app = create_app(
+                settings,
+                database_url=url,
+                run_ingest=run_ingest,
+                ingest_metrics=ingest_child.metrics_text if ingest_child is not None else None,
+            )
             config = uvicorn_config(app, settings, host=settings.host, port=settings.port)
             server = uvicorn.Server(config)
 
@@ -128,7 +133,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    from prometheus_client import start_http_server  # deferred: CLI startup
+
     from app import migrate  # deferred: CLI startup
+    from ingest import metrics as ingest_metrics  # deferred: CLI startup
     from ingest.runner import IngestService  # deferred: CLI startup
     from kernel.db import create_engine  # deferred: CLI startup
 
@@ -149,6 +157,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await service.start()
+        if settings.ingest_metrics_port is not None:
+            # The pollers' metrics: this process has no API whose /metrics could carry them.
+            port = settings.ingest_metrics_port
+            start_http_server(port, addr=settings.host, registry=ingest_metrics.REGISTRY)
+            print(f"metrics on http://{settings.host}:{port}/metrics", flush=True)
         print(f"ingesting {len(service.feeds)} feed(s); Ctrl-C to stop", flush=True)
         try:
             await stop.wait()
