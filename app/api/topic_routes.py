@@ -21,13 +21,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api import history, replay
 from app.api.deps import SessionDep, SettingsDep
-from app.api.geojson import CHANGES_SEQ_SQL, GeoJSONResponse, feature, json_response, point
+from app.api.geojson import GeoJSONResponse, feature, point
 from app.api.params import BBoxQuery, FeedQuery, NearQuery, Page, PageDep, RadiusQuery
-from app.api.sites import SiteFilter, base_properties, one_site, site_collection, site_filter, site_id_path
+from app.api.site_responses import one_site_feature, sites_page
+from app.api.sites import SiteFilter, base_properties, site_filter, site_id_path
 from app.api.topic_schemas import property_columns, site_models
 from app.read.topic import fetch_topic_sites
 from ingest.derived import derived_fields
@@ -60,6 +61,9 @@ def topic_router(spec: TopicSpec) -> APIRouter:
     feature_model, collection_model = site_models(spec)
     to_feature = feature_builder(spec)
 
+    async def fetch(session: AsyncSession, filters: SiteFilter, page: Page) -> list[dict[str, Any]]:
+        return await fetch_topic_sites(session, spec, filters, page)
+
     @router.get(
         "/sites",
         summary=f"{spec.topic} sites with current state (GeoJSON)",
@@ -78,9 +82,7 @@ def topic_router(spec: TopicSpec) -> APIRouter:
         radius: RadiusQuery = None,
     ) -> Response:
         filters = site_filter(settings, page, bbox, feed, near, radius)
-        seq = (await session.execute(text(CHANGES_SEQ_SQL))).scalar_one()
-        rows = await fetch_topic_sites(session, spec, filters, page)
-        return site_collection(request, filters, page, seq, rows, to_feature)
+        return await sites_page(request, session, filters, page, fetch, to_feature)
 
     @router.get(
         "/sites/{site_id}",
@@ -90,9 +92,7 @@ def topic_router(spec: TopicSpec) -> APIRouter:
         name=f"{spec.topic}_site",
     )
     async def get_site(site_id: SiteIdPath, session: SessionDep) -> Response:
-        rows = await fetch_topic_sites(session, spec, SiteFilter(ids=[site_id]), Page(limit=1, after=None))
-        row = one_site(rows, f"{spec.topic} site {site_id!r}")
-        return json_response(to_feature(row), media_type="application/geo+json")
+        return await one_site_feature(session, fetch, site_id, f"{spec.topic} site", to_feature)
 
     return router
 
