@@ -15,6 +15,8 @@ import signal
 import sys
 import tomllib
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -54,6 +56,20 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
+@contextmanager
+def _database(settings: Settings) -> Iterator[tuple[str, Any]]:
+    """The database URL the settings name (the embedded PostgreSQL started if they name none),
+    and that embedded server stopped again however the command ends."""
+    from kernel.db import resolve_database_url  # deferred: CLI startup
+
+    url, embedded = resolve_database_url(settings.database_url, settings.pgdata)
+    try:
+        yield url, embedded
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
 def _run_server(settings: Settings, *, run_ingest: bool) -> int:
     import uvicorn  # deferred: CLI startup
 
@@ -61,48 +77,50 @@ def _run_server(settings: Settings, *, run_ingest: bool) -> int:
     from app.ingest_process import IngestProcess  # deferred: CLI startup
     from app.main import create_app  # deferred: CLI startup
     from app.server import uvicorn_config  # deferred: CLI startup
-    from kernel.db import resolve_database_url  # deferred: CLI startup
 
-    url, embedded = resolve_database_url(settings.database_url, settings.pgdata)
     ingest_child: IngestProcess | None = None
-    try:
-        migrate.upgrade(url)
-        if run_ingest and settings.up_ingest_process:
-            # Parsing in its own process: a large feed's poll never stalls the hub (app/ingest_process.py).
-            ingest_child = IngestProcess(settings, url)
-            ingest_child.start()
-            run_ingest = False
-        app = create_app(settings, database_url=url, run_ingest=run_ingest)
-        config = uvicorn_config(app, settings, host=settings.host, port=settings.port)
-        server = uvicorn.Server(config)
+    with _database(settings) as (url, embedded):
+        try:
+            migrate.upgrade(url)
+            if run_ingest and settings.up_ingest_process:
+                # Parsing in its own process: a large poll never stalls the hub (app/ingest_process.py).
+                ingest_child = IngestProcess(settings, url)
+                ingest_child.start()
+                run_ingest = False
+            app = create_app(
+                settings,
+                database_url=url,
+                run_ingest=run_ingest,
+                ingest_metrics=ingest_child.metrics_text if ingest_child is not None else None,
+            )
+            config = uvicorn_config(app, settings, host=settings.host, port=settings.port)
+            server = uvicorn.Server(config)
 
-        async def serve() -> None:
-            task = asyncio.create_task(server.serve())
-            # uvicorn exposes `started` as a flag only, with no event to await.
-            while not server.started and not task.done():  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
-            if server.started:
-                port = server.servers[0].sockets[0].getsockname()[1]
-                host = "127.0.0.1" if settings.host in ("0.0.0.0", "") else settings.host
-                where = "embedded PostgreSQL" if embedded else "configured PostgreSQL"
-                print(f"mobility-live is up at http://{host}:{port}/  (database: {where})", flush=True)
-            supervisor = None
-            if ingest_child is not None:  # a dead ingest child is restarted, never left dead
-                supervisor = asyncio.create_task(ingest_child.supervise(lambda: server.should_exit))
-            try:
-                await task
-            finally:
-                if supervisor is not None:
-                    supervisor.cancel()
+            async def serve() -> None:
+                task = asyncio.create_task(server.serve())
+                # uvicorn exposes `started` as a flag only, with no event to await.
+                while not server.started and not task.done():  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+                if server.started:
+                    port = server.servers[0].sockets[0].getsockname()[1]
+                    host = "127.0.0.1" if settings.host in ("0.0.0.0", "") else settings.host
+                    where = "embedded PostgreSQL" if embedded else "configured PostgreSQL"
+                    print(f"mobility-live is up at http://{host}:{port}/  (database: {where})", flush=True)
+                supervisor = None
+                if ingest_child is not None:  # a dead ingest child is restarted, never left dead
+                    supervisor = asyncio.create_task(ingest_child.supervise(lambda: server.should_exit))
+                try:
+                    await task
+                finally:
+                    if supervisor is not None:
+                        supervisor.cancel()
 
-        asyncio.run(serve())
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if ingest_child is not None:
-            ingest_child.stop()
-        if embedded is not None:
-            embedded.stop()
+            asyncio.run(serve())
+        except KeyboardInterrupt:
+            pass
+        finally:
+            if ingest_child is not None:
+                ingest_child.stop()
     return 0
 
 
@@ -115,14 +133,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    from prometheus_client import start_http_server  # deferred: CLI startup
+
     from app import migrate  # deferred: CLI startup
+    from ingest import metrics as ingest_metrics  # deferred: CLI startup
     from ingest.runner import IngestService  # deferred: CLI startup
-    from kernel.db import create_engine, resolve_database_url  # deferred: CLI startup
+    from kernel.db import create_engine  # deferred: CLI startup
 
     settings = _settings(args)
-    url, embedded = resolve_database_url(settings.database_url, settings.pgdata)
 
-    async def run() -> None:
+    async def run(url: str) -> None:
         engine = create_engine(
             url,
             role="ingest",
@@ -137,6 +157,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await service.start()
+        if settings.ingest_metrics_port is not None:
+            # The pollers' metrics: this process has no API whose /metrics could carry them.
+            port = settings.ingest_metrics_port
+            start_http_server(port, addr=settings.host, registry=ingest_metrics.REGISTRY)
+            print(f"metrics on http://{settings.host}:{port}/metrics", flush=True)
         print(f"ingesting {len(service.feeds)} feed(s); Ctrl-C to stop", flush=True)
         try:
             await stop.wait()
@@ -144,30 +169,21 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             await service.stop()
             await engine.dispose()
 
-    try:
+    with _database(settings) as (url, _):
         migrate.upgrade(url)
-        asyncio.run(run())
-    finally:
-        if embedded is not None:
-            embedded.stop()
+        asyncio.run(run(url))
     return 0
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     from app import migrate  # deferred: CLI startup
-    from kernel.db import resolve_database_url  # deferred: CLI startup
 
-    settings = _settings(args)
-    url, embedded = resolve_database_url(settings.database_url, settings.pgdata)
-    try:
+    with _database(_settings(args)) as (url, _):
         if args.revision.startswith("-") or args.downgrade:
             migrate.downgrade(url, args.revision if args.downgrade else args.revision)
         else:
             migrate.upgrade(url, args.revision)
         print(f"database at revision {args.revision}")
-    finally:
-        if embedded is not None:
-            embedded.stop()
     return 0
 
 

@@ -7,7 +7,7 @@ One process can be API only (``mobility serve``), or API plus ingest (``mobility
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -32,9 +32,13 @@ def create_app(
     *,
     database_url: str,
     run_ingest: bool = False,
+    ingest_metrics: Callable[[], str | None] | None = None,
 ) -> FastAPI:
+    """The API; ``ingest_metrics`` gives the text of pollers running in another process."""
     settings = settings or get_settings()
     metrics = AppMetrics(with_ingest=run_ingest)
+    if ingest_metrics is not None:
+        metrics.forward_ingest(ingest_metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:

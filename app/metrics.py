@@ -3,7 +3,9 @@
 * REST latency histograms per route template, method and status (``RestMetricsMiddleware``);
 * database pools: size, connections in use and checkout waits per pool, requests answered 503
   because the database or a pool was unavailable;
-* the pollers' metrics (ingest/metrics.py), when this process runs them;
+* the pollers' metrics (ingest/metrics.py), when this process runs them, or as the ingest child
+  of ``mobility up`` last wrote them (``forward_ingest``), with ``mobility_ingest_process_up``
+  saying whether that child is running and reporting;
 * the live feed's counters, still written by app/live/metrics.py and read into this
   registry by a collector, so they keep their names and the live code keeps its own.
 
@@ -14,7 +16,7 @@ process, and a second global registration of the same metric names would fail.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -56,6 +58,25 @@ class _Bound(Collector):
             yield from text_string_to_metric_families(self.hub.metrics_text())
 
 
+class _Forwarded(Collector):
+    """The ingest child's metrics, read from the text it last wrote (app/ingest_process.py)."""
+
+    def __init__(self, source: Callable[[], str | None]) -> None:
+        self.source = source
+
+    def collect(self) -> Iterator[Metric]:
+        text = self.source()
+        up = GaugeMetricFamily(
+            "mobility_ingest_process_up",
+            "1 when the ingest process runs and reported its metrics lately, else 0 "
+            "(its metrics are then absent).",
+        )
+        up.add_metric([], 0.0 if text is None else 1.0)
+        yield up
+        if text is not None:
+            yield from text_string_to_metric_families(text)
+
+
 class AppMetrics:
     def __init__(self, *, with_ingest: bool) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
@@ -78,6 +99,10 @@ class AppMetrics:
         self.registry.register(db.POOL_REGISTRY)
         if with_ingest:
             self.registry.register(ingest_metrics.REGISTRY)
+
+    def forward_ingest(self, source: Callable[[], str | None]) -> None:
+        """Expose the metrics another process (``mobility up``'s ingest child) writes."""
+        self.registry.register(_Forwarded(source))
 
     def bind(self, *, engines: Engines | None, hub: Hub | None) -> None:
         self.bound.engines, self.bound.hub = engines, hub

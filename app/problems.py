@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from fastapi import FastAPI, Request
@@ -47,6 +47,9 @@ class Problem(BaseModel):
     detail: str | None = Field(default=None, examples=["bbox: min_lon must be < max_lon"])
     instance: str | None = Field(default=None, examples=["/api/v1/parking/sites"])
     errors: list[ParameterError] | None = None
+
+
+_T = TypeVar("_T")
 
 
 class ProblemError(Exception):
@@ -86,26 +89,24 @@ def not_found(what: str) -> ProblemError:
     return ProblemError(404, f"{what} not found", type=NOT_FOUND, title="Not found")
 
 
-def problem_response(
-    request: Request | None,
-    status: int,
-    *,
-    detail: str | None = None,
-    type: str = "about:blank",
-    title: str | None = None,
-    errors: list[dict[str, Any]] | None = None,
-    headers: dict[str, str] | None = None,
-) -> JSONResponse:
+def found(value: _T | None, what: str) -> _T:
+    """``value``, or the 404 naming ``what`` when the lookup found nothing."""
+    if value is None:
+        raise not_found(what)
+    return value
+
+
+def problem_response(request: Request | None, problem: ProblemError) -> JSONResponse:
     body: dict[str, Any] = {
-        "type": type,
-        "title": title or HTTPStatus(status).phrase,
-        "status": status,
-        "detail": detail,
+        "type": problem.type,
+        "title": problem.title,
+        "status": problem.status,
+        "detail": problem.detail,
         "instance": request.url.path if request is not None else None,
     }
-    if errors is not None:
-        body["errors"] = errors
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    if problem.errors is not None:
+        body["errors"] = problem.errors
+    return JSONResponse(body, status_code=problem.status, media_type=PROBLEM_JSON, headers=problem.headers)
 
 
 def _clean_loc(loc: Any) -> list[str | int]:
@@ -114,15 +115,7 @@ def _clean_loc(loc: Any) -> list[str | int]:
 
 async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ProblemError)
-    return problem_response(
-        request,
-        exc.status,
-        detail=exc.detail,
-        type=exc.type,
-        title=exc.title,
-        errors=exc.errors,
-        headers=exc.headers,
-    )
+    return problem_response(request, exc)
 
 
 async def _on_http(request: Request, exc: Exception) -> JSONResponse:
@@ -130,7 +123,7 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     detail = exc.detail if isinstance(exc.detail, str) else None
     type_ = NOT_FOUND if exc.status_code == 404 else "about:blank"
     headers = dict(exc.headers) if exc.headers else None
-    return problem_response(request, exc.status_code, detail=detail, type=type_, headers=headers)
+    return problem_response(request, ProblemError(exc.status_code, detail, type=type_, headers=headers))
 
 
 async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
@@ -145,9 +138,8 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
         for err in exc.errors()
     ]
     detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)[:1000]
-    return problem_response(
-        request, 400, detail=detail, type=INVALID_PARAMETERS, title="Invalid parameters", errors=errors
-    )
+    problem = ProblemError(400, detail, type=INVALID_PARAMETERS, title="Invalid parameters", errors=errors)
+    return problem_response(request, problem)
 
 
 # SQLSTATE classes of a database that is down, restarting, recovering or overloaded (08
@@ -210,26 +202,23 @@ async def _on_database(request: Request, exc: Exception) -> JSONResponse:
             "database unavailable",
             extra={"path": request.url.path, "error": f"{type(exc).__name__}: {exc}"[:300]},
         )
-        return problem_response(
-            request,
+        unavailable = ProblemError(
             503,
-            detail="the database is unavailable or recovering; retry shortly",
+            "the database is unavailable or recovering; retry shortly",
             type=UNAVAILABLE,
             title="Service Unavailable",
             headers={"Retry-After": str(RETRY_AFTER_S)},
         )
+        return problem_response(request, unavailable)
     if _sqlstate(exc)[:2] == DATA_SQLSTATE_CLASS:
         # Data exception (out of range, bad encoding, ...): a value the checks above let through
         # that PostgreSQL cannot hold. It is the request's fault, so a 400 — and logged, to add a check.
         log.warning(
             "parameter refused by the database", extra={"path": request.url.path, "error": str(exc)[:300]}
         )
+        refused = "a parameter is outside what the database accepts"
         return problem_response(
-            request,
-            400,
-            detail="a parameter is outside what the database accepts",
-            type=INVALID_PARAMETERS,
-            title="Invalid parameters",
+            request, ProblemError(400, refused, type=INVALID_PARAMETERS, title="Invalid parameters")
         )
     return await _on_unexpected(request, exc)
 
@@ -237,7 +226,7 @@ async def _on_database(request: Request, exc: Exception) -> JSONResponse:
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     # Logged with the traceback; the client learns nothing about internals.
     log.exception("unhandled error", extra={"path": request.url.path})
-    return problem_response(request, 500, detail="internal error; it has been logged")
+    return problem_response(request, ProblemError(500, "internal error; it has been logged"))
 
 
 def _problem_content() -> dict[str, Any]:

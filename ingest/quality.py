@@ -13,16 +13,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import cast
 
+from ingest import records
 from ingest.records import (
     BikeObservation,
-    BikeStation,
     ParkingObservation,
     ParkingSite,
     Record,
     Rejected,
     TrafficEvent,
     TrafficObservation,
-    TrafficSite,
 )
 from ingest.spec import FeedSpec
 
@@ -54,8 +53,8 @@ class Checked:
         )
 
 
-_LOCATED: frozenset[type] = frozenset({ParkingSite, TrafficSite, BikeStation, TrafficEvent})
-_READINGS: frozenset[type] = frozenset({ParkingObservation, TrafficObservation, BikeObservation})
+_LOCATED = records.LOCATED  # the same sets: classes generated for a new topic join them
+_READINGS = records.READINGS
 READINGS = _READINGS
 
 

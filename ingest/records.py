@@ -135,6 +135,14 @@ class BikeObservation(_Record):
     extra: dict[str, Any] = Field(default_factory=dict)
 
 
+class TopicRecord(_Record):
+    """Base of the record classes generated from a registry entry (ingest/topic_records.py), for a
+    topic that has no hand-written classes here: a ``Batch`` and the store take them like these."""
+
+    type: str
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
 Record = (
     ParkingSite
     | ParkingObservation
@@ -143,7 +151,13 @@ Record = (
     | TrafficEvent
     | BikeStation
     | BikeObservation
+    | TopicRecord
 )
+
+# Record classes with a position (coordinate rules apply) and readings (history rows); the
+# quality rules dispatch on these sets, which generated classes join (ingest/topic_records.py).
+LOCATED: set[type] = {ParkingSite, TrafficSite, BikeStation, TrafficEvent}
+READINGS: set[type] = {ParkingObservation, TrafficObservation, BikeObservation}
 
 RECORD_TYPES: tuple[str, ...] = (
     "parking_site",

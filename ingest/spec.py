@@ -42,7 +42,8 @@ class FieldMapping(BaseModel):
     )
     record_type: Literal["parking", "traffic", "bikes"] = Field(
         default="parking",
-        description="What one record describes: a parking site, a traffic sensor/segment, a bike station.",
+        description="The topic of one record (the key names the topic, and keeps its name so feeds files "
+        "stay valid): a parking site, a traffic sensor/segment, a bike station.",
     )
     id: str | None = Field(
         default=None,

@@ -50,6 +50,13 @@ class Settings(BaseSettings):
         description="`mobility up` runs ingest in a child process (started and stopped with it), so "
         "parsing a large feed never stalls the API or the live hub.",
     )
+    ingest_metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="`mobility ingest` (run alone) serves its pollers' Prometheus metrics on "
+        "host:this port. Under `mobility up` they are part of the API's /metrics.",
+    )
 
     # Storage
     retention_days: int = Field(default=400, ge=1, description="Observation partitions older are dropped.")

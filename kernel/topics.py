@@ -1,30 +1,83 @@
-"""The topic registry: each topic (parking, traffic, bikes, events, feeds) declared once.
+"""The topic registry: each topic (parking, traffic, bikes, events, feeds, alerts) declared once.
 
 A topic is what a client subscribes to, what a change row is tagged with, and what a REST
 collection and a history endpoint are about. Everything that used to spell a topic's schema
-out again derives from its entry here: the store (ingest/store/kinds.py), the REST columns
-(app/read/parking.py, traffic.py, bikes.py), history, replay and export (app/api/kinds.py),
-the live snapshot (app/live/snapshot.py), the websocket protocol and the settings (``Topic``).
+out again derives from its entry here:
+
+- the ``Topic`` and ``SiteTopic`` types (websocket protocol, settings, key scopes, export):
+  validated against the registry as it is, their JSON schema enum listed from it;
+- the store (ingest/store/topics.py): tables, typed columns, record class per topic;
+- the record classes of a topic that names none (``site_record``/``obs_record`` left unset):
+  generated from the entry's typed columns (ingest/topic_records.py);
+- the ORM mirror of such a topic's tables (app/models/topic_tables.py);
+- REST: the select lists (app/read/), history, replay and export (``SITE_REGISTRY``), and for a
+  site topic without a hand-written router (parking, traffic and bikes have theirs) a generic
+  list / one-site router with response models generated from the entry (app/api/topic_routes.py);
+- the live snapshot and its filters (app/live/snapshot.py, app/live/filters.py);
+- the topic enum of docs/asyncapi.yaml (rendered by scripts/asyncapi_doc.py, checked by a test).
+
 The tables themselves are owned by the migrations; tests/foundation/test_topics.py checks the
 entries against the migrated schema and the record classes, so a typo fails in CI.
 
-Adding a topic: one entry here, one migration, its adapters (and a frontend layer).
-docs/architecture.md walks through it for EV charging points.
+Adding a site topic (server side, 4 files): one entry here (listed in ``ENTRIES``, naming no
+record classes), one migration, its adapter module, and that format's line in ``MODULES`` of
+ingest/adapters/__init__.py; then a frontend layer (which the dashboard still wires by hand).
+docs/architecture.md walks through it for EV charging points, and
+tests/foundation/test_fifth_topic.py proves it end to end with an entry registered at test time.
 
-Record classes are named, not imported: they live in ``ingest/records.py`` and ``kernel``
-imports nothing above it. ingest/store/kinds.py resolves the names at import time (loudly).
+``register(spec)`` adds an entry after import, and ``unregister(topic)`` takes it out again:
+that is how the fifth-topic test declares its topic without editing this file. Every derived
+table follows, either because it is one of the containers below (updated in place) or through a
+callback given to ``on_registry_change``. Production code declares its topics in ``ENTRIES``.
+
+Hand-written record classes are named, not imported: they live in ``ingest/records.py`` and
+``kernel`` imports nothing above it. ingest/store/topics.py resolves the names at import time (loudly).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import Annotated, Any
 
-Topic = Literal["parking", "traffic", "bikes", "events", "feeds", "alerts"]
-TOPICS: tuple[Topic, ...] = get_args(Topic)
-# The topics of sites with readings (history, replay, export); SITE_TOPICS below, as a type.
-SiteTopic = Literal["parking", "traffic", "bikes"]
+from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic_core import PydanticCustomError, core_schema
+
+
+class _RegisteredName:
+    """A pydantic type marker: a topic name as the registry holds it when a value is validated.
+
+    A ``Literal`` would freeze the names when the models are built, and a topic registered later
+    (``register``) would be refused by the protocol, the settings and the export parameter. The
+    error and the JSON schema are those of the ``Literal`` the names would make, so the OpenAPI
+    and the websocket error messages read as before.
+    """
+
+    def __init__(self, names: Callable[[], Iterable[str]]) -> None:
+        self.names = names
+
+    def _check(self, value: str) -> str:
+        names = list(self.names())
+        if value not in names:
+            quoted = [repr(n) for n in names]
+            expected = " or ".join(filter(None, (", ".join(quoted[:-1]), quoted[-1] if quoted else "")))
+            raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
+        return value
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(self._check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> dict[str, Any]:
+        return {"enum": list(self.names()), "type": "string"}
+
+
+# A topic name (every registry entry) and a topic of sites with readings (history, replay, export).
+Topic = Annotated[str, _RegisteredName(lambda: TOPICS)]
+SiteTopic = Annotated[str, _RegisteredName(lambda: SITE_REGISTRY)]
 
 # Columns every site table has, read by every REST list before and after the topic's own.
 SITE_KEY_COLUMNS = ("id", "feed_id", "source_id")
@@ -41,10 +94,12 @@ class TopicSpec:
     plain names elsewhere. REST and live field names are the column names (one vocabulary).
     """
 
-    topic: Topic
+    topic: str
     site_table: str | None = None  # current state: one row per site
     obs_table: str | None = None  # history: one row per reading (daily partitions)
-    site_record: str | None = None  # class name in ingest/records.py
+    # Class names in ingest/records.py; a site topic that names none gets classes generated
+    # from its typed columns (ingest/topic_records.py).
+    site_record: str | None = None
     obs_record: str | None = None
     static: tuple[tuple[str, str], ...] = ()  # site columns from static data
     live: tuple[tuple[str, str], ...] = ()  # current-state columns taken from the latest reading
@@ -309,13 +364,90 @@ ALERTS = TopicSpec(
     snapshot_json=("evidence",),
 )
 
-REGISTRY: dict[Topic, TopicSpec] = {
-    spec.topic: spec for spec in (PARKING, TRAFFIC, BIKES, EVENTS, FEEDS, ALERTS)
-}
-# Topics of sites with readings: stored by the generic store path, with history and replay.
-SITE_TOPICS: tuple[TopicSpec, ...] = tuple(s for s in REGISTRY.values() if s.site_table and s.obs_table)
-# JSON columns arrive as text from raw asyncpg and are decoded once for clients.
-JSON_FIELDS = frozenset(c for s in REGISTRY.values() for c in (*s.jsonb_columns, *s.snapshot_json))
+# The entries, in the order topics are listed everywhere (snapshots, hello, scopes).
+ENTRIES: tuple[TopicSpec, ...] = (PARKING, TRAFFIC, BIKES, EVENTS, FEEDS, ALERTS)
 
-assert tuple(REGISTRY) == TOPICS, "one registry entry per topic, in the order of Topic"
-assert tuple(s.topic for s in SITE_TOPICS) == get_args(SiteTopic), "SiteTopic names the SITE_TOPICS"
+# Derived containers, updated in place when the registry changes (``register``), so that a
+# module holding one (``from kernel.topics import TOPICS``) always sees the registry as it is.
+REGISTRY: dict[str, TopicSpec] = {}
+TOPICS: list[str] = []
+# Topics of sites with readings: stored by the generic store path, with history and replay.
+SITE_TOPICS: list[TopicSpec] = []
+SITE_REGISTRY: dict[str, TopicSpec] = {}
+# JSON columns arrive as text from raw asyncpg and are decoded once for clients.
+JSON_FIELDS: set[str] = set()
+# Topics a bbox filter does not apply to (no position).
+POSITIONLESS: set[str] = set()
+# topic -> (inner snapshot query, live fields), for app/live/snapshot.py.
+SNAPSHOT_QUERIES: dict[str, tuple[str, tuple[str, ...]]] = {}
+
+_listeners: list[Callable[[], None]] = []
+_registered: set[str] = set()  # topics added by ``register`` (only those can be unregistered)
+
+
+def _derive() -> None:
+    TOPICS[:] = list(REGISTRY)
+    SITE_TOPICS[:] = [s for s in REGISTRY.values() if s.site_table and s.obs_table]
+    SITE_REGISTRY.clear()
+    SITE_REGISTRY.update((s.topic, s) for s in SITE_TOPICS)
+    JSON_FIELDS.clear()
+    JSON_FIELDS.update(c for s in REGISTRY.values() for c in (*s.jsonb_columns, *s.snapshot_json))
+    POSITIONLESS.clear()
+    POSITIONLESS.update(t for t, s in REGISTRY.items() if not s.has_position)
+    SNAPSHOT_QUERIES.clear()
+    SNAPSHOT_QUERIES.update((t, (snapshot_query(s), s.live_fields)) for t, s in REGISTRY.items())
+    for listener in _listeners:
+        listener()
+
+
+def on_registry_change(listener: Callable[[], None]) -> None:
+    """Call ``listener`` after every ``register``/``unregister``: for tables derived outside kernel
+    (record classes, the store's dispatch, the ORM mirror) that hold more than the entry."""
+    _listeners.append(listener)
+
+
+def check_entry(spec: TopicSpec) -> None:
+    """What the generic paths rely on, said before anything is derived from a bad entry."""
+    if not spec.topic.isidentifier() or spec.topic != spec.topic.lower():
+        raise ValueError(f"topic {spec.topic!r}: a lower-case identifier (it names tables, routes, classes)")
+    if spec.obs_table:
+        if not spec.site_table:
+            raise ValueError(f"topic {spec.topic!r}: readings without a site table")
+        if (spec.site_record is None) != (spec.obs_record is None):
+            raise ValueError(f"topic {spec.topic!r}: name both record classes, or neither (generated)")
+        typed = dict((*spec.static, *spec.live))
+        if not {"lat", "lon"} <= typed.keys():
+            raise ValueError(f"topic {spec.topic!r}: a site topic has lat and lon static columns")
+        missing = [c for c in (*spec.obs_columns, *spec.metrics, *spec.states) if c not in typed]
+        if missing and spec.site_record is None:
+            raise ValueError(f"topic {spec.topic!r}: observation columns without a type: {missing}")
+    if not spec.snapshot_from:
+        raise ValueError(f"topic {spec.topic!r}: no snapshot_from")
+
+
+def register(spec: TopicSpec) -> None:
+    """Add a topic after import (the fifth-topic test does; production topics are in ``ENTRIES``).
+
+    Its tables must exist (a migration, or the test's DDL) before anything reads them.
+    """
+    if spec.topic in REGISTRY:
+        raise ValueError(f"topic {spec.topic!r} is already registered")
+    check_entry(spec)
+    REGISTRY[spec.topic] = spec
+    _registered.add(spec.topic)
+    _derive()
+
+
+def unregister(topic: str) -> None:
+    """Take out a topic added by ``register`` (the ones in ``ENTRIES`` stay)."""
+    if topic not in _registered:
+        raise ValueError(f"topic {topic!r} was not added by register()")
+    _registered.discard(topic)
+    del REGISTRY[topic]
+    _derive()
+
+
+for _entry in ENTRIES:
+    check_entry(_entry)
+REGISTRY.update((s.topic, s) for s in ENTRIES)
+_derive()

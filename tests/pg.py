@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
+import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Coroutine
@@ -25,6 +27,24 @@ from kernel.db import EmbeddedPostgres, asyncpg_dsn
 
 T = TypeVar("T")
 TEMPLATE = "mobility_test_template"
+
+# Run by a child process that holds the read end of a pipe from the test process. When the test
+# process goes away without closing the server (killed, Ctrl-C twice, an interrupted CI step), the
+# pipe reaches EOF and the server is stopped and its directory deleted: interrupted runs used to
+# leave embedded servers behind, one per run, each holding shared memory and a socket.
+WATCHDOG = """
+import os, shutil, signal, sys, time
+pid, root = int(sys.argv[1]), sys.argv[2]
+sys.stdin.buffer.read()
+try:
+    os.kill(pid, signal.SIGINT)  # fast shutdown: roll back open transactions, then exit
+    for _ in range(100):
+        os.kill(pid, 0)
+        time.sleep(0.1)
+except ProcessLookupError:
+    pass
+shutil.rmtree(root, ignore_errors=True)
+"""
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
@@ -41,6 +61,7 @@ def with_database(url: str, name: str) -> str:
 class PgTestServer:
     def __init__(self) -> None:
         self.embedded: EmbeddedPostgres | None = None
+        self._watchdog: subprocess.Popen[bytes] | None = None
         configured = os.environ.get("DATABASE_URL")
         if configured:
             self.url = configured
@@ -48,6 +69,7 @@ class PgTestServer:
             root = Path(tempfile.mkdtemp(prefix="mobility-test-pg-"))
             self.embedded = EmbeddedPostgres(root / "pgdata")
             self.url = self.embedded.start()
+            self._watchdog = self._start_watchdog(root)
             # A throwaway test server: durability buys nothing, and every commit would wait for
             # an fsync (about 10 ms on this kind of disk, and tests commit thousands of times).
             for setting in ("fsync = off", "synchronous_commit = off", "full_page_writes = off"):
@@ -55,6 +77,17 @@ class PgTestServer:
             run_sync(self._admin("SELECT pg_reload_conf()", database="postgres"))
         self.maintenance = with_database(self.url, "postgres")
         self._template_ready = False
+
+    def _start_watchdog(self, root: Path) -> subprocess.Popen[bytes] | None:
+        assert self.embedded is not None
+        pid = self.embedded.pid
+        if pid is None:
+            return None
+        return subprocess.Popen(
+            [sys.executable, "-c", WATCHDOG, str(pid), str(root)],
+            stdin=subprocess.PIPE,
+            start_new_session=True,  # a Ctrl-C meant for pytest must not stop the watchdog first
+        )
 
     async def _admin(self, sql: str, database: str | None = None) -> None:
         url = with_database(self.url, database) if database else self.maintenance
@@ -94,3 +127,6 @@ class PgTestServer:
             run_sync(self._admin(f'DROP DATABASE IF EXISTS "{self.template}" WITH (FORCE)'))
         if self.embedded is not None:
             self.embedded.stop()
+        if self._watchdog is not None and self._watchdog.stdin is not None:
+            self._watchdog.stdin.close()  # the server is stopped: the watchdog only removes the directory
+            self._watchdog.wait(timeout=30)

@@ -35,10 +35,8 @@ from app.alerts.store import (
     update_rule,
 )
 from app.alerts.validate import RuleInvalid, check_subject, check_webhook_url, parse_networks
-from app.problems import ProblemError, invalid, not_found
+from app.problems import ProblemError, found, invalid, not_found
 from app.state import get_state
-
-router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
 RuleId = Annotated[int, Path(ge=1, le=2**63 - 1, description="Rule id")]
 DeliveryId = Annotated[
@@ -47,6 +45,7 @@ DeliveryId = Annotated[
 Limit = Annotated[int, Query(ge=1, le=1000, description="Most items returned (newest first).")]
 CONFLICT = "urn:mobility-live:problem:conflict"
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {401: {"description": "Missing or unknown credentials"}}
+router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"], responses=AUTH_RESPONSES)  # on every route
 
 
 async def validated_rule(request: Request, rule: Any) -> str | None:
@@ -68,7 +67,7 @@ async def validated_rule(request: Request, rule: Any) -> str | None:
     status_code=201,
     response_model=RuleOut,
     summary="Create an alert rule (the webhook secret is returned once)",
-    responses={**AUTH_RESPONSES, 409: {"description": "This partner key's rule limit is reached"}},
+    responses={409: {"description": "This partner key's rule limit is reached"}},
 )
 async def post_rule(request: Request, owner: OwnerDep, rule: Annotated[RuleIn, Body()]) -> Any:
     feed_id = await validated_rule(request, rule)
@@ -90,7 +89,6 @@ async def post_rule(request: Request, owner: OwnerDep, rule: Annotated[RuleIn, B
     "/rules",
     response_model=RuleList,
     summary="Alert rules (a partner sees its own)",
-    responses=AUTH_RESPONSES,
 )
 async def get_rules(request: Request, owner: OwnerDep) -> Any:
     async with raw_connection(get_state(request)["engine"]) as raw:
@@ -99,13 +97,11 @@ async def get_rules(request: Request, owner: OwnerDep) -> Any:
 
 async def _rule(request: Request, rule_id: int, owner: Owner) -> dict[str, Any]:
     async with raw_connection(get_state(request)["engine"]) as raw:
-        row = await get_rule_row(raw, rule_id, owner)
-    if row is None:
-        raise not_found(f"rule {rule_id}")
+        row = found(await get_rule_row(raw, rule_id, owner), f"rule {rule_id}")
     return rule_out(row)
 
 
-@router.get("/rules/{rule_id}", response_model=RuleOut, summary="One alert rule", responses=AUTH_RESPONSES)
+@router.get("/rules/{rule_id}", response_model=RuleOut, summary="One alert rule")
 async def get_rule(request: Request, owner: OwnerDep, rule_id: RuleId) -> Any:
     return await _rule(request, rule_id, owner)
 
@@ -114,23 +110,19 @@ async def get_rule(request: Request, owner: OwnerDep, rule_id: RuleId) -> Any:
     "/rules/{rule_id}",
     response_model=RuleOut,
     summary="Rename, disable or enable a rule (disabling ends its open alert)",
-    responses=AUTH_RESPONSES,
 )
 async def patch_rule(
     request: Request, owner: OwnerDep, rule_id: RuleId, patch: Annotated[RulePatch, Body()]
 ) -> Any:
     async with raw_connection(get_state(request)["engine"]) as raw:
         updated = await update_rule(raw, rule_id, owner, name=patch.name, enabled=patch.enabled)
-    if updated is None:
-        raise not_found(f"rule {rule_id}")
-    return updated
+    return found(updated, f"rule {rule_id}")
 
 
 @router.delete(
     "/rules/{rule_id}",
     status_code=204,
     summary="Delete a rule (its open alert ends; alerts and deliveries stay readable)",
-    responses=AUTH_RESPONSES,
 )
 async def remove_rule(request: Request, owner: OwnerDep, rule_id: RuleId) -> Response:
     async with raw_connection(get_state(request)["engine"]) as raw:
@@ -143,7 +135,6 @@ async def remove_rule(request: Request, owner: OwnerDep, rule_id: RuleId) -> Res
     "",
     response_model=AlertList,
     summary="Alerts, newest first, with start, end and evidence",
-    responses=AUTH_RESPONSES,
 )
 async def get_alerts(
     request: Request,
@@ -160,7 +151,6 @@ async def get_alerts(
     "/deliveries",
     response_model=DeliveryList,
     summary="Webhook deliveries: pending (with retries), delivered, dead (dead-letter)",
-    responses=AUTH_RESPONSES,
 )
 async def get_deliveries(
     request: Request,
@@ -177,14 +167,10 @@ async def get_deliveries(
     "/deliveries/{delivery_id}",
     response_model=DeliveryOut,
     summary="One webhook delivery",
-    responses=AUTH_RESPONSES,
 )
 async def get_delivery(request: Request, owner: OwnerDep, delivery_id: DeliveryId) -> Any:
     async with raw_connection(get_state(request)["engine"]) as raw:
-        row = await outbox.get_delivery(raw, delivery_id, owner)
-    if row is None:
-        raise not_found(f"delivery {delivery_id!r}")
-    return row
+        return found(await outbox.get_delivery(raw, delivery_id, owner), f"delivery {delivery_id!r}")
 
 
 @router.post(
@@ -192,13 +178,11 @@ async def get_delivery(request: Request, owner: OwnerDep, delivery_id: DeliveryI
     status_code=202,
     response_model=DeliveryOut,
     summary="Send a dead or delivered webhook again, with the same webhook-id",
-    responses={**AUTH_RESPONSES, 409: {"description": "Already pending"}},
+    responses={409: {"description": "Already pending"}},
 )
 async def replay_delivery(request: Request, owner: OwnerDep, delivery_id: DeliveryId) -> Any:
     async with raw_connection(get_state(request)["engine"]) as raw, raw.transaction():
-        row = await outbox.get_delivery(raw, delivery_id, owner)
-        if row is None:
-            raise not_found(f"delivery {delivery_id!r}")
+        row = found(await outbox.get_delivery(raw, delivery_id, owner), f"delivery {delivery_id!r}")
         if row["state"] == "pending":
             raise ProblemError(
                 409, f"delivery {delivery_id} is already pending", type=CONFLICT, title="Conflict"

@@ -16,7 +16,6 @@ Delivery: every process runs a deliverer on the shared outbox (``outbox.py``); a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from datetime import datetime
@@ -46,11 +45,11 @@ from kernel.changefeed.channel import NOTIFY_CHANNEL
 from kernel.changefeed.subscribe import wake_on_notify
 from kernel.db import asyncpg_dsn
 from kernel.settings import Settings
+from kernel.workers import cancel_all, every, run_passes
 
 log = logging.getLogger(__name__)
 
 READ_PAGE = 5000
-SKIPPED_RETRY_S = 0.25
 RETENTION_LOCK = 7_342_114
 RETENTION_INTERVAL_S = 3600.0
 PURGE_SQL = (
@@ -115,9 +114,7 @@ class AlertService:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_all(self._tasks)
         if self._client is not None:
             await self._client.aclose()
 
@@ -148,28 +145,24 @@ class AlertService:
         interval = self.settings.alerts_eval_interval_s
         loop = asyncio.get_running_loop()
         last_full = -interval
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), interval)
-            self._changed.clear()
+
+        async def one_pass() -> bool:
+            # A full pass (every rule, not only those the changes touch) once per interval.
+            nonlocal last_full
             full = loop.time() - last_full >= interval
-            try:
-                while True:
-                    more = await self.evaluate(full=full)
-                    if full:
-                        last_full = loop.time()
-                        full = False
-                    if not more:
-                        break
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("alerts: evaluation pass failed; retrying at the next change or tick")
-            if self.skipped:
-                # Another process held the lock, possibly in a pass that began before our
-                # change committed: look again shortly rather than at the next tick.
-                await asyncio.sleep(SKIPPED_RETRY_S)
-                self._changed.set()
+            more = await self.evaluate(full=full)
+            if full:
+                last_full = loop.time()
+            return more
+
+        await run_passes(
+            self._changed,
+            interval,
+            one_pass,
+            lambda: self.skipped,
+            log=log,
+            failure="alerts: evaluation pass failed; retrying at the next change or tick",
+        )
 
     async def evaluate(self, *, full: bool) -> bool:
         """One pass; returns True when more changes are waiting. Skips (``self.skipped``) when another
@@ -268,14 +261,10 @@ class AlertService:
     # ------------------------------------------------------------------ retention
 
     async def _retention_loop(self) -> None:
-        while True:
-            try:
-                await self.purge()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("alerts: retention failed: %s: %s", type(exc).__name__, exc)
-            await asyncio.sleep(RETENTION_INTERVAL_S)
+        def failed(exc: Exception) -> None:
+            log.warning("alerts: retention failed: %s: %s", type(exc).__name__, exc)
+
+        await every(RETENTION_INTERVAL_S, self.purge, failed)
 
     async def purge(self) -> dict[str, int] | None:
         """Delete what is older than ``alerts_retention_days``: delivered webhooks, ended alerts
@@ -294,17 +283,10 @@ class AlertService:
     # ------------------------------------------------------------------ delivery
 
     async def _deliver_loop(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._outbox.wait(), self.settings.alerts_delivery_poll_s)
-            self._outbox.clear()
-            try:
-                while await self.deliver_due():
-                    pass
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("alerts: delivery round failed")
+        poll_s = self.settings.alerts_delivery_poll_s
+        await run_passes(
+            self._outbox, poll_s, self.deliver_due, None, log=log, failure="alerts: delivery round failed"
+        )
 
     async def deliver_due(self) -> int:
         """Claim what is due, send it concurrently, record each outcome; returns how many were sent."""

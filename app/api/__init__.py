@@ -1,10 +1,15 @@
-"""The REST API under /api/v1 (and the interop outputs), one router per feature."""
+"""The REST API under /api/v1 (and the interop outputs), one router per feature.
+
+Routers are listed when the app is made: a site topic without a hand-written router gets the
+generic one built from its registry entry (app/api/topic_routes.py), registered here for it.
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
 from app.api import bikes, export, feeds, forecast, history, meta, parking, replay, traffic
+from app.api.topic_routes import topic_routers
 from app.interop import datex2_out, ngsi_ld
 
 
@@ -15,6 +20,7 @@ def routers() -> list[APIRouter]:
         forecast.router,
         traffic.router,
         bikes.router,
+        *topic_routers(),
         history.router,
         replay.router,
         export.router,

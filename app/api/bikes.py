@@ -6,19 +6,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from sqlalchemy import text
 
 from app.api.deps import SessionDep, SettingsDep
 from app.api.geojson import (
-    CHANGES_SEQ_SQL,
     GeoJSONResponse,
     feature,
-    json_response,
     point,
 )
-from app.api.params import BBoxQuery, FeedQuery, NearQuery, Page, PageDep, RadiusQuery
+from app.api.params import BBoxQuery, FeedQuery, NearQuery, PageDep, RadiusQuery
 from app.api.schemas import BikeCollection, BikeFeature
-from app.api.sites import SiteFilter, base_properties, one_site, site_collection, site_filter, site_id_path
+from app.api.site_responses import one_site_feature, sites_page
+from app.api.sites import base_properties, site_filter, site_id_path
 from app.read.bikes import fetch_bikes
 from ingest.derived import derived_fields
 
@@ -27,15 +25,13 @@ router = APIRouter(prefix="/api/v1/bikes", tags=["bikes"])
 StationId = Annotated[str, site_id_path("velib:213688169", "station")]
 
 
+# Copied from the row as they are (the base properties come from app/api/sites.py).
+BIKE_PROPERTIES = ("capacity", "bikes_available", "docks_available", "status", "address")
+
+
 def bike_feature(row: dict[str, Any]) -> dict[str, Any]:
     props = base_properties(row)
-    props.update(
-        capacity=row["capacity"],
-        bikes_available=row["bikes_available"],
-        docks_available=row["docks_available"],
-        status=row["status"],
-        address=row["address"],
-    )
+    props.update({column: row[column] for column in BIKE_PROPERTIES})
     # fill_pct and availability: the server's, as in the live snapshot and deltas (ingest.derived).
     props.update(derived_fields("bikes", row))
     return feature(row["id"], point(row["lat"], row["lon"]), props)
@@ -68,9 +64,7 @@ async def list_stations(
         filters.require("s.bikes_available >= :min_bikes", min_bikes=min_bikes)
     if min_docks is not None:
         filters.require("s.docks_available >= :min_docks", min_docks=min_docks)
-    seq = (await session.execute(text(CHANGES_SEQ_SQL))).scalar_one()
-    rows = await fetch_bikes(session, filters, page)
-    return site_collection(request, filters, page, seq, rows, bike_feature)
+    return await sites_page(request, session, filters, page, fetch_bikes, bike_feature)
 
 
 @router.get(
@@ -80,6 +74,4 @@ async def list_stations(
     response_model=BikeFeature,
 )
 async def get_station(station_id: StationId, session: SessionDep) -> Response:
-    rows = await fetch_bikes(session, SiteFilter(ids=[station_id]), Page(limit=1, after=None))
-    row = one_site(rows, f"bike station {station_id!r}")
-    return json_response(bike_feature(row), media_type="application/geo+json")
+    return await one_site_feature(session, fetch_bikes, station_id, "bike station", bike_feature)

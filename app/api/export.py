@@ -32,38 +32,37 @@ from starlette.types import Receive, Scope, Send
 
 from app.api.deps import SessionDep, SettingsDep
 from app.api.geojson import json_default
-from app.api.kinds import KINDS
 from app.api.params import MAX_TEXT, FeedQuery, FromQuery, ToQuery, time_range
 from app.problems import RATE_LIMITED, ProblemError, invalid, not_found
 from app.server import CLIENT_KEY
 from app.state import get_state
-from kernel.topics import SiteTopic, TopicSpec
+from kernel.topics import REGISTRY, SiteTopic, TopicSpec
 
 router = APIRouter(prefix="/api/v1", tags=["export"])
 
 MEDIA = {"csv": "text/csv; charset=utf-8", "ndjson": "application/x-ndjson"}
 
 
-def export_sql(kind: TopicSpec, *, feed: bool, ids: bool, after: bool, limit: int) -> str:
-    cols = ", ".join(f"o.{c}" for c in (*kind.metrics, *kind.states))
+def export_sql(spec: TopicSpec, *, feed: bool, ids: bool, after: bool, limit: int) -> str:
+    cols = ", ".join(f"o.{c}" for c in (*spec.metrics, *spec.states))
     where = ""
     if feed:
-        where += f" AND o.site_id IN (SELECT id FROM {kind.site_table} WHERE feed_id = :feed)"
+        where += f" AND o.site_id IN (SELECT id FROM {spec.site_table} WHERE feed_id = :feed)"
     if ids:
         where += " AND o.site_id = ANY(:ids)"
     if after:
         where += " AND (o.site_id, o.observed_at) > (:after_site, :after_at)"
     return f"""
         SELECT o.site_id, o.observed_at, o.received_at, {cols}
-        FROM {kind.obs_table} o
+        FROM {spec.obs_table} o
         WHERE o.observed_at >= :start AND o.observed_at < :end {where}
         ORDER BY o.site_id, o.observed_at
         LIMIT {int(limit)}
     """
 
 
-def columns(kind: TopicSpec) -> list[str]:
-    return ["site_id", "observed_at", "received_at", *kind.metrics, *kind.states]
+def columns(spec: TopicSpec) -> list[str]:
+    return ["site_id", "observed_at", "received_at", *spec.metrics, *spec.states]
 
 
 class ExportSlots:
@@ -125,14 +124,14 @@ def _encode(rows: list[Any], names: list[str], fmt: str) -> bytes:
 
 
 async def stream_rows(
-    engine: AsyncEngine, kind: TopicSpec, base: dict[str, Any], fmt: str, chunk: int, *, feed: bool, ids: bool
+    engine: AsyncEngine, spec: TopicSpec, base: dict[str, Any], fmt: str, chunk: int, *, feed: bool, ids: bool
 ) -> AsyncIterator[bytes]:
     """One short query per chunk; no connection is held while a chunk is being written."""
-    names = columns(kind)
+    names = columns(spec)
     if fmt == "csv":
         yield (",".join(names) + "\n").encode()
-    first_sql = text(export_sql(kind, feed=feed, ids=ids, after=False, limit=chunk))
-    next_sql = text(export_sql(kind, feed=feed, ids=ids, after=True, limit=chunk))
+    first_sql = text(export_sql(spec, feed=feed, ids=ids, after=False, limit=chunk))
+    next_sql = text(export_sql(spec, feed=feed, ids=ids, after=True, limit=chunk))
     after: tuple[Any, Any] | None = None
     while True:
         params = dict(base)
@@ -146,6 +145,16 @@ async def stream_rows(
         if len(rows) < chunk:
             return
         after = (rows[-1][0], rows[-1][1])
+
+
+def one_topic(topic: SiteTopic | None, kind: SiteTopic | None) -> SiteTopic:
+    """``topic``, or ``kind`` (its name before the axis had one name everywhere), kept for old links."""
+    if topic is not None and kind is not None and topic != kind:
+        raise invalid("topic", f"topic={topic!r} and its deprecated alias kind={kind!r} disagree; give one")
+    chosen = topic or kind
+    if chosen is None:
+        raise invalid("topic", "required")
+    return chosen
 
 
 @router.get(
@@ -170,7 +179,9 @@ async def export(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    kind: Annotated[SiteTopic, Query()],
+    topic: Annotated[
+        SiteTopic | None, Query(description="The topic to export (required; `kind` is its deprecated alias)")
+    ] = None,
     start: FromQuery = None,
     end: ToQuery = None,
     format: Annotated[Literal["csv", "ndjson"], Query()] = "csv",
@@ -180,8 +191,10 @@ async def export(
         # Within the server's request-head limit (64 KiB by default) once percent-encoded.
         Query(max_length=20_000, description="Comma-separated global site ids"),
     ] = None,
+    kind: Annotated[SiteTopic | None, Query(deprecated=True, description="Old name of `topic`")] = None,
 ) -> StreamingResponse:
-    spec = KINDS[kind]
+    chosen = one_topic(topic, kind)
+    spec = REGISTRY[chosen]
     span = time_range(start, end, max_days=settings.api_max_export_days, default=timedelta(hours=24))
     params: dict[str, Any] = {"start": span.start, "end": span.end}
     if feed is not None:
@@ -213,7 +226,7 @@ async def export(
             title="Too Many Requests",
             headers={"Retry-After": "10"},
         )
-    filename = f"{kind}-{span.start:%Y%m%dT%H%M%SZ}-{span.end:%Y%m%dT%H%M%SZ}.{format}"
+    filename = f"{chosen}-{span.start:%Y%m%dT%H%M%SZ}-{span.end:%Y%m%dT%H%M%SZ}.{format}"
     return ExportResponse(
         stream_rows(
             state["engines"].export,

@@ -15,32 +15,31 @@ from fastapi.responses import Response
 
 from app.api.deps import SessionDep, SettingsDep
 from app.api.geojson import GeoJSONResponse, dumps, feature, paged, point
-from app.api.kinds import KINDS
 from app.api.params import BBoxQuery, FeedQuery, PageDep, listing_where, parse_time
 from app.api.schemas import ReplayCollection
 from app.api.sites import identity
 from app.problems import invalid
 from app.read.rows import fetch_rows
 from ingest.derived import derived_fields
-from kernel.topics import TopicSpec
+from kernel.topics import SITE_TOPICS, TopicSpec
 
 router = APIRouter(prefix="/api/v1", tags=["replay"])
 
 
-def derived_input_sql(kind: TopicSpec) -> str:
+def derived_input_sql(spec: TopicSpec) -> str:
     """The static column a topic's derived fields need besides the observation's own (registry)."""
-    return "NULL" if kind.derived_input == "NULL" else f"s.{kind.derived_input}"
+    return "NULL" if spec.derived_input == "NULL" else f"s.{spec.derived_input}"
 
 
-def replay_sql(kind: TopicSpec, where: list[str]) -> str:
-    cols = ", ".join(f"o.{c}" for c in (*kind.metrics, *kind.states))
-    cols += f", {derived_input_sql(kind)} AS site_static"
+def replay_sql(spec: TopicSpec, where: list[str]) -> str:
+    cols = ", ".join(f"o.{c}" for c in (*spec.metrics, *spec.states))
+    cols += f", {derived_input_sql(spec)} AS site_static"
     extra = "".join(f" AND {w}" for w in where)
     return f"""
         SELECT s.id, s.feed_id, s.source_id, s.name, s.lat, s.lon, o.observed_at, {cols}
-        FROM {kind.site_table} s
+        FROM {spec.site_table} s
         JOIN LATERAL (
-            SELECT * FROM {kind.obs_table} o
+            SELECT * FROM {spec.obs_table} o
             WHERE o.site_id = s.id AND o.observed_at <= :t AND o.observed_at > :since
             ORDER BY o.observed_at DESC
             LIMIT 1
@@ -51,13 +50,13 @@ def replay_sql(kind: TopicSpec, where: list[str]) -> str:
     """
 
 
-def _register(kind: TopicSpec, path: str) -> None:
-    @router.get(
+def _register(spec: TopicSpec, path: str, into: APIRouter = router) -> None:
+    @into.get(
         path,
-        summary=f"Every {kind.topic} site as it was at `time` (GeoJSON)",
+        summary=f"Every {spec.topic} site as it was at `time` (GeoJSON)",
         response_class=GeoJSONResponse,
         response_model=ReplayCollection,
-        name=f"{kind.topic}_at",
+        name=f"{spec.topic}_at",
     )
     async def at(
         request: Request,
@@ -76,7 +75,7 @@ def _register(kind: TopicSpec, path: str) -> None:
         lookback = timedelta(minutes=settings.api_replay_lookback_minutes)
         params: dict[str, Any] = {"t": instant, "since": instant - lookback, "limit_plus": page.limit + 1}
         where = listing_where("s", params, bbox, feed, page.after)
-        rows = await fetch_rows(session, replay_sql(kind, where), params)
+        rows = await fetch_rows(session, replay_sql(spec, where), params)
         rows, cursor, headers = paged(request, rows, page.limit, "id")
         features = []
         for row in rows:
@@ -86,9 +85,9 @@ def _register(kind: TopicSpec, path: str) -> None:
                 "observed_at": row["observed_at"],
                 "age_s": (instant - row["observed_at"]).total_seconds(),
             }
-            for column in (*kind.metrics, *kind.states):
+            for column in (*spec.metrics, *spec.states):
                 props[column] = row[column]
-            props.update(derived_fields(kind.topic, row, row["site_static"]))
+            props.update(derived_fields(spec.topic, row, row["site_static"]))
             features.append(feature(row["id"], point(row["lat"], row["lon"]), props))
         body = {
             "type": "FeatureCollection",
@@ -100,5 +99,5 @@ def _register(kind: TopicSpec, path: str) -> None:
         return Response(dumps(body), media_type="application/geo+json", headers=headers)
 
 
-for _kind in KINDS.values():  # one endpoint per topic with history, from the registry
-    _register(_kind, f"/{_kind.topic}/at")
+for _spec in SITE_TOPICS:  # one endpoint per topic with history, from the registry
+    _register(_spec, f"/{_spec.topic}/at")

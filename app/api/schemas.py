@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kernel.topics import SiteTopic
+
 Trend = Literal["filling", "emptying", "steady", "unknown"]
 StaleReason = Literal["site", "feed", "age", "no_observation"]
 
@@ -206,7 +208,7 @@ class HistoryPoint(BaseModel):
 
 class History(BaseModel):
     site_id: str
-    kind: Literal["parking", "traffic", "bikes"]
+    kind: SiteTopic
     step: Literal["raw", "5m", "15m", "1h", "1d"]
     start: datetime = Field(alias="from")
     end: datetime = Field(alias="to")

@@ -15,7 +15,6 @@ from app.api.geojson import (
     GeoJSONResponse,
     collection,
     feature,
-    json_response,
     paged,
 )
 from app.api.params import (
@@ -23,18 +22,15 @@ from app.api.params import (
     BBoxQuery,
     FeedQuery,
     NearQuery,
-    Page,
     PageDep,
     RadiusQuery,
     listing_where,
 )
 from app.api.schemas import EventCollection, TrafficCollection, TrafficFeature
+from app.api.site_responses import one_site_feature, sites_page
 from app.api.sites import (
-    SiteFilter,
     base_properties,
     identity,
-    one_site,
-    site_collection,
     site_filter,
     site_id_path,
 )
@@ -47,16 +43,17 @@ router = APIRouter(prefix="/api/v1/traffic", tags=["traffic"])
 SiteId = Annotated[str, site_id_path("digitraffic-tms:23001")]
 
 
+# Copied from the rows as they are; derived values (level, speed_ratio) are computed below.
+SITE_PROPERTIES = ("site_kind", "road", "direction", "speed_kmh", "flow_vph", "occupancy_pct", "congestion")
+EVENT_PROPERTIES = tuple(
+    "event_type description severity road valid_from valid_to observed_at first_seen_at last_seen_at".split()
+)
+
+
 def traffic_feature(row: dict[str, Any]) -> dict[str, Any]:
     props = base_properties(row)
+    props.update({column: row[column] for column in SITE_PROPERTIES})
     props.update(
-        site_kind=row["site_kind"],
-        road=row["road"],
-        direction=row["direction"],
-        speed_kmh=row["speed_kmh"],
-        flow_vph=row["flow_vph"],
-        occupancy_pct=row["occupancy_pct"],
-        congestion=row["congestion"],
         level=congestion_level(row["speed_kmh"], row["free_flow_kmh"], row["congestion"]),
         free_flow_kmh=row["free_flow_kmh"],
         speed_ratio=speed_ratio(row["speed_kmh"], row["free_flow_kmh"]),
@@ -87,9 +84,7 @@ async def list_sites(
     filters = site_filter(settings, page, bbox, feed, near, radius)
     if congestion is not None:
         filters.require("s.congestion = :congestion", congestion=congestion)
-    seq = (await session.execute(text(CHANGES_SEQ_SQL))).scalar_one()
-    rows = await fetch_traffic(session, filters, page)
-    return site_collection(request, filters, page, seq, rows, traffic_feature)
+    return await sites_page(request, session, filters, page, fetch_traffic, traffic_feature)
 
 
 @router.get(
@@ -99,9 +94,7 @@ async def list_sites(
     response_model=TrafficFeature,
 )
 async def get_site(site_id: SiteId, session: SessionDep) -> Response:
-    rows = await fetch_traffic(session, SiteFilter(ids=[site_id]), Page(limit=1, after=None))
-    row = one_site(rows, f"traffic site {site_id!r}")
-    return json_response(traffic_feature(row), media_type="application/geo+json")
+    return await one_site_feature(session, fetch_traffic, site_id, "traffic site", traffic_feature)
 
 
 EVENTS_SQL = """
@@ -140,20 +133,8 @@ async def list_events(
     rows, cursor, headers = paged(request, rows, page.limit, "id")
     features = []
     for row in rows:
-        props = {
-            **identity(row),
-            "event_type": row["event_type"],
-            "description": row["description"],
-            "severity": row["severity"],
-            "road": row["road"],
-            "valid_from": row["valid_from"],
-            "valid_to": row["valid_to"],
-            "observed_at": row["observed_at"],
-            "first_seen_at": row["first_seen_at"],
-            "last_seen_at": row["last_seen_at"],
-            "demo": row["feed_demo"],
-            "city": row["feed_city"],
-        }
+        props = {**identity(row), **{column: row[column] for column in EVENT_PROPERTIES}}
+        props.update(demo=row["feed_demo"], city=row["feed_city"])
         features.append(feature(row["id"], geometry_of(row), props))
     headers[CHANGES_SEQ_HEADER] = str(seq)
     return collection(request, features, cursor, headers)

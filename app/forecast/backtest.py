@@ -56,17 +56,11 @@ def origins(series: SiteSeries, test_from: float, test_to: float | None = None) 
 
 def forecast_line(fc: Forecast) -> Iterator[dict[str, Any]]:
     for h in fc.horizons:
-        line: dict[str, Any] = {
+        yield {
             "site": fc.site,
             "origin": fc.origin.isoformat(),
-            "horizon_min": h.horizon_min,
-            "occupancy": h.occupancy,
-            "low": h.low,
-            "high": h.high,
+            **h.pick(("horizon_min", "occupancy", "low", "high")),
         }
-        if h.reason:
-            line["reason"] = h.reason
-        yield line
 
 
 def run(

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from app.forecast.series import DAY_S, MATCH_TOLERANCE_S, SiteSeries, wall_datetime
 
@@ -69,6 +70,13 @@ class HorizonForecast:
     interval: str | None  # "residuals" (past errors) | "spread" (reference days)
     references: int
     reason: str | None = None
+
+    def pick(self, names: tuple[str, ...]) -> dict[str, Any]:
+        """The named values, and ``reason`` when there is one (the API and the backtest both answer so)."""
+        out = {name: getattr(self, name) for name in names}
+        if self.reason:
+            out["reason"] = self.reason
+        return out
 
 
 @dataclass(frozen=True)

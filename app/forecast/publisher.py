@@ -21,7 +21,6 @@ pass, which follows at once. The publisher's own rows are read past, never recom
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from datetime import datetime
@@ -40,6 +39,7 @@ from kernel.changefeed.subscribe import wake_on_notify
 from kernel.db import asyncpg_dsn
 from kernel.locks import FORECAST_LOCK
 from kernel.settings import Settings
+from kernel.workers import cancel_all, run_passes
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,6 @@ MAX_SITES = 100
 REFRESH_AFTER_S = 15 * 60.0
 #: Rates are compared rounded to this many decimals (0.01 = one percentage point).
 RATE_DECIMALS = 2
-SKIPPED_RETRY_S = 0.25
 #: Periodic wake-up when no notification arrives (a missed NOTIFY costs at most this).
 POLL_S = 30.0
 HORIZON_KEYS = ("horizon_min", "free", "free_low", "free_high", "occupancy", "low", "high", "trend")
@@ -153,9 +152,7 @@ class ForecastPublisher:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_all(self._tasks)
 
     def _on_change(self, *_: Any) -> None:
         self._changed.set()
@@ -169,21 +166,14 @@ class ForecastPublisher:
         )
 
     async def _publish_loop(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), POLL_S)
-            self._changed.clear()
-            try:
-                while await self.publish():
-                    pass
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("forecast: publishing pass failed; retrying at the next change")
-            if self.skipped:
-                # Another process holds the lock, maybe in a pass that began before our change.
-                await asyncio.sleep(SKIPPED_RETRY_S)
-                self._changed.set()
+        await run_passes(
+            self._changed,
+            POLL_S,
+            self.publish,
+            lambda: self.skipped,
+            log=log,
+            failure="forecast: publishing pass failed; retrying at the next change",
+        )
 
     async def publish(self) -> bool:
         """One pass; returns True when more changes are waiting. Skips (``self.skipped``) when

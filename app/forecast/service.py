@@ -149,20 +149,8 @@ def to_json(state: SiteState, fc: Forecast | None, reason: str | None) -> dict[s
         }
     horizons = []
     for h in fc.horizons:
-        item: dict[str, Any] = {
-            "horizon_min": h.horizon_min,
-            "at": _iso(h.at),
-            "occupancy": h.occupancy,
-            "low": h.low,
-            "high": h.high,
-            "free": h.free,
-            "free_low": h.free_low,
-            "free_high": h.free_high,
-            "trend": h.trend,
-        }
-        if h.reason:
-            item["reason"] = h.reason
-        horizons.append(item)
+        item = h.pick(("horizon_min", "occupancy", "low", "high", "free", "free_low", "free_high", "trend"))
+        horizons.append({"horizon_min": h.horizon_min, "at": _iso(h.at), **item})
     return {
         "status": "ok" if fc.ok else "insufficient_history",
         "reason": None if fc.ok else fc.reason or _first_reason(fc),
@@ -252,12 +240,5 @@ async def site_forecast_pg(
 
 def state_of(row: dict[str, Any]) -> SiteState:
     """From a row of the parking site query (app.api.parking)."""
-    return SiteState(
-        id=row["id"],
-        capacity=row["capacity"],
-        free=row["free"],
-        occupied=row["occupied"],
-        status=row["status"],
-        observed_at=row["observed_at"],
-        stale=row.get("stale_reason") is not None,
-    )
+    taken = {name: row[name] for name in ("id", "capacity", "free", "occupied", "status", "observed_at")}
+    return SiteState(**taken, stale=row.get("stale_reason") is not None)

@@ -20,7 +20,7 @@ from app.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from app.state import get_state
 from kernel.db import raw_connection
 
-router = APIRouter(tags=["admin"])
+router = APIRouter(tags=["admin"], dependencies=[AdminOnly], responses=ADMIN_RESPONSES)  # every route here
 
 
 class KeyReport(BaseModel):
@@ -50,8 +50,6 @@ class KeysReport(BaseModel):
     "/admin/keys",
     summary="API keys with usage (connections, messages, bytes)",
     response_model=KeysReport,
-    dependencies=[AdminOnly],
-    responses=ADMIN_RESPONSES,
 )
 async def admin_keys(request: Request) -> Any:
     state = get_state(request)
@@ -73,8 +71,6 @@ async def admin_keys(request: Request) -> Any:
     "/metrics",
     summary="Prometheus metrics of this process",
     response_class=PlainTextResponse,
-    dependencies=[AdminOnly],
-    responses=ADMIN_RESPONSES,
 )
 async def metrics(request: Request) -> Response:
     # Every metric of this process through prometheus-client (app/metrics.py), the live

@@ -18,9 +18,7 @@ from dataclasses import dataclass, field
 
 from app.live.protocol import Filter, Topic
 from kernel.changefeed.subscribe import Change
-from kernel.topics import REGISTRY
-
-POSITIONLESS_TOPICS = frozenset(topic for topic, spec in REGISTRY.items() if not spec.has_position)
+from kernel.topics import POSITIONLESS as POSITIONLESS_TOPICS  # kept current by the registry
 
 
 @dataclass

@@ -275,19 +275,6 @@ class SnapshotEnd(BaseModel):
     items: int = Field(description="Total items over all chunks.")
 
 
-class Delta(BaseModel):
-    type: Literal["delta"] = "delta"
-    seq: int
-    topic: Topic
-    id: str
-    feed: str | None
-    fields: dict[str, Any]
-    observed_at: str | None = None
-    received_at: str | None = None
-    coalesced: bool | None = None
-    resume_from: int | None = None
-
-
 class DeltaItem(BaseModel):
     seq: int
     topic: Topic
@@ -296,6 +283,15 @@ class DeltaItem(BaseModel):
     fields: dict[str, Any]
     observed_at: str | None = None
     received_at: str | None = None
+
+
+class Delta(DeltaItem):
+    """One change as a message of its own: a ``DeltaItem`` with its ``type`` (the wire order of
+    keys is the frames' business, app/live/frames.py, not this model's)."""
+
+    type: Literal["delta"] = "delta"
+    coalesced: bool | None = None
+    resume_from: int | None = None
 
 
 class Deltas(BaseModel):

@@ -24,14 +24,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.live.filters import Subscription
 from ingest.derived import derived_fields, usable_free
 from kernel.changefeed.subscribe import CHANGE_COLUMNS, Change, parse_rows
-from kernel.topics import JSON_FIELDS, REGISTRY, TOPICS, Topic, snapshot_query
+from kernel.topics import JSON_FIELDS, REGISTRY, TOPICS, Topic
+from kernel.topics import SNAPSHOT_QUERIES as TOPIC_QUERIES
 
 # Field names are the REST API's (docs/architecture.md, "The change log"). Each query yields
 # id, feed_id, observed_at, received_at, lat, lon, free (for filtering) and the topic's fields;
-# both come from the topic registry (kernel/topics.py).
-TOPIC_QUERIES: dict[str, tuple[str, tuple[str, ...]]] = {
-    topic: (snapshot_query(spec), spec.live_fields) for topic, spec in REGISTRY.items()
-}
+# both come from the topic registry (kernel/topics.py), which keeps TOPIC_QUERIES current.
 OPEN_STATUS = "coalesce(status, 'unknown') NOT IN ('closed', 'full')"
 
 

@@ -8,6 +8,7 @@ elements by *local name* so one reader serves all of them.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -124,20 +125,16 @@ def text(el: etree._Element | None) -> str | None:
 
 def child_text(el: etree._Element, *names: str) -> str | None:
     """Text of the first child with one of the names that has any."""
-    for c in el.iterchildren(*_tags(names)):
-        value = text(c)
-        if value is not None:
-            return value
-    return None
+    return _first_text(el.iterchildren(*_tags(names)))
 
 
 def find_text(el: etree._Element, *names: str) -> str | None:
     """Text of the first descendant with one of the names that has any."""
-    for d in el.iterdescendants(*_tags(names)):
-        value = text(d)
-        if value is not None:
-            return value
-    return None
+    return _first_text(el.iterdescendants(*_tags(names)))
+
+
+def _first_text(elements: Iterable[etree._Element]) -> str | None:
+    return next((value for value in map(text, elements) if value is not None), None)
 
 
 def tidy(value: str) -> str:

@@ -601,31 +601,13 @@ def _parking(
     if name or address or lat is not None:
         out.append(
             ParkingSite(
-                id=record_id,
-                name=name,
-                lat=lat,
-                lon=lon,
-                capacity=capacity,
-                site_type=site_type,
-                address=address,
+                **_place(record_id, name, position), capacity=capacity, site_type=site_type, address=address
             )
         )
     if free is not None or occupied is not None or status in ("closed", "full"):
-        observed_at, received = _observed_at(values, compiled, fallback)
-        if received:
-            extra["observed_at"] = "received"
-        if values.get("_unzoned"):
-            extra["timezone_assumed"] = "UTC"
+        reading = _reading(record_id, values, compiled, fallback, extra)
         out.append(
-            ParkingObservation(
-                id=record_id,
-                observed_at=observed_at,
-                free=free,
-                occupied=occupied,
-                capacity=capacity,
-                status=status,  # type: ignore[arg-type]
-                extra=extra,
-            )
+            ParkingObservation(**reading, free=free, occupied=occupied, capacity=capacity, status=status)  # type: ignore[arg-type]
         )
     elif out and extra.get("status_raw"):
         # A site-only record: keep the feed's status word when it was not understood.
@@ -654,28 +636,18 @@ def _traffic(
     out: list[Record] = []
     if name or lat is not None or geometry:
         is_line = bool(geometry) and "Line" in str(geometry.get("type"))
-        out.append(
-            TrafficSite(
-                id=record_id,
-                name=name,
-                lat=lat,
-                lon=lon,
-                geometry=geometry,
-                site_kind="segment" if is_line else "sensor",
-                road=address,
-            )
-        )
+        place = _place(record_id, name, position)
+        site_kind = "segment" if is_line else "sensor"
+        out.append(TrafficSite(**place, geometry=geometry, site_kind=site_kind, road=address))  # type: ignore[arg-type]
     if speed is not None or flow is not None or occupancy is not None or congestion != "unknown":
-        observed_at, received = _observed_at(values, compiled, fallback)
+        reading = _reading(record_id, values, compiled, fallback)
         out.append(
             TrafficObservation(
-                id=record_id,
-                observed_at=observed_at,
+                **reading,
                 speed_kmh=speed,
                 flow_vph=flow,
                 occupancy_pct=occupancy,
                 congestion=congestion,  # type: ignore[arg-type]
-                extra=_time_extra(values, received),
             )
         )
     return out
@@ -696,28 +668,34 @@ def _bikes(
     )
     out: list[Record] = []
     if name or address or lat is not None:
-        out.append(BikeStation(id=record_id, name=name, lat=lat, lon=lon, capacity=capacity, address=address))
+        out.append(BikeStation(**_place(record_id, name, position), capacity=capacity, address=address))
     if bikes is not None or status == "closed":
-        observed_at, received = _observed_at(values, compiled, fallback)
-        out.append(
-            BikeObservation(
-                id=record_id,
-                observed_at=observed_at,
-                bikes_available=bikes,
-                docks_available=docks,
-                capacity=capacity,
-                status=status,  # type: ignore[arg-type]
-                extra=_time_extra(values, received),
-            )
-        )
+        reading = _reading(record_id, values, compiled, fallback)
+        counts: dict[str, Any] = {"bikes_available": bikes, "docks_available": docks, "capacity": capacity}
+        out.append(BikeObservation(**reading, **counts, status=status))  # type: ignore[arg-type]
     return out
 
 
-def _time_extra(values: dict[str, Any], received: bool) -> dict[str, Any]:
-    extra: dict[str, Any] = {"observed_at": "received"} if received else {}
+def _place(record_id: str, name: str | None, position: tuple) -> dict[str, Any]:
+    """What every site record of this adapter starts with (the topic's own fields are added)."""
+    return {"id": record_id, "name": name, "lat": position[0], "lon": position[1]}
+
+
+def _reading(
+    record_id: str,
+    values: dict[str, Any],
+    compiled: _Compiled,
+    fallback: datetime | None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What every reading of this adapter starts with: its id, its time and how that time was found."""
+    observed_at, received = _observed_at(values, compiled, fallback)
+    extra = {} if extra is None else extra
+    if received:
+        extra["observed_at"] = "received"
     if values.get("_unzoned"):
         extra["timezone_assumed"] = "UTC"
-    return extra
+    return {"id": record_id, "observed_at": observed_at, "extra": extra}
 
 
 _BUILDERS = {"parking": _parking, "traffic": _traffic, "bikes": _bikes}

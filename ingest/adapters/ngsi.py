@@ -306,10 +306,7 @@ def _parking(entity: _Entity) -> list[Record]:
     operator = entity.get("provider", "owner", "operator")
     records: list[Record] = [
         ParkingSite(
-            id=entity.id,
-            name=_name(entity),
-            lat=lat,
-            lon=lon,
+            **_place(entity, lat, lon),
             capacity=capacity,
             site_type=site_type,
             address=_address(entity),
@@ -336,25 +333,13 @@ def _parking(entity: _Entity) -> list[Record]:
             occupied = capacity - free
     if free is None and occupied is None and raw_status is None:
         return records
-    observed_at, received = _time(
-        entity,
-        "availableSpotNumber",
-        "occupiedSpotNumber",
-        "status",
-        keys=("dateObserved", "occupancyModified", "observationDateTime", "dateModified"),
+    attrs = ("availableSpotNumber", "occupiedSpotNumber", "status")
+    reading = _reading(
+        entity, attrs, ("dateObserved", "occupancyModified", "observationDateTime", "dateModified"), obs_extra
     )
-    if received:
-        obs_extra["observed_at"] = "received"
+    status: Any = SITE_STATUS.get(word or "", "unknown")  # one of ParkingStatus, from the table
     records.append(
-        ParkingObservation(
-            id=entity.id,
-            observed_at=observed_at,
-            free=free,
-            occupied=occupied,
-            capacity=capacity,
-            status=SITE_STATUS.get(word or "", "unknown"),  # type: ignore[arg-type]
-            extra=obs_extra,
-        )
+        ParkingObservation(**reading, free=free, occupied=occupied, capacity=capacity, status=status)
     )
     return records
 
@@ -388,10 +373,7 @@ def _traffic_flow(entity: _Entity) -> list[Record]:
     if lane is not None:
         extra["lane"] = lane
     site = TrafficSite(
-        id=entity.id,
-        name=_name(entity) or road,
-        lat=lat,
-        lon=lon,
+        **_place(entity, lat, lon, fallback_name=road),
         geometry=geometry,
         site_kind="segment" if is_line else "sensor",
         road=road,
@@ -417,24 +399,10 @@ def _traffic_flow(entity: _Entity) -> list[Record]:
         congestion = "congested" if str(congested).lower() == "true" else "free"
     if speed is None and flow is None and occupancy is None and congestion == "unknown" and not obs_extra:
         return [site]
-    observed_at, received = _time(
-        entity,
-        "intensity",
-        "averageVehicleSpeed",
-        "occupancy",
-        keys=("dateObservedTo", "dateObserved", "dateModified"),
-    )
-    if received:
-        obs_extra["observed_at"] = "received"
-    observation = TrafficObservation(
-        id=entity.id,
-        observed_at=observed_at,
-        speed_kmh=speed,
-        flow_vph=flow,
-        occupancy_pct=occupancy,
-        congestion=congestion,  # type: ignore[arg-type]
-        extra=obs_extra,
-    )
+    attrs = ("intensity", "averageVehicleSpeed", "occupancy")
+    reading = _reading(entity, attrs, ("dateObservedTo", "dateObserved", "dateModified"), obs_extra)
+    values: dict[str, Any] = {"speed_kmh": speed, "flow_vph": flow, "occupancy_pct": occupancy}
+    observation = TrafficObservation(**reading, **values, congestion=congestion)  # type: ignore[arg-type]
     return [site, observation]
 
 
@@ -448,10 +416,7 @@ def _road_segment(entity: _Entity) -> list[Record]:
     road = clean_text(entity.get("roadName")) or _relation_id(entity.get("refRoad"))
     return [
         TrafficSite(
-            id=entity.id,
-            name=_name(entity),
-            lat=lat,
-            lon=lon,
+            **_place(entity, lat, lon),
             geometry=geometry,
             site_kind="segment",
             road=road,
@@ -468,10 +433,7 @@ def _bike_station(entity: _Entity) -> list[Record]:
     lat, lon, _geometry = _position(entity)
     capacity = _int(entity, "totalSlotNumber")
     station = BikeStation(
-        id=entity.id,
-        name=_name(entity),
-        lat=lat,
-        lon=lon,
+        **_place(entity, lat, lon),
         capacity=capacity,
         address=_address(entity),
     )
@@ -493,22 +455,32 @@ def _bike_station(entity: _Entity) -> list[Record]:
             status = "open"
     if bikes is None and docks is None and status == "unknown":
         return [station]
-    observed_at, received = _time(
-        entity,
-        "availableBikeNumber",
-        "freeSlotNumber",
-        keys=("dateObserved", "observationDate", "observationDateTime", "dateModified"),
+    attrs = ("availableBikeNumber", "freeSlotNumber")
+    reading = _reading(
+        entity, attrs, ("dateObserved", "observationDate", "observationDateTime", "dateModified")
     )
-    observation = BikeObservation(
-        id=entity.id,
-        observed_at=observed_at,
-        bikes_available=bikes,
-        docks_available=docks,
-        capacity=capacity,
-        status=status,  # type: ignore[arg-type]
-        extra={"observed_at": "received"} if received else {},
-    )
+    counts: dict[str, Any] = {"bikes_available": bikes, "docks_available": docks, "capacity": capacity}
+    observation = BikeObservation(**reading, **counts, status=status)  # type: ignore[arg-type]
     return [station, observation]
+
+
+def _place(
+    entity: _Entity, lat: float | None, lon: float | None, fallback_name: str | None = None
+) -> dict[str, Any]:
+    """What every site record starts with; each topic adds its own fields."""
+    return {"id": entity.id, "name": _name(entity) or fallback_name, "lat": lat, "lon": lon}
+
+
+def _reading(
+    entity: _Entity, attrs: tuple[str, ...], keys: tuple[str, ...], extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """What every reading starts with: the entity's id and the time of ``attrs`` (from ``keys``,
+    else the time of receipt, then said in ``extra``)."""
+    observed_at, received = _time(entity, *attrs, keys=keys)
+    extra = {} if extra is None else extra
+    if received:
+        extra["observed_at"] = "received"
+    return {"id": entity.id, "observed_at": observed_at, "extra": extra}
 
 
 def _entity_records(entity: _Entity) -> list[Record]:

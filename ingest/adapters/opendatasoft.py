@@ -422,6 +422,11 @@ def _build(
         return stamp
 
     places = name is not None or lat is not None or geometry is not None
+    # What every site and every reading of a record starts with; each topic adds its own fields.
+    place: dict[str, Any] = {"id": record_id, "name": name, "lat": lat, "lon": lon, "extra": site_extra}
+
+    def reading() -> dict[str, Any]:
+        return {"id": record_id, "observed_at": observed_at(), "extra": observation_extra}
 
     if mapping.record_type == "traffic":
         speed = None if no_reading else parse_float(record.get(mapping.speed))
@@ -435,28 +440,18 @@ def _build(
             if kind is None:
                 kind = "segment" if geometry and "LineString" in str(geometry.get("type")) else "sensor"
             site = TrafficSite(
-                id=record_id,
-                name=name,
-                lat=lat,
-                lon=lon,
+                **place,
                 geometry=geometry,
                 site_kind="segment" if kind == "segment" else "sensor",
                 road=name if kind == "segment" else None,
                 free_flow_kmh=free_flow,
-                extra=site_extra,
             )
         observation: _Observation | None = None
         if has_observation_fields and (
             any(v is not None for v in (speed, flow, occupancy)) or congestion != "unknown"
         ):
             observation = TrafficObservation(
-                id=record_id,
-                observed_at=observed_at(),
-                speed_kmh=speed,
-                flow_vph=flow,
-                occupancy_pct=occupancy,
-                congestion=congestion,
-                extra=observation_extra,
+                **reading(), speed_kmh=speed, flow_vph=flow, occupancy_pct=occupancy, congestion=congestion
             )
         return site, observation
 
@@ -470,24 +465,14 @@ def _build(
     readings = any(v is not None for v in (free, occupied))
 
     if mapping.record_type == "bikes":
-        site = BikeStation(
-            id=record_id,
-            name=name,
-            lat=lat,
-            lon=lon,
-            capacity=capacity,
-            address=text(record.get(mapping.address)),
-            extra=site_extra,
-        )
+        site = BikeStation(**place, capacity=capacity, address=text(record.get(mapping.address)))
         observation = None
         if has_observation_fields and (readings or meaning != "unknown"):
             observation = BikeObservation(
-                id=record_id,
-                observed_at=observed_at(),
+                **reading(),
                 bikes_available=free,
                 capacity=capacity,
                 status="open" if meaning == "open" else "closed" if meaning == "closed" else "unknown",
-                extra=observation_extra,
             )
         return (site if places else None), observation
 
@@ -500,25 +485,12 @@ def _build(
     site = None
     if places:
         site = ParkingSite(
-            id=record_id,
-            name=name,
-            lat=lat,
-            lon=lon,
-            capacity=capacity,
-            site_type=site_type,
-            address=text(record.get(mapping.address)),
-            extra=site_extra,
+            **place, capacity=capacity, site_type=site_type, address=text(record.get(mapping.address))
         )
     observation = None
     if has_observation_fields and (readings or status != "unknown"):
         observation = ParkingObservation(
-            id=record_id,
-            observed_at=observed_at(),
-            free=free,
-            occupied=occupied,
-            capacity=capacity,
-            status=status,
-            extra=observation_extra,
+            **reading(), free=free, occupied=occupied, capacity=capacity, status=status
         )
     return site, observation
 

@@ -1,7 +1,7 @@
 """Writing what the pollers read: one transaction per poll, changes announced by the commit.
 
 * ``writer``: ``Store`` — sites, readings, current state, events, health, partitions;
-* ``kinds``: how parking, traffic and bike sites map onto their tables;
+* ``topics``: how parking, traffic and bike sites map onto their tables;
 * ``queries``: small SQL helpers shared by the steps.
 """
 

@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from ingest.spec import FeedSpec
-from ingest.store.kinds import StoredTopic
+from ingest.store.topics import StoredTopic
 
 
 @dataclass
@@ -30,7 +30,7 @@ async def raw_connection(conn: Any) -> asyncpg.Connection:
 
 
 async def fetch_static(
-    raw: asyncpg.Connection, kind: StoredTopic, ids: list[str], *, full: bool
+    raw: asyncpg.Connection, topic: StoredTopic, ids: list[str], *, full: bool
 ) -> dict[str, asyncpg.Record]:
     """Stored static fields of these sites; without ``full`` only what the capacity rule needs.
 
@@ -39,18 +39,18 @@ async def fetch_static(
     """
     # Parking's free/occupied/status: the change a site update announces carries the free count
     # `min_free` may compare (ingest.derived.usable_free).
-    parking = ("free", "occupied", "status") if kind.topic == "parking" else ()
-    cols = ", ".join((*kind.static_columns, "extra", *parking))
+    parking = ("free", "occupied", "status") if topic.topic == "parking" else ()
+    cols = ", ".join((*topic.static_columns, "extra", *parking))
     if not full:
-        cols = "capacity" if kind.topic in ("parking", "bikes") else "lat"
+        cols = "capacity" if topic.topic in ("parking", "bikes") else "lat"
     rows = await raw.fetch(
-        f"SELECT id, source_id, {cols} FROM {kind.site_table} WHERE id = ANY($1::text[])", ids
+        f"SELECT id, source_id, {cols} FROM {topic.site_table} WHERE id = ANY($1::text[])", ids
     )
     return {r["id"]: r for r in rows}
 
 
 async def fetch_state(
-    raw: asyncpg.Connection, kind: StoredTopic, feed: str, ids: list[str]
+    raw: asyncpg.Connection, topic: StoredTopic, feed: str, ids: list[str]
 ) -> dict[str, tuple[Any, ...]]:
     """Current state as ``(lat, lon, values, observed_at, last_stored_at, stale, derived_input)``.
 
@@ -58,13 +58,13 @@ async def fetch_state(
     instead of scanning every feed's.
     """
     rows = await raw.fetch(
-        f"SELECT id, lat, lon, {', '.join(kind.live_columns)}, observed_at, last_stored_at, stale, "
-        f"{kind.derived_input} "
-        f"FROM {kind.site_table} WHERE feed_id = $1 AND id = ANY($2::text[])",
+        f"SELECT id, lat, lon, {', '.join(topic.live_columns)}, observed_at, last_stored_at, stale, "
+        f"{topic.derived_input} "
+        f"FROM {topic.site_table} WHERE feed_id = $1 AND id = ANY($2::text[])",
         feed,
         ids,
     )
-    end = 3 + len(kind.live)
+    end = 3 + len(topic.live)
     return {r[0]: (r[1], r[2], tuple(r[3:end]), r[end], r[end + 1], r[end + 2], r[end + 3]) for r in rows}
 
 

@@ -3,7 +3,7 @@
 Per ``apply`` call (one poll of one feed, all its parts and pages):
 
 1. quality rules (ingest/quality.py) flag or quarantine records;
-2. sites are upserted (static fields) with ``unnest`` — one statement per kind;
+2. sites are upserted (static fields) with ``unnest`` — one statement per topic;
 3. observations newer than the site's current state are written with COPY when a value
    changed or the heartbeat interval has passed; current state is updated on the site row;
 4. every change to current state becomes a ``changes`` row whose ``seq`` is drawn under a
@@ -33,14 +33,34 @@ from ingest import quality, usability
 from ingest.derived import derived_fields, usable_free
 from ingest.records import ParkingObservation, Record, Rejected, TrafficEvent
 from ingest.spec import FeedSpec
-from ingest.store.kinds import EVENT_FIELDS, KIND_OF_OBS, KIND_OF_SITE, KINDS, SITE_FLAGS, StoredTopic
 from ingest.store.queries import PollInfo, fetch_state, fetch_static, log_poll, quarantine, raw_connection
+from ingest.store.topics import (
+    EVENT_FIELDS,
+    SITE_FLAGS,
+    STORED_TOPICS,
+    TOPIC_OF_OBS,
+    TOPIC_OF_SITE,
+    StoredTopic,
+)
 from ingest.store.trend import refresh as refresh_trend
 from kernel.changefeed.publish import NewChange, as_json, jsonb_param, write_changes
 from kernel.phases import Phases, without_gc_passes
 from kernel.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicReadings:
+    """One topic's readings of one poll, with what deciding about them needs."""
+
+    spec: FeedSpec
+    topic: StoredTopic
+    observations: list[Any]
+    current: dict[str, tuple[Any, ...]]  # the rows of ``fetch_state``, by site id
+    checked: quality.Checked
+    changes: list[NewChange]  # appended to: the changes to announce
+    now: datetime
 
 
 @dataclass
@@ -108,24 +128,24 @@ class Store:
         ahead = days_ahead if days_ahead is not None else self.settings.partitions_ahead_days
         today = datetime.now(UTC).date()
         async with self._begin() as raw:
-            for kind in KINDS.values():
+            for topic in STORED_TOPICS.values():
                 await raw.execute(
                     "SELECT mobility_ensure_partitions($1, $2::date, $3::date)",
-                    kind.obs_table,
+                    topic.obs_table,
                     today - timedelta(days=1),
                     today + timedelta(days=ahead),
                 )
                 for offset in range(-1, ahead + 1):
-                    self._partitions.add((kind.obs_table, today + timedelta(days=offset)))
+                    self._partitions.add((topic.obs_table, today + timedelta(days=offset)))
 
     async def purge(self) -> dict[str, int]:
         """Retention: whole observation partitions, old quarantine rows and poll logs."""
         keep_from = datetime.now(UTC).date() - timedelta(days=self.settings.retention_days)
         out: dict[str, int] = {}
         async with self._begin() as raw:
-            for kind in KINDS.values():
-                out[kind.obs_table] = await raw.fetchval(
-                    "SELECT mobility_drop_partitions_before($1, $2::date)", kind.obs_table, keep_from
+            for topic in STORED_TOPICS.values():
+                out[topic.obs_table] = await raw.fetchval(
+                    "SELECT mobility_drop_partitions_before($1, $2::date)", topic.obs_table, keep_from
                 )
             self._partitions = {p for p in self._partitions if p[1] >= keep_from}
             cutoff = datetime.now(UTC) - timedelta(days=self.settings.quarantine_retention_days)
@@ -186,24 +206,24 @@ class Store:
             if not flipped:
                 return 0
             changes = [NewChange("feeds", spec.name, spec.name, {"stale": stale})]
-            for kind in KINDS.values():
+            for topic in STORED_TOPICS.values():
                 rows = await raw.fetch(
-                    f"UPDATE {kind.site_table} SET stale = $2 "
+                    f"UPDATE {topic.site_table} SET stale = $2 "
                     "WHERE feed_id = $1 AND stale IS DISTINCT FROM $2 "
-                    f"RETURNING id, lat, lon{', free' if kind.topic == 'parking' else ''}",
+                    f"RETURNING id, lat, lon{', free' if topic.topic == 'parking' else ''}",
                     spec.name,
                     stale,
                 )
                 for row in rows:
                     changes.append(
                         NewChange(
-                            kind.topic,
+                            topic.topic,
                             spec.name,
                             row["id"],
                             {"stale": stale},
                             row["lat"],
                             row["lon"],
-                            row.get("free") if kind.topic == "parking" else None,
+                            row.get("free") if topic.topic == "parking" else None,
                         )
                     )
             await write_changes(raw, changes, datetime.now(UTC))
@@ -236,28 +256,30 @@ class Store:
         rejected = list(rejected)
         result = ApplyResult(timings=phases.seconds)
         feed = spec.name
-        # Which of the batch's own ids each kind needs from the site tables before the rules run.
+        # Which of the batch's own ids each topic needs from the site tables before the rules run.
         site_ids: dict[StoredTopic, set[str]] = defaultdict(set)
         parking_obs_ids: set[str] = set()
         for r in records:
             cls = type(r)
-            if cls in KIND_OF_SITE:
-                site_ids[KIND_OF_SITE[cls]].add(r.id)
+            if cls in TOPIC_OF_SITE:
+                site_ids[TOPIC_OF_SITE[cls]].add(r.id)
             elif cls is ParkingObservation:
                 parking_obs_ids.add(r.id)
         async with self._begin() as raw:
             phases.mark("begin")
             # Stored static fields: for the site upsert's change detection, and the capacity rule.
             before: dict[StoredTopic, dict[str, asyncpg.Record]] = {}
-            for kind in KINDS.values():
-                ids = site_ids.get(kind, set())
-                lookup = ids | parking_obs_ids if kind is KINDS["parking"] else ids
-                before[kind] = (
-                    await fetch_static(raw, kind, [site_id(feed, i) for i in lookup], full=bool(ids))
+            for topic in STORED_TOPICS.values():
+                ids = site_ids.get(topic, set())
+                lookup = ids | parking_obs_ids if topic is STORED_TOPICS["parking"] else ids
+                before[topic] = (
+                    await fetch_static(raw, topic, [site_id(feed, i) for i in lookup], full=bool(ids))
                     if lookup
                     else {}
                 )
-            static_capacity = {row["source_id"]: row["capacity"] for row in before[KINDS["parking"]].values()}
+            static_capacity = {
+                row["source_id"]: row["capacity"] for row in before[STORED_TOPICS["parking"]].values()
+            }
             phases.mark("read_sites")
             with without_gc_passes():
                 checked = quality.check(
@@ -276,29 +298,29 @@ class Store:
             quarantine_rows += [(t, r.source_id, r.reason, r.raw_excerpt) for t, r in checked.quarantined]
             changes: list[NewChange] = []
 
-            by_kind_sites: dict[StoredTopic, list[Any]] = defaultdict(list)
-            by_kind_obs: dict[StoredTopic, list[Any]] = defaultdict(list)
+            by_topic_sites: dict[StoredTopic, list[Any]] = defaultdict(list)
+            by_topic_obs: dict[StoredTopic, list[Any]] = defaultdict(list)
             events: list[TrafficEvent] = []
             for r in checked.records:
                 cls = type(r)
-                if cls in KIND_OF_OBS:
-                    by_kind_obs[KIND_OF_OBS[cls]].append(r)
-                elif cls in KIND_OF_SITE:
-                    by_kind_sites[KIND_OF_SITE[cls]].append(r)
+                if cls in TOPIC_OF_OBS:
+                    by_topic_obs[TOPIC_OF_OBS[cls]].append(r)
+                elif cls in TOPIC_OF_SITE:
+                    by_topic_sites[TOPIC_OF_SITE[cls]].append(r)
                 else:
                     events.append(r)  # type: ignore[arg-type]
 
-            for kind in KINDS.values():
-                sites = by_kind_sites.get(kind, [])
-                observations = by_kind_obs.get(kind, [])
+            for topic in STORED_TOPICS.values():
+                sites = by_topic_sites.get(topic, [])
+                observations = by_topic_obs.get(topic, [])
                 if sites:
-                    await self._upsert_sites(raw, spec, kind, sites, before[kind], checked, changes)
+                    await self._upsert_sites(raw, spec, topic, sites, before[topic], checked, changes)
                     phases.mark("sites")
                 if not observations:
                     continue
                 # Read after the upsert: sites created or moved by this batch are seen as they now are.
                 obs_ids = {site_id(feed, o.id) for o in observations}
-                current = await fetch_state(raw, kind, feed, list(obs_ids))
+                current = await fetch_state(raw, topic, feed, list(obs_ids))
                 phases.mark("read_state")
                 kept = observations
                 if len(current) < len(obs_ids):
@@ -323,16 +345,15 @@ class Store:
                         else:
                             kept.append(obs)
                             if sid not in bare:
-                                bare[sid] = kind.site_cls(id=obs.id)
+                                bare[sid] = topic.site_cls(id=obs.id)
                     if bare:
                         for b in bare.values():
                             checked.flag(b, "no_static_data")
-                        await self._upsert_sites(raw, spec, kind, list(bare.values()), {}, checked, changes)
-                        current.update(await fetch_state(raw, kind, feed, list(bare)))
+                        await self._upsert_sites(raw, spec, topic, list(bare.values()), {}, checked, changes)
+                        current.update(await fetch_state(raw, topic, feed, list(bare)))
                     phases.mark("sites")
-                result.observations += await self._apply_observations(
-                    raw, spec, kind, kept, current, checked, changes, now, phases
-                )
+                readings = TopicReadings(spec, topic, kept, current, checked, changes, now)
+                result.observations += await self._apply_observations(raw, readings, phases)
 
             events_complete = (
                 "traffic_event" in complete_types if complete_types is not None else bool(events)
@@ -370,15 +391,15 @@ class Store:
         self,
         raw: asyncpg.Connection,
         spec: FeedSpec,
-        kind: StoredTopic,
+        topic: StoredTopic,
         sites: list[Any],
         before_rows: dict[str, asyncpg.Record],
         checked: quality.Checked,
         changes: list[NewChange],
     ) -> None:
         rows: list[tuple[Any, ...]] = []
-        cols = kind.static_columns
-        jsonb_cols = kind.jsonb_columns
+        cols = topic.static_columns
+        jsonb_cols = topic.jsonb_columns
         for s in sites:
             sid = site_id(spec.name, s.id)
             values = {col: getattr(s, col, None) for col in cols}
@@ -402,83 +423,73 @@ class Store:
                 lon = values.get("lon")
                 changes.append(
                     NewChange(
-                        kind.topic,
+                        topic.topic,
                         spec.name,
                         sid,
                         {**diff, "stale": False} if before is None else diff,
                         lat if lat is not None else (before["lat"] if before is not None else None),
                         lon if lon is not None else (before["lon"] if before is not None else None),
                         usable_free(before["status"], before["free"], before["occupied"])
-                        if before is not None and kind.topic == "parking"
+                        if before is not None and topic.topic == "parking"
                         else None,
                     )
                 )
         if not rows:
             return
-        types = [t for _, t in kind.static]
+        types = [t for _, t in topic.static]
         # Only non-null static values overwrite: a status payload that omits a name keeps the table's.
-        updates = ", ".join(f"{c} = COALESCE(EXCLUDED.{c}, {kind.site_table}.{c})" for c in cols)
+        updates = ", ".join(f"{c} = COALESCE(EXCLUDED.{c}, {topic.site_table}.{c})" for c in cols)
         column_args = [list(c) for c in zip(*rows, strict=True)]
         placeholders = ", ".join(f"${i + 4}::{t}[]" for i, t in enumerate(types))
         n = len(cols)
         await raw.execute(
             f"""
-            INSERT INTO {kind.site_table} (id, feed_id, source_id, {", ".join(cols)}, extra, flags)
+            INSERT INTO {topic.site_table} (id, feed_id, source_id, {", ".join(cols)}, extra, flags)
             SELECT u.id, u.feed_id, u.source_id, {", ".join("u." + c for c in cols)}, u.extra,
                    string_to_array(u.flags, ',')
             FROM unnest($1::text[], $2::text[], $3::text[], {placeholders},
                         ${n + 4}::jsonb[], ${n + 5}::text[])
                  AS u(id, feed_id, source_id, {", ".join(cols)}, extra, flags)
             ON CONFLICT (id) DO UPDATE SET {updates}, extra = EXCLUDED.extra,
-                flags = (SELECT ARRAY(SELECT DISTINCT unnest({kind.site_table}.flags || EXCLUDED.flags))),
+                flags = (SELECT ARRAY(SELECT DISTINCT unnest({topic.site_table}.flags || EXCLUDED.flags))),
                 updated_at = now()
             """,
             *column_args,
         )
 
     async def _apply_observations(
-        self,
-        raw: asyncpg.Connection,
-        spec: FeedSpec,
-        kind: StoredTopic,
-        observations: list[Any],
-        current: dict[str, tuple[Any, ...]],
-        checked: quality.Checked,
-        changes: list[NewChange],
-        now: datetime,
-        phases: Phases,
+        self, raw: asyncpg.Connection, readings: TopicReadings, phases: Phases
     ) -> int:
         """Readings newer than the stored state: history rows, new current state, changes.
 
         Runs once per reading of every poll, so it works on tuples (one ``attrgetter`` call per
         reading) rather than per-field dicts; ``current`` holds the rows of ``fetch_state``.
         """
-        if not observations:
+        if not readings.observations:
             return 0
-        value_cols = kind.live_columns
+        spec, topic = readings.spec, readings.topic
+        value_cols = topic.live_columns
         n = len(value_cols)
         with without_gc_passes():
-            to_store, days, state_updates = self._plan_readings(
-                spec, kind, observations, current, checked, changes, now
-            )
+            to_store, days, state_updates = self._plan_readings(readings)
         phases.mark("plan_observations")
         if to_store:
-            await self._ensure_days(raw, kind.obs_table, {d.astimezone(UTC).date() for d in days})
+            await self._ensure_days(raw, topic.obs_table, {d.astimezone(UTC).date() for d in days})
             await raw.copy_records_to_table(
-                kind.obs_table,
+                topic.obs_table,
                 records=to_store,
-                columns=["site_id", "observed_at", "received_at", *kind.obs_columns, "flags"],
+                columns=["site_id", "observed_at", "received_at", *topic.obs_columns, "flags"],
             )
             phases.mark("copy_observations")
         if state_updates:
-            types = [t for _, t in kind.live]
+            types = [t for _, t in topic.live]
             sets = ", ".join(f"{c} = u.{c}" for c in value_cols)
             placeholders = ", ".join(f"${i + 2}::{t}[]" for i, t in enumerate(types))
             cols = [list(c) for c in zip(*state_updates, strict=True)]
             # Flags about the site itself survive; the reading's flags replace the previous reading's.
             await raw.execute(
                 f"""
-                UPDATE {kind.site_table} AS s SET {sets},
+                UPDATE {topic.site_table} AS s SET {sets},
                     observed_at = u.observed_at, received_at = u.received_at,
                     last_stored_at = u.last_stored_at, stale = false,
                     flags = CASE WHEN u.flags = '' AND s.flags <@ ${n + 6}::text[] THEN s.flags
@@ -495,34 +506,27 @@ class Store:
                 spec.name,
             )
             phases.mark("update_state")
-            if kind.topic == "parking":
+            if topic.topic == "parking":
                 # Derived once here, so that reads take a column instead of a per-row aggregate.
-                await refresh_trend(
-                    raw,
-                    cols[0],
-                    self.settings.api_trend_window_minutes * 60.0,
-                    self.settings.api_trend_steady_pct,
-                )
+                window_s = self.settings.api_trend_window_minutes * 60.0
+                await refresh_trend(raw, cols[0], window_s, self.settings.api_trend_steady_pct)
                 phases.mark("trend")
         return len(to_store)
 
     @staticmethod
     def _plan_readings(
-        spec: FeedSpec,
-        kind: StoredTopic,
-        observations: list[Any],
-        current: dict[str, tuple[Any, ...]],
-        checked: quality.Checked,
-        changes: list[NewChange],
-        now: datetime,
+        readings: TopicReadings,
     ) -> tuple[list[tuple[Any, ...]], set[datetime], list[tuple[Any, ...]]]:
         """Which readings to store, each site's new state, and the changes to announce."""
+        # Locals, not attribute reads, in the loop below (it runs once per reading).
+        spec, topic, now, changes = readings.spec, readings.topic, readings.now, readings.changes
+        observations, current, checked = readings.observations, readings.current, readings.checked
         heartbeat = timedelta(seconds=spec.heartbeat)
-        value_cols = kind.live_columns
+        value_cols = topic.live_columns
         values_of = attrgetter(*value_cols)
-        stored_of = attrgetter(*kind.obs_columns)
+        stored_of = attrgetter(*topic.obs_columns)
         flags_of = checked.flags
-        is_parking = kind.topic == "parking"
+        is_parking = topic.topic == "parking"
         per_site: dict[str, list[Any]] = {}
         for obs in observations:
             sid = site_id(spec.name, obs.id)
@@ -560,7 +564,7 @@ class Store:
                 diff = {c: v for c, v, old in zip(value_cols, state, start_state, strict=True) if v != old}
                 # The server's derived values travel with the change (a browser only draws them).
                 named = dict(zip(value_cols, state, strict=True))
-                diff.update(derived_fields(kind.topic, named, derived_input))
+                diff.update(derived_fields(topic.topic, named, derived_input))
                 if was_stale:
                     diff["stale"] = False
             elif was_stale:
@@ -570,7 +574,7 @@ class Store:
             # What `min_free` compares: a closed, full or count-less car park has no usable space.
             # Parking's value columns are (free, occupied, status).
             free = usable_free(state[2], state[0], state[1]) if is_parking else None
-            changes.append(NewChange(kind.topic, spec.name, sid, diff, lat, lon, free, observed_at))
+            changes.append(NewChange(topic.topic, spec.name, sid, diff, lat, lon, free, observed_at))
         return to_store, days, state_updates
 
     async def _ensure_days(self, raw: asyncpg.Connection, table: str, days: set[date]) -> None:

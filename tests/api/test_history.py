@@ -233,3 +233,30 @@ def test_export_streams_gzip_and_checks_parameters(api: Api) -> None:
         assert response.status_code == 400, params
         assert response.headers["content-type"] == "application/problem+json"
     assert api.client.get("/api/v1/export", params={"kind": "parking", "feed": "nope"}).status_code == 404
+
+
+def test_export_topic_and_its_deprecated_alias_kind(api: Api) -> None:
+    start, end = api.data.base, api.data.base + STEP * 24
+    span = {"from": iso(start), "to": iso(end), "format": "ndjson"}
+    by_topic = api.client.get("/api/v1/export", params={**span, "topic": "traffic"})
+    by_kind = api.client.get("/api/v1/export", params={**span, "kind": "traffic"})
+    both = api.client.get("/api/v1/export", params={**span, "topic": "traffic", "kind": "traffic"})
+    assert by_topic.status_code == by_kind.status_code == both.status_code == 200
+    expected = sum(len(s) for s in api.data.traffic.values())
+    assert len(by_topic.text.splitlines()) == expected
+    assert by_topic.text == by_kind.text == both.text
+    assert 'filename="traffic-' in by_kind.headers["content-disposition"]
+    for params, field in (
+        ({"topic": "traffic", "kind": "parking"}, "topic"),  # both given and different
+        ({}, "topic"),  # neither
+        ({"topic": "boats"}, "topic"),
+        ({"kind": "boats"}, "kind"),
+    ):
+        response = api.client.get("/api/v1/export", params={**span, **params})
+        assert response.status_code == 400, params
+        assert response.headers["content-type"] == "application/problem+json"
+        assert [e["loc"] for e in response.json()["errors"]] == [["query", field]], params
+    operation = api.client.get("/openapi.json").json()["paths"]["/api/v1/export"]["get"]
+    documented = {p["name"]: p for p in operation["parameters"]}
+    assert documented["kind"].get("deprecated") is True
+    assert not documented["topic"].get("deprecated")

@@ -17,6 +17,7 @@ import asyncpg
 import httpx
 import psutil
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from kernel.db import asyncpg_dsn
 from tests.conftest import FEEDS
@@ -25,6 +26,24 @@ from tests.pg import run_sync
 from tests.servers import free_port
 
 CAPTURE = FEEDS / "opendatasoft/strasbourg-ods-v1-occupation-parkings-temps-reel-10records.json"
+
+
+def _ingest_metrics(port: int) -> dict[str, float]:
+    """The pollers' figures in the API's /metrics, waited for (the child writes them every 2 s)."""
+    deadline = time.monotonic() + 30
+    while True:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        found = {
+            s.name: s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+            if s.name in ("mobility_ingest_records_total", "mobility_ingest_process_up")
+            and s.labels.get("feed", "strasbourg") == "strasbourg"
+        }
+        if found.get("mobility_ingest_records_total", 0) >= 10:
+            return found
+        assert time.monotonic() < deadline, f"no ingest metrics in /metrics: {found}"
+        time.sleep(0.3)
 
 
 async def _ingest_state(url: str) -> tuple[int, int]:
@@ -74,6 +93,7 @@ def _run_up(database_url: str, feeds: Path, tmp_path: Path, extra_env: dict[str,
         while sites == 0 and time.monotonic() < deadline:
             sites, ingest_conns = run_sync(_ingest_state(database_url))
             time.sleep(0.2)
+        metrics = _ingest_metrics(port)
         children = [c for c in psutil.Process(proc.pid).children(recursive=True) if c.is_running()]
         # The spawned ingest child (multiprocessing's resource tracker, if any, is not it).
         child_pids = [c.pid for c in children if "spawn_main" in " ".join(c.cmdline())]
@@ -84,7 +104,13 @@ def _run_up(database_url: str, feeds: Path, tmp_path: Path, extra_env: dict[str,
         left = [
             pid for pid in child_pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"
         ]
-        return {"sites": sites, "ingest_conns": ingest_conns, "children": child_pids, "left": left}
+        return {
+            "sites": sites,
+            "ingest_conns": ingest_conns,
+            "children": child_pids,
+            "left": left,
+            "metrics": metrics,
+        }
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -104,10 +130,13 @@ def test_up_ingests_in_a_child_process_and_stops_it(database_url: str, tmp_path:
         assert child["ingest_conns"] >= 1, child
         assert len(child["children"]) == 1, child  # type: ignore[arg-type]
         assert child["left"] == [], "the ingest process outlived `mobility up`"
+        # The pollers' metrics live in the child; the API's /metrics carries them all the same.
+        assert child["metrics"].get("mobility_ingest_process_up") == 1, child  # type: ignore[union-attr]
 
         inline = _run_up(database_url, feeds, tmp_path, {"MOBILITY_UP_INGEST_PROCESS": "false"})
         assert inline["sites"] == 10, inline
         assert inline["children"] == [], inline
+        assert inline["metrics"]["mobility_ingest_records_total"] >= 10, inline  # type: ignore[index]
     finally:
         server.stop()
 
@@ -164,6 +193,64 @@ def test_up_starts_a_dead_ingest_child_again(database_url: str, tmp_path: Path) 
                 assert time.monotonic() < deadline, "nothing polled within 60 s of the ingest child's death"
                 time.sleep(0.2)
             assert [pid for pid in _ingest_children(proc.pid) if pid != first], "no new ingest child"
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    finally:
+        server.stop()
+
+
+@pytest.mark.slow
+def test_ingest_alone_serves_its_metrics_when_asked(database_url: str, tmp_path: Path) -> None:
+    """`mobility ingest` has no API whose /metrics could carry its pollers' figures."""
+    server = FeedServer().start()
+    port = free_port()
+    try:
+        url = server.serve("/strasbourg.json", CAPTURE.read_bytes())
+        feeds = tmp_path / "feeds.toml"
+        feeds.write_text(f'[[feed]]\nname = "strasbourg"\nurl = "{url}"\ninterval = 1\nmax_pages = 1\n')
+        env = {
+            "DATABASE_URL": database_url,
+            "MOBILITY_MAX_AGE_DAYS": "100000",
+            "MOBILITY_HOST": "127.0.0.1",
+            "MOBILITY_INGEST_METRICS_PORT": str(port),
+        }
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "app.cli",
+                "ingest",
+                "--data-dir",
+                str(tmp_path / "d"),
+                "--feeds",
+                str(feeds),
+            ],
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            records = 0.0
+            while records < 10:
+                assert proc.poll() is None, proc.stdout.read().decode()[-3000:]  # type: ignore[union-attr]
+                assert time.monotonic() < deadline, "no ingest metrics within 60 s"
+                time.sleep(0.3)
+                try:
+                    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+                except httpx.HTTPError:
+                    continue
+                records = sum(
+                    s.value
+                    for family in text_string_to_metric_families(text)
+                    for s in family.samples
+                    if s.name == "mobility_ingest_records_total" and s.labels.get("feed") == "strasbourg"
+                )
         finally:
             proc.send_signal(signal.SIGINT)
             try:

@@ -12,10 +12,10 @@ from pydantic import BaseModel
 
 from app.live import protocol
 from ingest import records
-from ingest.store.kinds import KIND_OF_OBS, KIND_OF_SITE, KINDS
+from ingest.store.topics import STORED_TOPICS, TOPIC_OF_OBS, TOPIC_OF_SITE
 from kernel import settings as kernel_settings
 from kernel.db import asyncpg_dsn
-from kernel.topics import REGISTRY, SITE_TOPICS, TOPICS, TopicSpec, snapshot_query
+from kernel.topics import REGISTRY, SITE_TOPICS, TOPICS, TopicSpec, register, snapshot_query, unregister
 
 # SQL spelling of the registry's types, as information_schema.columns.udt_name reports them.
 UDT = {"text": "text", "float8": "float8", "int4": "int4", "jsonb": "jsonb", "timestamptz": "timestamptz"}
@@ -78,14 +78,45 @@ def test_record_classes_carry_the_columns_they_are_stored_in() -> None:
 
 def test_store_resolves_every_site_topic() -> None:
     assert (
-        [k.topic for k in KINDS.values()] == [s.topic for s in SITE_TOPICS] == ["parking", "traffic", "bikes"]
+        [k.topic for k in STORED_TOPICS.values()]
+        == [s.topic for s in SITE_TOPICS]
+        == ["parking", "traffic", "bikes"]
     )
-    for kind in KINDS.values():
-        assert KIND_OF_SITE[kind.site_cls] is kind
-        assert KIND_OF_OBS[kind.obs_cls] is kind
+    for spec in STORED_TOPICS.values():
+        assert TOPIC_OF_SITE[spec.site_cls] is spec
+        assert TOPIC_OF_OBS[spec.obs_cls] is spec
 
 
 def test_one_topic_axis() -> None:
     # The websocket protocol and the settings name the same topics as the registry, in its order.
     assert protocol.TOPICS is TOPICS and kernel_settings.TOPICS is TOPICS
-    assert tuple(REGISTRY) == TOPICS
+    assert list(REGISTRY) == TOPICS == ["parking", "traffic", "bikes", "events", "feeds", "alerts"]
+
+
+def test_register_refuses_an_entry_the_generic_paths_cannot_serve() -> None:
+    def entry(**overrides: object) -> TopicSpec:
+        base: dict[str, object] = {
+            "topic": "charging",
+            "site_table": "charging_stations",
+            "obs_table": "charging_observations",
+            "static": (("lat", "float8"), ("lon", "float8")),
+            "live": (("points_available", "int4"),),
+            "obs_columns": ("points_available",),
+            "snapshot_from": "charging_stations",
+        }
+        return TopicSpec(**{**base, **overrides})  # type: ignore[arg-type]
+
+    for bad, reason in (
+        (entry(topic="parking"), "already registered"),
+        (entry(topic="EV charging"), "lower-case identifier"),
+        (entry(static=(("lat", "float8"),)), "lat and lon"),
+        (entry(obs_columns=("points_available", "power_kw")), "without a type"),
+        (entry(site_record="ChargingStation"), "or neither"),
+        (entry(site_table=None), "without a site table"),
+        (entry(snapshot_from=""), "no snapshot_from"),
+    ):
+        with pytest.raises(ValueError, match=reason):
+            register(bad)
+        assert "charging" not in REGISTRY and "charging" not in TOPICS
+    with pytest.raises(ValueError, match="not added by register"):
+        unregister("parking")
