@@ -116,8 +116,11 @@ async def test_phone_and_planner_screenshots(
     )
     await page.wait_for_function("document.querySelectorAll('#feed-table tbody tr').length >= 3")
     assert "Closed" in await page.locator("#summary").inner_text()
+    await page.mouse.move(1, 1)
     await shoot(page, "planner", DESKTOP)
     # The rest of the planner (feed health with its quality counters) scrolled into view.
     await page.locator("#feed-table").scroll_into_view_if_needed()
     assert "Testcity" in await page.locator("#feed-table").inner_text()
+    await page.mouse.move(1, 1)  # the pointer off the chart: no hover label in the picture
+    await page.wait_for_timeout(500)  # Plotly fades its mode bar out; nothing is asserted on time
     await shoot(page, "planner-feeds", DESKTOP)
