@@ -19,7 +19,10 @@ ROOT = Path(__file__).resolve().parents[2]
 FRONTEND = ROOT / "frontend"
 # Layer modules, the app's and the fifth-topic test's.
 LAYER_MODULES = sorted(
-    [*(FRONTEND / "js" / "layers").glob("*.js"), *(ROOT / "tests" / "browser" / "fixtures" / "layers").glob("*.js")]
+    [
+        *(FRONTEND / "js" / "layers").glob("*.js"),
+        *(ROOT / "tests" / "browser" / "fixtures" / "layers").glob("*.js"),
+    ]
 )
 LANGUAGES = ("en", "fr", "fi")
 # Keys built at run time from a value the server sends: prefix -> every value it may take.
