@@ -445,7 +445,8 @@ async function main() {
   // The map layers: one module per topic the server names (layers/index.js).
   await loadLayers(app.meta?.topics);
   addLayerControls();
-  if (layers.skipped.length) showError("layers", t("error_layer_missing", { topics: layers.skipped.map((s) => s.topic).join(", ") }));
+  const skipped = layers.skipped.map((s) => s.topic).join(", ");
+  if (skipped) showError("layers", t("error_layer_missing", { topics: skipped }));
   renderCitySelect();
   chooseCity();
   const mapReady = plotlyReady().then(() =>
