@@ -21,7 +21,7 @@ entries against the migrated schema and the record classes, so a typo fails in C
 
 Adding a site topic (server side, 4 files): one entry here (listed in ``ENTRIES``, naming no
 record classes), one migration, its adapter module, and that format's line in ``MODULES`` of
-ingest/adapters/__init__.py; then a frontend layer (which the dashboard still wires by hand).
+ingest/adapters/__init__.py; then its frontend layer module (frontend/js/layers/<topic>.js).
 docs/architecture.md walks through it for EV charging points, and
 tests/foundation/test_fifth_topic.py proves it end to end with an entry registered at test time.
 
