@@ -19,9 +19,9 @@ out again derives from its entry here:
 The tables themselves are owned by the migrations; tests/foundation/test_topics.py checks the
 entries against the migrated schema and the record classes, so a typo fails in CI.
 
-Adding a site topic (server side, 4 files): one entry here (listed in ``ENTRIES``, naming no
-record classes), one migration, its adapter module, and that format's line in ``MODULES`` of
-ingest/adapters/__init__.py; then a frontend layer (which the dashboard still wires by hand).
+Adding a site topic (4 files): one entry here (listed in ``ENTRIES``, naming no record
+classes), one migration, its adapter module (found by its ``FORMAT`` line, ingest/adapters), and
+its frontend layer module (frontend/js/layers/<topic>.js).
 docs/architecture.md walks through it for EV charging points, and
 tests/foundation/test_fifth_topic.py proves it end to end with an entry registered at test time.
 

@@ -1,4 +1,4 @@
-"""What the dashboard needs before its first map: version, demo flag, tiles, cities."""
+"""What the dashboard needs before its first map: version, demo flag, tiles, cities, topics."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from sqlalchemy import text
 from app.api.deps import SessionDep, SettingsDep
 from app.api.geojson import json_response
 from app.api.schemas import Meta
+from kernel.topics import REGISTRY, SITE_REGISTRY
 
 router = APIRouter(prefix="/api/v1", tags=["meta"])
 
@@ -71,5 +72,10 @@ async def meta(request: Request, session: SessionDep, settings: SettingsDep) -> 
             "tile_url": settings.tile_url,
             "tile_attribution": settings.tile_attribution,
             "cities": cities,
+            # The dashboard imports one layer module per topic with a position (docs/dashboard.md).
+            "topics": [
+                {"topic": name, "position": spec.has_position, "history": name in SITE_REGISTRY}
+                for name, spec in REGISTRY.items()
+            ],
         }
     )

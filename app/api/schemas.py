@@ -338,12 +338,21 @@ class City(BaseModel):
     demo: bool
 
 
+class MetaTopic(BaseModel):
+    """A topic of the registry, as the dashboard needs it to find its layer module."""
+
+    topic: str = Field(examples=["parking"])
+    position: bool = Field(description="Its sites have a position: a map layer draws them.")
+    history: bool = Field(description="It has readings: history and replay (`/api/v1/<topic>/at`).")
+
+
 class Meta(BaseModel):
     version: str = Field(examples=["0.1.0"])
     demo: bool = Field(description="At least one demo feed is configured.")
     tile_url: str
     tile_attribution: str
     cities: list[City]
+    topics: list[MetaTopic] = Field(description="The topics this server has (kernel/topics.py), in order.")
 
 
 class ReplayProperties(BaseModel):

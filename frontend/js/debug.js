@@ -1,5 +1,6 @@
 // Hooks for the browser tests and the benchmark: read-only views plus the page's own handlers.
 // Kept out of the production modules so that none of them carries test code.
+import { layers } from "./layers/index.js";
 import { markers, map, subplotMap, tooltipTarget } from "./map.js";
 import { state } from "./state.js";
 
@@ -10,6 +11,7 @@ export function installDebugHooks(app) {
     app,
     handleMessage: (message) => app.live?.handle(message),
     markers,
+    layers,
     subplotMap,
     tooltipTarget,
     ready: false,

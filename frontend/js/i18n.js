@@ -5,6 +5,8 @@ export const LANGUAGES = ["en", "fr", "fi"];
 
 let fallback = {};
 let strings = {};
+// Strings a layer module brings (layers/index.js), lang -> key -> text: after the language files.
+const added = {};
 let current = "en";
 const listeners = [];
 
@@ -30,11 +32,16 @@ export function initialLanguage() {
 }
 
 export function t(key, params = {}) {
-  let text = strings[key] ?? fallback[key] ?? key;
+  let text = strings[key] ?? added[current]?.[key] ?? fallback[key] ?? added.en?.[key] ?? key;
   for (const [name, value] of Object.entries(params)) {
     text = text.replaceAll(`{${name}}`, String(value));
   }
   return text;
+}
+
+export function addStrings(tables) {
+  for (const [lang, table] of Object.entries(tables || {})) added[lang] = { ...added[lang], ...table };
+  translatePage();
 }
 
 export function language() {

@@ -6,6 +6,8 @@ import * as commuter from "./commuter.js";
 import { installDebugHooks } from "./debug.js";
 import { redrawDetails, showDetails } from "./details.js";
 import { initialLanguage, onLanguageChange, setLanguage, t } from "./i18n.js";
+import { addLayerControls, statusText } from "./layer-controls.js";
+import { layers, loadLayers, siteTopics, sources } from "./layers/index.js";
 import * as list from "./list.js";
 import { LiveClient } from "./live.js";
 import {
@@ -79,13 +81,6 @@ async function loadMeta() {
     }));
 }
 
-const SOURCES = [
-  ["parking", "/api/v1/parking/sites", "layer_parking"],
-  ["traffic", "/api/v1/traffic/sites", "layer_traffic"],
-  ["bikes", "/api/v1/bikes/stations", "layer_bikes"],
-  ["events", "/api/v1/traffic/events", "layer_events"],
-];
-
 // The chosen city's feeds (null: every area): the first screen fetches only what it shows. By
 // feed, not by box: a road segment known only by its line has no point for a box to match.
 function chosenArea() {
@@ -104,7 +99,7 @@ function chosenFilter() {
 async function loadCurrent(filter = chosenFilter()) {
   const queries = scopeQueries(filter);
   const seqs = await Promise.all(
-    SOURCES.map(async ([topic, path, label]) => {
+    sources().map(async ([topic, path, label]) => {
       try {
         // Drawn page by page: the first car parks show while the rest of the city loads.
         const arrived = [];
@@ -141,7 +136,7 @@ function areas() {
   const out = app.areas.map((a) => ({ name: a.name, feeds: a.feeds, bbox: a.bbox }));
   const known = new Set(out.flatMap((a) => [a.name, ...a.feeds]));
   const groups = new Map();
-  for (const topic of ["parking", "traffic", "bikes"]) {
+  for (const topic of siteTopics()) {
     for (const r of state.records[topic].values()) {
       const key = r.city || r.feed;
       if (!key || known.has(key) || known.has(r.feed)) continue;
@@ -157,7 +152,7 @@ function areas() {
 }
 
 function allBox() {
-  const everything = ["parking", "traffic", "bikes"].flatMap((topic) => [...state.records[topic].values()]);
+  const everything = siteTopics().flatMap((topic) => [...state.records[topic].values()]);
   return dataBox(everything) || unionBox(app.areas.map((a) => a.bbox));
 }
 
@@ -250,7 +245,7 @@ function frameSelected({ frame = true } = {}) {
 function coreBox(bbox) {
   const lats = [];
   const lons = [];
-  for (const topic of ["parking", "traffic", "bikes"]) {
+  for (const topic of siteTopics()) {
     for (const r of state.records[topic].values()) {
       if (r.lat == null || r.lon == null) continue;
       if (r.lon < bbox[0] || r.lon > bbox[2] || r.lat < bbox[1] || r.lat > bbox[3]) continue;
@@ -346,7 +341,7 @@ function setupTabs() {
 }
 
 function setupLayers() {
-  for (const layer of ["parking", "traffic", "bikes", "events"]) {
+  for (const layer of layers.list.map((l) => l.topic)) {
     const box = document.getElementById(`layer-${layer}`);
     box.addEventListener("change", () => {
       setLayerVisible(layer, box.checked);
@@ -413,12 +408,7 @@ function setupFeedRefresh() {
 }
 
 function renderStatusLine() {
-  document.getElementById("status-line").textContent = t("sites_status", {
-    parking: state.records.parking.size,
-    traffic: state.records.traffic.size,
-    bikes: state.records.bikes.size,
-    events: state.records.events.size,
-  });
+  document.getElementById("status-line").textContent = statusText();
 }
 
 function chooseSite(topic, record) {
@@ -452,6 +442,11 @@ async function main() {
     schedulePanels();
   });
   await loadMeta();
+  // The map layers: one module per topic the server names (layers/index.js).
+  await loadLayers(app.meta?.topics);
+  addLayerControls();
+  const skipped = layers.skipped.map((s) => s.topic).join(", ");
+  if (skipped) showError("layers", t("error_layer_missing", { topics: skipped }));
   renderCitySelect();
   chooseCity();
   const mapReady = plotlyReady().then(() =>
@@ -521,7 +516,7 @@ async function main() {
     planner.renderFeeds();
     renderStatusLine();
     refreshTooltip();
-    markDirty("events");
+    for (const l of layers.list) if (l.trace) markDirty(l.topic);
   });
   // "updated N s ago" is in the hover text, the near list, the details card and the feed table:
   // they tick every second while shown.
@@ -534,8 +529,8 @@ async function main() {
       showDetails();
     }
     ticks += 1;
-    // Event hover ages are Plotly's own text: redrawn every 10 s, not every second.
-    if (state.records.events.size && ticks % 10 === 0) markDirty("events");
+    // Event hover ages are Plotly's own text (a `trace` layer): redrawn every 10 s, not every second.
+    for (const l of layers.list) if (l.trace && state.records[l.topic].size && ticks % 10 === 0) markDirty(l.topic);
     if (!document.getElementById("view-planner").hidden) planner.renderFeeds();
   }, AGE_REFRESH_MS);
 

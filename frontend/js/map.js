@@ -9,10 +9,8 @@
 // (measured: ~470 ms per update). Here a delta patches one feature of one source, and hover text
 // is built for the point under the pointer only.
 import { ME_COLOR } from "./colors.js";
-import { bikesFeature, bikesHover, bikesLayers } from "./layers/bikes.js";
-import { eventsTrace } from "./layers/events.js";
-import { parkingFeature, parkingHover, parkingLayers, parkingRecord, parkingRecords } from "./layers/parking.js";
-import { trafficFeature, trafficHover, trafficLayers } from "./layers/traffic.js";
+import { layers as registry } from "./layers/index.js";
+import { parkingRecords } from "./layers/parking.js";
 import { LiveLayer } from "./live-layer.js";
 import { record, records, replay, replaying } from "./replay.js";
 import { requestRender, scheduler, setDrawer } from "./scheduler.js";
@@ -32,7 +30,7 @@ const OFFLINE_STYLE = {
 export const map = {
   gd: null,
   layers: {}, // topic -> LiveLayer
-  visible: { parking: true, traffic: true, bikes: true, events: true },
+  visible: {}, // topic -> shown; a layer not yet toggled is shown
   me: null, // {lat, lon} of the last "near me" query
   ready: false, // created: the view may be framed, layers drawn
   onClickPoint: null,
@@ -47,25 +45,21 @@ for (const key of ["renders", "busy", "renderMs", "firstRenderAt"]) {
 }
 Object.defineProperty(map, "replay", { get: () => replay.topics });
 
+// One LiveLayer per registered layer module with a `live` config (layers/index.js), added
+// bottom to top by its `z`: parking is drawn over the rest, since that is what commuters come for.
 function createLayers() {
-  const live = (topic) => ({
-    record: (id) => record(topic, id),
-    records: () => records(topic),
-    isVisible: () => map.visible[topic],
-  });
-  // Added bottom to top: parking is drawn over the rest, since that is what commuters come for.
-  return {
-    traffic: new LiveLayer("traffic", { ...live("traffic"), feature: trafficFeature, hover: trafficHover, layers: trafficLayers }),
-    bikes: new LiveLayer("bikes", { ...live("bikes"), feature: bikesFeature, hover: bikesHover, layers: bikesLayers }),
-    parking: new LiveLayer("parking", {
-      record: parkingRecord,
-      records: parkingRecords,
-      isVisible: () => map.visible.parking,
-      feature: parkingFeature,
-      hover: parkingHover,
-      layers: parkingLayers,
-    }),
-  };
+  const live = registry.list.filter((l) => l.live).sort((a, b) => a.z - b.z);
+  return Object.fromEntries(
+    live.map(({ topic, live: config }) => [
+      topic,
+      new LiveLayer(topic, {
+        record: (id) => record(topic, id),
+        records: () => records(topic),
+        isVisible: () => map.visible[topic] !== false,
+        ...config,
+      }),
+    ]),
+  );
 }
 
 // What a layer has drawn, as plain properties: the tests' view of the map.
@@ -87,7 +81,8 @@ function meTrace() {
 }
 
 function plotlyTraces() {
-  return [eventsTrace(Date.now(), map.visible.events), meTrace()];
+  const traces = registry.list.filter((l) => l.trace).map((l) => l.trace(Date.now(), map.visible[l.topic] !== false));
+  return [...traces, meTrace()];
 }
 
 export function baseLayout(center, zoom) {
@@ -112,7 +107,7 @@ const tooltip = { el: null, target: null, lngLat: null };
 function pick(maplibre, at) {
   const layers = Object.values(map.layers)
     .reverse() // topmost first
-    .filter((layer) => map.visible[layer.topic])
+    .filter((layer) => map.visible[layer.topic] !== false)
     .flatMap((layer) => layer.layerIds);
   const feature = maplibre.queryRenderedFeatures(at, { layers })[0];
   if (!feature) return null;
@@ -204,7 +199,8 @@ async function draw({ topics, changed, all, ALL }) {
     const ids = all || replaying(topic) ? ALL : changed.get(topic) || ALL;
     drawing.push(layer.update(ids));
   }
-  if (all || topics.has("events") || topics.has("me")) drawing.push(Plotly.react(map.gd, plotlyTraces(), map.gd.layout));
+  const traced = registry.list.some((l) => l.trace && topics.has(l.topic));
+  if (all || traced || topics.has("me")) drawing.push(Plotly.react(map.gd, plotlyTraces(), map.gd.layout));
   await Promise.all(drawing);
   refreshTooltip();
   for (const fn of map.onRendered) fn();

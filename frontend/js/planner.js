@@ -3,6 +3,7 @@
 import { featuresToRecords, getAllFeatures, getJson, scopeQueries } from "./api.js";
 import { addForecast } from "./forecast.js";
 import { formatAge, formatTime, t } from "./i18n.js";
+import { replayTopics } from "./layers/index.js";
 import { requestRender } from "./map.js";
 import { records, replay } from "./replay.js";
 import { serverNow, state } from "./state.js";
@@ -340,8 +341,6 @@ export function onSliderInput() {
   replayTimer = setTimeout(applySlider, 250);
 }
 
-const REPLAY_TOPICS = ["parking", "traffic", "bikes"];
-
 // Every layer's state at `time`, for the chosen city only (by feed, as the live view).
 async function fetchPast(topic, time, signal) {
   const filter = planner.filter?.() || null;
@@ -353,7 +352,7 @@ async function fetchPast(topic, time, signal) {
 }
 
 function replayChanged() {
-  for (const topic of REPLAY_TOPICS) state.dirty.add(topic);
+  for (const topic of replayTopics()) state.dirty.add(topic);
   requestRender();
   renderSummary();
 }
@@ -374,9 +373,10 @@ async function applySlider() {
   replayController = new AbortController();
   planner.replayTime = time;
   try {
-    const past = await Promise.all(REPLAY_TOPICS.map((topic) => fetchPast(topic, time, replayController.signal)));
+    const topics = replayTopics();
+    const past = await Promise.all(topics.map((topic) => fetchPast(topic, time, replayController.signal)));
     if (past.some((sites) => sites.size)) {
-      replay.topics = Object.fromEntries(REPLAY_TOPICS.map((topic, i) => [topic, past[i]]));
+      replay.topics = Object.fromEntries(topics.map((topic, i) => [topic, past[i]]));
       replay.time = time;
       banner.textContent = t("replay_banner", { time: formatTime(time) });
     } else {

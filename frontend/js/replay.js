@@ -1,15 +1,10 @@
 // Replay: the map, the list and the planner's summary show every layer as it was at a past
 // instant. Positions and names stay the live sites'; values come from the /…/at answers. A site
 // with no reading at that time has no value (drawn as such), never a live value under the banner.
+import { layer } from "./layers/index.js";
 import { state } from "./state.js";
 
-export const replay = { time: null, topics: null }; // topics: {parking|traffic|bikes: Map id -> past}
-
-const VALUES = {
-  parking: ["free", "occupied", "occupancy_pct", "status"],
-  traffic: ["speed_kmh", "flow_vph", "occupancy_pct", "congestion", "level"],
-  bikes: ["bikes_available", "docks_available", "status"],
-};
+export const replay = { time: null, topics: null }; // topics: {topic: Map id -> past}
 
 export function replaying(topic) {
   return Boolean(replay.topics && replay.topics[topic]);
@@ -26,7 +21,7 @@ function replayed(topic, site) {
     trend: null,
     replay_missing: !past,
   };
-  for (const field of VALUES[topic]) out[field] = past?.[field] ?? null;
+  for (const field of layer(topic)?.replay || []) out[field] = past?.[field] ?? null;
   if (past?.capacity != null) out.capacity = past.capacity;
   if (topic === "parking") out.availability = past?.availability ?? "no_data";
   return out;

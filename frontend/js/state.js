@@ -3,7 +3,8 @@
 // from; nothing here computes them.
 // Deltas and snapshots only mark topics dirty, with the ids that changed, so the map patches
 // those features instead of rebuilding thousands for one delta.
-export const TOPICS = ["parking", "traffic", "bikes", "events", "feeds"];
+// `feeds` and then every map layer's topic, as layers/index.js finds them (addTopic).
+export const TOPICS = ["feeds"];
 
 export const state = {
   records: Object.fromEntries(TOPICS.map((topic) => [topic, new Map()])),
@@ -15,6 +16,13 @@ export const state = {
   lastDeltaSeq: null,
   clockOffsetMs: 0, // server clock minus this browser's
 };
+
+// A topic the page holds records of, from its layer module (layers/index.js).
+export function addTopic(topic) {
+  if (TOPICS.includes(topic)) return;
+  TOPICS.push(topic);
+  state.records[topic] = new Map();
+}
 
 const dirtyListeners = [];
 

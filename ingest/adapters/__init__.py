@@ -9,13 +9,23 @@ Every adapter module exposes the same three names and does no I/O:
   raises ``PayloadError`` when the payload as a whole cannot be read.
 
 Modules are imported lazily so a broken or heavy adapter never costs the others.
+
+A new format needs only its module: ``ingest/adapters/<name>.py`` assigning ``FORMAT = "<name>"``
+at top level is found by reading the package's sources (nothing is imported to find it).
+``MODULES`` lists the built-in formats in the order that breaks sniffing ties; a found format
+is tried after them and before ``generic``, the catch-all.
 """
 
 from __future__ import annotations
 
+import functools
 import gzip
 import importlib
+import pkgutil
+import re
 import zlib
+from collections.abc import Iterable
+from pathlib import Path
 from types import ModuleType
 from typing import Protocol, cast
 
@@ -39,6 +49,36 @@ MODULES: dict[str, str] = {
 }
 
 
+_FORMAT_LINE = re.compile(r"""^FORMAT\s*(?::\s*str\s*)?=\s*["']([a-z0-9_]+)["']\s*$""", re.MULTILINE)
+
+
+def discover(paths: Iterable[str], package: str, known: dict[str, str]) -> dict[str, str]:
+    """Format name -> module for the modules under ``paths`` whose source assigns ``FORMAT`` and
+    that ``known`` does not list (by format or by module)."""
+    found: dict[str, str] = {}
+    listed = set(known.values())
+    for info in pkgutil.iter_modules(list(paths)):
+        module = f"{package}.{info.name}"
+        if info.name.startswith("_") or info.ispkg or module in listed:
+            continue
+        source = Path(getattr(info.module_finder, "path", ""), f"{info.name}.py")
+        try:
+            match = _FORMAT_LINE.search(source.read_text(encoding="utf-8"))
+        except OSError:
+            continue
+        if match and match.group(1) not in known:
+            found[match.group(1)] = module
+    return found
+
+
+@functools.cache
+def all_modules() -> dict[str, str]:
+    """MODULES, then the formats found beside them, then the catch-all ``generic``."""
+    found = discover(__path__, __name__, MODULES)
+    listed = {name: module for name, module in MODULES.items() if name != "generic"}
+    return {**listed, **found, "generic": MODULES["generic"]}
+
+
 class Adapter(Protocol):
     FORMAT: str
 
@@ -52,14 +92,15 @@ class UnknownFormat(PayloadError):
 
 
 def formats() -> list[str]:
-    return list(MODULES)
+    return list(all_modules())
 
 
 def get(name: str) -> Adapter:
+    modules = all_modules()
     try:
-        module_name = MODULES[name]
+        module_name = modules[name]
     except KeyError:
-        raise UnknownFormat(f"unknown format {name!r}; known formats: {', '.join(MODULES)}") from None
+        raise UnknownFormat(f"unknown format {name!r}; known formats: {', '.join(modules)}") from None
     module: ModuleType = importlib.import_module(module_name)
     return cast(Adapter, module)
 
@@ -81,7 +122,7 @@ def gunzip_if_needed(body: bytes) -> bytes:
 def detect(body: bytes) -> str:
     head = body[:SNIFF_BYTES]
     best, best_score = None, 0
-    for name in MODULES:
+    for name in all_modules():
         try:
             score = get(name).sniff(head)
         except ModuleNotFoundError:

@@ -202,6 +202,15 @@ def test_meta_and_feeds(api: Api) -> None:
     lons = [v[2] for v in RENNES_SITES.values()]
     assert cities["Rennes"]["bbox"] == [min(lons), min(lats), max(lons), max(lats)]
     assert cities["Rennes"]["sites"] == len(RENNES_SITES)
+    # The registry's topics, from which the dashboard finds its layer modules.
+    assert [(t["topic"], t["position"], t["history"]) for t in meta["topics"]] == [
+        ("parking", True, True),
+        ("traffic", True, True),
+        ("bikes", True, True),
+        ("events", True, False),
+        ("feeds", False, False),
+        ("alerts", False, False),
+    ]
     feeds = {f["id"]: f for f in api.client.get("/api/v1/feeds").json()["items"]}
     assert feeds["demo-parking"]["demo"] is True
     assert feeds["velib"]["sites"] == {"parking": 0, "traffic": 0, "bikes": 3}

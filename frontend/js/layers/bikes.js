@@ -49,3 +49,13 @@ export function bikesHover(r, now) {
 }
 
 export const bikesLayers = [circleLayer(4.5)];
+
+// Its entry in the layer registry (layers/index.js).
+export const layer = {
+  topic: "bikes",
+  url: "/api/v1/bikes/stations",
+  label: "layer_bikes",
+  z: 2,
+  live: { feature: bikesFeature, hover: bikesHover, layers: bikesLayers },
+  replay: ["bikes_available", "docks_available", "status", "fill_pct", "availability"],
+};

@@ -36,3 +36,12 @@ export function eventsTrace(now, visible) {
     visible,
   };
 }
+
+// Its entry in the layer registry (layers/index.js): a Plotly trace, and not sites to frame.
+export const layer = {
+  topic: "events",
+  url: "/api/v1/traffic/events",
+  label: "layer_events",
+  trace: eventsTrace,
+  site: false,
+};

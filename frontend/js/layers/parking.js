@@ -60,3 +60,13 @@ export function parkingHover(r, now) {
 }
 
 export const parkingLayers = [circleLayer(["get", "radius"])];
+
+// Its entry in the layer registry (layers/index.js); drawn on top: it is what commuters come for.
+export const layer = {
+  topic: "parking",
+  url: "/api/v1/parking/sites",
+  label: "layer_parking",
+  z: 3,
+  live: { feature: parkingFeature, hover: parkingHover, layers: parkingLayers },
+  replay: ["free", "occupied", "occupancy_pct", "status"],
+};

@@ -68,3 +68,13 @@ export const trafficLayers = [
     },
   },
 ];
+
+// Its entry in the layer registry (layers/index.js); drawn under the sites.
+export const layer = {
+  topic: "traffic",
+  url: "/api/v1/traffic/sites",
+  label: "layer_traffic",
+  z: 1,
+  live: { feature: trafficFeature, hover: trafficHover, layers: trafficLayers },
+  replay: ["speed_kmh", "flow_vph", "occupancy_pct", "congestion", "level"],
+};
