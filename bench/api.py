@@ -9,16 +9,24 @@ Generated in SQL (generate_series, no Python row loops), on DATABASE_URL or an e
   each daily partition, so its latency depends on the span, not on how many other sites have
   history.
 
-Measured with ``--concurrency`` clients (default 8), uvicorn in a child process (one worker):
+Measured with ``--concurrency`` clients (default 8), uvicorn in a child process (one worker,
+configured as every entry point runs it: app/server.py). Clients are lean on both sides, so that
+what is compared is the server, not the client: HTTP/1.1 keep-alive connections written by hand
+on asyncio (uvloop) with httptools parsing the responses (no Accept-Encoding, so no gzip), and
+for the SQL the same number of plain asyncpg connections, one per client, on the same loop. With
+two or more cores the API process is pinned to one core and this process to another (PostgreSQL
+runs where the scheduler puts it): the client does not compete with the server it measures.
 
 * nearest sites: ``/api/v1/parking/sites?near=…&radius=1000&limit=10`` at random points — p50,
-  p99, requests per second; and the same SQL (the API's own query text, trend included) run
-  directly through an asyncpg pool with the same concurrency — ``ratio`` = API rps / SQL rps;
+  p99, requests per second, and the API process's own CPU per request; and the same SQL (the
+  very statement the API runs, app/read/parking.py ``pooled_query``: the sites, their trend and
+  the change-log position in one round trip) through asyncpg with the same concurrency —
+  ``ratio`` = API rps / SQL rps;
 * history: one site, 24 h at 5 minutes, and 30 days at 1 hour — p50, p99;
 * nearest at one client: p50, p99 (``nearest_p99_ms_1``);
 * current state: ``/api/v1/parking/sites?limit=1000`` (1,000 GeoJSON features) — requests per second;
-  its ceiling in the same run: the same SQL through asyncpg with the rows dumped by orjson
-  (no per-row work) — ``geojson_ratio`` = API rps / ceiling rps.
+  its ceiling in the same run: the same statement through asyncpg with the rows dumped by orjson
+  (no per-row work but the dict orjson needs) — ``geojson_ratio`` = API rps / ceiling rps.
 
 Usage: python bench/api.py [--sites N] [--history-sites N] [--days N] [--requests N] [--concurrency N]
 Last line: one JSON object with the figures.
@@ -31,6 +39,7 @@ import asyncio
 import json
 import os
 import random
+import socket
 import statistics
 import subprocess
 import sys
@@ -40,33 +49,40 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import asyncpg
-import httpx
+import httptools
 import orjson
+import uvloop
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app import migrate  # noqa: E402
 from app.api.params import Page  # noqa: E402
-from app.api.sites import SiteFilter, site_query  # noqa: E402
-from app.read.parking import parking_query  # noqa: E402
+from app.api.sites import SiteFilter  # noqa: E402
+from app.read.parking import pooled_query  # noqa: E402
+from app.read.pool import compile_sql  # noqa: E402
 from kernel.db import EmbeddedPostgres, asyncpg_dsn  # noqa: E402
 from kernel.settings import Settings  # noqa: E402
 
 # Rennes-sized box.
 MIN_LAT, MAX_LAT, MIN_LON, MAX_LON = 47.99, 48.21, -1.85, -1.45
 
+# The API as every entry point serves it (app/server.py: httptools, uvloop, the guarded protocol).
 SERVER = """
 import sys, uvicorn
 sys.path.insert(0, {root!r})
 from kernel.settings import Settings
 from app.main import create_app
+from app.server import uvicorn_config
 settings = Settings(database_url={url!r}, data_dir={data!r}, feeds_file=None, demo=False,
                     api_rate_per_minute_ip=100_000_000, log_level="WARNING")
-uvicorn.run(create_app(settings, database_url={url!r}), host="127.0.0.1", port={port}, log_level="warning",
-            access_log=False)
+config = uvicorn_config(create_app(settings, database_url={url!r}), settings, host="127.0.0.1", port={port})
+config.access_log = False
+config.log_level = "warning"
+uvicorn.Server(config).run()
 """
 
 
@@ -174,6 +190,15 @@ def points(n: int, seed: int) -> list[tuple[float, float]]:
     return [(rng.uniform(MIN_LAT, MAX_LAT), rng.uniform(MIN_LON, MAX_LON)) for _ in range(n)]
 
 
+def healthy(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            return sock.recv(64).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+
+
 def cpu_seconds(pid: int) -> float:
     """CPU time of a process, all its threads (/proc/PID/task/*/schedstat: ns on CPU)."""
     total = 0
@@ -186,30 +211,91 @@ def cpu_seconds(pid: int) -> float:
     return total / 1e9
 
 
+class HttpClient(asyncio.Protocol):
+    """One HTTP/1.1 keep-alive connection, one request at a time: the least a client can do
+    (a request line, a Host header; httptools parses the answer). httpx spent more CPU per
+    request than the API did, so the bench measured its own client."""
+
+    def __init__(self) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
+        self.chunks: list[bytes] = []
+        self.transport: asyncio.Transport | None = None
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> HttpClient:
+        _, client = await asyncio.get_running_loop().create_connection(cls, host, port)
+        return client
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.parser.feed_data(data)
+
+    def on_body(self, body: bytes) -> None:
+        self.chunks.append(body)
+
+    def on_message_complete(self) -> None:
+        body, self.chunks = b"".join(self.chunks), []
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result((self.parser.get_status_code(), body))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(ConnectionError(f"server closed the connection: {exc}"))
+
+    async def get(self, target: str) -> bytes:
+        assert self.transport is not None
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % target.encode())
+        status, body = await self.waiter
+        if status != 200:
+            raise RuntimeError(f"{target}: {status} {body[:300]!r}")
+        return body
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+def nearest_target(lat: float, lon: float) -> str:
+    return f"/api/v1/parking/sites?{urlencode({'near': f'{lat},{lon}', 'radius': 1000, 'limit': 10})}"
+
+
+def pin(pid: int, cpu: int) -> bool:
+    """Keep ``pid`` on one core (two cores or more): server and client apart."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return False
+    os.sched_setaffinity(pid, {cpus[cpu % len(cpus)]})
+    return True
+
+
 async def measure(
-    base: str, dsn: str, args: argparse.Namespace, info: dict[str, Any], server_pid: int
+    port: int, dsn: str, args: argparse.Namespace, info: dict[str, Any], server_pid: int
 ) -> dict[str, Any]:
     settings = Settings(database_url=dsn)
     near_points = points(args.requests, 1)
-    limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+    clients = [await HttpClient.open("127.0.0.1", port) for _ in range(args.concurrency)]
+    free = list(clients)
 
-        async def get(path: str, params: dict[str, Any]) -> None:
-            response = await client.get(path, params=params)
-            if response.status_code != 200:
-                raise RuntimeError(f"{path} {params}: {response.status_code} {response.text[:300]}")
+    async def get(target: str) -> bytes:
+        client = free.pop()
+        try:
+            return await client.get(target)
+        finally:
+            free.append(client)
 
+    try:
         # Warm-up: connections, plans, caches.
         for lat, lon in near_points[:50]:
-            await get("/api/v1/parking/sites", {"near": f"{lat},{lon}", "radius": 1000, "limit": 10})
-        sample = await client.get(
-            "/api/v1/parking/sites", params={"near": f"{near_points[0][0]},{near_points[0][1]}", "limit": 10}
-        )
-        found = sample.json()["count"]
+            await get(nearest_target(lat, lon))
+        found = orjson.loads(await get(nearest_target(*near_points[0])))["count"]
 
         async def nearest(i: int) -> None:
-            lat, lon = near_points[i]
-            await get("/api/v1/parking/sites", {"near": f"{lat},{lon}", "radius": 1000, "limit": 10})
+            await get(nearest_target(*near_points[i]))
 
         cpu0 = cpu_seconds(server_pid)
         near = await drive(args.requests, args.concurrency, nearest)
@@ -223,10 +309,8 @@ async def measure(
         def history(span: timedelta, step: str) -> Callable[[int], Awaitable[None]]:
             async def one(i: int) -> None:
                 site = history_ids[i % len(history_ids)]
-                await get(
-                    f"/api/v1/parking/sites/{site}/history",
-                    {"from": (now - span).isoformat(), "to": now.isoformat(), "step": step},
-                )
+                query = {"from": (now - span).isoformat(), "to": now.isoformat(), "step": step}
+                await get(f"/api/v1/parking/sites/{site}/history?{urlencode(query)}")
 
             return one
 
@@ -236,58 +320,62 @@ async def measure(
         )
 
         async def current(i: int) -> None:
-            await get("/api/v1/parking/sites", {"limit": 1000})
+            await get("/api/v1/parking/sites?limit=1000")
 
+        for i in range(5):
+            await current(i)
+        cpu0 = cpu_seconds(server_pid)
         current_state = await drive(max(50, args.requests // 10), args.concurrency, current)
-
-    # The same SQL the API runs for a nearest query, straight through asyncpg.
-    from sqlalchemy import text
-    from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg
-
-    async def no_reset(conn: asyncpg.Connection) -> None:
-        pass  # the fastest pool: a SELECT leaves nothing to reset
-
-    pool = await asyncpg.create_pool(
-        dsn, min_size=args.concurrency, max_size=args.concurrency, reset=no_reset
-    )
-    try:
-        # Compiled once: the ceiling pays nothing per query but the query.
-        sql0, params0 = site_query(
-            **parking_query(
-                settings, SiteFilter(near=near_points[0], radius=1000.0), Page(limit=10, after=None)
-            )
+        current_state["server_cpu_ms"] = round(
+            (cpu_seconds(server_pid) - cpu0) * 1000 / max(50, args.requests // 10), 3
         )
-        near_compiled = text(sql0).compile(dialect=pg_asyncpg.dialect())
-        near_names = list(near_compiled.positiontup or [])
+    finally:
+        for client in clients:
+            client.close()
+
+    # The ceilings: the statement the API runs, straight through asyncpg, one connection per
+    # client as lean as the HTTP ones (no pool), compiled once: nothing per query but the query.
+    conns = [await asyncpg.connect(dsn) for _ in range(args.concurrency)]
+    idle = list(conns)
+    try:
+        near_sql, near_params = pooled_query(
+            settings, SiteFilter(near=near_points[0], radius=1000.0), Page(limit=10, after=None)
+        )
+        near_statement, near_names = compile_sql(near_sql)
 
         async def direct(i: int) -> None:
             lat, lon = near_points[i]
-            params = {**params0, "near_lat": lat, "near_lon": lon}
-            async with pool.acquire() as conn:
-                await conn.fetch(near_compiled.string, *[params[name] for name in near_names])
+            params = {**near_params, "near_lat": lat, "near_lon": lon}
+            conn = idle.pop()
+            try:
+                await conn.fetch(near_statement, *[params[name] for name in near_names])
+            finally:
+                idle.append(conn)
 
         for i in range(50):
             await direct(i)
         sql_near = await drive(args.requests, args.concurrency, direct)
 
-        # Serialization ceiling for the current-state page: the same SQL, its rows dumped to JSON
-        # bytes by orjson with no per-row work at all, at the same concurrency.
-        page_sql, page_params = site_query(
-            **parking_query(settings, SiteFilter(), Page(limit=1000, after=None))
-        )
-        page_compiled = text(page_sql).compile(dialect=pg_asyncpg.dialect())
-        page_values = [page_params[name] for name in page_compiled.positiontup or []]
+        # Serialization ceiling for the current-state page: the same statement, its rows dumped
+        # to JSON bytes by orjson with no per-row work but the dict orjson needs, same concurrency.
+        page_sql, page_params = pooled_query(settings, SiteFilter(), Page(limit=1000, after=None))
+        page_statement, page_names = compile_sql(page_sql)
+        page_values = [page_params[name] for name in page_names]
 
         async def rows_dumped(i: int) -> None:
-            async with pool.acquire() as conn:
-                rows = await conn.fetch(page_compiled.string, *page_values)
+            conn = idle.pop()
+            try:
+                rows = await conn.fetch(page_statement, *page_values)
+            finally:
+                idle.append(conn)
             orjson.dumps([dict(r) for r in rows], default=str)
 
         for i in range(5):
             await rows_dumped(i)
         ceiling_state = await drive(max(50, args.requests // 10), args.concurrency, rows_dumped)
     finally:
-        await pool.close()
+        for conn in conns:
+            await conn.close()
     return {
         "near": near,
         "near_1": near_1,
@@ -326,25 +414,19 @@ def main() -> int:
             f"in {info['generate_s']} s",
             flush=True,
         )
-        import socket
-
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         code = SERVER.format(root=str(ROOT), url=url, data=str(tmp / "data"), port=port)
         server = subprocess.Popen([sys.executable, "-c", code])
-        base = f"http://127.0.0.1:{port}"
+        pinned = pin(server.pid, 0) and pin(0, 1)
         deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
+        while not healthy(port):
             if server.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("API server did not start")
             time.sleep(0.2)
-        figures = asyncio.run(measure(base, dsn, args, info, server.pid))
+        load_before = os.getloadavg()[0]
+        figures = uvloop.run(measure(port, dsn, args, info, server.pid))
     finally:
         if server is not None:
             server.terminate()
@@ -364,7 +446,10 @@ def main() -> int:
         f"nearest (API, 1 client):  p50 {figures['near_1']['p50_ms']} ms  "
         f"p99 {figures['near_1']['p99_ms']} ms"
     )
-    print(f"current state, 1000 features per response: {figures['current_state_1000']['rps']} req/s")
+    print(
+        f"current state, 1000 features per response: {figures['current_state_1000']['rps']} req/s  "
+        f"({figures['current_state_1000']['server_cpu_ms']} ms of API-process CPU per request)"
+    )
     print(f"same rows through asyncpg + orjson.dumps: {figures['ceiling_state_1000']['rps']} req/s")
     result = {
         "sites": info["sites"],
@@ -389,6 +474,9 @@ def main() -> int:
         "geojson_ratio": round(
             figures["current_state_1000"]["rps"] / figures["ceiling_state_1000"]["rps"], 3
         ),
+        "current_state_server_cpu_ms": figures["current_state_1000"]["server_cpu_ms"],
+        "pinned": pinned,
+        "load_1m_before": round(load_before, 2),
         "load_1m": round(os.getloadavg()[0], 2),
     }
     print(json.dumps(result))

@@ -2,29 +2,39 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Mapping
+from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import text
 
 from app.api.deps import SessionDep, SettingsDep
-from app.api.geojson import (
-    CHANGES_SEQ_SQL,
-    GeoJSONResponse,
-    feature,
-    json_response,
-    point,
+from app.api.fastpath import FastPathRoute, NotPlain, StrictQuery, fast_path
+from app.api.geojson import GeoJSONResponse, feature, json_response, point
+from app.api.params import (
+    MAX_TEXT,
+    MIN_RADIUS_M,
+    BBoxQuery,
+    FeedQuery,
+    NearQuery,
+    Page,
+    PageDep,
+    RadiusQuery,
 )
-from app.api.params import MAX_TEXT, BBoxQuery, FeedQuery, NearQuery, Page, PageDep, RadiusQuery
 from app.api.schemas import ParkingCollection, ParkingFeature
 from app.api.sites import SiteFilter, base_properties, one_site, site_collection, site_filter, site_id_path
 from app.forecast.service import forecast_cache, site_forecast, state_of
+from app.problems import ProblemError
 from app.read.parking import fetch_parking, fetch_parking_pooled
 from app.read.pool import read_pool
+from app.state import get_state
 from ingest.derived import occupancy_pct, parking_availability
+from kernel.settings import Settings
 
-router = APIRouter(prefix="/api/v1/parking", tags=["parking"])
+# FastPathRoute: the site list answers plainly valid queries without per-parameter validation
+# (app/api/fastpath.py); every route of this router keeps FastAPI's declaration and handling.
+router = APIRouter(prefix="/api/v1/parking", tags=["parking"], route_class=FastPathRoute)
 
 # The SQL twin of ``parking_availability(...) == "open"`` for a site with a count.
 OPEN_SQL = "coalesce(s.status, 'unknown') NOT IN ('closed', 'full') AND s.free > 0"
@@ -32,7 +42,8 @@ OPEN_SQL = "coalesce(s.status, 'unknown') NOT IN ('closed', 'full') AND s.free >
 SiteId = Annotated[str, site_id_path("rennes-parking:CIT_PAR_1")]
 
 
-def parking_feature(row: dict[str, Any]) -> dict[str, Any]:
+def parking_feature(row: Mapping[str, Any]) -> dict[str, Any]:
+    """One site as a GeoJSON Feature: the reference shaping (one-site endpoint, interop)."""
     props = base_properties(row)
     props.update(
         capacity=row["capacity"],
@@ -49,6 +60,101 @@ def parking_feature(row: dict[str, Any]) -> dict[str, Any]:
     return feature(row["id"], point(row["lat"], row["lon"]), props)
 
 
+def parking_feature_fast(row: Mapping[str, Any]) -> dict[str, Any]:
+    """``parking_feature`` in one pass: the same keys in the same order, the same values, built
+    as literals from the row with no intermediate dicts or keyword calls (the list and nearest
+    paths shape up to 1,000 of these per request; tests/api/test_fast_path.py holds both equal).
+    """
+    capacity, free, occupied, status = row["capacity"], row["free"], row["occupied"], row["status"]
+    reason, lat, lon, distance = row["stale_reason"], row["lat"], row["lon"], row["distance_m"]
+    props = {
+        "id": row["id"],
+        "feed": row["feed_id"],
+        "source_id": row["source_id"],
+        "name": row["name"],
+        "observed_at": row["observed_at"],
+        "received_at": row["received_at"],
+        "stale": reason is not None,
+        "stale_reason": reason,
+        "demo": row["feed_demo"],
+        "city": row["feed_city"],
+    }
+    if distance is not None:
+        props["distance_m"] = round(float(distance), 1)
+    props["capacity"] = capacity
+    props["free"] = free
+    props["occupied"] = occupied
+    props["occupancy_pct"] = occupancy_pct(capacity, free, occupied)
+    props["status"] = status
+    props["availability"] = parking_availability(status, free, occupied)
+    props["site_type"] = row["site_type"]
+    props["address"] = row["address"]
+    props["trend"] = row["trend"] or "unknown"
+    props["trend_free_delta"] = row["trend_free_delta"]
+    return {
+        "type": "Feature",
+        "id": row["id"],
+        "geometry": None if lat is None or lon is None else {"type": "Point", "coordinates": [lon, lat]},
+        "properties": props,
+    }
+
+
+# The query parameters of the site list (FastAPI's declaration below; the fast path reads the same).
+LIST_PARAMETERS = frozenset({"limit", "cursor", "bbox", "feed", "min_free", "type", "near", "radius"})
+MIN_FREE_MAX = 1_000_000
+# The page dependency's own function (app/api/params.py), so both paths size pages alike.
+page_of = get_args(PageDep)[1].dependency
+
+
+def list_filter(
+    settings: Settings,
+    page: Page,
+    bbox: str | None,
+    feed: str | None,
+    min_free: int | None,
+    type: str | None,
+    near: str | None,
+    radius: float | None,
+) -> SiteFilter:
+    filters = site_filter(settings, page, bbox, feed, near, radius)
+    if min_free is not None:
+        # Only an open site with a count is availability (ingest.derived.parking_availability):
+        # a closed or full car park never passes, whatever free count its feed still reports.
+        filters.require(f"s.free >= :min_free AND {OPEN_SQL}", min_free=min_free)
+    if type is not None:
+        filters.require("s.site_type = :site_type", site_type=type)
+    return filters
+
+
+async def list_response(request: Request, settings: Settings, filters: SiteFilter, page: Page) -> Response:
+    # The hot path (nearest, current state): one statement through the read pool, the
+    # change-log position read in it (app/read/parking.py).
+    seq, rows = await fetch_parking_pooled(read_pool(request), settings, filters, page)
+    return site_collection(request, filters, page, seq, rows, parking_feature_fast)
+
+
+async def list_sites_fast(request: Request) -> Response | None:
+    """``list_sites`` for a plainly valid query, without FastAPI's per-parameter validation
+    (app/api/fastpath.py); ``None`` hands anything else to ``list_sites``."""
+    settings = get_state(request)["settings"]
+    try:
+        query = StrictQuery(request, LIST_PARAMETERS)
+        page = await page_of(settings, query.integer("limit", 1), query.text("cursor", 1000))
+        filters = list_filter(
+            settings,
+            page,
+            query.text("bbox", MAX_TEXT),
+            query.text("feed", MAX_TEXT),
+            query.integer("min_free", 0, MIN_FREE_MAX),
+            query.text("type", MAX_TEXT),
+            query.text("near", MAX_TEXT),
+            query.number("radius", MIN_RADIUS_M),
+        )
+    except (NotPlain, ProblemError):
+        return None
+    return await list_response(request, settings, filters, page)
+
+
 @router.get(
     "/sites",
     summary="Parking sites with current state (GeoJSON)",
@@ -59,6 +165,7 @@ def parking_feature(row: dict[str, Any]) -> dict[str, Any]:
     response_class=GeoJSONResponse,
     response_model=ParkingCollection,
 )
+@fast_path(list_sites_fast)
 async def list_sites(
     request: Request,
     settings: SettingsDep,
@@ -66,7 +173,7 @@ async def list_sites(
     bbox: BBoxQuery = None,
     feed: FeedQuery = None,
     min_free: Annotated[
-        int | None, Query(ge=0, le=1_000_000, description="Only sites with at least this many free")
+        int | None, Query(ge=0, le=MIN_FREE_MAX, description="Only sites with at least this many free")
     ] = None,
     type: Annotated[
         str | None, Query(max_length=MAX_TEXT, description="site_type", examples=["underground"])
@@ -74,17 +181,8 @@ async def list_sites(
     near: NearQuery = None,
     radius: RadiusQuery = None,
 ) -> Response:
-    filters = site_filter(settings, page, bbox, feed, near, radius)
-    if min_free is not None:
-        # Only an open site with a count is availability (ingest.derived.parking_availability):
-        # a closed or full car park never passes, whatever free count its feed still reports.
-        filters.require(f"s.free >= :min_free AND {OPEN_SQL}", min_free=min_free)
-    if type is not None:
-        filters.require("s.site_type = :site_type", site_type=type)
-    # The hot path (nearest, current state): one round trip through the read pool, the
-    # change-log position read first on the same connection (app/read/pool.py).
-    seq, rows = await fetch_parking_pooled(read_pool(request), settings, filters, page, first=CHANGES_SEQ_SQL)
-    return site_collection(request, filters, page, seq, rows, parking_feature)
+    filters = list_filter(settings, page, bbox, feed, min_free, type, near, radius)
+    return await list_response(request, settings, filters, page)
 
 
 @router.get(
