@@ -1,32 +1,34 @@
-"""A fast path in front of FastAPI's parameter handling, for the hottest read endpoints.
+"""A fast path in front of FastAPI's routing and parameter handling, for the hottest reads.
 
-FastAPI resolves an endpoint's dependencies and validates each query parameter through pydantic
-on every request; on the nearest-sites query that was most of the API process's CPU per request
-(bench/api.py, ``ratio``), more than the database work it waits for. A route declared with
-``FastPathRoute`` keeps its FastAPI declaration — the OpenAPI document, and the one place where
-every bad input is answered — and gets a ``fast`` function tried first. ``fast`` reads the query
-with strict, canonical parsers (``StrictQuery``) and calls the same code as the endpoint; on
-anything it does not accept as plainly valid (an unknown or repeated parameter, an empty value,
-a number not in its plain form, a value the shared checks refuse) it answers ``None`` and the
-request goes through FastAPI unchanged, which validates it and answers the same problem
-document as always. The fast path can therefore only ever answer what the endpoint would.
+FastAPI matches a request against every route and resolves the endpoint's dependencies,
+validating each query parameter through pydantic; on the nearest-sites query that was more of
+the API process's CPU per request than the database work it waits for (bench/api.py, ``ratio``).
+A ``FastRoute`` is put first in the application's routes. It matches only its path, methods and
+a query that its strict, canonical parsers (``StrictQuery``) accept as values FastAPI's own
+validation would pass unchanged; then it answers with the same code as the endpoint it speeds up,
+whose own checks (page size, coordinates, cursor) run in the same order and raise the same problem.
+Anything else — an unknown or repeated parameter, an empty value, a number not in its plain form
+or out of its declared bounds — is no match, so routing goes on to the FastAPI route, which
+validates it and answers as always. The fast path can only ever answer what the endpoint would;
+the FastAPI route keeps the OpenAPI description.
 
-Routing, the middleware (rate limits, guards, ETag, metrics) and the exception handlers apply to
-both paths alike: only the handler inside the route differs.
+The middleware (rate limits, guards, ETag, metrics) and the exception handlers see both paths
+alike: the request carries the FastAPI route as ``scope["route"]``, so metrics label it the same.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import Request
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
+from starlette.requests import Request
+from starlette.routing import BaseRoute, Match
+from starlette.types import Receive, Scope, Send
 
-FastHandler = Callable[[Request], Awaitable[Response | None]]
-FAST_ATTRIBUTE = "__fast_path__"
+FAST_ARGS = "mobility.fast_args"
 
 # Plain forms only: no sign, no leading zero, no exponent, no spaces (pydantic's lax parsing
 # accepts more; those requests take the validated path).
@@ -38,30 +40,44 @@ class NotPlain(Exception):
     """A value the fast path leaves to FastAPI's validation."""
 
 
-def fast_path(fast: FastHandler) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Attach ``fast`` to an endpoint; ``FastPathRoute`` picks it up (apply below the route decorator)."""
-
-    def attach(endpoint: Callable[..., Any]) -> Callable[..., Any]:
-        setattr(endpoint, FAST_ATTRIBUTE, fast)
-        return endpoint
-
-    return attach
+Parse = Callable[[Request], Any]
+Answer = Callable[[Request, Any], Awaitable[Response]]
 
 
-class FastPathRoute(APIRoute):
-    """An ``APIRoute`` whose handler tries the endpoint's fast path first (module docstring)."""
+class FastRoute(BaseRoute):
+    """The fast path of one FastAPI route (module docstring): ``parse`` reads the request into
+    the endpoint's arguments or raises ``NotPlain``; ``answer`` responds from them."""
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        slow = super().get_route_handler()
-        fast: FastHandler | None = getattr(self.endpoint, FAST_ATTRIBUTE, None)
-        if fast is None:
-            return slow
+    def __init__(self, route: APIRoute, parse: Parse, answer: Answer) -> None:
+        self.route = route
+        self.path = route.path
+        self.path_format = route.path_format
+        self.methods = frozenset(route.methods or ())
+        self.name = f"{route.name}_fast"
+        self.include_in_schema = False
+        self.parse = parse
+        self.answer = answer
 
-        async def handler(request: Request) -> Response:
-            response = await fast(request)
-            return await slow(request) if response is None else response
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if (
+            scope["type"] != "http"
+            or scope["path"] != self.path
+            or scope.get("root_path")
+            or scope["method"] not in self.methods
+        ):
+            return Match.NONE, {}
+        try:
+            args = self.parse(Request(scope))
+        except NotPlain:
+            return Match.NONE, {}
+        return Match.FULL, {"route": self.route, FAST_ARGS: args}
 
-        return handler
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self.answer(Request(scope, receive, send), scope[FAST_ARGS])
+        await response(scope, receive, send)
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> Any:
+        return self.route.url_path_for(name, **path_params)
 
 
 class StrictQuery:

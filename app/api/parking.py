@@ -7,10 +7,11 @@ from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
 from sqlalchemy import text
 
 from app.api.deps import SessionDep, SettingsDep
-from app.api.fastpath import FastPathRoute, NotPlain, StrictQuery, fast_path
+from app.api.fastpath import FastRoute, StrictQuery
 from app.api.geojson import GeoJSONResponse, feature, json_response, point
 from app.api.params import (
     MAX_TEXT,
@@ -25,16 +26,13 @@ from app.api.params import (
 from app.api.schemas import ParkingCollection, ParkingFeature
 from app.api.sites import SiteFilter, base_properties, one_site, site_collection, site_filter, site_id_path
 from app.forecast.service import forecast_cache, site_forecast, state_of
-from app.problems import ProblemError
 from app.read.parking import fetch_parking, fetch_parking_pooled
 from app.read.pool import read_pool
 from app.state import get_state
 from ingest.derived import occupancy_pct, parking_availability
 from kernel.settings import Settings
 
-# FastPathRoute: the site list answers plainly valid queries without per-parameter validation
-# (app/api/fastpath.py); every route of this router keeps FastAPI's declaration and handling.
-router = APIRouter(prefix="/api/v1/parking", tags=["parking"], route_class=FastPathRoute)
+router = APIRouter(prefix="/api/v1/parking", tags=["parking"])
 
 # The SQL twin of ``parking_availability(...) == "open"`` for a site with a count.
 OPEN_SQL = "coalesce(s.status, 'unknown') NOT IN ('closed', 'full') AND s.free > 0"
@@ -102,6 +100,7 @@ def parking_feature_fast(row: Mapping[str, Any]) -> dict[str, Any]:
 # The query parameters of the site list (FastAPI's declaration below; the fast path reads the same).
 LIST_PARAMETERS = frozenset({"limit", "cursor", "bbox", "feed", "min_free", "type", "near", "radius"})
 MIN_FREE_MAX = 1_000_000
+CURSOR_MAX = 1000  # the page dependency's Query(max_length=...) (app/api/params.py)
 # The page dependency's own function (app/api/params.py), so both paths size pages alike.
 page_of = get_args(PageDep)[1].dependency
 
@@ -133,26 +132,34 @@ async def list_response(request: Request, settings: Settings, filters: SiteFilte
     return site_collection(request, filters, page, seq, rows, parking_feature_fast)
 
 
-async def list_sites_fast(request: Request) -> Response | None:
-    """``list_sites`` for a plainly valid query, without FastAPI's per-parameter validation
-    (app/api/fastpath.py); ``None`` hands anything else to ``list_sites``."""
+def list_query(request: Request) -> dict[str, Any]:
+    """The site list's parameters when every one is in a plain form FastAPI would pass
+    unchanged (app/api/fastpath.py); ``NotPlain`` otherwise."""
+    query = StrictQuery(request, LIST_PARAMETERS)
+    return {
+        "limit": query.integer("limit", 1),
+        "cursor": query.text("cursor", CURSOR_MAX),
+        "bbox": query.text("bbox", MAX_TEXT),
+        "feed": query.text("feed", MAX_TEXT),
+        "min_free": query.integer("min_free", 0, MIN_FREE_MAX),
+        "type": query.text("type", MAX_TEXT),
+        "near": query.text("near", MAX_TEXT),
+        "radius": query.number("radius", MIN_RADIUS_M),
+    }
+
+
+async def list_answer(request: Request, args: dict[str, Any]) -> Response:
+    """``list_sites`` from ``list_query``'s values: the page dependency, then the endpoint's body,
+    in FastAPI's order, so a refused value raises the same problem."""
     settings = get_state(request)["settings"]
-    try:
-        query = StrictQuery(request, LIST_PARAMETERS)
-        page = await page_of(settings, query.integer("limit", 1), query.text("cursor", 1000))
-        filters = list_filter(
-            settings,
-            page,
-            query.text("bbox", MAX_TEXT),
-            query.text("feed", MAX_TEXT),
-            query.integer("min_free", 0, MIN_FREE_MAX),
-            query.text("type", MAX_TEXT),
-            query.text("near", MAX_TEXT),
-            query.number("radius", MIN_RADIUS_M),
-        )
-    except (NotPlain, ProblemError):
-        return None
-    return await list_response(request, settings, filters, page)
+    page = await page_of(settings, args.pop("limit"), args.pop("cursor"))
+    return await list_response(request, settings, list_filter(settings, page, **args), page)
+
+
+def fast_routes() -> list[FastRoute]:
+    """Put first in the application's routes (app/routes.py): the site list's fast path."""
+    route = next(r for r in router.routes if isinstance(r, APIRoute) and r.endpoint is list_sites)
+    return [FastRoute(route, list_query, list_answer)]
 
 
 @router.get(
@@ -165,7 +172,6 @@ async def list_sites_fast(request: Request) -> Response | None:
     response_class=GeoJSONResponse,
     response_model=ParkingCollection,
 )
-@fast_path(list_sites_fast)
 async def list_sites(
     request: Request,
     settings: SettingsDep,
