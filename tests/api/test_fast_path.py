@@ -14,13 +14,15 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import orjson
 import pytest
 from starlette.requests import Request
 
 from app.api.fastpath import NotPlain, StrictQuery
 from app.api.geojson import dumps
 from app.api.params import Page
-from app.api.parking import LIST_PARAMETERS, list_filter, parking_feature, parking_feature_fast
+from app.api.parking import LIST_PARAMETERS, list_filter, parking_feature
+from app.api.schemas import ParkingFeature, ParkingProperties
 from app.api.sites import SiteFilter
 from app.main import create_app
 from app.read import pool as read_pool
@@ -88,11 +90,13 @@ def client(odd_db: tuple[str, Settings]) -> Iterator[httpx.Client]:
         yield http
 
 
-def both_shapings(url: str, settings: Settings, filters: SiteFilter, page: Page) -> list[tuple[bytes, bytes]]:
-    """Each site shaped by the fast builder from the pool's records and by the reference
-    ``parking_feature`` from the session path's dicts, as JSON bytes."""
+def both_paths(
+    url: str, settings: Settings, filters: SiteFilter, page: Page
+) -> list[tuple[bytes, dict[str, Any]]]:
+    """Each site as the list endpoint writes it — read-pool records shaped straight to JSON
+    bytes — and as the session path's dicts shape it, before any serialization."""
 
-    async def go() -> list[tuple[bytes, bytes]]:
+    async def go() -> list[tuple[bytes, dict[str, Any]]]:
         pool = await read_pool.create_pool(url, settings)
         engine = create_engine(url, role="test", pool_size=1)
         try:
@@ -104,24 +108,31 @@ def both_shapings(url: str, settings: Settings, filters: SiteFilter, page: Page)
             await engine.dispose()
         assert [r["id"] for r in records] == [r["id"] for r in rows]
         return [
-            (dumps(parking_feature_fast(record)), dumps(parking_feature(row)))
+            (dumps(parking_feature(record)), parking_feature(row))
             for record, row in zip(records, rows, strict=True)
         ]
 
     return run_sync(go())
 
 
-def test_fast_shaping_is_the_reference_shaping(odd_db: tuple[str, Settings]) -> None:
+def test_the_bytes_written_are_the_model_path_s_features(odd_db: tuple[str, Settings]) -> None:
     url, settings = odd_db
     page = Page(limit=1000, after=None)
-    listed = both_shapings(url, settings, list_filter(settings, page, *[None] * 6), page)
-    near = both_shapings(
+    listed = both_paths(url, settings, list_filter(settings, page, *[None] * 6), page)
+    near = both_paths(
         url, settings, list_filter(settings, page, None, None, None, None, NEAR_AACHEN, 5000.0), page
     )
-    for fast, reference in listed + near:
-        assert fast == reference
+    for written, reference in listed + near:
+        assert written == dumps(reference)
+        # The response model (what the OpenAPI document promises) reads both as the same feature,
+        # with every field the model declares present in the bytes.
+        parsed = orjson.loads(written)
+        assert ParkingFeature.model_validate(parsed) == ParkingFeature.model_validate(reference)
+        assert set(parsed["properties"]) >= {
+            name for name, field in ParkingProperties.model_fields.items() if field.is_required()
+        }
     # What the comparison covered, so that it cannot pass on data that lacks the hard cases.
-    props = [httpx.Response(200, content=fast).json() for fast, _ in listed]
+    props = [orjson.loads(written) for written, _ in listed]
     availability = {p["properties"]["availability"] for p in props}
     assert {"open", "closed", "full", "no_data"} <= availability
     assert any(p["geometry"] is None for p in props)
@@ -129,7 +140,7 @@ def test_fast_shaping_is_the_reference_shaping(odd_db: tuple[str, Settings]) -> 
         p["properties"]["trend"] == "unknown" and p["properties"]["occupancy_pct"] is None for p in props
     )
     assert any(not p["properties"]["name"].isascii() for p in props)
-    assert all("distance_m" in httpx.Response(200, content=fast).json()["properties"] for fast, _ in near)
+    assert all("distance_m" in orjson.loads(written)["properties"] for written, _ in near)
     assert len(near) > 1
 
 
