@@ -211,23 +211,41 @@ async def compare(
     ours: Callable[[int], Awaitable[None]],
     ceiling: Callable[[int], Awaitable[None]],
     server_pid: int,
+    postmaster: int | None,
     rounds: int = ROUNDS,
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Ours and its ceiling in alternating rounds, so that both meet the same load from whatever
-    else runs on the machine; throughput is all requests over all time of each side. Also the
-    API process's CPU per request over our rounds (robust to a shared machine)."""
+    else runs on the machine; throughput is all requests over all time of each side.
+
+    Also the CPU each side spends per request, which other work on a shared machine does not
+    change the way it changes throughput: the API process's, PostgreSQL's (every backend of
+    the server, when the bench started it) and this client process's. ``cpu_ms`` is their sum.
+    """
     mine, best = Run(), Run()
-    cpu = 0.0
+    spent = {"server": 0.0, "ours_db": 0.0, "ours_client": 0.0, "ceiling_db": 0.0, "ceiling_client": 0.0}
     step = -(-requests // rounds)
     for start in range(0, requests, step):
         chunk = range(start, min(requests, start + step))
-        cpu0 = cpu_seconds(server_pid)
+        server0, db0, client0 = cpu_seconds(server_pid), database_cpu(postmaster), time.process_time()
         await run(mine, chunk, concurrency, ours)
-        cpu += cpu_seconds(server_pid) - cpu0
+        spent["server"] += cpu_seconds(server_pid) - server0
+        spent["ours_db"] += database_cpu(postmaster) - db0
+        spent["ours_client"] += time.process_time() - client0
+        db0, client0 = database_cpu(postmaster), time.process_time()
         await run(best, chunk, concurrency, ceiling)
-    figures = mine.figures()
-    figures["server_cpu_ms"] = round(cpu * 1000 / requests, 3)
-    return figures, best.figures()
+        spent["ceiling_db"] += database_cpu(postmaster) - db0
+        spent["ceiling_client"] += time.process_time() - client0
+    per = {name: seconds * 1000 / requests for name, seconds in spent.items()}
+    figures, ceiling_figures = mine.figures(), best.figures()
+    figures["server_cpu_ms"] = round(per["server"], 3)
+    if postmaster is not None:
+        figures["db_cpu_ms"] = round(per["ours_db"], 3)
+        figures["client_cpu_ms"] = round(per["ours_client"], 3)
+        figures["cpu_ms"] = round(per["server"] + per["ours_db"] + per["ours_client"], 3)
+        ceiling_figures["db_cpu_ms"] = round(per["ceiling_db"], 3)
+        ceiling_figures["client_cpu_ms"] = round(per["ceiling_client"], 3)
+        ceiling_figures["cpu_ms"] = round(per["ceiling_db"] + per["ceiling_client"], 3)
+    return figures, ceiling_figures
 
 
 def points(n: int, seed: int) -> list[tuple[float, float]]:
@@ -254,6 +272,25 @@ def cpu_seconds(pid: int) -> float:
         except OSError:
             continue
     return total / 1e9
+
+
+def database_cpu(postmaster: int | None) -> float:
+    """CPU time of the PostgreSQL server's processes (the postmaster's children); 0 when the
+    bench did not start the server (DATABASE_URL)."""
+    if postmaster is None:
+        return 0.0
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                parent = int(f.read().rsplit(")", 1)[1].split()[1])
+            if parent == postmaster:
+                total += cpu_seconds(int(entry))
+        except (OSError, IndexError, ValueError):
+            continue  # a backend that ended meanwhile
+    return total
 
 
 class HttpClient(asyncio.Protocol):
@@ -318,7 +355,12 @@ def pin(pid: int, cpu: int) -> bool:
 
 
 async def measure(
-    port: int, dsn: str, args: argparse.Namespace, info: dict[str, Any], server_pid: int
+    port: int,
+    dsn: str,
+    args: argparse.Namespace,
+    info: dict[str, Any],
+    server_pid: int,
+    postmaster: int | None,
 ) -> dict[str, Any]:
     settings = Settings(database_url=dsn)
     near_points = points(args.requests, 1)
@@ -365,7 +407,9 @@ async def measure(
             await direct(i)
         found = orjson.loads(await get(nearest_target(*near_points[0])))["count"]
 
-        near, sql_near = await compare(args.requests, args.concurrency, nearest, direct, server_pid)
+        near, sql_near = await compare(
+            args.requests, args.concurrency, nearest, direct, server_pid, postmaster
+        )
         near_1 = await drive(max(200, args.requests // 4), 1, nearest)
 
         now: datetime = info["now"]
@@ -401,7 +445,7 @@ async def measure(
             await current(i)
             await rows_dumped(i)
         current_state, ceiling_state = await compare(
-            max(50, args.requests // 10), args.concurrency, current, rows_dumped, server_pid
+            max(50, args.requests // 10), args.concurrency, current, rows_dumped, server_pid, postmaster
         )
     finally:
         for client in clients:
@@ -418,6 +462,23 @@ async def measure(
         "history_30d_1h": history_month,
         "current_state_1000": current_state,
     }
+
+
+def cpu_ratio(ceiling: dict[str, float], ours: dict[str, float]) -> float | None:
+    if "cpu_ms" not in ours or not ours["cpu_ms"]:
+        return None
+    return round(ceiling["cpu_ms"] / ours["cpu_ms"], 3)
+
+
+def cpu_line(figures: dict[str, float]) -> str:
+    if "cpu_ms" not in figures:
+        return ""
+    parts = [
+        f"{figures[k]} {label}"
+        for k, label in (("server_cpu_ms", "API"), ("db_cpu_ms", "PostgreSQL"), ("client_cpu_ms", "client"))
+        if k in figures
+    ]
+    return f"  CPU per request {figures['cpu_ms']} ms ({' + '.join(parts)})"
 
 
 def main() -> int:
@@ -458,7 +519,8 @@ def main() -> int:
                 raise RuntimeError("API server did not start")
             time.sleep(0.2)
         load_before = os.getloadavg()[0]
-        figures = uvloop.run(measure(port, dsn, args, info, server.pid))
+        postmaster = embedded.pid if embedded is not None else None
+        figures = uvloop.run(measure(port, dsn, args, info, server.pid, postmaster))
     finally:
         if server is not None:
             server.terminate()
@@ -471,6 +533,7 @@ def main() -> int:
         f"({near['server_cpu_ms']} ms of API-process CPU per request)"
     )
     print(f"nearest (SQL):  p50 {sql_near['p50_ms']} ms  p99 {sql_near['p99_ms']} ms  {sql_near['rps']} q/s")
+    print(f"nearest (API):{cpu_line(near)}\nnearest (SQL):{cpu_line(sql_near)}")
     for key in ("history_24h_5m", "history_30d_1h"):
         h = figures[key]
         print(f"{key}: p50 {h['p50_ms']} ms  p99 {h['p99_ms']} ms  {h['rps']} req/s")
@@ -483,6 +546,10 @@ def main() -> int:
         f"({figures['current_state_1000']['server_cpu_ms']} ms of API-process CPU per request)"
     )
     print(f"same rows through asyncpg + orjson.dumps: {figures['ceiling_state_1000']['rps']} req/s")
+    print(
+        f"current state:{cpu_line(figures['current_state_1000'])}\n"
+        f"its ceiling:{cpu_line(figures['ceiling_state_1000'])}"
+    )
     result = {
         "sites": info["sites"],
         "history_sites": info["history_sites"],
@@ -510,6 +577,14 @@ def main() -> int:
         "pinned": pinned,
         "load_1m_before": round(load_before, 2),
         "load_1m": round(os.getloadavg()[0], 2),
+        # CPU per request of each side (API process + PostgreSQL + client; SQL: PostgreSQL + client)
+        # and their ratio: what the throughput ratio tends to on a machine with nothing else to run.
+        "nearest_cpu_ms": near.get("cpu_ms"),
+        "sql_nearest_cpu_ms": sql_near.get("cpu_ms"),
+        "cpu_ratio": cpu_ratio(sql_near, near),
+        "geojson_cpu_ms": figures["current_state_1000"].get("cpu_ms"),
+        "geojson_ceiling_cpu_ms": figures["ceiling_state_1000"].get("cpu_ms"),
+        "geojson_cpu_ratio": cpu_ratio(figures["ceiling_state_1000"], figures["current_state_1000"]),
     }
     print(json.dumps(result))
     return 0
