@@ -304,6 +304,7 @@ class HttpClient(asyncio.Protocol):
         self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
         self.chunks: list[bytes] = []
         self.transport: asyncio.Transport | None = None
+        self.closed = False
 
     @classmethod
     async def open(cls, host: str, port: int) -> HttpClient:
@@ -325,6 +326,7 @@ class HttpClient(asyncio.Protocol):
             self.waiter.set_result((self.parser.get_status_code(), body))
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_exception(ConnectionError(f"server closed the connection: {exc}"))
 
@@ -374,6 +376,9 @@ async def measure(
     async def get(target: str) -> bytes:
         client = free.pop()
         try:
+            if client.closed:  # uvicorn closes a connection idle past its keep-alive timeout
+                client = await HttpClient.open("127.0.0.1", port)
+                clients.append(client)
             return await client.get(target)
         finally:
             free.append(client)
