@@ -6,6 +6,7 @@ One process can be API only (``mobility serve``), or API plus ingest (``mobility
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -80,8 +81,14 @@ def create_app(
                 "demo": demo,
                 "extras": {"alerts": alerts, "forecast_publisher": forecasts, read_pool.POOL_KEY: reads},
             }
+            # Everything alive now lives as long as the process: out of the cyclic collector's way.
+            # Its full passes otherwise walk these ~140,000 objects again and again while a
+            # 1,000-feature page allocates (a third of that page's CPU, bench/api.py).
+            gc.collect()
+            gc.freeze()
             yield state
         finally:
+            gc.unfreeze()
             if ingest is not None:
                 await ingest.stop()
             if forecasts is not None:

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from app import frontend
 from app.alerts import router as alerts
+from app.api import parking
 from app.api import routers as api_routers
 from app.live import router as live
 from app.middleware import install_middleware
@@ -18,6 +19,9 @@ def install(app: FastAPI, settings: Settings) -> None:
 
     for router in api_routers():
         app.include_router(router)
+    # First of all routes: the hot reads' fast paths, which fall through to the routes above for
+    # anything they do not answer (app/api/fastpath.py).
+    app.router.routes[0:0] = parking.fast_routes()
     app.include_router(alerts.router)
     install_problem_handlers(app)
     install_middleware(app, settings)

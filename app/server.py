@@ -10,6 +10,11 @@ Two things uvicorn's fast HTTP parser (httptools) does not do, and this module a
   closing a transport waits until the peer has read what is queued, which a client that
   never reads never does, so the send deadline of app/guards.py must be able to drop it.
 
+It also writes each response's head together with its body: uvicorn writes the status line
+and headers as soon as the application starts the response, and the body in a second write,
+so every JSON answer cost two sends and two wake-ups of the client. The head is held until the
+first body write (or the end of the response, or a close) and goes out in the same write.
+
 Client identity behind a reverse proxy: ``X-Forwarded-For`` is believed only from the
 addresses in ``trusted_proxies`` (empty by default: the peer address is the client, so no
 client can pick its own identity by sending the header).
@@ -17,10 +22,11 @@ client can pick its own identity by sending the header).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from app.live.frames import FrameWebSocketProtocol
 from kernel.settings import Settings
@@ -36,6 +42,47 @@ _431 = (
     b"connection: close\r\n\r\n"
     b"request line and headers too large"
 )
+
+
+class HeadWithBody:
+    """The transport as one response cycle sees it: the response head is held back and written
+    with the first body write, or alone when the response ends without one (HEAD) or the
+    connection is closed. ``100 Continue`` is written at once (the client waits for it)."""
+
+    __slots__ = ("_transport", "_head", "_passed")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._head: bytes | None = None
+        self._passed = False
+
+    def write(self, data: bytes) -> None:
+        if self._passed:
+            self._transport.write(data)
+        elif self._head is None and not data.startswith(b"HTTP/1.1 100 "):
+            self._head = data
+        else:
+            self._passed = True
+            head, self._head = self._head, None
+            if head is None:
+                self._transport.write(data)
+            elif len(data) < 65536:
+                self._transport.write(head + data)
+            else:  # no copy of a large body: one gathered write
+                self._transport.writelines((head, data))
+
+    def flush(self) -> None:
+        self._passed = True
+        if self._head is not None:
+            head, self._head = self._head, None
+            self._transport.write(head)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -66,12 +113,28 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._head_bytes = 0
+        previous = self.cycle
         super().on_headers_complete()
+        if self.cycle is not None and self.cycle is not previous:
+            hold(self.cycle, HeadWithBody(self.transport))
 
     def on_message_complete(self) -> None:
         self._in_head = True
         self._head_bytes = 0
         super().on_message_complete()
+
+
+def hold(cycle: RequestResponseCycle, transport: HeadWithBody) -> None:
+    """Give a new cycle (its task has not run yet) the head-holding transport; the head goes out
+    at the latest when the response is complete."""
+    cycle.transport = transport  # type: ignore[assignment]  # write, close and is_closing: all it uses
+    done = cycle.on_response
+
+    def on_response() -> None:
+        transport.flush()
+        done()
+
+    cycle.on_response = on_response
 
 
 def protocol_class(max_head_bytes: int) -> type[GuardedHttpToolsProtocol]:

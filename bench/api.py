@@ -9,18 +9,29 @@ Generated in SQL (generate_series, no Python row loops), on DATABASE_URL or an e
   each daily partition, so its latency depends on the span, not on how many other sites have
   history.
 
-Measured with ``--concurrency`` clients (default 8), uvicorn in a child process (one worker):
+Measured with ``--concurrency`` clients (default 8), uvicorn in a child process (one worker,
+configured as every entry point runs it: app/server.py). Clients are lean on both sides, so that
+what is compared is the server, not the client: HTTP/1.1 keep-alive connections written by hand
+on asyncio (uvloop) with httptools parsing the responses (no Accept-Encoding, so no gzip), and
+for the SQL the same number of plain asyncpg connections, one per client, on the same loop. With
+two or more cores the API process is pinned to one core and this process to another (PostgreSQL
+runs where the scheduler puts it): the client does not compete with the server it measures.
+Each API figure that has a ceiling is measured in alternating rounds with it (``compare``), so
+both meet the same load from whatever else the machine runs.
 
 * nearest sites: ``/api/v1/parking/sites?near=…&radius=1000&limit=10`` at random points — p50,
-  p99, requests per second; and the same SQL (the API's own query text, trend included) run
-  directly through an asyncpg pool with the same concurrency — ``ratio`` = API rps / SQL rps;
+  p99, requests per second, and the API process's own CPU per request; and the same SQL (the
+  very statement the API runs, app/read/parking.py ``pooled_query``: the sites, their trend and
+  the change-log position in one round trip) through asyncpg with the same concurrency —
+  ``ratio`` = API rps / SQL rps;
 * history: one site, 24 h at 5 minutes, and 30 days at 1 hour — p50, p99;
 * nearest at one client: p50, p99 (``nearest_p99_ms_1``);
 * current state: ``/api/v1/parking/sites?limit=1000`` (1,000 GeoJSON features) — requests per second;
-  its ceiling in the same run: the same SQL through asyncpg with the rows dumped by orjson
-  (no per-row work) — ``geojson_ratio`` = API rps / ceiling rps.
+  its ceiling in the same run: the same statement through asyncpg with the rows dumped by orjson
+  (no per-row work but the dict orjson needs) — ``geojson_ratio`` = API rps / ceiling rps.
 
 Usage: python bench/api.py [--sites N] [--history-sites N] [--days N] [--requests N] [--concurrency N]
+                           [--no-pin]
 Last line: one JSON object with the figures.
 """
 
@@ -31,6 +42,7 @@ import asyncio
 import json
 import os
 import random
+import socket
 import statistics
 import subprocess
 import sys
@@ -39,34 +51,44 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+from urllib.parse import urlencode
 
 import asyncpg
-import httpx
+import httptools
 import orjson
+import uvloop
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app import migrate  # noqa: E402
 from app.api.params import Page  # noqa: E402
-from app.api.sites import SiteFilter, site_query  # noqa: E402
-from app.read.parking import parking_query  # noqa: E402
+from app.api.sites import SiteFilter  # noqa: E402
+from app.read.parking import pooled_query  # noqa: E402
+from app.read.pool import compile_sql  # noqa: E402
 from kernel.db import EmbeddedPostgres, asyncpg_dsn  # noqa: E402
 from kernel.settings import Settings  # noqa: E402
+
+# Ours and the ceiling alternate in this many rounds (bench.compare).
+ROUNDS = 4
 
 # Rennes-sized box.
 MIN_LAT, MAX_LAT, MIN_LON, MAX_LON = 47.99, 48.21, -1.85, -1.45
 
+# The API as every entry point serves it (app/server.py: httptools, uvloop, the guarded protocol).
 SERVER = """
 import sys, uvicorn
 sys.path.insert(0, {root!r})
 from kernel.settings import Settings
 from app.main import create_app
+from app.server import uvicorn_config
 settings = Settings(database_url={url!r}, data_dir={data!r}, feeds_file=None, demo=False,
                     api_rate_per_minute_ip=100_000_000, log_level="WARNING")
-uvicorn.run(create_app(settings, database_url={url!r}), host="127.0.0.1", port={port}, log_level="warning",
-            access_log=False)
+config = uvicorn_config(create_app(settings, database_url={url!r}), settings, host="127.0.0.1", port={port})
+config.access_log = False
+config.log_level = "warning"
+uvicorn.Server(config).run()
 """
 
 
@@ -149,29 +171,96 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
-async def drive(requests: int, concurrency: int, one: Callable[[int], Awaitable[None]]) -> dict[str, float]:
-    latencies: list[float] = []
-    counter = iter(range(requests))
+class Run:
+    """Latencies and elapsed time of one or more runs of the same measurement."""
+
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.elapsed = 0.0
+
+    def figures(self) -> dict[str, float]:
+        return {
+            "p50_ms": round(statistics.median(self.latencies), 2),
+            "p99_ms": round(percentile(self.latencies, 99), 2),
+            "rps": round(len(self.latencies) / self.elapsed, 1),
+        }
+
+
+async def run(into: Run, requests: range, concurrency: int, one: Callable[[int], Awaitable[None]]) -> None:
+    counter = iter(requests)
 
     async def worker() -> None:
         for i in counter:
             start = time.perf_counter()
             await one(i)
-            latencies.append((time.perf_counter() - start) * 1000)
+            into.latencies.append((time.perf_counter() - start) * 1000)
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    return {
-        "p50_ms": round(statistics.median(latencies), 2),
-        "p99_ms": round(percentile(latencies, 99), 2),
-        "rps": round(requests / elapsed, 1),
-    }
+    into.elapsed += time.perf_counter() - started
+
+
+async def drive(requests: int, concurrency: int, one: Callable[[int], Awaitable[None]]) -> dict[str, float]:
+    into = Run()
+    await run(into, range(requests), concurrency, one)
+    return into.figures()
+
+
+async def compare(
+    requests: int,
+    concurrency: int,
+    ours: Callable[[int], Awaitable[None]],
+    ceiling: Callable[[int], Awaitable[None]],
+    server_pid: int,
+    postmaster: int | None,
+    rounds: int = ROUNDS,
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Ours and its ceiling in alternating rounds, so that both meet the same load from whatever
+    else runs on the machine; throughput is all requests over all time of each side.
+
+    Also the CPU each side spends per request, which other work on a shared machine does not
+    change the way it changes throughput: the API process's, PostgreSQL's (every backend of
+    the server, when the bench started it) and this client process's. ``cpu_ms`` is their sum.
+    """
+    mine, best = Run(), Run()
+    spent = {"server": 0.0, "ours_db": 0.0, "ours_client": 0.0, "ceiling_db": 0.0, "ceiling_client": 0.0}
+    step = -(-requests // rounds)
+    for start in range(0, requests, step):
+        chunk = range(start, min(requests, start + step))
+        server0, db0, client0 = cpu_seconds(server_pid), database_cpu(postmaster), time.process_time()
+        await run(mine, chunk, concurrency, ours)
+        spent["server"] += cpu_seconds(server_pid) - server0
+        spent["ours_db"] += database_cpu(postmaster) - db0
+        spent["ours_client"] += time.process_time() - client0
+        db0, client0 = database_cpu(postmaster), time.process_time()
+        await run(best, chunk, concurrency, ceiling)
+        spent["ceiling_db"] += database_cpu(postmaster) - db0
+        spent["ceiling_client"] += time.process_time() - client0
+    per = {name: seconds * 1000 / requests for name, seconds in spent.items()}
+    figures, ceiling_figures = mine.figures(), best.figures()
+    figures["server_cpu_ms"] = round(per["server"], 3)
+    if postmaster is not None:
+        figures["db_cpu_ms"] = round(per["ours_db"], 3)
+        figures["client_cpu_ms"] = round(per["ours_client"], 3)
+        figures["cpu_ms"] = round(per["server"] + per["ours_db"] + per["ours_client"], 3)
+        ceiling_figures["db_cpu_ms"] = round(per["ceiling_db"], 3)
+        ceiling_figures["client_cpu_ms"] = round(per["ceiling_client"], 3)
+        ceiling_figures["cpu_ms"] = round(per["ceiling_db"] + per["ceiling_client"], 3)
+    return figures, ceiling_figures
 
 
 def points(n: int, seed: int) -> list[tuple[float, float]]:
     rng = random.Random(seed)
     return [(rng.uniform(MIN_LAT, MAX_LAT), rng.uniform(MIN_LON, MAX_LON)) for _ in range(n)]
+
+
+def healthy(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            return sock.recv(64).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
 
 
 def cpu_seconds(pid: int) -> float:
@@ -186,35 +275,147 @@ def cpu_seconds(pid: int) -> float:
     return total / 1e9
 
 
+def database_cpu(postmaster: int | None) -> float:
+    """CPU time of the PostgreSQL server's processes (the postmaster's children); 0 when the
+    bench did not start the server (DATABASE_URL)."""
+    if postmaster is None:
+        return 0.0
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                parent = int(f.read().rsplit(")", 1)[1].split()[1])
+            if parent == postmaster:
+                total += cpu_seconds(int(entry))
+        except (OSError, IndexError, ValueError):
+            continue  # a backend that ended meanwhile
+    return total
+
+
+class HttpClient(asyncio.Protocol):
+    """One HTTP/1.1 keep-alive connection, one request at a time: the least a client can do
+    (a request line, a Host header; httptools parses the answer). httpx spent more CPU per
+    request than the API did, so the bench measured its own client."""
+
+    def __init__(self) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
+        self.chunks: list[bytes] = []
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> HttpClient:
+        _, client = await asyncio.get_running_loop().create_connection(cls, host, port)
+        return client
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's does not subclass asyncio's
+
+    def data_received(self, data: bytes) -> None:
+        self.parser.feed_data(data)
+
+    def on_body(self, body: bytes) -> None:
+        self.chunks.append(body)
+
+    def on_message_complete(self) -> None:
+        body, self.chunks = b"".join(self.chunks), []
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result((self.parser.get_status_code(), body))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(ConnectionError(f"server closed the connection: {exc}"))
+
+    async def get(self, target: str) -> bytes:
+        assert self.transport is not None
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % target.encode())
+        status, body = await self.waiter
+        if status != 200:
+            raise RuntimeError(f"{target}: {status} {body[:300]!r}")
+        return body
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+def nearest_target(lat: float, lon: float) -> str:
+    return f"/api/v1/parking/sites?{urlencode({'near': f'{lat},{lon}', 'radius': 1000, 'limit': 10})}"
+
+
+def pin(pid: int, cpu: int) -> bool:
+    """Keep ``pid`` on one core (two cores or more): server and client apart."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return False
+    os.sched_setaffinity(pid, {cpus[cpu % len(cpus)]})
+    return True
+
+
 async def measure(
-    base: str, dsn: str, args: argparse.Namespace, info: dict[str, Any], server_pid: int
+    port: int,
+    dsn: str,
+    args: argparse.Namespace,
+    info: dict[str, Any],
+    server_pid: int,
+    postmaster: int | None,
 ) -> dict[str, Any]:
     settings = Settings(database_url=dsn)
     near_points = points(args.requests, 1)
-    limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+    clients = [await HttpClient.open("127.0.0.1", port) for _ in range(args.concurrency)]
+    free = list(clients)
+    # The ceilings' clients: plain asyncpg connections, one per client as lean as the HTTP ones.
+    conns = [await asyncpg.connect(dsn) for _ in range(args.concurrency)]
+    idle = list(conns)
 
-        async def get(path: str, params: dict[str, Any]) -> None:
-            response = await client.get(path, params=params)
-            if response.status_code != 200:
-                raise RuntimeError(f"{path} {params}: {response.status_code} {response.text[:300]}")
+    async def get(target: str) -> bytes:
+        client = free.pop()
+        try:
+            if client.closed:  # uvicorn closes a connection idle past its keep-alive timeout
+                client = await HttpClient.open("127.0.0.1", port)
+                clients.append(client)
+            return await client.get(target)
+        finally:
+            free.append(client)
 
-        # Warm-up: connections, plans, caches.
-        for lat, lon in near_points[:50]:
-            await get("/api/v1/parking/sites", {"near": f"{lat},{lon}", "radius": 1000, "limit": 10})
-        sample = await client.get(
-            "/api/v1/parking/sites", params={"near": f"{near_points[0][0]},{near_points[0][1]}", "limit": 10}
+    async def query(statement: str, values: list[Any]) -> list[asyncpg.Record]:
+        conn = idle.pop()
+        try:
+            rows: list[asyncpg.Record] = await conn.fetch(statement, *values)
+            return rows
+        finally:
+            idle.append(conn)
+
+    try:
+        # The statement the API runs (app/read/parking.py), compiled once: the ceiling pays
+        # nothing per query but the query.
+        near_sql, near_params = pooled_query(
+            settings, SiteFilter(near=near_points[0], radius=1000.0), Page(limit=10, after=None)
         )
-        found = sample.json()["count"]
+        near_statement, near_names = compile_sql(near_sql)
 
         async def nearest(i: int) -> None:
-            lat, lon = near_points[i]
-            await get("/api/v1/parking/sites", {"near": f"{lat},{lon}", "radius": 1000, "limit": 10})
+            await get(nearest_target(*near_points[i]))
 
-        cpu0 = cpu_seconds(server_pid)
-        near = await drive(args.requests, args.concurrency, nearest)
-        # The API process's own CPU per request: robust to a machine shared with other work.
-        near["server_cpu_ms"] = round((cpu_seconds(server_pid) - cpu0) * 1000 / args.requests, 3)
+        async def direct(i: int) -> None:
+            lat, lon = near_points[i]
+            params = {**near_params, "near_lat": lat, "near_lon": lon}
+            await query(near_statement, [params[name] for name in near_names])
+
+        # Warm-up: connections, plans, caches.
+        for i in range(50):
+            await nearest(i)
+            await direct(i)
+        found = orjson.loads(await get(nearest_target(*near_points[0])))["count"]
+
+        near, sql_near = await compare(
+            args.requests, args.concurrency, nearest, direct, server_pid, postmaster
+        )
         near_1 = await drive(max(200, args.requests // 4), 1, nearest)
 
         now: datetime = info["now"]
@@ -223,10 +424,8 @@ async def measure(
         def history(span: timedelta, step: str) -> Callable[[int], Awaitable[None]]:
             async def one(i: int) -> None:
                 site = history_ids[i % len(history_ids)]
-                await get(
-                    f"/api/v1/parking/sites/{site}/history",
-                    {"from": (now - span).isoformat(), "to": now.isoformat(), "step": step},
-                )
+                query = {"from": (now - span).isoformat(), "to": now.isoformat(), "step": step}
+                await get(f"/api/v1/parking/sites/{site}/history?{urlencode(query)}")
 
             return one
 
@@ -235,59 +434,30 @@ async def measure(
             max(50, args.requests // 4), args.concurrency, history(timedelta(days=args.days), "1h")
         )
 
+        # Current state, 1,000 features, against its serialization ceiling: the same statement,
+        # its rows dumped to JSON bytes by orjson with no per-row work but the dict orjson needs.
+        page_sql, page_params = pooled_query(settings, SiteFilter(), Page(limit=1000, after=None))
+        page_statement, page_names = compile_sql(page_sql)
+        page_values = [page_params[name] for name in page_names]
+
         async def current(i: int) -> None:
-            await get("/api/v1/parking/sites", {"limit": 1000})
-
-        current_state = await drive(max(50, args.requests // 10), args.concurrency, current)
-
-    # The same SQL the API runs for a nearest query, straight through asyncpg.
-    from sqlalchemy import text
-    from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg
-
-    async def no_reset(conn: asyncpg.Connection) -> None:
-        pass  # the fastest pool: a SELECT leaves nothing to reset
-
-    pool = await asyncpg.create_pool(
-        dsn, min_size=args.concurrency, max_size=args.concurrency, reset=no_reset
-    )
-    try:
-        # Compiled once: the ceiling pays nothing per query but the query.
-        sql0, params0 = site_query(
-            **parking_query(
-                settings, SiteFilter(near=near_points[0], radius=1000.0), Page(limit=10, after=None)
-            )
-        )
-        near_compiled = text(sql0).compile(dialect=pg_asyncpg.dialect())
-        near_names = list(near_compiled.positiontup or [])
-
-        async def direct(i: int) -> None:
-            lat, lon = near_points[i]
-            params = {**params0, "near_lat": lat, "near_lon": lon}
-            async with pool.acquire() as conn:
-                await conn.fetch(near_compiled.string, *[params[name] for name in near_names])
-
-        for i in range(50):
-            await direct(i)
-        sql_near = await drive(args.requests, args.concurrency, direct)
-
-        # Serialization ceiling for the current-state page: the same SQL, its rows dumped to JSON
-        # bytes by orjson with no per-row work at all, at the same concurrency.
-        page_sql, page_params = site_query(
-            **parking_query(settings, SiteFilter(), Page(limit=1000, after=None))
-        )
-        page_compiled = text(page_sql).compile(dialect=pg_asyncpg.dialect())
-        page_values = [page_params[name] for name in page_compiled.positiontup or []]
+            await get("/api/v1/parking/sites?limit=1000")
 
         async def rows_dumped(i: int) -> None:
-            async with pool.acquire() as conn:
-                rows = await conn.fetch(page_compiled.string, *page_values)
+            rows = await query(page_statement, page_values)
             orjson.dumps([dict(r) for r in rows], default=str)
 
         for i in range(5):
+            await current(i)
             await rows_dumped(i)
-        ceiling_state = await drive(max(50, args.requests // 10), args.concurrency, rows_dumped)
+        current_state, ceiling_state = await compare(
+            max(50, args.requests // 10), args.concurrency, current, rows_dumped, server_pid, postmaster
+        )
     finally:
-        await pool.close()
+        for client in clients:
+            client.close()
+        for conn in conns:
+            await conn.close()
     return {
         "near": near,
         "near_1": near_1,
@@ -300,6 +470,23 @@ async def measure(
     }
 
 
+def cpu_ratio(ceiling: dict[str, float], ours: dict[str, float]) -> float | None:
+    if "cpu_ms" not in ours or not ours["cpu_ms"]:
+        return None
+    return round(ceiling["cpu_ms"] / ours["cpu_ms"], 3)
+
+
+def cpu_line(figures: dict[str, float]) -> str:
+    if "cpu_ms" not in figures:
+        return ""
+    parts = [
+        f"{figures[k]} {label}"
+        for k, label in (("server_cpu_ms", "API"), ("db_cpu_ms", "PostgreSQL"), ("client_cpu_ms", "client"))
+        if k in figures
+    ]
+    return f"  CPU per request {figures['cpu_ms']} ms ({' + '.join(parts)})"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sites", type=int, default=10_000)
@@ -307,6 +494,9 @@ def main() -> int:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--no-pin", action="store_true", help="leave the API process and the clients to the scheduler"
+    )
     args = parser.parse_args()
 
     embedded = None
@@ -326,25 +516,20 @@ def main() -> int:
             f"in {info['generate_s']} s",
             flush=True,
         )
-        import socket
-
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         code = SERVER.format(root=str(ROOT), url=url, data=str(tmp / "data"), port=port)
         server = subprocess.Popen([sys.executable, "-c", code])
-        base = f"http://127.0.0.1:{port}"
+        pinned = not args.no_pin and pin(server.pid, 0) and pin(0, 1)
         deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
+        while not healthy(port):
             if server.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("API server did not start")
             time.sleep(0.2)
-        figures = asyncio.run(measure(base, dsn, args, info, server.pid))
+        load_before = os.getloadavg()[0]
+        postmaster = embedded.pid if embedded is not None else None
+        figures = uvloop.run(measure(port, dsn, args, info, server.pid, postmaster))
     finally:
         if server is not None:
             server.terminate()
@@ -357,6 +542,7 @@ def main() -> int:
         f"({near['server_cpu_ms']} ms of API-process CPU per request)"
     )
     print(f"nearest (SQL):  p50 {sql_near['p50_ms']} ms  p99 {sql_near['p99_ms']} ms  {sql_near['rps']} q/s")
+    print(f"nearest (API):{cpu_line(near)}\nnearest (SQL):{cpu_line(sql_near)}")
     for key in ("history_24h_5m", "history_30d_1h"):
         h = figures[key]
         print(f"{key}: p50 {h['p50_ms']} ms  p99 {h['p99_ms']} ms  {h['rps']} req/s")
@@ -364,8 +550,15 @@ def main() -> int:
         f"nearest (API, 1 client):  p50 {figures['near_1']['p50_ms']} ms  "
         f"p99 {figures['near_1']['p99_ms']} ms"
     )
-    print(f"current state, 1000 features per response: {figures['current_state_1000']['rps']} req/s")
+    print(
+        f"current state, 1000 features per response: {figures['current_state_1000']['rps']} req/s  "
+        f"({figures['current_state_1000']['server_cpu_ms']} ms of API-process CPU per request)"
+    )
     print(f"same rows through asyncpg + orjson.dumps: {figures['ceiling_state_1000']['rps']} req/s")
+    print(
+        f"current state:{cpu_line(figures['current_state_1000'])}\n"
+        f"its ceiling:{cpu_line(figures['ceiling_state_1000'])}"
+    )
     result = {
         "sites": info["sites"],
         "history_sites": info["history_sites"],
@@ -389,7 +582,18 @@ def main() -> int:
         "geojson_ratio": round(
             figures["current_state_1000"]["rps"] / figures["ceiling_state_1000"]["rps"], 3
         ),
+        "current_state_server_cpu_ms": figures["current_state_1000"]["server_cpu_ms"],
+        "pinned": pinned,
+        "load_1m_before": round(load_before, 2),
         "load_1m": round(os.getloadavg()[0], 2),
+        # CPU per request of each side (API process + PostgreSQL + client; SQL: PostgreSQL + client)
+        # and their ratio: what the throughput ratio tends to on a machine with nothing else to run.
+        "nearest_cpu_ms": near.get("cpu_ms"),
+        "sql_nearest_cpu_ms": sql_near.get("cpu_ms"),
+        "cpu_ratio": cpu_ratio(sql_near, near),
+        "geojson_cpu_ms": figures["current_state_1000"].get("cpu_ms"),
+        "geojson_ceiling_cpu_ms": figures["ceiling_state_1000"].get("cpu_ms"),
+        "geojson_cpu_ratio": cpu_ratio(figures["ceiling_state_1000"], figures["current_state_1000"]),
     }
     print(json.dumps(result))
     return 0

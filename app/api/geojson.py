@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
+import asyncpg
 import orjson
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
@@ -59,13 +60,14 @@ def paged(
         return rows[:limit], None, {}
     rows = rows[:limit]
     last = rows[-1]
-    cursor = encode_cursor(last[key] if isinstance(last, Mapping) else getattr(last, key))
+    cursor = encode_cursor(last[key] if isinstance(last, Mapping | asyncpg.Record) else getattr(last, key))
     return rows, cursor, {"Link": next_link(request, cursor)}
 
 
-# The change-log seq read before a list's rows: their state holds every change up to it (and
-# maybe a few more), so a live client that resumes with `since` = this seq ends in the right
-# state without the snapshot (docs/live-protocol.md, "Starting from REST").
+# The change-log seq read before a list's rows, or in the same statement (app/api/sites.py
+# CHANGES_SEQ_HEAD): their state holds every change up to it (and maybe a few more), so a live
+# client that resumes with `since` = this seq ends in the right state without the snapshot
+# (docs/live-protocol.md, "Starting from REST").
 CHANGES_SEQ_HEADER = "X-Changes-Seq"
 CHANGES_SEQ_SQL = "SELECT coalesce(max(seq), 0) FROM changes"
 

@@ -11,7 +11,7 @@ prefilter, ``earth_distance`` the exact radius and the order.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,7 @@ from fastapi.responses import Response
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.geojson import CHANGES_SEQ_HEADER, collection, paged
+from app.api.geojson import CHANGES_SEQ_HEADER, CHANGES_SEQ_SQL, collection, paged
 from app.api.params import MAX_TEXT, BBox, Page, check_near, parse_bbox
 from app.problems import invalid, not_found
 from app.read.rows import fetch_rows
@@ -39,6 +39,9 @@ NEAR_PREDICATE = """s.lat IS NOT NULL AND s.lon IS NOT NULL
     AND earth_box(ll_to_earth(:near_lat, :near_lon), :radius) @> ll_to_earth(s.lat, s.lon)
     AND earth_distance(ll_to_earth(:near_lat, :near_lon), ll_to_earth(s.lat, s.lon)) <= :radius"""
 NEAR_DISTANCE = "earth_distance(ll_to_earth(:near_lat, :near_lon), ll_to_earth(s.lat, s.lon))"
+# The change-log position as a one-row table the page is joined to: a page with no site is still
+# one row, so the position is always read (app/api/geojson.py CHANGES_SEQ_SQL, same expression).
+CHANGES_SEQ_HEAD = f"({CHANGES_SEQ_SQL}) AS head (changes_seq) LEFT JOIN page ON true"
 
 
 @dataclass
@@ -82,8 +85,14 @@ def site_query(
     outer_select: str = "",
     outer_join: str = "",
     outer_params: dict[str, Any] | None = None,
+    changes_seq: bool = False,
 ) -> tuple[str, dict[str, Any]]:
-    """SQL and parameters for ``page.limit + 1`` sites (one extra tells the caller there is a next page)."""
+    """SQL and parameters for ``page.limit + 1`` sites (one extra tells the caller there is a next page).
+
+    With ``changes_seq`` every row also carries ``changes_seq``, the change-log position, read in
+    the same statement and so from the same snapshot as the rows: their state holds every change
+    up to it. A page with no site is then one row whose ``id`` is NULL (``split_changes_seq``).
+    """
     where, params = filters.clauses()
     if filters.near is not None:
         distance = f", {NEAR_DISTANCE} AS distance_m"
@@ -112,11 +121,17 @@ def site_query(
             ORDER BY {order}
             LIMIT :limit_plus OFFSET :offset
         )
-        SELECT page.* {outer_select}
-        FROM page {outer_join}
+        SELECT {"head.changes_seq, " if changes_seq else ""}page.* {outer_select}
+        FROM {CHANGES_SEQ_HEAD if changes_seq else "page"} {outer_join}
         ORDER BY {"page.distance_m, page.id" if filters.near is not None else "page.id"}
     """
     return sql, params
+
+
+def split_changes_seq(rows: list[Any]) -> tuple[int, list[Any]]:
+    """The change-log position and the sites of a ``changes_seq`` query's rows."""
+    seq = int(rows[0]["changes_seq"])
+    return seq, [] if rows[0]["id"] is None else rows
 
 
 async def select_sites(session: AsyncSession, **query: Any) -> list[dict[str, Any]]:
@@ -124,12 +139,12 @@ async def select_sites(session: AsyncSession, **query: Any) -> list[dict[str, An
     return await fetch_rows(session, sql, params)
 
 
-def identity(row: dict[str, Any]) -> dict[str, Any]:
+def identity(row: Mapping[str, Any]) -> dict[str, Any]:
     """The first properties of every site or event out of the API: its id, feed and id in the feed."""
     return {"id": row["id"], "feed": row["feed_id"], "source_id": row["source_id"]}
 
 
-def base_properties(row: dict[str, Any]) -> dict[str, Any]:
+def base_properties(row: Mapping[str, Any]) -> dict[str, Any]:
     reason = row["stale_reason"]
     props = {
         **identity(row),

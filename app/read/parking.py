@@ -12,7 +12,7 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.params import Page
-from app.api.sites import SiteFilter, select_sites, site_query
+from app.api.sites import SiteFilter, select_sites, site_query, split_changes_seq
 from app.read.pool import fetch
 from kernel.settings import Settings
 from kernel.topics import PARKING, rest_columns_sql
@@ -45,9 +45,16 @@ async def fetch_parking(
     return await select_sites(session, **parking_query(settings, filters, page))
 
 
+def pooled_query(settings: Settings, filters: SiteFilter, page: Page) -> tuple[str, dict[str, Any]]:
+    """The hot path's one statement: the sites and the change-log position, from one snapshot
+    (bench/api.py runs this very text as its SQL ceiling)."""
+    return site_query(**parking_query(settings, filters, page), changes_seq=True)
+
+
 async def fetch_parking_pooled(
-    pool: asyncpg.Pool, settings: Settings, filters: SiteFilter, page: Page, *, first: str | None = None
-) -> tuple[Any, list[dict[str, Any]]]:
-    """The same query in one round trip through the read pool (app/read/pool.py): the hot path."""
-    sql, params = site_query(**parking_query(settings, filters, page))
-    return await fetch(pool, sql, params, acquire_timeout=settings.db_pool_timeout_s, first=first)
+    pool: asyncpg.Pool, settings: Settings, filters: SiteFilter, page: Page
+) -> tuple[int, list[asyncpg.Record]]:
+    """``pooled_query`` in one round trip through the read pool (app/read/pool.py): the
+    change-log position a page of sites resumes the live feed from, and the sites."""
+    sql, params = pooled_query(settings, filters, page)
+    return split_changes_seq(await fetch(pool, sql, params, acquire_timeout=settings.db_pool_timeout_s))

@@ -65,16 +65,15 @@ def read_pool(conn: HTTPConnection) -> asyncpg.Pool:
 
 
 async def fetch(
-    pool: asyncpg.Pool, sql: str, params: dict[str, Any], *, acquire_timeout: float, first: str | None = None
-) -> tuple[Any, list[dict[str, Any]]]:
-    """The rows of ``sql``; with ``first``, that single-value query's answer too, read just before
-    on the same connection (the change-log position a page of sites resumes the live feed from).
+    pool: asyncpg.Pool, sql: str, params: dict[str, Any], *, acquire_timeout: float
+) -> list[asyncpg.Record]:
+    """The rows of ``sql`` as asyncpg records (mappings by column name; shaped by the caller
+    without a copy into dicts).
 
     A pool that has no connection within ``acquire_timeout`` raises TimeoutError, answered 503 with
     Retry-After like every database outage (app/problems.py).
     """
     statement, names = compile_sql(sql)
     async with pool.acquire(timeout=acquire_timeout) as conn:
-        head = await conn.fetchval(first) if first is not None else None
-        rows = await conn.fetch(statement, *[params[name] for name in names])
-    return head, [dict(r) for r in rows]
+        rows: list[asyncpg.Record] = await conn.fetch(statement, *[params[name] for name in names])
+    return rows
