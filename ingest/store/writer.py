@@ -61,6 +61,9 @@ class TopicReadings:
     checked: quality.Checked
     changes: list[NewChange]  # appended to: the changes to announce
     now: datetime
+    # Past this age a reading is "stale" to REST (app/api/sites.py, reason "age"): a site that was
+    # that old gets ``stale: false`` with its next reading, or live clients would keep the label.
+    stale_age: timedelta | None = None
 
 
 @dataclass
@@ -352,7 +355,10 @@ class Store:
                         await self._upsert_sites(raw, spec, topic, list(bare.values()), {}, checked, changes)
                         current.update(await fetch_state(raw, topic, feed, list(bare)))
                     phases.mark("sites")
-                readings = TopicReadings(spec, topic, kept, current, checked, changes, now)
+                stale_age = timedelta(
+                    seconds=max(spec.stale_after * spec.interval, self.settings.site_stale_floor_s)
+                )
+                readings = TopicReadings(spec, topic, kept, current, checked, changes, now, stale_age)
                 result.observations += await self._apply_observations(raw, readings, phases)
 
             events_complete = (
@@ -522,6 +528,7 @@ class Store:
         spec, topic, now, changes = readings.spec, readings.topic, readings.now, readings.changes
         observations, current, checked = readings.observations, readings.current, readings.checked
         heartbeat = timedelta(seconds=spec.heartbeat)
+        old_before = now - readings.stale_age if readings.stale_age is not None else None
         value_cols = topic.live_columns
         values_of = attrgetter(*value_cols)
         stored_of = attrgetter(*topic.obs_columns)
@@ -542,6 +549,9 @@ class Store:
             if len(items) > 1:
                 items.sort(key=_observed_at)
             lat, lon, start_state, observed_at, last_stored, was_stale, derived_input = current[sid]
+            # REST called the site stale by age (or it had no reading): a fresh reading must say
+            # it is not, or a live client keeps the label REST gave it.
+            was_old = old_before is not None and (observed_at is None or observed_at < old_before)
             state = start_state
             flags: list[str] | None = None
             for obs in items:
@@ -559,6 +569,8 @@ class Store:
                 observed_at = obs_time
             if flags is None:
                 continue  # nothing newer than the stored state
+            if was_old and old_before is not None and observed_at >= old_before:
+                was_stale = True
             state_updates.append((sid, *state, observed_at, now, last_stored, ",".join(flags)))
             if state != start_state:
                 diff = {c: v for c, v, old in zip(value_cols, state, start_state, strict=True) if v != old}

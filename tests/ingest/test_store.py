@@ -154,6 +154,32 @@ async def test_stale_flip_announced(store: Store, database_url: str) -> None:
     assert row["stale"] is False and row["geometry"]["type"] == "Point"
 
 
+async def test_a_fresh_reading_after_an_old_one_says_not_stale(store: Store, database_url: str) -> None:
+    """REST calls a site stale when its reading is older than the feed's stale age; the live
+    feed must take that label back when a fresh reading comes, even with the same values (the
+    browser kept "stale" next to "updated 0 s ago" before)."""
+    feed = spec(interval=60, stale_after=3)  # stale past max(180 s, the floor)
+    age = max(180.0, store.settings.site_stale_floor_s)
+    await store.ensure_feed(feed)
+    site = ParkingSite(id="P", name="Old", lat=48.1, lon=2.1, capacity=100)
+    long_ago = NOW - timedelta(seconds=age * 3)
+    await store.apply(feed, [site, ParkingObservation(id="P", observed_at=long_ago, free=10, status="open")])
+    # Newer, but still older than the stale age: REST still says stale, so nothing says otherwise.
+    still_old = NOW - timedelta(seconds=age * 2)
+    await store.apply(feed, [ParkingObservation(id="P", observed_at=still_old, free=10, status="open")])
+    # Fresh, same values: the only news is that the site is no longer stale.
+    await store.apply(feed, [ParkingObservation(id="P", observed_at=NOW, free=10, status="open")])
+    # Fresh again: nothing to take back, and nothing changed.
+    await store.apply(
+        feed, [ParkingObservation(id="P", observed_at=NOW + timedelta(seconds=1), free=10, status="open")]
+    )
+    rows = await fetch(database_url, "SELECT payload FROM changes WHERE site_id = 'city:P' ORDER BY seq")
+    fields = [r["payload"]["fields"] for r in rows]
+    assert len(fields) == 2, fields  # the first sighting, then the flip back
+    assert fields[1] == {"stale": False}
+    assert rows[1]["payload"]["observed_at"].startswith(NOW.isoformat()[:19])
+
+
 async def test_bare_site_counted_once(store: Store, database_url: str) -> None:
     feed = spec(name="bare")
     await store.ensure_feed(feed)
