@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from app import frontend
 from app.alerts import router as alerts
+from app.api import first_screen
 from app.api import routers as api_routers
 from app.live import router as live
 from app.middleware import install_middleware
@@ -18,6 +19,7 @@ def install(app: FastAPI, settings: Settings) -> None:
 
     for router in api_routers():
         app.include_router(router)
+    app.include_router(first_screen.router)
     app.include_router(alerts.router)
     install_problem_handlers(app)
     install_middleware(app, settings)
