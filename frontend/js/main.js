@@ -446,6 +446,18 @@ function plotlyReady() {
 // The canvas of the first paint stays until the map has drawn as many car parks as it shows, or
 // every car park the page holds once the city's state has loaded; and until MapLibre has the
 // source loaded (a draw counted done after its timeout may not be on screen yet).
+let mapDrawn = null;
+// Resolves once the map has drawn the page's state itself (after the hand-over, if any): the end
+// of the boot (window.mobility.ready).
+const mapHasDrawn = new Promise((resolve) => {
+  mapDrawn = resolve;
+});
+
+function onMapRendered() {
+  maybeHandOver();
+  if (!showing()) mapDrawn();
+}
+
 function maybeHandOver() {
   if (!showing()) return;
   const drawn = map.layers.parking?.drawn.length ?? 0;
@@ -458,6 +470,7 @@ function maybeHandOver() {
     return;
   }
   handOver();
+  mapDrawn();
 }
 
 async function main() {
@@ -477,7 +490,7 @@ async function main() {
     schedulePanels();
     if (topic === "parking" && app.restDone && showing()) repaint(parkingRecords());
   });
-  map.onRendered.push(maybeHandOver);
+  map.onRendered.push(onMapRendered);
   performance.mark("boot:lang");
   await loadMeta();
   performance.mark("boot:meta");
@@ -579,6 +592,7 @@ async function main() {
 
   planner.loadFeeds();
   app.knownAreas = areas().length;
+  await mapHasDrawn;
 }
 
 installDebugHooks(app);
