@@ -24,8 +24,14 @@ export const firstPaint = {
   painted: [], // the features on screen (properties, as map.markers gives them)
   points: [], // their [lon, lat], in the same order
   canvas: null,
+  answered: null, // resolves once the first screen has answered (or will not): the boot goes on
   settled: null, // resolves once painted or skipped: the page then loads plotly.js
 };
+
+let answered = null;
+firstPaint.answered = new Promise((resolve) => {
+  answered = resolve;
+});
 
 // What the server sent, as records the layer modules read (the REST field names).
 function toRecords(parking) {
@@ -153,6 +159,7 @@ async function start() {
   }
   clearTimeout(timer);
   performance.mark("first-paint:answer");
+  answered();
   const records = toRecords(answer?.parking);
   if (!answer || !gd || !gd.clientWidth || !records.length) {
     firstPaint.phase = "skipped";
@@ -174,6 +181,7 @@ firstPaint.settled = start()
   .catch(() => {
     firstPaint.phase = "skipped";
   })
+  .finally(answered)
   .then(() => {
     preloadPlotly();
     return nextFrame();

@@ -23,6 +23,7 @@ import {
 } from "./map.js";
 import * as planner from "./planner.js";
 import { markDirty, onDirty, replaceTopic, state } from "./state.js";
+import { scheduler } from "./scheduler.js";
 import { coreBox } from "./view.js";
 
 const PANEL_REFRESH_MS = 1000;
@@ -114,6 +115,7 @@ async function loadCurrent(filter = chosenFilter()) {
         // Drawn page by page: the first car parks show while the rest of the city loads.
         const arrived = [];
         const onPage = (features) => {
+          if (showing()) return; // the first paint shows the whole city already
           arrived.push(...featuresToRecords(features));
           replaceTopic(topic, arrived);
         };
@@ -474,8 +476,8 @@ function maybeHandOver() {
 }
 
 async function main() {
-  // Nothing of the boot competes with the first screen's request and paint (first-paint.js).
-  await firstPaint.settled;
+  // Nothing of the boot competes with the first screen's request (first-paint.js).
+  await firstPaint.answered;
   setupLegend();
   const langSelect = document.getElementById("lang-select");
   const lang = initialLanguage();
@@ -491,6 +493,9 @@ async function main() {
     if (topic === "parking" && app.restDone && showing()) repaint(parkingRecords());
   });
   map.onRendered.push(onMapRendered);
+  // Under the first paint's canvas a map of half-loaded state would be drawn for nothing: the
+  // map draws once the city's state has loaded (or failed), then takes over.
+  scheduler.hold = () => showing() && !app.restDone;
   performance.mark("boot:lang");
   await loadMeta();
   performance.mark("boot:meta");
@@ -508,6 +513,7 @@ async function main() {
   const seq = await loadCurrent();
   performance.mark("rest:loaded");
   app.restDone = true;
+  requestRender();
   if (showing()) repaint(parkingRecords());
   if (seq != null) state.lastSeq = seq;
   app.live = new LiveClient({
