@@ -19,7 +19,6 @@ export const firstPaint = {
   phase: "waiting", // waiting | painted | handed-over | skipped
   city: null, // the city the server answered for ("" = all areas)
   bbox: null,
-  feeds: null,
   view: null, // {center, zoom}: the map is created on it
   painted: [], // the features on screen (properties, as map.markers gives them)
   points: [], // their [lon, lat], in the same order
@@ -167,7 +166,6 @@ async function start() {
   }
   firstPaint.city = answer.city ?? "";
   firstPaint.bbox = answer.bbox || null;
-  firstPaint.feeds = answer.feeds || null;
   const points = records.map((r) => [r.lon, r.lat]);
   const bbox = firstPaint.bbox || pointsBox(points);
   firstPaint.view = fitView(coreBox(points, bbox) || bbox, gd.clientWidth, gd.clientHeight);

@@ -22,8 +22,8 @@ import {
   subplotMap,
 } from "./map.js";
 import * as planner from "./planner.js";
-import { markDirty, onDirty, replaceTopic, state } from "./state.js";
 import { scheduler } from "./scheduler.js";
+import { markDirty, onDirty, replaceTopic, state } from "./state.js";
 import { coreBox } from "./view.js";
 
 const PANEL_REFRESH_MS = 1000;
@@ -445,9 +445,6 @@ function plotlyReady() {
   });
 }
 
-// The canvas of the first paint stays until the map has drawn as many car parks as it shows, or
-// every car park the page holds once the city's state has loaded; and until MapLibre has the
-// source loaded (a draw counted done after its timeout may not be on screen yet).
 let mapDrawn = null;
 // Resolves once the map has drawn the page's state itself (after the hand-over, if any): the end
 // of the boot (window.mobility.ready).
@@ -460,6 +457,9 @@ function onMapRendered() {
   if (!showing()) mapDrawn();
 }
 
+// The canvas of the first paint stays until the map has drawn as many car parks as it shows, or
+// every car park the page holds once the city's state has loaded; and until MapLibre has the
+// source loaded (a draw counted done after its timeout may not be on screen yet).
 function maybeHandOver() {
   if (!showing()) return;
   const drawn = map.layers.parking?.drawn.length ?? 0;
