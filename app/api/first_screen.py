@@ -22,9 +22,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from sqlalchemy import text
 
-from app.api.deps import SessionDep, SettingsDep
+from app.api.deps import SettingsDep
 from app.api.geojson import json_response
 from app.api.meta import CITIES_SQL
 from app.api.params import MAX_TEXT, Page
@@ -78,13 +77,14 @@ def _round(value: Any, digits: int) -> float | None:
 )
 async def first_screen(
     request: Request,
-    session: SessionDep,
     settings: SettingsDep,
     city: Annotated[
         str | None, Query(max_length=MAX_TEXT, description="The city last chosen; empty for all cities")
     ] = None,
 ) -> Response:
-    rows = (await session.execute(text(CITIES_SQL))).mappings()
+    # Raw asyncpg through the read pool, as the REST hot paths (app/read/pool.py): no ORM rows.
+    pool = read_pool(request)
+    _, rows = await fetch(pool, CITIES_SQL, {}, acquire_timeout=settings.db_pool_timeout_s)
     cities = [{**row, "feeds": list(row["feeds"])} for row in rows]
     chosen, fallback = pick_city(cities, city)
     filters = SiteFilter(params={"site_stale_floor_s": settings.site_stale_floor_s})
@@ -94,8 +94,7 @@ async def first_screen(
     sql, params = site_query(
         table="parking_sites", columns=COLUMNS, filters=filters, page=Page(limit=MAX_MARKERS, after=None)
     )
-    # Raw asyncpg through the read pool, as the REST hot paths: a third of the time of ORM rows.
-    _, sites = await fetch(read_pool(request), sql, params, acquire_timeout=settings.db_pool_timeout_s)
+    _, sites = await fetch(pool, sql, params, acquire_timeout=settings.db_pool_timeout_s)
     truncated = len(sites) > MAX_MARKERS
     sites = sites[:MAX_MARKERS]
     columns: dict[str, list[Any]] = {name: [] for name in FIELDS}
@@ -106,7 +105,7 @@ async def first_screen(
         columns["capacity"].append(s["capacity"])
         columns["free"].append(s["free"])
         columns["availability"].append(parking_availability(s["status"], s["free"], s["occupied"]))
-        columns["occupancy_pct"].append(_round(occupancy_pct(s["capacity"], s["free"], s["occupied"]), 1))
+        columns["occupancy_pct"].append(occupancy_pct(s["capacity"], s["free"], s["occupied"]))
         columns["stale"].append(s["stale_reason"] is not None)
     return json_response(
         {
