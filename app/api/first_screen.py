@@ -62,10 +62,6 @@ def _bbox(row: dict[str, Any]) -> list[float] | None:
     return None
 
 
-def _round(value: Any, digits: int) -> float | None:
-    return None if value is None else round(float(value), digits)
-
-
 @router.get(
     "/first-screen",
     summary="The dashboard's first screen: one city's car parks, as markers need them",
@@ -97,16 +93,16 @@ async def first_screen(
     _, sites = await fetch(pool, sql, params, acquire_timeout=settings.db_pool_timeout_s)
     truncated = len(sites) > MAX_MARKERS
     sites = sites[:MAX_MARKERS]
-    columns: dict[str, list[Any]] = {name: [] for name in FIELDS}
-    for s in sites:
-        columns["id"].append(s["id"])
-        columns["lat"].append(_round(s["lat"], 6))
-        columns["lon"].append(_round(s["lon"], 6))
-        columns["capacity"].append(s["capacity"])
-        columns["free"].append(s["free"])
-        columns["availability"].append(parking_availability(s["status"], s["free"], s["occupied"]))
-        columns["occupancy_pct"].append(occupancy_pct(s["capacity"], s["free"], s["occupied"]))
-        columns["stale"].append(s["stale_reason"] is not None)
+    columns: dict[str, list[Any]] = {
+        "id": [s["id"] for s in sites],
+        "lat": [round(s["lat"], 6) for s in sites],
+        "lon": [round(s["lon"], 6) for s in sites],
+        "capacity": [s["capacity"] for s in sites],
+        "free": [s["free"] for s in sites],
+        "availability": [parking_availability(s["status"], s["free"], s["occupied"]) for s in sites],
+        "occupancy_pct": [occupancy_pct(s["capacity"], s["free"], s["occupied"]) for s in sites],
+        "stale": [s["stale_reason"] is not None for s in sites],
+    }
     return json_response(
         {
             "city": chosen["name"] if chosen else "",
