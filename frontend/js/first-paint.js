@@ -88,6 +88,8 @@ function drawFeatures(ctx, features, project) {
   ctx.globalAlpha = 1;
 }
 
+let lastRecords = [];
+
 // Draw `records` on the canvas; resolves after the frame holding them was produced.
 async function paint(gd, records) {
   const width = gd.clientWidth;
@@ -101,8 +103,6 @@ async function paint(gd, records) {
       position: "absolute",
       left: "0",
       top: "0",
-      width: `${width}px`,
-      height: `${height}px`,
       zIndex: "1000", // above Plotly's own layers, which it builds under the canvas
       pointerEvents: "none",
     });
@@ -110,6 +110,9 @@ async function paint(gd, records) {
     firstPaint.canvas = canvas;
   }
   const canvas = firstPaint.canvas;
+  canvas.style.width = `${width}px`;
+  canvas.style.height = `${height}px`;
+  lastRecords = records;
   const ratio = window.devicePixelRatio || 1;
   canvas.width = Math.round(width * ratio);
   canvas.height = Math.round(height * ratio);
@@ -184,6 +187,13 @@ firstPaint.settled = start()
     preloadPlotly();
     return nextFrame();
   });
+
+// A resized window keeps the view's centre and zoom, as the map does: drawn again at the new size.
+window.addEventListener("resize", () => repaint(lastRecords));
+// Parking switched off before the map exists: the first paint goes (the map draws it hidden).
+document.getElementById("layer-parking")?.addEventListener("change", (event) => {
+  if (!event.target.checked) handOver();
+});
 
 // Newer values before the hand-over (the full load, live deltas): drawn over the same view.
 let repaintPending = null;
