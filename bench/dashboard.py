@@ -15,7 +15,9 @@ Figures:
   paint's canvas is shown (docs/dashboard.md, "First screen"), the car parks that canvas drew,
   counted two animation frames after the drawing. Before the first paint existed the page had
   no ``onScreen`` and the same expression reads ``window.mobility.markers``: one definition,
-  before and after. Not taken on trust: right after that instant a screenshot of the map is
+  before and after. The instant is stamped on the page's clock by the poll that sees it
+  (Playwright polls every animation frame; a long task delays the poll, never advances it). Not
+  taken on trust: right after that instant a screenshot of the map is
   taken and the pixel at each on-screen car park's position is compared with the map's
   background (``first_markers_pixels``: how many of those inside the view are not background);
   ``--runs N`` repeats the cold first screen and reports the median (``first_screen_runs`` holds
