@@ -16,7 +16,7 @@ import { BACKGROUND, coreBox, fitView, projector } from "./view.js";
 const FIRST_SCREEN_WAIT_MS = 5000;
 
 export const firstPaint = {
-  phase: "waiting", // waiting | painted | handed-over | skipped
+  phase: "waiting", // waiting | painted (the canvas is up) | handed-over | skipped
   city: null, // the city the server answered for ("" = all areas)
   bbox: null,
   view: null, // {center, zoom}: the map is created on it
@@ -56,12 +56,13 @@ function pointsBox(points) {
   return box;
 }
 
-// The next animation frame; a hidden tab has none, so the page goes on after a while without.
 function nextFrame() {
-  return new Promise((resolve) => {
-    requestAnimationFrame(() => resolve());
-    setTimeout(resolve, 250);
-  });
+  return new Promise((resolve) => requestAnimationFrame(() => resolve()));
+}
+
+// A hidden tab has no frames: the boot goes on after a while without them.
+function frameOrTimeout(ms) {
+  return Promise.race([nextFrame(), new Promise((resolve) => setTimeout(resolve, ms))]);
 }
 
 // Circles as MapLibre's circle layer draws them: the fill at the feature's opacity, then a ring
@@ -90,8 +91,9 @@ function drawFeatures(ctx, features, project) {
 
 let lastRecords = [];
 
-// Draw `records` on the canvas; resolves after the frame holding them was produced.
-async function paint(gd, records) {
+// Draw `records` on the canvas. `painted` (what the page reports on screen) follows once a frame
+// holding them was produced; the returned promise resolves then too, or after a second without.
+function paint(gd, records) {
   const width = gd.clientWidth;
   const height = gd.clientHeight;
   if (!firstPaint.canvas) {
@@ -122,16 +124,18 @@ async function paint(gd, records) {
   ctx.fillRect(0, 0, width, height);
   const features = records.map(parkingFeature).filter(Boolean);
   drawFeatures(ctx, features, projector(firstPaint.view, width, height));
+  const first = firstPaint.phase === "waiting";
+  if (first) firstPaint.phase = "painted";
   // Two frames: the first runs before the frame holding the drawing is produced, the second after.
-  await nextFrame();
-  await nextFrame();
-  if (firstPaint.phase === "handed-over") return;
-  firstPaint.painted = features.map((f) => ({ ...f.properties, geometry: f.geometry.type }));
-  firstPaint.points = features.map((f) => f.geometry.coordinates);
-  if (firstPaint.phase === "waiting") {
-    firstPaint.phase = "painted";
-    performance.mark("first-paint:painted");
-  }
+  const shown = nextFrame()
+    .then(nextFrame)
+    .then(() => {
+      if (firstPaint.phase !== "painted" || lastRecords !== records) return;
+      firstPaint.painted = features.map((f) => ({ ...f.properties, geometry: f.geometry.type }));
+      firstPaint.points = features.map((f) => f.geometry.coordinates);
+      if (first) performance.mark("first-paint:painted");
+    });
+  return Promise.race([shown, new Promise((resolve) => setTimeout(resolve, 1000))]);
 }
 
 export const PLOTLY_JS = "/static/vendor/plotly.min.js";
@@ -185,7 +189,7 @@ firstPaint.settled = start()
   .finally(answered)
   .then(() => {
     preloadPlotly();
-    return nextFrame();
+    return frameOrTimeout(250);
   });
 
 // A resized window keeps the view's centre and zoom, as the map does: drawn again at the new size.
@@ -205,7 +209,7 @@ export function repaint(records) {
   });
 }
 
-// The map has drawn the car parks itself: the canvas goes, in the same frame as the map's.
+// The map has drawn the car parks itself, under the canvas: the canvas goes.
 export function handOver() {
   if (firstPaint.phase !== "painted") return;
   firstPaint.phase = "handed-over";

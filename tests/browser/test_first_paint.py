@@ -117,7 +117,10 @@ async def test_first_paint_shows_the_city_then_the_map_takes_over_without_a_jump
     page, _, _ = await open_page(browser, request)
     await hold_plotly(page, held_plotly)
     await page.goto(server.url + "/")
-    await page.wait_for_function("window.mobility && window.mobility.firstPaint.phase === 'painted'")
+    await page.wait_for_function(
+        "window.mobility && window.mobility.firstPaint.phase === 'painted'"
+        " && window.mobility.onScreen('parking').length > 0"
+    )
     # The markers are on screen while plotly.js has not even arrived.
     assert await page.evaluate("typeof window.Plotly") == "undefined"
     assert await page.locator("canvas.first-paint").count() == 1
