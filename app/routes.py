@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from app import frontend
 from app.alerts import router as alerts
-from app.api import parking
+from app.api import first_screen, parking
 from app.api import routers as api_routers
 from app.live import router as live
 from app.middleware import install_middleware
@@ -22,6 +22,7 @@ def install(app: FastAPI, settings: Settings) -> None:
     # First of all routes: the hot reads' fast paths, which fall through to the routes above for
     # anything they do not answer (app/api/fastpath.py).
     app.router.routes[0:0] = parking.fast_routes()
+    app.include_router(first_screen.router)
     app.include_router(alerts.router)
     install_problem_handlers(app)
     install_middleware(app, settings)

@@ -5,6 +5,7 @@ import { bikesGradient, CLOSED_COLOR, cssGradient, NO_VALUE_OUTLINE, STALE_OUTLI
 import * as commuter from "./commuter.js";
 import { installDebugHooks } from "./debug.js";
 import { redrawDetails, showDetails } from "./details.js";
+import { firstPaint, handOver, PLOTLY_JS, repaint, showing } from "./first-paint.js";
 import { initialLanguage, onLanguageChange, setLanguage, t } from "./i18n.js";
 import { addLayerControls, statusText } from "./layer-controls.js";
 import { layers, loadLayers, siteTopics, sources } from "./layers/index.js";
@@ -15,13 +16,17 @@ import {
   createMap,
   frameBox,
   map,
+  parkingRecords,
   refreshTooltip,
   requestRender,
   setBasemap,
   setLayerVisible,
+  subplotMap,
 } from "./map.js";
 import * as planner from "./planner.js";
+import { scheduler } from "./scheduler.js";
 import { markDirty, onDirty, replaceTopic, state } from "./state.js";
+import { coreBox } from "./view.js";
 
 const PANEL_REFRESH_MS = 1000;
 const AGE_REFRESH_MS = 1000;
@@ -40,6 +45,7 @@ const app = {
   framed: false,
   knownAreas: 0,
   citiesChosen: false,
+  restDone: false, // the chosen city's REST state has loaded (or failed): the map may take over
 };
 
 function showError(key, message) {
@@ -104,6 +110,7 @@ async function loadCurrent(filter = chosenFilter()) {
         // Drawn page by page: the first car parks show while the rest of the city loads.
         const arrived = [];
         const onPage = (features) => {
+          if (showing()) return; // the first paint shows the whole city already
           arrived.push(...featuresToRecords(features));
           replaceTopic(topic, arrived);
         };
@@ -196,6 +203,10 @@ function rememberCity(name) {
 function defaultCity(choices) {
   const stored = storedCity();
   if (stored === "" || choices.some((a) => a.name === stored)) return stored;
+  // The server chose for the first screen, by the rule below over the same figures: kept, so
+  // the map opens on the city already drawn.
+  const shown = firstPaint.city;
+  if (shown === "" || choices.some((a) => a.name === shown)) return shown;
   const parkingByFeed = new Map();
   for (const r of state.records.parking.values()) parkingByFeed.set(r.feed, (parkingByFeed.get(r.feed) || 0) + 1);
   const sitesByName = new Map((app.meta?.cities || []).map((c) => [c.name, c.sites || 0]));
@@ -235,31 +246,23 @@ function frameSelected({ frame = true } = {}) {
   updateExportLink();
   if (bbox && frame) {
     app.framed = true;
-    return frameBox(coreBox(bbox) || bbox);
+    return frameBox(cityCore(bbox) || bbox);
   }
   return null;
 }
 
-// The box holding the city's core: the 2nd to 98th percentile of its loaded sites' positions, so
-// a few suburban stations (Paris's Vélib') do not shrink the city to a blob.
-function coreBox(bbox) {
-  const lats = [];
-  const lons = [];
+// The city's core (view.js): its loaded sites' positions, outliers left out.
+function cityCore(bbox) {
+  const points = [];
   for (const topic of siteTopics()) {
-    for (const r of state.records[topic].values()) {
-      if (r.lat == null || r.lon == null) continue;
-      if (r.lon < bbox[0] || r.lon > bbox[2] || r.lat < bbox[1] || r.lat > bbox[3]) continue;
-      lats.push(Number(r.lat));
-      lons.push(Number(r.lon));
-    }
+    for (const r of state.records[topic].values()) points.push([r.lon, r.lat]);
   }
-  if (lats.length < 50) return null; // too few to speak of outliers
-  const at = (values, q) => values.sort((a, b) => a - b)[Math.floor(q * (values.length - 1))];
-  return [at(lons, 0.02), at(lats, 0.02), at(lons, 0.98), at(lats, 0.98)];
+  return coreBox(points, bbox);
 }
 
 // A new city: its data over REST and a live subscription limited to its box, then the frame.
 async function switchCity({ frame = true } = {}) {
+  handOver(); // the first paint shows the city the page opened on: not this one
   const filter = chosenFilter();
   if (frame) frameSelected();
   const seq = await loadCurrent(filter);
@@ -417,17 +420,54 @@ function chooseSite(topic, record) {
   planner.showSite(topic, record.id);
 }
 
-// plotly.js loads async (index.html): resolves once it has run.
+// plotly.js (4.8 MB): downloaded once the first paint is on screen (first-paint.js preloads it)
+// and run then, so neither its bytes nor its seconds of start-up hold back the first markers.
 function plotlyReady() {
-  if (window.Plotly) return Promise.resolve();
-  const script = document.getElementById("plotly-js");
-  return new Promise((resolve, reject) => {
-    script.addEventListener("load", resolve);
-    script.addEventListener("error", () => reject(new Error("plotly.js could not be loaded")));
+  return firstPaint.settled.then(() => {
+    if (window.Plotly) return undefined;
+    const script = document.createElement("script");
+    script.src = PLOTLY_JS;
+    return new Promise((resolve, reject) => {
+      script.addEventListener("load", resolve);
+      script.addEventListener("error", () => reject(new Error("plotly.js could not be loaded")));
+      document.head.append(script);
+    });
   });
 }
 
+let mapDrawn = null;
+// Resolves once the map has drawn the page's state itself (after the hand-over, if any): the end
+// of the boot (window.mobility.ready).
+const mapHasDrawn = new Promise((resolve) => {
+  mapDrawn = resolve;
+});
+
+function onMapRendered() {
+  maybeHandOver();
+  if (!showing()) mapDrawn();
+}
+
+// The canvas of the first paint stays until the map has drawn as many car parks as it shows, or
+// every car park the page holds once the city's state has loaded; and until MapLibre has the
+// source loaded (a draw counted done after its timeout may not be on screen yet).
+function maybeHandOver() {
+  if (!showing()) return;
+  const drawn = map.layers.parking?.drawn.length ?? 0;
+  if (drawn === 0 && !app.restDone) return;
+  const held = parkingRecords().filter((r) => r.lat != null && r.lon != null).length;
+  if (drawn < firstPaint.painted.length && !(app.restDone && drawn >= held)) return;
+  const maplibre = subplotMap();
+  if (maplibre && !maplibre.isSourceLoaded("mobility-parking")) {
+    maplibre.once("idle", maybeHandOver);
+    return;
+  }
+  handOver();
+  mapDrawn();
+}
+
 async function main() {
+  // Nothing of the boot competes with the first screen's request (first-paint.js).
+  await firstPaint.answered;
   setupLegend();
   const langSelect = document.getElementById("lang-select");
   const lang = initialLanguage();
@@ -437,11 +477,18 @@ async function main() {
 
   // Registered before any data arrives: REST answers and the live snapshot race the map's
   // creation, and whatever lands first must still be drawn.
-  onDirty(() => {
+  onDirty((topic) => {
     requestRender();
     schedulePanels();
+    if (topic === "parking" && app.restDone && showing()) repaint(parkingRecords());
   });
+  map.onRendered.push(onMapRendered);
+  // Under the first paint's canvas a map of half-loaded state would be drawn for nothing: the
+  // map draws once the city's state has loaded (or failed), then takes over.
+  scheduler.hold = () => showing() && !app.restDone;
+  performance.mark("boot:lang");
   await loadMeta();
+  performance.mark("boot:meta");
   // The map layers: one module per topic the server names (layers/index.js).
   await loadLayers(app.meta?.topics);
   addLayerControls();
@@ -449,12 +496,20 @@ async function main() {
   if (skipped) showError("layers", t("error_layer_missing", { topics: skipped }));
   renderCitySelect();
   chooseCity();
-  const mapReady = plotlyReady().then(() =>
-    createMap(document.getElementById("map"), { center: { lat: 0, lon: 0 }, zoom: 1 }),
-  );
+  // Opened on the first paint's view when it shows the chosen city: nothing moves at the hand-over.
+  const kept = showing() && firstPaint.city === document.getElementById("city-select").value;
+  const mapReady = plotlyReady().then(() => {
+    performance.mark("plotly:ready");
+    const view = kept && showing() ? firstPaint.view : { center: { lat: 0, lon: 0 }, zoom: 1 };
+    return createMap(document.getElementById("map"), view);
+  });
   // The chosen city over REST (gzipped), then the live feed from the seq that state includes:
   // a resume sends only what changed since, not a snapshot of the same sites again.
   const seq = await loadCurrent();
+  performance.mark("rest:loaded");
+  app.restDone = true;
+  requestRender();
+  if (showing()) repaint(parkingRecords());
   if (seq != null) state.lastSeq = seq;
   app.live = new LiveClient({
     onStatus: setConnection,
@@ -468,7 +523,9 @@ async function main() {
   await mapReady;
   renderCitySelect();
   chooseCity();
-  await frameSelected();
+  const framed = kept && firstPaint.city === document.getElementById("city-select").value;
+  await frameSelected({ frame: !framed });
+  if (framed) app.framed = true;
   probeBasemap();
 
   map.onClickPoint = (lat, lon) => commuter.searchNear(lat, lon);
@@ -536,6 +593,7 @@ async function main() {
 
   planner.loadFeeds();
   app.knownAreas = areas().length;
+  await mapHasDrawn;
 }
 
 installDebugHooks(app);

@@ -15,10 +15,10 @@ import { LiveLayer } from "./live-layer.js";
 import { record, records, replay, replaying } from "./replay.js";
 import { requestRender, scheduler, setDrawer } from "./scheduler.js";
 import { state } from "./state.js";
+import { BACKGROUND, fitView } from "./view.js";
 
 export { parkingRecords, requestRender };
 
-const BACKGROUND = "#dfe4ea";
 // Background only: nothing here is fetched, so the map draws with no network at all. The
 // raster base map is added later as a layout layer once one tile is known to load.
 const OFFLINE_STYLE = {
@@ -217,12 +217,14 @@ export async function createMap(gd, { center, zoom }) {
     scrollZoom: true,
     modeBarButtonsToRemove: ["select2d", "lasso2d", "toImage"],
   });
+  performance.mark("map:newplot");
   const maplibre = subplotMap();
   // Without a listener MapLibre prints every failed tile to the console; a failing base map is
   // expected offline and is reported once, on the page.
   maplibre.on("error", () => map.basemapFailed?.());
   // Sources and layers can only be added to a loaded style ("Style is not done loading").
   while (!maplibre.isStyleLoaded()) await new Promise((resolve) => maplibre.once("styledata", resolve));
+  performance.mark("map:style");
   map.layers = createLayers();
   for (const layer of Object.values(map.layers)) layer.install(maplibre);
   setupPointer(maplibre);
@@ -259,20 +261,13 @@ export function setBasemap(tileUrl, attribution) {
   return Plotly.relayout(map.gd, { "map.layers": layers });
 }
 
-// The centre and zoom that fit a [min_lon, min_lat, max_lon, max_lat] box in the part of the
-// map not hidden by the phone's bottom sheet.
+// The centre and zoom that fit a [min_lon, min_lat, max_lon, max_lat] box (view.js) in the part
+// of the map not hidden by the phone's bottom sheet.
 export function frameBox(bbox, maxZoom = 16) {
   if (!map.ready) return Promise.resolve(); // framed once created (main.js)
-  const [minLon, minLat, maxLon, maxLat] = bbox;
-  const width = map.gd?.clientWidth || 800;
   const bottom = hiddenBottom();
   const height = (map.gd?.clientHeight || 500) - bottom;
-  const lonSpan = Math.max(1e-4, maxLon - minLon);
-  const ySpan = Math.max(1e-5, mercY(maxLat) - mercY(minLat));
-  const zoomX = Math.log2((width / 512) * (360 / lonSpan));
-  const zoomY = Math.log2((height / 512) * ((2 * Math.PI) / ySpan));
-  const zoom = Math.max(1, Math.min(maxZoom, Math.min(zoomX, zoomY) - 0.3));
-  const center = { lon: (minLon + maxLon) / 2, lat: (minLat + maxLat) / 2 };
+  const { center, zoom } = fitView(bbox, map.gd?.clientWidth || 800, height, maxZoom);
   return Plotly.relayout(map.gd, { "map.center": aboveSheet(center, zoom, bottom), "map.zoom": zoom });
 }
 

@@ -8,6 +8,7 @@ export const scheduler = {
   busy: false, // a redraw is under way (dirty state already taken, not drawn yet)
   renderMs: [], // the last redraw durations, for the benchmark
   firstRenderAt: null,
+  hold: null, // () => true while redraws should wait (main.js: under the first paint); then requestRender()
 };
 
 let drawer = null; // ({topics, changed, all}) => Promise, set by the map once it exists
@@ -30,6 +31,7 @@ export function requestRender() {
 
 export async function render() {
   framePending = false;
+  if (scheduler.hold?.()) return; // the dirty state waits for the next requestRender()
   if (rendering) {
     renderAgain = true;
     return;

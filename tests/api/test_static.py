@@ -32,3 +32,15 @@ def test_plotly_is_sent_gzipped_and_cacheable(api: Api) -> None:
 def test_own_files_are_revalidated(api: Api) -> None:
     response = api.client.get("/static/js/main.js")
     assert response.status_code == 200 and response.headers["cache-control"] == "no-cache"
+
+
+def test_own_files_answer_their_etag_with_304(api: Api) -> None:
+    for path in ("/", "/static/js/first-paint.js"):
+        response = api.client.get(path)
+        assert response.status_code == 200 and response.content
+        etag = response.headers["etag"]
+        again = api.client.get(path, headers={"If-None-Match": etag})
+        assert again.status_code == 304 and not again.content
+        assert again.headers["etag"] == etag and again.headers["cache-control"] == "no-cache"
+        stale = api.client.get(path, headers={"If-None-Match": '"not-this-version"'})
+        assert stale.status_code == 200 and stale.content == response.content
