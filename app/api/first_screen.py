@@ -80,7 +80,7 @@ async def first_screen(
 ) -> Response:
     # Raw asyncpg through the read pool, as the REST hot paths (app/read/pool.py): no ORM rows.
     pool = read_pool(request)
-    _, rows = await fetch(pool, CITIES_SQL, {}, acquire_timeout=settings.db_pool_timeout_s)
+    rows = await fetch(pool, CITIES_SQL, {}, acquire_timeout=settings.db_pool_timeout_s)
     cities = [{**row, "feeds": list(row["feeds"])} for row in rows]
     chosen, fallback = pick_city(cities, city)
     filters = SiteFilter(params={"site_stale_floor_s": settings.site_stale_floor_s})
@@ -90,7 +90,7 @@ async def first_screen(
     sql, params = site_query(
         table="parking_sites", columns=COLUMNS, filters=filters, page=Page(limit=MAX_MARKERS, after=None)
     )
-    _, sites = await fetch(pool, sql, params, acquire_timeout=settings.db_pool_timeout_s)
+    sites = await fetch(pool, sql, params, acquire_timeout=settings.db_pool_timeout_s)
     truncated = len(sites) > MAX_MARKERS
     sites = sites[:MAX_MARKERS]
     columns: dict[str, list[Any]] = {

@@ -11,7 +11,7 @@
 // the car parks itself, the canvas is removed: nothing moves. Until then the markers do not
 // answer hover or taps (the canvas lets the pointer through); that is the one difference.
 import { parkingFeature } from "./layers/parking.js";
-import { BACKGROUND, coreBox, fitView, projector } from "./view.js";
+import { BACKGROUND, coreBox, fitViewAbove, projector } from "./view.js";
 
 const FIRST_SCREEN_WAIT_MS = 5000;
 
@@ -90,6 +90,18 @@ function drawFeatures(ctx, features, project) {
 }
 
 let lastRecords = [];
+
+// The px at the bottom of the map that the panel covers (the phone's bottom sheet, before
+// sheet.js has started: its CSS height), 0 where the panel sits beside the map; at least 120 px
+// of map stay in view, as map.js keeps.
+function sheetOver(gd) {
+  const panel = document.querySelector(".panel");
+  if (!panel) return 0;
+  const m = gd.getBoundingClientRect();
+  const p = panel.getBoundingClientRect();
+  const overlaps = p.left < m.right && p.right > m.left && p.top < m.bottom && p.bottom > m.top;
+  return overlaps ? Math.max(0, Math.min(m.height - 120, m.bottom - p.top)) : 0;
+}
 
 // Draw `records` on the canvas. `painted` (what the page reports on screen) follows once a frame
 // holding them was produced; the returned promise resolves then too, or after a second without.
@@ -175,7 +187,9 @@ async function start() {
   firstPaint.bbox = answer.bbox || null;
   const points = records.map((r) => [r.lon, r.lat]);
   const bbox = firstPaint.bbox || pointsBox(points);
-  firstPaint.view = fitView(coreBox(points, bbox) || bbox, gd.clientWidth, gd.clientHeight);
+  // On phones the panel is a bottom sheet over the map: frame the city above it, as the map does.
+  const bottom = sheetOver(gd);
+  firstPaint.view = fitViewAbove(coreBox(points, bbox) || bbox, gd.clientWidth, gd.clientHeight, bottom);
   await paint(gd, records);
 }
 

@@ -15,7 +15,7 @@ import { LiveLayer } from "./live-layer.js";
 import { record, records, replay, replaying } from "./replay.js";
 import { requestRender, scheduler, setDrawer } from "./scheduler.js";
 import { state } from "./state.js";
-import { BACKGROUND, fitView } from "./view.js";
+import { BACKGROUND, aboveBottom, fitViewAbove } from "./view.js";
 
 export { parkingRecords, requestRender };
 
@@ -265,10 +265,9 @@ export function setBasemap(tileUrl, attribution) {
 // of the map not hidden by the phone's bottom sheet.
 export function frameBox(bbox, maxZoom = 16) {
   if (!map.ready) return Promise.resolve(); // framed once created (main.js)
-  const bottom = hiddenBottom();
-  const height = (map.gd?.clientHeight || 500) - bottom;
-  const { center, zoom } = fitView(bbox, map.gd?.clientWidth || 800, height, maxZoom);
-  return Plotly.relayout(map.gd, { "map.center": aboveSheet(center, zoom, bottom), "map.zoom": zoom });
+  const width = map.gd?.clientWidth || 800;
+  const { center, zoom } = fitViewAbove(bbox, width, map.gd?.clientHeight || 500, hiddenBottom(), maxZoom);
+  return Plotly.relayout(map.gd, { "map.center": center, "map.zoom": zoom });
 }
 
 // The height of the map's bottom strip under the sheet; at least 120 px of map stay in view.
@@ -276,21 +275,9 @@ function hiddenBottom() {
   return Math.max(0, Math.min((map.gd?.clientHeight || 500) - 120, map.covered() || 0));
 }
 
-function mercY(lat) {
-  return Math.log(Math.tan(Math.PI / 4 + (Math.max(-85, Math.min(85, lat)) * Math.PI) / 360));
-}
-
-// The map centre that puts `point` in the middle of the part above the bottom sheet: half the
-// hidden height further south, in Mercator units at this zoom (512 px tiles).
-function aboveSheet(point, zoom, bottom) {
-  if (!(bottom > 0)) return point;
-  const y = mercY(point.lat) - ((bottom / 2) * 2 * Math.PI) / (512 * 2 ** zoom);
-  return { lon: point.lon, lat: ((2 * Math.atan(Math.exp(y)) - Math.PI / 2) * 180) / Math.PI };
-}
-
 export function centerOn(lat, lon, zoom = 15) {
   if (!map.ready) return Promise.resolve();
-  return Plotly.relayout(map.gd, { "map.center": aboveSheet({ lat, lon }, zoom, hiddenBottom()), "map.zoom": zoom });
+  return Plotly.relayout(map.gd, { "map.center": aboveBottom({ lat, lon }, zoom, hiddenBottom()), "map.zoom": zoom });
 }
 
 // The box the map shows now, [min_lon, min_lat, max_lon, max_lat].

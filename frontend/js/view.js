@@ -23,6 +23,20 @@ export function fitView(bbox, width, height, maxZoom = 16) {
   return { center: { lon: (minLon + maxLon) / 2, lat: (minLat + maxLat) / 2 }, zoom };
 }
 
+// The centre that puts `point` in the middle of the part of the map above a strip `bottom` px
+// high hidden at its bottom (the phone's bottom sheet): half that strip further south.
+export function aboveBottom(point, zoom, bottom) {
+  if (!(bottom > 0)) return point;
+  const y = mercatorY(point.lat) - ((bottom / 2) * 2 * Math.PI) / (TILE * 2 ** zoom);
+  return { lon: point.lon, lat: ((2 * Math.atan(Math.exp(y)) - Math.PI / 2) * 180) / Math.PI };
+}
+
+// The centre and zoom that fit `bbox` in the part of a width × height map above `bottom` px.
+export function fitViewAbove(bbox, width, height, bottom, maxZoom = 16) {
+  const { center, zoom } = fitView(bbox, width, height - bottom, maxZoom);
+  return { center: aboveBottom(center, zoom, bottom), zoom };
+}
+
 // World pixel coordinates (at `zoom`) of a point.
 function world(lon, lat, zoom) {
   const size = TILE * 2 ** zoom;
