@@ -8,15 +8,21 @@ Phase 1 — **ceiling** (``--clients``, default 1,000, single ``delta`` messages
 
 * **ours**: the real app under uvicorn (its own process) on a real PostgreSQL; the driver
   writes parking observations through ``ingest.store.Store.apply`` (commits of 10).
-* **ceiling**: a raw asyncio server (uvloop) that does the websocket handshake itself and,
-  for every message of a control connection, encodes one frame and writes that same
-  ``bytes`` object to every client's transport. No database, no protocol, no filters.
+* **ceiling**: a raw asyncio server (uvloop) that does the websocket handshake itself,
+  encodes one frame per message of a control connection and, for the commits that one read
+  of it completes, writes the joined frames, the same ``bytes`` object, to every client's
+  transport. No database, no protocol, no filters.
 
 Both are measured by the server process's own CPU time (all its threads, from
-/proc/PID/task/*/schedstat) over the flood, divided by the messages the clients received:
-**µs per delivered message**. Whatever arrives together is written together: the ceiling
-joins the frames of one read of its control connection (a commit of 10), as ours joins
-those of one read of the change log.
+/proc/PID/task/*/schedstat) from just before the flood until every client has reported
+seeing its END (the clients stay connected until then: tearing connections down is not
+delivering messages), divided by the messages the clients received: **µs per delivered
+message**. Both see the same arrivals: commits of 10 changes, each followed by a pause of
+``--gap-ms`` (50), and both join what they find committed when they read (the ceiling: one
+read of its control socket; ours: one read of the change log) into one write per client —
+one commit per write while they keep up. Before, the ceiling's driver sent the whole flood
+at once, the ceiling found it in one or two reads and wrote it once or twice per client,
+against ours' one write per commit: that measured the drivers' batching, not the servers.
 ``ratio`` = ceiling µs / ours µs (1.0 = as cheap as the ceiling). The ceiling does strictly
 less work than ours, so a ratio above 1 would be a bug in this bench.
 
@@ -223,6 +229,7 @@ class CeilingConnection(asyncio.Protocol):
 
     def __init__(self) -> None:
         self.buf = b""
+        self.frames: list[bytes] = []
         self.control = False
         self.upgraded = False
         self.transport: asyncio.Transport | None = None
@@ -255,16 +262,21 @@ class CeilingConnection(asyncio.Protocol):
             if not self.control:
                 CeilingConnection.clients.add(self.transport)
         if self.control:
-            frames = []
+            committed = 0
             while len(self.buf) >= 4:
                 (n,) = struct.unpack_from("!I", self.buf)
                 if len(self.buf) < 4 + n:
                     break
                 payload, self.buf = self.buf[4 : 4 + n], self.buf[4 + n :]
-                frames.append(frame(payload))  # encoded once
-            if frames:
-                # Whatever arrived together goes out together: one write per client.
-                data = b"".join(frames)
+                if payload:
+                    self.frames.append(frame(payload))  # encoded once
+                else:  # an empty message ends a commit
+                    committed = len(self.frames)
+            if committed:
+                # The commits that arrived together go out together (as ours reads the change
+                # log: everything committed so far), one write per client.
+                data = b"".join(self.frames[:committed])
+                del self.frames[:committed]
                 for t in CeilingConnection.clients:
                     t.write(data)  # the same bytes to every transport
         else:
@@ -468,7 +480,7 @@ def client_process(
 async def _clients(
     kind: str, port: int, count: int, subscribe: str | None, first: int, queues: Any, gate_size: int
 ) -> None:
-    ready_q, results_q, go = queues
+    ready_q, results_q, go, release = queues
     loop = asyncio.get_running_loop()
     stats = Stats()
     sub = subscribe.encode() if subscribe else None
@@ -509,6 +521,11 @@ async def _clients(
             "ranges": [p.ranges for p in protocols],
         }
     )
+    # Connected until the driver has read the server's CPU time: tearing 10,000 connections down
+    # is not delivering messages, for ours or for the ceiling.
+    deadline = time.monotonic() + 120
+    while not release.is_set() and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
 
 
 # ----------------------------------------------------------------------------- drivers
@@ -589,7 +606,7 @@ async def seed(database_url: str) -> str:
         await engine.dispose()
 
 
-async def flood_ours(database_url: str, changes: int, server_pid: int) -> dict[str, Any]:
+async def flood_ours(database_url: str, changes: int, server_pid: int, gap: float) -> dict[str, Any]:
     w = Writer(database_url)
     probes: set[int] = set()
     try:
@@ -601,13 +618,14 @@ async def flood_ours(database_url: str, changes: int, server_pid: int) -> dict[s
         start = time.monotonic()
         for i in range(0, changes, BATCH):
             await w.commit([f"S{(i + j) % CITY_SITES}" for j in range(BATCH)])
+            await asyncio.sleep(gap)
         await w.commit(["END"])
     finally:
         await w.close()
     return {"committed": w.committed, "probes": probes, "start": start, "cpu0": cpu0}
 
 
-async def flood_ceiling(port: int, changes: int, sample: str, server_pid: int) -> dict[str, Any]:
+async def flood_ceiling(port: int, changes: int, sample: str, server_pid: int, gap: float) -> dict[str, Any]:
     from kernel.changefeed.subscribe import delta_text
 
     template = json.loads(sample)
@@ -637,8 +655,12 @@ async def flood_ceiling(port: int, changes: int, sample: str, server_pid: int) -
         sent[seq] = time.monotonic()
         return seq
 
+    def commit() -> None:
+        writer.write(struct.pack("!I", 0))
+
     for _ in range(PROBES):
         probes.add(send(template["id"]))
+        commit()
         await writer.drain()
         await asyncio.sleep(PROBE_GAP_S)
     await asyncio.sleep(0.3)
@@ -647,9 +669,11 @@ async def flood_ceiling(port: int, changes: int, sample: str, server_pid: int) -
     for _i in range(0, changes, BATCH):
         for _ in range(BATCH):
             send(template["id"])
+        commit()
         await writer.drain()
-        await asyncio.sleep(0)
+        await asyncio.sleep(gap)
     send(f"{FEED}:END")
+    commit()
     await writer.drain()
     await asyncio.sleep(1)  # the server has read everything before the control connection goes
     writer.close()
@@ -726,7 +750,7 @@ def run_clients(
     kind: str, port: int, clients: int, procs: int, subscribe: str | None, gate: int = 200
 ) -> tuple[Any, list[Any]]:
     ctx = mp.get_context("spawn")
-    queues = (ctx.Queue(), ctx.Queue(), ctx.Event())
+    queues = (ctx.Queue(), ctx.Queue(), ctx.Event(), ctx.Event())
     shares = [clients // procs + (1 if i < clients % procs else 0) for i in range(procs)]
     workers = []
     first = 0
@@ -751,7 +775,9 @@ def run_clients(
     return queues, workers
 
 
-def collect(queues: Any, workers: list[Any], timeout: float = 120) -> dict[str, Any]:
+def collect(queues: Any, workers: list[Any], timeout: float = 120, pid: int | None = None) -> dict[str, Any]:
+    """The clients' results; ``cpu_end`` = the server's CPU time once every client reported,
+    read before the clients disconnect."""
     deadline = time.monotonic() + timeout
     merged: dict[Any, list[float]] = defaultdict(list)
     totals = {"messages": 0, "bytes": 0, "coalesced": 0, "closed": 0, "ended": 0}
@@ -770,9 +796,11 @@ def collect(queues: Any, workers: list[Any], timeout: float = 120) -> dict[str, 
         for k in totals:
             totals[k] += part[k]
         ranges.extend(part["ranges"])
+    cpu_end = cpu_seconds(pid) if pid is not None else None
+    queues[3].set()
     for w in workers:
         w.join(timeout=30)
-    return {"received": merged, "ranges": ranges, **totals}
+    return {"received": merged, "ranges": ranges, "cpu_end": cpu_end, **totals}
 
 
 def latencies(
@@ -816,12 +844,13 @@ def phase_ceiling(args: argparse.Namespace, database_url: str, data_dir: str, sa
         try:
             wait_port(port)
             queues, workers = run_clients(kind, port, clients, args.procs, subscribe)
+            gap = args.gap_ms / 1000
             if kind == "ours":
-                run = asyncio.run(flood_ours(database_url, changes, server.pid))
+                run = asyncio.run(flood_ours(database_url, changes, server.pid, gap))
             else:
-                run = asyncio.run(flood_ceiling(port, changes, sample, server.pid))
-            got = collect(queues, workers)
-            cpu = cpu_seconds(server.pid) - run["cpu0"]
+                run = asyncio.run(flood_ceiling(port, changes, sample, server.pid, gap))
+            got = collect(queues, workers, pid=server.pid)
+            cpu = got["cpu_end"] - run["cpu0"]
         finally:
             stop_server(server)
         probes = run["probes"]
@@ -867,8 +896,8 @@ def phase_city(args: argparse.Namespace, clients: int, database_url: str, data_d
         queues, workers = run_clients("ours", port, clients, args.procs, subscribe)
         cpu0 = cpu_seconds(server.pid)
         run = asyncio.run(city_ours(database_url, args.duration, args.batch_ms, args.burst))
-        got = collect(queues, workers, timeout=180)
-        cpu = cpu_seconds(server.pid) - cpu0
+        got = collect(queues, workers, timeout=180, pid=server.pid)
+        cpu = got["cpu_end"] - cpu0
     finally:
         stop_server(server)
     committed = run["committed"]
@@ -917,6 +946,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=1000, help="phase 1 client count")
     parser.add_argument("--changes", type=int, default=200, help="phase 1 flood size")
+    parser.add_argument(
+        "--gap-ms", type=float, default=50, help="phase 1: pause after each commit of 10 (both servers)"
+    )
     parser.add_argument("--levels", default="1000,5000,10000", help="phase 2 client counts ('' to skip)")
     parser.add_argument("--duration", type=float, default=20, help="phase 2 seconds per level")
     parser.add_argument("--burst", type=int, default=CITY_SITES, help="phase 2 full-poll size (0: none)")

@@ -86,6 +86,9 @@ class Hub:
         self._all_closed = asyncio.Event()
         self._stopping = False
         self.groups: dict[tuple[Any, ...], Group] = {}
+        self._batched = 0
+        """Batched groups in ``groups``: the batch tick runs only while there are some."""
+        self._batching = asyncio.Event()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -231,7 +234,7 @@ class Hub:
                 self.dispatched_seq = part[-1].seq
             self.dispatched_seq = max(self.dispatched_seq, batch_end)
             self.metrics.changes_read += len(batch)
-            if self.groups:
+            if self._batched:
                 try:
                     self.flush_batches(time.monotonic())
                 except Exception as exc:
@@ -248,6 +251,9 @@ class Hub:
         group = self.groups.get(key)
         if group is None:
             group = self.groups[key] = Group(key, session, self.dispatched_seq, time.monotonic())
+            if group.interval is not None:
+                self._batched += 1
+                self._batching.set()
         group.add(session)
 
     def leave_group(self, session: Session) -> None:
@@ -257,6 +263,10 @@ class Hub:
         group.remove(session)
         if not group.members and self.groups.get(group.key) is group:
             del self.groups[group.key]
+            if group.interval is not None:
+                self._batched -= 1
+                if not self._batched:
+                    self._batching.clear()
 
     def flush_batches(self, now: float) -> None:
         """Batched groups whose interval has run out send what matched since their last message.
@@ -274,10 +284,10 @@ class Hub:
 
     async def _batch_loop(self) -> None:
         while True:
+            await self._batching.wait()  # no tick (and no wake-up) without batched clients
             await asyncio.sleep(BATCH_TICK_S)
             try:
-                if self.groups:
-                    self.flush_batches(time.monotonic())
+                self.flush_batches(time.monotonic())
             except Exception as exc:
                 self._failed("batches", exc)
                 await asyncio.sleep(ERROR_BACKOFF_S)
