@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
 # (protocol, transport.is_closing, transport.write) of a fast member, bound once.
 Direct = tuple[Any, Callable[[], bool], Callable[[bytes], Any]]
+# What to do with a member whose own path raised (the hub logs it and closes that member).
+Failed = Callable[["Session", Exception], None]
 
 
 def group_key(session: Session) -> tuple[Any, ...]:
@@ -138,7 +140,7 @@ class Group:
 
     # ------------------------------------------------------------------ single deltas
 
-    def deliver(self, part: list[Change], metrics: LiveMetrics) -> None:
+    def deliver(self, part: list[Change], metrics: LiveMetrics, failed: Failed) -> None:
         """One page of changes (seq order, all after ``seq``), matched once for all members."""
         admitted = self.admit(part)
         before, end = self.seq, part[-1].seq
@@ -147,12 +149,15 @@ class Group:
         if data and self.fast:
             self._write_fast(data, len(admitted), before, metrics)
         for session in list(self.slow_members):
-            if session.take_page(admitted, end, data):
-                self._promote(session)
+            try:
+                if session.take_page(admitted, end, data):
+                    self._promote(session)
+            except Exception as exc:  # one client's failure must not stop the others' feed
+                failed(session, exc)
 
     # ------------------------------------------------------------------ batches
 
-    def flush(self, upto: int, metrics: LiveMetrics) -> bool:
+    def flush(self, upto: int, metrics: LiveMetrics, failed: Failed) -> bool:
         """Batched: one ``deltas`` message for what matched since the last flush, built once.
         Returns whether there was one (an interval starts only when a message went out)."""
         changes, self.changes = self.changes, []
@@ -166,6 +171,9 @@ class Group:
             if self.fast:
                 self._write_fast(frame, 1, after, metrics)
         for session in list(self.slow_members):
-            if session.offer_batch(after, upto, changes, text, frame):
-                self._promote(session)
+            try:
+                if session.offer_batch(after, upto, changes, text, frame):
+                    self._promote(session)
+            except Exception as exc:
+                failed(session, exc)
         return frame is not None

@@ -224,7 +224,7 @@ class Hub:
                 for group in list(self.groups.values()):
                     try:
                         if group.interval is None:
-                            group.deliver(part, self.metrics)
+                            group.deliver(part, self.metrics, self._member_failed)
                         else:
                             group.changes.extend(group.admit(part))
                     except Exception as exc:  # one group's failure must not stop the others' feed
@@ -243,6 +243,10 @@ class Hub:
                 return
 
     # ------------------------------------------------------------------ batched deltas
+
+    def _member_failed(self, session: Session, exc: Exception) -> None:
+        self._failed("offer", exc)
+        session.close(1011, "internal error")
 
     def join_group(self, session: Session) -> None:
         """Called as the session turns live (no await since its watermark was set)."""
@@ -279,7 +283,7 @@ class Hub:
             interval = group.interval
             if interval is None or now < group.due:
                 continue
-            if group.flush(upto, self.metrics):
+            if group.flush(upto, self.metrics, self._member_failed):
                 group.due = now + interval
 
     async def _batch_loop(self) -> None:
