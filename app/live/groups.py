@@ -36,8 +36,11 @@ from kernel.changefeed.subscribe import Change, deltas_text
 if TYPE_CHECKING:
     from app.live.session import Session
 
-# (protocol, transport.is_closing, transport.write) of a fast member, bound once.
-Direct = tuple[Any, Callable[[], bool], Callable[[bytes], Any]]
+# (session, protocol, transport.is_closing, transport.write) of a fast member, bound once: the
+# loop over them allocates nothing per member (a tuple per member per page would survive the
+# collections it triggers into the oldest generation, and full collections over thousands of
+# connections pause the process for hundreds of milliseconds).
+Direct = tuple["Session", Any, Callable[[], bool], Callable[[bytes], Any]]
 # What to do with a member whose own path raised (the hub logs it and closes that member).
 Failed = Callable[["Session", Exception], None]
 
@@ -106,7 +109,7 @@ class Group:
         assert sink is not None
         proto = sink.proto
         self.slow_members.discard(session)
-        self.fast[session] = (proto, proto.transport.is_closing, sink.write)
+        self.fast[session] = (session, proto, proto.transport.is_closing, sink.write)
 
     def admit(self, changes: list[Change]) -> list[Change]:
         sub = self.sub
@@ -119,7 +122,7 @@ class Group:
         """``data`` to every fast member; returns those whose transport cannot take it now."""
         stalled: list[Session] = []
         fast = self.fast
-        for session, (proto, is_closing, write) in list(fast.items()):
+        for session, proto, is_closing, write in list(fast.values()):
             if proto.write_paused or proto.close_sent or proto.disconnected or is_closing():
                 stalled.append(session)
                 continue
