@@ -20,8 +20,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-
 from app.live.transport import GuardedWebSocketProtocol
 from kernel.changefeed.frame import text_frame as text_frame
 
@@ -31,17 +29,17 @@ EXTENSION = "mobility.frames"
 class FrameSink:
     """Writes whole frames to one connection's transport, only while that is safe and cheap."""
 
-    __slots__ = ("_proto", "_writable", "write")
+    __slots__ = ("_writable", "proto", "write")
 
-    def __init__(self, proto: WebSocketsSansIOProtocol) -> None:
-        self._proto = proto
+    def __init__(self, proto: GuardedWebSocketProtocol) -> None:
+        self.proto = proto
         self._writable = proto.writable
         # Bound once (the transport exists when the scope is built): one call per client per page.
         self.write = proto.transport.write
 
     def ready(self) -> bool:
         """Open, handshake done, not closing, no compression, below the transport's high-water mark."""
-        p = self._proto
+        p = self.proto
         return (
             self._writable.is_set()
             and p.handshake_complete

@@ -19,7 +19,6 @@ import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -30,10 +29,10 @@ from starlette.websockets import WebSocket
 from app.live import keys as api_keys
 from app.live import protocol, transport
 from app.live.frames import text_frame
+from app.live.groups import Group, group_key
 from app.live.metrics import KeyUsage, LiveMetrics, exposition
 from app.live.session import Session, TokenBucket
 from kernel import changefeed
-from kernel.changefeed.subscribe import Change, deltas_text
 from kernel.db import asyncpg_dsn
 from kernel.locks import RETENTION_LOCK
 from kernel.settings import Settings
@@ -65,36 +64,6 @@ SLOT_WAIT_S = 5.0
 BATCH_TICK_S = 0.025
 
 
-@dataclass(eq=False)
-class BatchGroup:
-    """Batched sessions with the same interval and the same stateless subscription: the
-    group admits each change once and encodes each interval's message once for all of
-    them. A ``min_free`` subscription remembers per client, so it is a group of one."""
-
-    interval: float
-    sessions: set[Session] = field(default_factory=set)
-    changes: list[Change] = field(default_factory=list)
-    after: int = 0
-    due: float = 0.0
-
-
-def _group_key(session: Session) -> tuple[Any, ...]:
-    sub = session.sub
-    assert sub is not None and session.batch_ms is not None
-    if sub.min_free is not None:
-        return ("session", id(session))
-    flt = sub.filter
-    return (
-        session.batch_ms,
-        # Alerts are per owner (Subscription.admit): one group per viewer when they are wanted.
-        sub.viewer_key_id if "alerts" in sub.topics else None,
-        sub.topics,
-        sub.ids,
-        sub.feeds,
-        tuple(flt.bbox) if flt is not None and flt.bbox is not None else None,
-    )
-
-
 class Hub:
     def __init__(self, *, settings: Settings, engine: AsyncEngine, database_url: str) -> None:
         self.settings = settings
@@ -116,8 +85,10 @@ class Hub:
         self._started = False
         self._all_closed = asyncio.Event()
         self._stopping = False
-        self.batch_groups: dict[tuple[Any, ...], BatchGroup] = {}
-        self._group_of: dict[Session, tuple[Any, ...]] = {}
+        self.groups: dict[tuple[Any, ...], Group] = {}
+        self._batched = 0
+        """Batched groups in ``groups``: the batch tick runs only while there are some."""
+        self._batching = asyncio.Event()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -248,80 +219,79 @@ class Hub:
             for start in range(0, len(batch), step):
                 if start:
                     await asyncio.sleep(0)
-                # Recomputed after every yield: a session may have gone live meanwhile.
-                sessions = [s for s in self.sessions if s.live and s.batch_ms is None]
                 part = batch[start : start + step]
-                shared: dict[frozenset[str], tuple[bytes, int, int]] = {}
-                for session in sessions:
+                # Each group matches the page once and builds its frames once (groups.py).
+                for group in list(self.groups.values()):
                     try:
-                        session.offer_many(part, shared)
-                    except Exception as exc:  # one client's failure must not stop the others' feed
+                        if group.interval is None:
+                            group.deliver(part, self.metrics, self._member_failed)
+                        else:
+                            group.changes.extend(group.admit(part))
+                    except Exception as exc:  # one group's failure must not stop the others' feed
                         self._failed("offer", exc)
-                        session.close(1011, "internal error")
-                for group in self.batch_groups.values():
-                    sub = next(iter(group.sessions)).sub if group.sessions else None
-                    if sub is not None:
-                        try:
-                            group.changes.extend(c for c in part if sub.admit(c))
-                        except Exception as exc:
-                            self._failed("offer", exc)
-                            for session in list(group.sessions):
-                                session.close(1011, "internal error")
+                        for session in list(group.members):
+                            session.close(1011, "internal error")
                 self.dispatched_seq = part[-1].seq
             self.dispatched_seq = max(self.dispatched_seq, batch_end)
             self.metrics.changes_read += len(batch)
+            if self._batched:
+                try:
+                    self.flush_batches(time.monotonic())
+                except Exception as exc:
+                    self._failed("batches", exc)
             if len(batch) + len(bad) < READ_PAGE:
                 return
 
     # ------------------------------------------------------------------ batched deltas
 
-    def join_batch(self, session: Session) -> None:
-        """Called as the session turns live (no await since its watermark was set)."""
-        self.leave_batch(session)
-        key = _group_key(session)
-        group = self.batch_groups.get(key)
-        if group is None:
-            assert session.batch_ms is not None
-            interval = session.batch_ms / 1000
-            group = self.batch_groups[key] = BatchGroup(
-                interval=interval, after=self.dispatched_seq, due=time.monotonic() + interval
-            )
-        group.sessions.add(session)
-        self._group_of[session] = key
+    def _member_failed(self, session: Session, exc: Exception) -> None:
+        self._failed("offer", exc)
+        session.close(1011, "internal error")
 
-    def leave_batch(self, session: Session) -> None:
-        key = self._group_of.pop(session, None)
-        if key is None:
+    def join_group(self, session: Session) -> None:
+        """Called as the session turns live (no await since its watermark was set)."""
+        self.leave_group(session)
+        key = group_key(session)
+        group = self.groups.get(key)
+        if group is None:
+            group = self.groups[key] = Group(key, session, self.dispatched_seq, time.monotonic())
+            if group.interval is not None:
+                self._batched += 1
+                self._batching.set()
+        group.add(session)
+
+    def leave_group(self, session: Session) -> None:
+        group = session.group
+        if group is None:
             return
-        group = self.batch_groups.get(key)
-        if group is not None:
-            group.sessions.discard(session)
-            if not group.sessions:
-                del self.batch_groups[key]
+        group.remove(session)
+        if not group.members and self.groups.get(group.key) is group:
+            del self.groups[group.key]
+            if group.interval is not None:
+                self._batched -= 1
+                if not self._batched:
+                    self._batching.clear()
 
     def flush_batches(self, now: float) -> None:
+        """Batched groups whose interval has run out send what matched since their last message.
+
+        Called on every tick and right after every read of the change log: a change that comes
+        after a quiet interval goes out at once (no wait for a tick), later ones wait until the
+        interval that message started has run out — at most one message per interval."""
         upto = self.dispatched_seq
-        for group in list(self.batch_groups.values()):
-            if now < group.due:
+        for group in list(self.groups.values()):
+            interval = group.interval
+            if interval is None or now < group.due:
                 continue
-            group.due = now + group.interval
-            changes, group.changes = group.changes, []
-            after, group.after = group.after, upto
-            text: str | None = None
-            frame: bytes | None = None
-            if changes:
-                text, _, merged = deltas_text(after, upto, changes)
-                self.metrics.coalesced_sent += merged
-                frame = text_frame(text.encode("utf-8"))
-            for session in list(group.sessions):
-                session.offer_batch(after, upto, changes, text, frame)
+            if group.flush(upto, self.metrics, self._member_failed):
+                group.due = now + interval
 
     async def _batch_loop(self) -> None:
         while True:
+            await self._batching.wait()  # no tick (and no wake-up) without batched clients
             await asyncio.sleep(BATCH_TICK_S)
             try:
-                if self.batch_groups:
-                    self.flush_batches(time.monotonic())
+                self.flush_batches(time.monotonic())
             except Exception as exc:
                 self._failed("batches", exc)
                 await asyncio.sleep(ERROR_BACKOFF_S)
@@ -436,7 +406,7 @@ class Hub:
         finally:
             await self._until_socket_gone(session)
             self.sessions.discard(session)
-            self.leave_batch(session)
+            self.leave_group(session)
             if not self.sessions:
                 self._all_closed.set()
             if key is not None:
@@ -520,8 +490,9 @@ class Hub:
                 text = protocol.dump(
                     protocol.Heartbeat(seq=self.dispatched_seq, server_time=protocol.now_iso())
                 )
+                frame = text_frame(text.encode("utf-8"))  # encoded once for every client
                 for session in list(self.sessions):
-                    session.offer_text(text)
+                    session.offer_heartbeat(text, frame)
             except Exception as exc:
                 self._failed("heartbeat", exc)
 

@@ -27,7 +27,7 @@ from starlette.websockets import WebSocket
 
 from app.live import protocol
 from app.live.filters import Subscription
-from app.live.frames import sink_of
+from app.live.frames import sink_of, text_frame
 from app.live.keys import ApiKey
 from app.live.metrics import KeyUsage
 from app.live.protocol import ErrorCode, ProtocolError, dump
@@ -36,11 +36,14 @@ from app.live.transport import EXTENSION, TokenBucket, TransportGuard
 from kernel.changefeed.subscribe import Change, delta_text, deltas_text
 
 if TYPE_CHECKING:
+    from app.live.groups import Group
     from app.live.hub import Hub
 
 log = logging.getLogger(__name__)
 
 CATCHUP_PAGE = 1000
+# Most bytes the writer joins into one write when draining a queue of frames.
+WRITE_BUDGET = 256 * 1024
 # A revoked client with more than this still unsent is cut off rather than sent its backlog.
 REVOKE_UNSENT_LIMIT = 64 * 1024
 
@@ -90,11 +93,15 @@ class Session:
         self.sub: Subscription | None = None
         self.live = False
         self.watermark = 0
-        self.queue: deque[str] = deque()
+        self.queue: deque[str | bytes] = deque()
+        """Messages to send in order: text, or a pre-encoded frame (only with ``raw``)."""
         self.pending: dict[str, Pending] | None = None
         self.behind_since: float | None = None
         self.closing: tuple[int, str] | None = None
         self.sink = sink_of(websocket.scope)
+        self.raw = self.sink if self.sink is not None and not self.sink.proto.conn.extensions else None
+        """The sink when frames may be written as they are (no compression): the writer then
+        sends whatever is queued as one write per drain, not one ``send_text`` per message."""
         self.sending = False
         """The writer task has a message in flight: a direct write now would overtake it."""
         self.batch_ms: int | None = None
@@ -107,19 +114,16 @@ class Session:
         self._reader: asyncio.Task[None] | None = None
         self._close_task: asyncio.Task[None] | None = None
         self._backlog_upto = 0
+        self.group: Group | None = None
+        """The fan-out group this live session belongs to (groups.py); None while not live."""
 
     # ------------------------------------------------------------------ fan-out side (sync)
 
-    def offer(self, change: Change) -> None:
-        """Called by the hub for every change, in seq order. Never awaits."""
-        if not self.live or change.seq <= self.watermark or self.closing is not None:
-            return
-        sub = self.sub
-        if sub is None or not sub.admit(change):
-            return
+    def _enqueue(self, change: Change) -> None:
+        """A matched change for a client off the direct path: queued, or merged once it is behind."""
         self.watermark = change.seq
         if self.pending is None and len(self.queue) < self.max_queue:
-            self.queue.append(change.text)
+            self.queue.append(change.frame if self.raw is not None else change.text)
             self._wakeup.set()
             return
         self._coalesce(change)
@@ -136,6 +140,12 @@ class Session:
             and sink.ready()
         )
 
+    def _slow(self) -> None:
+        """Something is about to be queued: leave the group's direct path until the queue drains."""
+        group = self.group
+        if group is not None:
+            group.slow(self)
+
     def _count(self, messages: int, size: int) -> None:
         metrics = self.hub.metrics
         metrics.messages_sent += messages
@@ -144,76 +154,57 @@ class Session:
             self.usage.messages_sent += messages
             self.usage.bytes_sent += size
 
-    def offer_many(self, changes: list[Change], shared: dict[frozenset[str], tuple[bytes, int, int]]) -> None:
-        """``offer`` for consecutive changes; a client that keeps up gets them in one write.
+    def take_page(self, admitted: list[Change], end: int, data: bytes) -> bool:
+        """A page of single deltas for a member off its group's direct path (groups.py).
 
-        ``shared`` holds, per topic set, the joined frames of the changes an unfiltered
-        subscription admits: built once for all such clients (the ceiling's algorithm). This
-        runs once per client per page of changes, so it is written flat: no helper calls on
-        the direct path."""
-        if not self.live or self.closing is not None:
-            return
-        sub = self.sub
-        sink = self.sink
-        if (
-            sub is None
-            or sink is None
-            or self.queue
-            or self.sending
-            or self.pending is not None
-            or self.batch_backlog is not None
-            or changes[0].seq <= self.watermark
-            or not sink.ready()
-        ):
-            for change in changes:
-                self.offer(change)
-            return
-        if sub.plain:
-            joined = shared.get(sub.topics)
-            if joined is None:
-                admitted = [c.frame for c in changes if c.topic in sub.topics]
-                data = b"".join(admitted)
-                joined = shared[sub.topics] = (data, len(admitted), len(data))
-            data, count, size = joined
-        else:
-            admitted = [c.frame for c in changes if sub.admit(c)]
-            data = b"".join(admitted)
-            count, size = len(admitted), len(data)
-        self.watermark = changes[-1].seq
-        if count:
-            sink.write(data)
-            metrics = self.hub.metrics
-            metrics.messages_sent += count
-            metrics.bytes_sent += size
-            usage = self.usage
-            if usage is not None:
-                usage.messages_sent += count
-                usage.bytes_sent += size
+        ``admitted`` are the page's changes that match this subscription (matched once by the
+        group: a ``min_free`` memory must see each change once), ``data`` their frames joined,
+        ``end`` the page's last seq. Returns True when the page went straight to the socket (or
+        there was nothing to send) with nothing queued: the member may rejoin the direct path."""
+        if not self.live or self.closing is not None or self.sub is None or end <= self.watermark:
+            return False
+        if admitted and admitted[0].seq <= self.watermark:  # not expected: the hub offers a page once
+            admitted = [c for c in admitted if c.seq > self.watermark]
+            data = b"".join([c.frame for c in admitted])
+        if self._direct():
+            self.watermark = end
+            if data:
+                assert self.sink is not None
+                self.sink.write(data)
+                self._count(len(admitted), len(data))
+            return True
+        for change in admitted:
+            self._enqueue(change)
+        self.watermark = end
+        return False
 
     def offer_batch(
         self, after: int, upto: int, changes: list[Change], text: str | None, frame: bytes | None
-    ) -> None:
+    ) -> bool:
         """Batched mode: the changes of one interval, ``frame`` pre-encoded for clients whose
-        cursor is ``after`` (most); others get their own message."""
+        cursor is ``after`` (most); others get their own message. True as ``take_page``."""
         if not self.live or self.closing is not None or upto <= self.watermark:
-            return
+            return False
         if self.watermark > after:
             changes = [c for c in changes if c.seq > self.watermark]
             after, text, frame = self.watermark, None, None
         self.watermark = upto
         if not changes:
-            return
+            return self.batch_backlog is None and self._direct()
         if self.batch_backlog is None and frame is not None and self._direct():
             assert self.sink is not None
             self.sink.write(frame)
             self._count(1, len(frame))
-            return
+            return True
         if self.batch_backlog is not None:
             self.batch_backlog[1].extend(changes)
             self._backlog_upto = upto
-            return
+            return False
         if len(self.queue) < self.max_queue:
-            self.queue.append(text if text is not None else deltas_text(after, upto, changes)[0])
+            if frame is not None and self.raw is not None:
+                self.queue.append(frame)  # the group's frame, shared: not encoded again per client
+            else:
+                self.queue.append(text if text is not None else deltas_text(after, upto, changes)[0])
         else:
             # Behind: everything until the queue drains goes into one message, merged per site.
             if self.behind_since is None:
@@ -222,10 +213,22 @@ class Session:
             self.batch_backlog = (after, list(changes))
             self._backlog_upto = upto
         self._wakeup.set()
+        return False
+
+    def offer_heartbeat(self, text: str, frame: bytes) -> None:
+        """A heartbeat, pre-encoded once for every client: straight to the socket when nothing is
+        queued (a fast member stays fast), else best-effort through the queue."""
+        if self.closing is None and self._direct():
+            assert self.sink is not None
+            self.sink.write(frame)
+            self._count(1, len(frame))
+            return
+        self.offer_text(text)
 
     def offer_text(self, text: str) -> None:
         """Best-effort message (heartbeat): dropped for a client that is behind."""
         if self.closing is None and self.pending is None and len(self.queue) < self.max_queue:
+            self._slow()
             self.queue.append(text)
             self._wakeup.set()
 
@@ -297,9 +300,9 @@ class Session:
                 if self.batch_backlog is not None:
                     after, changes = self.batch_backlog
                     self.batch_backlog = None
-                    text, _, merged = deltas_text(after, self._backlog_upto, changes)
+                    backlog, _, merged = deltas_text(after, self._backlog_upto, changes)
                     metrics.coalesced_sent += merged
-                    self.queue.append(text)
+                    self.queue.append(backlog)
                     continue
                 self.pending = None
                 self.behind_since = None
@@ -307,7 +310,12 @@ class Session:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            text = self.queue.popleft()
+            if self.raw is not None:
+                await self._write_frames(self.raw.proto)
+                continue
+            item = self.queue.popleft()
+            assert isinstance(item, str)  # frames are queued only with ``raw``
+            text = item
             if len(self.queue) < self.max_queue:
                 self._space.set()
             self.sending = True
@@ -322,6 +330,27 @@ class Session:
                 usage.messages_sent += 1
                 usage.bytes_sent += size
 
+    async def _write_frames(self, proto: Any) -> None:
+        """What is queued, as frames, in one ``transport.write`` (up to ``WRITE_BUDGET`` bytes)
+        once the transport is below its high-water mark: the same backpressure as ``send_text``
+        (which waits for the same event), a fraction of its cost per message. Messages stay
+        queued while it waits, so a direct write cannot overtake them (``_direct``)."""
+        await proto.writable.wait()
+        if proto.disconnected or proto.close_sent or proto.transport.is_closing():
+            raise ConnectionError("the connection is closing")  # ends the writer, as a failed send
+        queue = self.queue
+        parts: list[bytes] = []
+        size = 0
+        while queue and size < WRITE_BUDGET:
+            item = queue.popleft()
+            data = item if isinstance(item, bytes) else text_frame(item.encode("utf-8"))
+            parts.append(data)
+            size += len(data)
+        if len(queue) < self.max_queue:
+            self._space.set()
+        proto.transport.write(b"".join(parts))
+        self._count(len(parts), size)
+
     async def put(self, text: str) -> None:
         """Queue a message that must not be dropped (replies, snapshot, catch-up), waiting for room."""
         while len(self.queue) >= self.max_queue:
@@ -333,6 +362,7 @@ class Session:
             await self._space.wait()
         if self.closing is not None:
             raise SessionClosing
+        self._slow()
         self.queue.append(text)
         self._wakeup.set()
 
@@ -362,6 +392,7 @@ class Session:
             await asyncio.wait({self._reader})
         finally:
             self.live = False
+            self.hub.leave_group(self)
             for task in (self._reader, self._writer):
                 task.cancel()
             if self._close_task is not None:
@@ -379,6 +410,7 @@ class Session:
             return
         self.closing = (code, reason)
         self.live = False
+        self.hub.leave_group(self)
         self._space.set()
         self._close_task = asyncio.create_task(self._close(code, reason, error), name="ws-close")
 
@@ -479,14 +511,14 @@ class Session:
         if self.sub is None:
             return
         remaining = self.sub.topics - set(message.topics) if message.topics else frozenset()
-        self.hub.leave_batch(self)
+        self.hub.leave_group(self)
         if not remaining:
             self.sub = None
             self.live = False
         else:
             self.sub.topics = remaining
-            if self.live and self.batch_ms is not None:
-                self.hub.join_batch(self)
+            if self.live:
+                self.hub.join_group(self)
 
     async def _subscribe(self, message: protocol.Subscribe) -> None:
         forbidden = sorted(set(message.topics) - self.allowed)
@@ -522,7 +554,7 @@ class Session:
         self.live = False
         self.pending = None
         self.batch_backlog = None
-        self.hub.leave_batch(self)
+        self.hub.leave_group(self)
         self.batch_ms = message.batch_ms
         topics = sorted(set(message.topics), key=protocol.TOPICS.index)
         if message.since is not None:
@@ -615,8 +647,7 @@ class Session:
                 # No await between this check and the switch: the hub cannot dispatch in between.
                 self.watermark = cursor
                 self.live = True
-                if self.batch_ms is not None:
-                    self.hub.join_batch(self)
+                self.hub.join_group(self)
                 return
             # A page at a time, nothing held while the client takes it.
             while cursor < target:

@@ -3,6 +3,11 @@
 A change is turned into its ``delta`` text a single time, when the hub reads it; every
 subscriber that matches gets that same ``str``. Coalescing (a slow client) is the only
 place that builds a new message, and it does so per client from the parsed fields.
+
+Parsing and serializing are orjson's: they are most of what the hub spends per change that
+does not depend on the number of clients (bench/fanout.py). The output is the same JSON as
+``json.dumps(..., ensure_ascii=False, separators=(",", ":"))`` gives for what the store
+writes; a value orjson refuses (an integer beyond 64 bits) falls back to the standard library.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+import orjson
 
 from kernel.changefeed.channel import NOTIFY_CHANNEL
 from kernel.changefeed.frame import text_frame
@@ -43,6 +49,21 @@ class Change:
     """``text`` as one websocket frame, encoded once for every client (frames.py)."""
 
 
+def dumps(value: Any) -> bytes:
+    """Compact UTF-8 JSON."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # orjson.JSONEncodeError is one: e.g. an integer beyond 64 bits
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def loads(text: str | bytes) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:  # what orjson refuses and the standard library reads
+        return json.loads(text)
+
+
 def delta_text(
     *,
     seq: int,
@@ -69,13 +90,13 @@ def delta_text(
         message["coalesced"] = True
         if resume_from is not None:
             message["resume_from"] = resume_from
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+    return dumps(message).decode("utf-8")
 
 
 def from_row(row: asyncpg.Record | dict[str, Any]) -> Change:
     payload = row["payload"]
     if isinstance(payload, str):  # raw asyncpg returns jsonb as text; SQLAlchemy's connections decode it
-        payload = json.loads(payload)
+        payload = loads(payload)
     fields = payload.get("fields") or {}
     change = Change(
         seq=int(row["seq"]),
@@ -89,16 +110,20 @@ def from_row(row: asyncpg.Record | dict[str, Any]) -> Change:
         observed_at=payload.get("observed_at"),
         received_at=payload.get("received_at"),
     )
-    change.text = delta_text(
-        seq=change.seq,
-        topic=change.topic,
-        site_id=change.site_id,
-        feed=change.feed,
-        fields=fields,
-        observed_at=change.observed_at,
-        received_at=change.received_at,
+    data = dumps(
+        {
+            "type": "delta",
+            "seq": change.seq,
+            "topic": change.topic,
+            "id": change.site_id,
+            "feed": change.feed,
+            "fields": fields,
+            "observed_at": change.observed_at,
+            "received_at": change.received_at,
+        }
     )
-    change.frame = text_frame(change.text.encode("utf-8"))
+    change.text = data.decode("utf-8")
+    change.frame = text_frame(data)
     return change
 
 
@@ -127,7 +152,7 @@ def deltas_text(after: int, seq: int, changes: list[Change]) -> tuple[str, int, 
             entry["received_at"] = c.received_at or entry["received_at"]
         latest[key] = entry
     merged = len(changes) - len(latest)
-    body = json.dumps(list(latest.values()), ensure_ascii=False, separators=(",", ":"))
+    body = dumps(list(latest.values())).decode("utf-8")
     text = (
         f'{{"type":"deltas","after":{after},"seq":{seq},"count":{len(latest)},'
         f'"merged":{merged},"changes":{body}}}'
