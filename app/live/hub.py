@@ -260,11 +260,17 @@ class Hub:
                 self._batching.set()
         group.add(session)
 
-    def leave_group(self, session: Session) -> None:
+    def leave_group(self, session: Session, *, keep: frozenset[str] | None = None) -> None:
+        """``keep``: the topics the session goes on with (a partial unsubscribe). What its batched
+        group matched for them since its last batch is handed to it now; the group it joins next
+        starts later, so those changes would otherwise never reach it."""
         group = session.group
         if group is None:
             return
         group.remove(session)
+        if keep and group.interval is not None:
+            held = [c for c in group.changes if c.topic in keep]
+            session.offer_batch(group.seq, self.dispatched_seq, held, None, None)
         if not group.members and self.groups.get(group.key) is group:
             del self.groups[group.key]
             if group.interval is not None:

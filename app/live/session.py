@@ -511,7 +511,7 @@ class Session:
         if self.sub is None:
             return
         remaining = self.sub.topics - set(message.topics) if message.topics else frozenset()
-        self.hub.leave_group(self)
+        self.hub.leave_group(self, keep=frozenset(remaining) if self.live else None)
         if not remaining:
             self.sub = None
             self.live = False

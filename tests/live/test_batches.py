@@ -152,3 +152,32 @@ async def test_bad_batch_ms_is_an_error_and_the_connection_stays(server, client_
     await ws.send(json.dumps({"type": "ping", "id": "still"}))
     pong = await asyncio.wait_for(recv(ws), 10)
     assert pong["type"] == "pong" and pong["id"] == "still"
+
+
+async def test_unsubscribing_one_topic_keeps_the_batch_in_progress(
+    server, writer, engine, client_factory, validate
+) -> None:
+    """A batched client that drops one topic mid-interval still gets what matched its other
+    topics since its last batch: it moves to another fan-out group, and the change held for the
+    old group's next batch used to be lost on the way."""
+    await writer.parking({s: 0 for s in SITES})
+    ws = await client_factory(server.ws_url)
+    await subscribe(ws, topics=["parking", "traffic"], batch_ms=3000)
+    first = await writer.parking({SITES[0]: 1})  # after a quiet interval: sent at once
+    assert first is not None
+    await collect_batches(ws, first, validate)
+    held = await writer.parking({SITES[1]: 42})  # inside the interval: held for the next batch
+    assert held is not None
+    await ws.send(json.dumps({"type": "unsubscribe", "topics": ["traffic"], "id": "u1"}))
+    sentinel = await writer.parking({SITES[2]: 7})
+    assert sentinel is not None
+    seen: list[dict[str, Any]] = []
+    while not seen or seen[-1]["seq"] < sentinel:
+        message = validate(await recv(ws, 20))
+        if message["type"] in ("deltas",):
+            seen.append(message)
+        else:
+            assert message["type"] in ("unsubscribed", "heartbeat"), message
+    got = apply(seen)
+    assert got.get(f"city:{SITES[1]}", {}).get("free") == 42, seen
+    assert got[f"city:{SITES[2]}"]["free"] == 7
