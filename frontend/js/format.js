@@ -32,6 +32,19 @@ export function point(r) {
   return r.lat == null || r.lon == null ? null : { type: "Point", coordinates: [Number(r.lon), Number(r.lat)] };
 }
 
+// A point site's GeoJSON Feature for the map: its own properties, then its style's (the
+// MapLibre layers read `color`, `stroke`, `stroke_width` and `opacity`). Null without a position.
+export function styledPoint(r, style, properties) {
+  const geometry = point(r);
+  if (!geometry) return null;
+  const { color, stroke, strokeWidth, opacity } = style;
+  return {
+    type: "Feature",
+    geometry,
+    properties: { id: r.id, ...properties, color, stroke, stroke_width: strokeWidth, opacity },
+  };
+}
+
 export function lineCoordinates(geometry) {
   if (!geometry) return null;
   if (geometry.type === "LineString") return [geometry.coordinates];

@@ -4,7 +4,7 @@
 import { bikesColor, CLOSED_COLOR, NO_VALUE_COLOR, NO_VALUE_OUTLINE, OUTLINE, STALE_OUTLINE } from "../colors.js";
 import { t } from "../i18n.js";
 import { circleLayer } from "../live-layer.js";
-import { ageLine, escapeHtml, fmt, num, point, staleLine } from "../format.js";
+import { ageLine, escapeHtml, fmt, num, staleLine, styledPoint } from "../format.js";
 
 export function bikesStyle(r) {
   const availability = r.availability || "no_data";
@@ -17,22 +17,7 @@ export function bikesStyle(r) {
 }
 
 export function bikesFeature(r) {
-  const geometry = point(r);
-  if (!geometry) return null;
-  const style = bikesStyle(r);
-  return {
-    type: "Feature",
-    geometry,
-    properties: {
-      id: r.id,
-      fill_pct: num(r.fill_pct),
-      availability: r.availability || "no_data",
-      color: style.color,
-      stroke: style.stroke,
-      stroke_width: style.strokeWidth,
-      opacity: style.opacity,
-    },
-  };
+  return styledPoint(r, bikesStyle(r), { fill_pct: num(r.fill_pct), availability: r.availability || "no_data" });
 }
 
 // "7 bikes, 13 docks · 35 % of docks hold a bike", or the status alone when it is not open.

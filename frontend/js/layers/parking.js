@@ -6,7 +6,7 @@ import { CLOSED_COLOR, NO_VALUE_COLOR, NO_VALUE_OUTLINE, OUTLINE, parkingColor, 
 import { t } from "../i18n.js";
 import { circleLayer } from "../live-layer.js";
 import { record, records } from "../replay.js";
-import { ageLine, escapeHtml, num, parkingSummary, point, staleLine } from "../format.js";
+import { ageLine, escapeHtml, num, parkingSummary, staleLine, styledPoint } from "../format.js";
 
 export function parkingRecords() {
   return records("parking");
@@ -33,25 +33,13 @@ export function parkingStyle(r) {
 }
 
 export function parkingFeature(r) {
-  const geometry = point(r);
-  if (!geometry) return null;
-  const style = parkingStyle(r);
-  return {
-    type: "Feature",
-    geometry,
-    properties: {
-      id: r.id,
-      free: num(r.free),
-      capacity: num(r.capacity),
-      availability: r.availability || "no_data",
-      stale: r.stale ? 1 : 0,
-      color: style.color,
-      stroke: style.stroke,
-      stroke_width: style.strokeWidth,
-      radius: capacityRadius(r.capacity),
-      opacity: style.opacity,
-    },
-  };
+  return styledPoint(r, parkingStyle(r), {
+    free: num(r.free),
+    capacity: num(r.capacity),
+    availability: r.availability || "no_data",
+    stale: r.stale ? 1 : 0,
+    radius: capacityRadius(r.capacity),
+  });
 }
 
 export function parkingHover(r, now) {
