@@ -99,8 +99,9 @@ DELTA_HEAD = b'{"type":"delta","seq":'
 DELTAS_HEAD = b'{"type":"deltas","after":'
 END_ID = b'"id":"bench:END"'
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC11B0E"
+# The real national capture, kept with the tests' fixtures (provenance in their SOURCES.tsv).
 NATIONAL = Path(
-    os.environ.get("MOBILITY_SHARED_FEEDS", str(ROOT.parent.parent / "shared" / "feeds")),
+    os.environ.get("MOBILITY_SHARED_FEEDS", str(ROOT / "tests" / "fixtures" / "feeds")),
     "datex2",
     "nl-ndw-trafficspeed-MeasuredDataPublication-v2-national.xml.gz",
 )
