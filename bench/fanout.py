@@ -1100,6 +1100,7 @@ def phase_ingest(args: argparse.Namespace, database_url: str, data_dir: str) -> 
                 polls = asyncio.run(ingest_polls(database_url, feed))[1][polls_before:]
             finally:
                 stop_server(server)
+                feeds_file.unlink(missing_ok=True)
             lat = latencies(got["received"], run["committed"])
             result = {
                 "p50_ms": round(percentile(lat, 0.5), 1),
