@@ -3,14 +3,19 @@ share them (seeding through Store.apply takes a few seconds)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from app.main import create_app
+from ingest.spec import FeedSpec
+from ingest.store import Store
 from kernel.db import create_engine
 from kernel.settings import Settings
 from tests.api.seed import Seeded, seed
@@ -38,6 +43,48 @@ def api_settings(database_url: str, data_dir: Path, **overrides: object) -> Sett
         "api_rate_per_minute_ip": 1_000_000,
     }
     return Settings(**{**base, **overrides})
+
+
+def as_of_a_minute_ago(records: Iterable[Any], reading: type) -> list[Any]:
+    """Captured records with their readings (of class ``reading``) re-dated a minute ago: the
+    captures are old, and staleness by age would hide what a test is about."""
+    now = datetime.now(UTC) - timedelta(minutes=1)
+    return [r.model_copy(update={"observed_at": now}) if isinstance(r, reading) else r for r in records]
+
+
+@contextmanager
+def stored_database(
+    pg_server: PgTestServer, data_dir: Path, feeds: Sequence[tuple[FeedSpec, list[Any]]]
+) -> Iterator[tuple[str, Settings]]:
+    """A database of its own holding ``feeds``' records, written through the real store."""
+    url = pg_server.create_database()
+    settings = api_settings(url, data_dir)
+
+    async def load() -> None:
+        engine = create_engine(url, role="test-seed", pool_size=2)
+        try:
+            store = Store(engine, settings)
+            for spec, records in feeds:
+                await store.ensure_feed(spec)
+                await store.apply(spec, records)
+        finally:
+            await engine.dispose()
+
+    try:
+        run_sync(load())
+        yield url, settings
+    finally:
+        pg_server.drop_database(url)
+
+
+@contextmanager
+def served(url: str, settings: Settings, timeout: float = 30) -> Iterator[httpx.Client]:
+    """A real server on that database, and a client of it."""
+    with (
+        running(create_app(settings, database_url=url)) as server,
+        httpx.Client(base_url=server.url, timeout=timeout) as client,
+    ):
+        yield client
 
 
 def seed_database(url: str, settings: Settings) -> Seeded:

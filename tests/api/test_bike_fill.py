@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +22,13 @@ import pytest
 
 from app.live.filters import Subscription
 from app.live.snapshot import take_snapshot
-from app.main import create_app
 from ingest.adapters import gbfs
 from ingest.records import BikeObservation
 from ingest.spec import FeedSpec, ParseContext
 from ingest.store import Store
 from kernel.db import create_engine
-from tests.api.conftest import api_settings
+from tests.api.conftest import api_settings, as_of_a_minute_ago, served, stored_database
 from tests.pg import PgTestServer, run_sync
-from tests.servers import running
 
 GBFS = Path(__file__).parent.parent / "fixtures" / "feeds" / "gbfs"
 INFO = GBFS / "fr-paris-velib-station_information-1495stations.json"
@@ -58,38 +56,17 @@ def velib_records() -> list[Any]:
     records: list[Any] = []
     for path in (INFO, STATUS):
         records.extend(gbfs.parse(path.read_bytes(), ParseContext(filename=path.name)).records)
-    # Readings as of a minute ago: the capture is from 2025, and what is tested here is not age.
-    now = datetime.now(UTC) - timedelta(minutes=1)
-    return [
-        r.model_copy(update={"observed_at": now}) if isinstance(r, BikeObservation) else r for r in records
-    ]
+    return as_of_a_minute_ago(records, BikeObservation)
 
 
 @pytest.fixture(scope="module")
 def velib(
     pg_server: PgTestServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, httpx.Client]]:
-    url = pg_server.create_database()
-    settings = api_settings(url, tmp_path_factory.mktemp("data"))
-
-    async def load() -> None:
-        engine = create_engine(url, role="test-seed", pool_size=2)
-        try:
-            store = Store(engine, settings)
-            await store.ensure_feed(PARIS)
-            await store.apply(PARIS, velib_records())
-        finally:
-            await engine.dispose()
-
-    try:
-        run_sync(load())
-        with (
-            running(create_app(settings, database_url=url)) as server,
-            httpx.Client(base_url=server.url, timeout=60) as client,
-        ):
+    feeds = [(PARIS, velib_records())]
+    with stored_database(pg_server, tmp_path_factory.mktemp("data"), feeds) as (url, settings):
+        with served(url, settings, timeout=60) as client:
             yield url, client
-    finally:
-        pg_server.drop_database(url)
 
 
 def rest_stations(client: httpx.Client) -> dict[str, dict[str, Any]]:

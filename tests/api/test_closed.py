@@ -17,15 +17,13 @@ import pytest
 from app.live.filters import Subscription
 from app.live.protocol import Filter
 from app.live.snapshot import take_snapshot
-from app.main import create_app
 from ingest.adapters import datex2
 from ingest.records import ParkingObservation, ParkingSite
 from ingest.spec import FeedSpec, ParseContext
 from ingest.store import Store
 from kernel.db import create_engine
-from tests.api.conftest import api_settings
+from tests.api.conftest import api_settings, as_of_a_minute_ago, served, stored_database
 from tests.pg import PgTestServer, run_sync
-from tests.servers import running
 
 DATEX = Path(__file__).parent.parent / "fixtures" / "feeds" / "datex2"
 AACHEN = FeedSpec(name="aachen-parking", url="http://127.0.0.1:9/aachen", city="Aachen")
@@ -39,38 +37,17 @@ def aachen_records() -> list:
     for name in ("de-aachen-ParkingTablePublication-v2.xml", "de-aachen-ParkingStatusPublication-v2.xml"):
         batch = datex2.parse((DATEX / name).read_bytes(), ParseContext(filename=name))
         records.extend(batch.records)
-    # Readings as of a minute ago, so that staleness by age does not hide what this test is about.
-    now = datetime.now(UTC) - timedelta(minutes=1)
-    return [
-        r.model_copy(update={"observed_at": now}) if isinstance(r, ParkingObservation) else r for r in records
-    ]
+    return as_of_a_minute_ago(records, ParkingObservation)
 
 
 @pytest.fixture(scope="module")
 def aachen(
     pg_server: PgTestServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, httpx.Client]]:
-    url = pg_server.create_database()
-    settings = api_settings(url, tmp_path_factory.mktemp("data"))
-
-    async def load() -> None:
-        engine = create_engine(url, role="test-seed", pool_size=2)
-        try:
-            store = Store(engine, settings)
-            await store.ensure_feed(AACHEN)
-            await store.apply(AACHEN, aachen_records())
-        finally:
-            await engine.dispose()
-
-    try:
-        run_sync(load())
-        with (
-            running(create_app(settings, database_url=url)) as server,
-            httpx.Client(base_url=server.url, timeout=30) as client,
-        ):
+    feeds = [(AACHEN, aachen_records())]
+    with stored_database(pg_server, tmp_path_factory.mktemp("data"), feeds) as (url, settings):
+        with served(url, settings) as client:
             yield url, client
-    finally:
-        pg_server.drop_database(url)
 
 
 def as_dict(payload: str | dict) -> dict:

@@ -24,18 +24,15 @@ from app.api.params import Page
 from app.api.parking import LIST_PARAMETERS, list_filter, parking_feature
 from app.api.schemas import ParkingFeature, ParkingProperties
 from app.api.sites import SiteFilter
-from app.main import create_app
 from app.read import pool as read_pool
 from app.read.parking import fetch_parking, fetch_parking_pooled
 from ingest.records import ParkingObservation, ParkingSite
 from ingest.spec import FeedSpec
-from ingest.store import Store
 from kernel.db import create_engine, sessionmaker
 from kernel.settings import Settings
-from tests.api.conftest import api_settings
+from tests.api.conftest import served, stored_database
 from tests.api.test_closed import AACHEN, aachen_records
 from tests.pg import PgTestServer, run_sync
-from tests.servers import running
 
 ODD = FeedSpec(name="odd-parking", url="http://127.0.0.1:9/odd", city="Zürich")
 NEAR_AACHEN = "50.7753,6.0947"
@@ -60,33 +57,14 @@ def odd_records() -> list[Any]:
 def odd_db(
     pg_server: PgTestServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, Settings]]:
-    url = pg_server.create_database()
-    settings = api_settings(url, tmp_path_factory.mktemp("data"))
-
-    async def load() -> None:
-        engine = create_engine(url, role="test-seed", pool_size=2)
-        try:
-            store = Store(engine, settings)
-            for spec, records in ((AACHEN, aachen_records()), (ODD, odd_records())):
-                await store.ensure_feed(spec)
-                await store.apply(spec, records)
-        finally:
-            await engine.dispose()
-
-    try:
-        run_sync(load())
-        yield url, settings
-    finally:
-        pg_server.drop_database(url)
+    feeds = [(AACHEN, aachen_records()), (ODD, odd_records())]
+    with stored_database(pg_server, tmp_path_factory.mktemp("data"), feeds) as db:
+        yield db
 
 
 @pytest.fixture(scope="module")
 def client(odd_db: tuple[str, Settings]) -> Iterator[httpx.Client]:
-    url, settings = odd_db
-    with (
-        running(create_app(settings, database_url=url)) as server,
-        httpx.Client(base_url=server.url, timeout=30) as http,
-    ):
+    with served(*odd_db) as http:
         yield http
 
 
