@@ -6,11 +6,13 @@ a real HTTP server on 127.0.0.1; the process tree is read with psutil.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -28,18 +30,63 @@ from tests.servers import free_port
 CAPTURE = FEEDS / "opendatasoft/strasbourg-ods-v1-occupation-parkings-temps-reel-10records.json"
 
 
+@pytest.fixture
+def feeds(tmp_path: Path) -> Iterator[Path]:
+    """A feeds file naming the Strasbourg capture, served by a real HTTP server on 127.0.0.1."""
+    server = FeedServer().start()
+    try:
+        url = server.serve("/strasbourg.json", CAPTURE.read_bytes())
+        path = tmp_path / "feeds.toml"
+        path.write_text(f'[[feed]]\nname = "strasbourg"\nurl = "{url}"\ninterval = 1\nmax_pages = 1\n')
+        yield path
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def mobility(
+    args: list[str], database_url: str, tmp_path: Path, feeds: Path, env: dict[str, str]
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``mobility <args>`` as its own OS process on the test database; Ctrl-C (SIGINT) at the end."""
+    base = {"DATABASE_URL": database_url, "MOBILITY_MAX_AGE_DAYS": "100000"}  # the capture is from 2019
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", *args, "--data-dir", str(tmp_path / "d"), "--feeds", str(feeds)],
+        env={**os.environ, **base, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def alive(proc: subprocess.Popen[bytes]) -> None:
+    assert proc.poll() is None, proc.stdout.read().decode()[-3000:]  # type: ignore[union-attr]
+
+
+def ingest_samples(text: str, names: tuple[str, ...]) -> dict[str, float]:
+    """The Strasbourg feed's samples of ``names`` (and unlabelled ones) in a /metrics text."""
+    return {
+        s.name: s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name in names and s.labels.get("feed", "strasbourg") == "strasbourg"
+    }
+
+
 def _ingest_metrics(port: int) -> dict[str, float]:
     """The pollers' figures in the API's /metrics, waited for (the child writes them every 2 s)."""
     deadline = time.monotonic() + 30
     while True:
         text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-        found = {
-            s.name: s.value
-            for family in text_string_to_metric_families(text)
-            for s in family.samples
-            if s.name in ("mobility_ingest_records_total", "mobility_ingest_process_up")
-            and s.labels.get("feed", "strasbourg") == "strasbourg"
-        }
+        found = ingest_samples(text, ("mobility_ingest_records_total", "mobility_ingest_process_up"))
         if found.get("mobility_ingest_records_total", 0) >= 10:
             return found
         assert time.monotonic() < deadline, f"no ingest metrics in /metrics: {found}"
@@ -64,23 +111,11 @@ async def _ingest_state(url: str) -> tuple[int, int]:
 
 def _run_up(database_url: str, feeds: Path, tmp_path: Path, extra_env: dict[str, str]) -> dict[str, object]:
     port = free_port()
-    env = {
-        "DATABASE_URL": database_url,
-        "MOBILITY_TILE_URL": "",
-        "MOBILITY_MAX_AGE_DAYS": "100000",  # the capture is from 2019
-        **extra_env,
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "up", "--port", str(port), "--data-dir", str(tmp_path / "d")]
-        + ["--feeds", str(feeds)],
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
+    env = {"MOBILITY_TILE_URL": "", **extra_env}
+    with mobility(["up", "--port", str(port)], database_url, tmp_path, feeds, env) as proc:
         deadline = time.monotonic() + 60
         while True:
-            assert proc.poll() is None, proc.stdout.read().decode()[-3000:]  # type: ignore[union-attr]
+            alive(proc)
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
                     break
@@ -111,34 +146,22 @@ def _run_up(database_url: str, feeds: Path, tmp_path: Path, extra_env: dict[str,
             "left": left,
             "metrics": metrics,
         }
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.mark.slow
-def test_up_ingests_in_a_child_process_and_stops_it(database_url: str, tmp_path: Path) -> None:
-    server = FeedServer().start()
-    try:
-        url = server.serve("/strasbourg.json", CAPTURE.read_bytes())
-        feeds = tmp_path / "feeds.toml"
-        feeds.write_text(f'[[feed]]\nname = "strasbourg"\nurl = "{url}"\ninterval = 1\nmax_pages = 1\n')
+def test_up_ingests_in_a_child_process_and_stops_it(database_url: str, tmp_path: Path, feeds: Path) -> None:
+    child = _run_up(database_url, feeds, tmp_path, {})
+    assert child["sites"] == 10, child
+    assert child["ingest_conns"] >= 1, child
+    assert len(child["children"]) == 1, child  # type: ignore[arg-type]
+    assert child["left"] == [], "the ingest process outlived `mobility up`"
+    # The pollers' metrics live in the child; the API's /metrics carries them all the same.
+    assert child["metrics"].get("mobility_ingest_process_up") == 1, child  # type: ignore[union-attr]
 
-        child = _run_up(database_url, feeds, tmp_path, {})
-        assert child["sites"] == 10, child
-        assert child["ingest_conns"] >= 1, child
-        assert len(child["children"]) == 1, child  # type: ignore[arg-type]
-        assert child["left"] == [], "the ingest process outlived `mobility up`"
-        # The pollers' metrics live in the child; the API's /metrics carries them all the same.
-        assert child["metrics"].get("mobility_ingest_process_up") == 1, child  # type: ignore[union-attr]
-
-        inline = _run_up(database_url, feeds, tmp_path, {"MOBILITY_UP_INGEST_PROCESS": "false"})
-        assert inline["sites"] == 10, inline
-        assert inline["children"] == [], inline
-        assert inline["metrics"]["mobility_ingest_records_total"] >= 10, inline  # type: ignore[index]
-    finally:
-        server.stop()
+    inline = _run_up(database_url, feeds, tmp_path, {"MOBILITY_UP_INGEST_PROCESS": "false"})
+    assert inline["sites"] == 10, inline
+    assert inline["children"] == [], inline
+    assert inline["metrics"]["mobility_ingest_records_total"] >= 10, inline  # type: ignore[index]
 
 
 async def _polls_since(url: str, since: float) -> int:
@@ -160,103 +183,46 @@ def _ingest_children(pid: int) -> list[int]:
 
 
 @pytest.mark.slow
-def test_up_starts_a_dead_ingest_child_again(database_url: str, tmp_path: Path) -> None:
+def test_up_starts_a_dead_ingest_child_again(database_url: str, tmp_path: Path, feeds: Path) -> None:
     """A killed ingest child (OOM killer, a crash) used to leave `mobility up` serving data
     that silently stopped changing; the server starts it again and polling resumes."""
-    server = FeedServer().start()
     port = free_port()
-    try:
-        url = server.serve("/strasbourg.json", CAPTURE.read_bytes())
-        feeds = tmp_path / "feeds.toml"
-        feeds.write_text(f'[[feed]]\nname = "strasbourg"\nurl = "{url}"\ninterval = 1\nmax_pages = 1\n')
-        env = {"DATABASE_URL": database_url, "MOBILITY_TILE_URL": "", "MOBILITY_MAX_AGE_DAYS": "100000"}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "up", "--port", str(port), "--data-dir", str(tmp_path / "d")]
-            + ["--feeds", str(feeds)],
-            env={**os.environ, **env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while run_sync(_polls_since(database_url, 0)) == 0:
-                assert proc.poll() is None, proc.stdout.read().decode()[-3000:]  # type: ignore[union-attr]
-                assert time.monotonic() < deadline, "no poll within 60 s"
-                time.sleep(0.2)
-            (first,) = _ingest_children(proc.pid)
-            os.kill(first, signal.SIGKILL)
-            time.sleep(0.5)  # dead by now; only its parent can reap it, so not waited for here
-            killed_at = time.time()
-            deadline = time.monotonic() + 60
-            while run_sync(_polls_since(database_url, killed_at)) == 0:
-                assert proc.poll() is None, proc.stdout.read().decode()[-3000:]  # type: ignore[union-attr]
-                assert time.monotonic() < deadline, "nothing polled within 60 s of the ingest child's death"
-                time.sleep(0.2)
-            assert [pid for pid in _ingest_children(proc.pid) if pid != first], "no new ingest child"
-        finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-    finally:
-        server.stop()
+    with mobility(
+        ["up", "--port", str(port)], database_url, tmp_path, feeds, {"MOBILITY_TILE_URL": ""}
+    ) as proc:
+        deadline = time.monotonic() + 60
+        while run_sync(_polls_since(database_url, 0)) == 0:
+            alive(proc)
+            assert time.monotonic() < deadline, "no poll within 60 s"
+            time.sleep(0.2)
+        (first,) = _ingest_children(proc.pid)
+        os.kill(first, signal.SIGKILL)
+        time.sleep(0.5)  # dead by now; only its parent can reap it, so not waited for here
+        killed_at = time.time()
+        deadline = time.monotonic() + 60
+        while run_sync(_polls_since(database_url, killed_at)) == 0:
+            alive(proc)
+            assert time.monotonic() < deadline, "nothing polled within 60 s of the ingest child's death"
+            time.sleep(0.2)
+        assert [pid for pid in _ingest_children(proc.pid) if pid != first], "no new ingest child"
 
 
 @pytest.mark.slow
-def test_ingest_alone_serves_its_metrics_when_asked(database_url: str, tmp_path: Path) -> None:
+def test_ingest_alone_serves_its_metrics_when_asked(database_url: str, tmp_path: Path, feeds: Path) -> None:
     """`mobility ingest` has no API whose /metrics could carry its pollers' figures."""
-    server = FeedServer().start()
     port = free_port()
-    try:
-        url = server.serve("/strasbourg.json", CAPTURE.read_bytes())
-        feeds = tmp_path / "feeds.toml"
-        feeds.write_text(f'[[feed]]\nname = "strasbourg"\nurl = "{url}"\ninterval = 1\nmax_pages = 1\n')
-        env = {
-            "DATABASE_URL": database_url,
-            "MOBILITY_MAX_AGE_DAYS": "100000",
-            "MOBILITY_HOST": "127.0.0.1",
-            "MOBILITY_INGEST_METRICS_PORT": str(port),
-        }
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "app.cli",
-                "ingest",
-                "--data-dir",
-                str(tmp_path / "d"),
-                "--feeds",
-                str(feeds),
-            ],
-            env={**os.environ, **env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            records = 0.0
-            while records < 10:
-                assert proc.poll() is None, proc.stdout.read().decode()[-3000:]  # type: ignore[union-attr]
-                assert time.monotonic() < deadline, "no ingest metrics within 60 s"
-                time.sleep(0.3)
-                try:
-                    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
-                except httpx.HTTPError:
-                    continue
-                records = sum(
-                    s.value
-                    for family in text_string_to_metric_families(text)
-                    for s in family.samples
-                    if s.name == "mobility_ingest_records_total" and s.labels.get("feed") == "strasbourg"
-                )
-        finally:
-            proc.send_signal(signal.SIGINT)
+    env = {"MOBILITY_HOST": "127.0.0.1", "MOBILITY_INGEST_METRICS_PORT": str(port)}
+    with mobility(["ingest"], database_url, tmp_path, feeds, env) as proc:
+        deadline = time.monotonic() + 60
+        records = 0.0
+        while records < 10:
+            alive(proc)
+            assert time.monotonic() < deadline, "no ingest metrics within 60 s"
+            time.sleep(0.3)
             try:
-                proc.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-    finally:
-        server.stop()
+                text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+            except httpx.HTTPError:
+                continue
+            records = ingest_samples(text, ("mobility_ingest_records_total",)).get(
+                "mobility_ingest_records_total", 0.0
+            )
