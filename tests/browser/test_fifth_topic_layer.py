@@ -16,20 +16,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ingest.spec import FeedSpec, ParseContext
 from ingest.store import Store
-from kernel import topics
-from kernel.db import asyncpg_dsn
 from kernel.settings import Settings
 from tests.browser.conftest import load_dashboard, markers, open_page
 from tests.browser.seed import CENTRE, Seeded
-from tests.foundation.test_fifth_topic import CHARGING, MIGRATION, parse, payload, station
-from tests.pg import run_sync
+from tests.foundation.test_fifth_topic import charging_registered, parse, payload, station
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("pages")]
 
@@ -51,34 +47,15 @@ FREE_JS = """
 @pytest.fixture(scope="module")
 def charging_topic(database_url: str) -> Iterator[None]:
     """The topic's tables (its migration), then its entry (the registry), for this module."""
-
-    async def migrate() -> None:
-        conn = await asyncpg.connect(asyncpg_dsn(database_url))
-        try:
-            await conn.execute(MIGRATION)
-        finally:
-            await conn.close()
-
-    run_sync(migrate())
-    topics.register(CHARGING)
-    try:
+    with charging_registered(database_url):
         yield
-    finally:
-        topics.unregister("charging")
 
 
 @pytest.fixture(scope="module")
-def dashboard_settings(
-    charging_topic: None, database_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Settings:
-    # Built after the entry is registered: the public websocket topics default to every topic.
-    return Settings(
-        database_url=database_url,
-        data_dir=tmp_path_factory.mktemp("data"),
-        feeds_file=None,
-        demo=False,
-        tile_url="",
-    )
+def dashboard_settings(charging_topic: None, dashboard_settings: Settings) -> Settings:
+    # The browser suite's own settings, built after the entry is registered: the public
+    # websocket topics default to every topic.
+    return dashboard_settings
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")

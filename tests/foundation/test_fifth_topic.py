@@ -22,6 +22,7 @@ registry machinery, not a parser.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -183,9 +184,10 @@ OUT_OF_TOWN = {"lat": 48.3000, "lon": -1.2000}
 BBOX = (-1.70, 48.10, -1.66, 48.12)
 
 
-@pytest.fixture
-def charging(database_url: str) -> Iterator[TopicSpec]:
-    """The tables (the migration) then the entry (the registry), taken out after the test."""
+@contextlib.contextmanager
+def charging_registered(database_url: str) -> Iterator[TopicSpec]:
+    """The topic's tables (its migration), then its entry (the registry); the entry is taken out
+    on the way out (the tables go with the test database)."""
 
     async def migrate() -> None:
         conn = await asyncpg.connect(asyncpg_dsn(database_url))
@@ -200,6 +202,12 @@ def charging(database_url: str) -> Iterator[TopicSpec]:
         yield CHARGING
     finally:
         topics.unregister("charging")
+
+
+@pytest.fixture
+def charging(database_url: str) -> Iterator[TopicSpec]:
+    with charging_registered(database_url) as spec:
+        yield spec
 
 
 @pytest_asyncio.fixture
