@@ -286,7 +286,7 @@ function followUser(lat, lon) {
 
 function updateExportLink() {
   const link = document.getElementById("export-link");
-  const params = new URLSearchParams({ kind: "parking", format: "csv" });
+  const params = new URLSearchParams({ topic: "parking", format: "csv" });
   const select = document.getElementById("city-select");
   const area = app.areas.find((a) => a.name === select.value);
   // The server export filters by one feed; a city of several feeds exports them all.

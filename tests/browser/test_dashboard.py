@@ -255,7 +255,7 @@ async def test_csv_export_has_the_listed_rows(
         (sites[2].id, sites[2].free, sites[2].capacity)
     ]
     href = await page.get_attribute("#export-link", "href")
-    assert href is not None and re.search(r"kind=parking", href) and "format=csv" in href
+    assert href is not None and re.search(r"topic=parking", href) and "format=csv" in href
 
 
 async def test_unreachable_base_map_still_shows_everything(
