@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.geojson import dumps
 from app.problems import INVALID_PARAMETERS, PROBLEM_JSON
-from app.server import ABORT_KEY
+from app.server import ABORT_KEY, FLOW_KEY
 
 
 def _bad_text(raw: bytes) -> str | None:
@@ -38,12 +38,17 @@ def _bad_text(raw: bytes) -> str | None:
 def check_request_text(scope: Scope) -> tuple[list[str | int], str] | None:
     """(loc, message) of the first unusable path or query text, or None."""
     raw_path = scope.get("raw_path") or str(scope.get("path", "")).encode("utf-8", "surrogateescape")
+    query: bytes = scope.get("query_string", b"")
+    if _bad_text(raw_path) is None and _bad_text(query) is None and "\x00" not in str(scope.get("path", "")):
+        # The common case in one pass. The query decoded whole holds a NUL or a byte sequence
+        # that is not UTF-8 exactly when one of its names or values does: "&" and "=" are ASCII
+        # and no escape spans them. Only a bad query is taken apart, to name the parameter.
+        return None
     why = _bad_text(raw_path)
     if why is None and "\x00" in str(scope.get("path", "")):
         why = "contains a NUL character"
     if why is not None:
         return ["path"], f"path {why}"
-    query: bytes = scope.get("query_string", b"")
     if not query:
         return None
     for pair in query.split(b"&"):
@@ -104,9 +109,16 @@ class SendDeadlineMiddleware:
             return
         aborted = False
 
+        flow = scope.get(FLOW_KEY)
+
         async def send_with_deadline(message: Message) -> None:
             nonlocal aborted
             if aborted:
+                return
+            if flow is not None and not flow.write_paused:
+                # uvicorn's send waits only while the transport is paused for writing: this one
+                # cannot block, so no deadline is armed (one timer less per write).
+                await send(message)
                 return
             try:
                 # asyncio.timeout is a deadline on this task, no extra task per write.

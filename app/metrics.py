@@ -112,6 +112,9 @@ class RestMetricsMiddleware:
     def __init__(self, app: ASGIApp, metrics: AppMetrics) -> None:
         self.app = app
         self.metrics = metrics
+        # The histogram's child per (template, method, status): labels() costs a lock and a
+        # tuple of validated strings per call. Bounded like the labels themselves.
+        self._children: dict[tuple[str, str, int], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -132,6 +135,10 @@ class RestMetricsMiddleware:
             route = scope.get("route")
             # The template (/api/v1/parking/sites/{site_id}), never the raw path: bounded labels.
             template = getattr(route, "path", None) or "unmatched"
-            self.metrics.rest_seconds.labels(template, scope.get("method", ""), str(status)).observe(
-                time.perf_counter() - t0
-            )
+            key = (template, scope.get("method", ""), status)
+            child = self._children.get(key)
+            if child is None:
+                child = self.metrics.rest_seconds.labels(key[0], key[1], str(status))
+                if len(self._children) < 4096:
+                    self._children[key] = child
+            child.observe(time.perf_counter() - t0)

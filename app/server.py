@@ -32,6 +32,8 @@ from app.live.frames import FrameWebSocketProtocol
 from kernel.settings import Settings
 
 ABORT_KEY = "mobility.abort"
+# The connection's flow control (uvicorn's FlowControl): a send waits only while ``write_paused``.
+FLOW_KEY = "mobility.flow"
 # Set by the rate limiter (app/middleware.py): "key:<id>" for a verified key, else "ip:<address>".
 CLIENT_KEY = "mobility.client"
 
@@ -109,6 +111,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self.scope[ABORT_KEY] = self.transport.abort  # type: ignore[literal-required]
+        self.scope[FLOW_KEY] = self.flow  # type: ignore[literal-required]
 
     def on_headers_complete(self) -> None:
         self._in_head = False

@@ -28,6 +28,8 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute, Match
 from starlette.types import Receive, Scope, Send
 
+from app.query import query_pairs
+
 FAST_ARGS = "mobility.fast_args"
 
 # Plain forms only: no sign, no leading zero, no exponent, no spaces (pydantic's lax parsing
@@ -87,7 +89,7 @@ class StrictQuery:
     """
 
     def __init__(self, request: Request, allowed: frozenset[str]) -> None:
-        items = request.query_params.multi_items()
+        items = query_pairs(request.scope)
         values = dict(items)
         if len(values) != len(items) or not values.keys() <= allowed:
             raise NotPlain

@@ -76,7 +76,10 @@ def collection(
     request: Request, features: list[dict[str, Any]], cursor: str | None, headers: dict[str, str]
 ) -> Response:
     body = {"type": "FeatureCollection", "count": len(features), "next_cursor": cursor, "features": features}
-    return json_response(body, headers=headers, media_type="application/geo+json")
+    # Features are keyed by text only: without OPT_NON_STR_KEYS orjson writes them a third faster.
+    return Response(
+        orjson.dumps(body, default=json_default), media_type="application/geo+json", headers=headers
+    )
 
 
 class GeoJSONResponse(JSONResponse):

@@ -145,9 +145,13 @@ def identity(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def base_properties(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The properties every site shares, ``identity`` first; one dict display, no merges: the
+    list and nearest paths build up to 1,000 of these per request."""
     reason = row["stale_reason"]
     props = {
-        **identity(row),
+        "id": row["id"],
+        "feed": row["feed_id"],
+        "source_id": row["source_id"],
         "name": row["name"],
         "observed_at": row["observed_at"],
         "received_at": row["received_at"],
@@ -156,8 +160,9 @@ def base_properties(row: Mapping[str, Any]) -> dict[str, Any]:
         "demo": row["feed_demo"],
         "city": row["feed_city"],
     }
-    if row.get("distance_m") is not None:
-        props["distance_m"] = round(float(row["distance_m"]), 1)
+    distance = row.get("distance_m")
+    if distance is not None:
+        props["distance_m"] = round(float(distance), 1)
     return props
 
 
