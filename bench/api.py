@@ -30,8 +30,13 @@ both meet the same load from whatever else the machine runs.
   its ceiling in the same run: the same statement through asyncpg with the rows dumped by orjson
   (no per-row work but the dict orjson needs) — ``geojson_ratio`` = API rps / ceiling rps.
 
+* with ``--floor``, the floor under ``ratio``: the nearest query measured again against the same
+  SQL, served by bench/floor_app.py — a bare ASGI app on the same uvicorn, read pool, statement
+  and row shaping, without FastAPI or any middleware — as ``floor_ratio`` and
+  ``floor_server_cpu_ms``: what this Python stack reaches with no application around the query.
+
 Usage: python bench/api.py [--sites N] [--history-sites N] [--days N] [--requests N] [--concurrency N]
-                           [--no-pin]
+                           [--no-pin] [--floor]
 Last line: one JSON object with the figures.
 """
 
@@ -42,13 +47,15 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -83,9 +90,13 @@ sys.path.insert(0, {root!r})
 from kernel.settings import Settings
 from app.main import create_app
 from app.server import uvicorn_config
-settings = Settings(database_url={url!r}, data_dir={data!r}, feeds_file=None, demo=False,
+sys.path.insert(0, {bench!r})
+import floor_app
+url = {url!r}
+settings = Settings(database_url=url, data_dir={data!r}, feeds_file=None, demo=False,
                     api_rate_per_minute_ip=100_000_000, log_level="WARNING")
-config = uvicorn_config(create_app(settings, database_url={url!r}), settings, host="127.0.0.1", port={port})
+app = {app}
+config = uvicorn_config(app, settings, host="127.0.0.1", port={port})
 config.access_log = False
 config.log_level = "warning"
 uvicorn.Server(config).run()
@@ -357,6 +368,81 @@ def pin(pid: int, cpu: int) -> bool:
     return True
 
 
+class Lanes:
+    """``concurrency`` lean HTTP connections to the API and as many asyncpg connections for its
+    ceiling, one per client: ``get`` a target, ``query`` a statement."""
+
+    def __init__(self, port: int, clients: list[HttpClient], conns: list[asyncpg.Connection]) -> None:
+        self.port = port
+        self.clients, self.free = clients, list(clients)
+        self.conns, self.idle = conns, list(conns)
+
+    @classmethod
+    async def open(cls, port: int, dsn: str, concurrency: int) -> Lanes:
+        clients = [await HttpClient.open("127.0.0.1", port) for _ in range(concurrency)]
+        return cls(port, clients, [await asyncpg.connect(dsn) for _ in range(concurrency)])
+
+    async def get(self, target: str) -> bytes:
+        client = self.free.pop()
+        try:
+            if client.closed:  # uvicorn closes a connection idle past its keep-alive timeout
+                client = await HttpClient.open("127.0.0.1", self.port)
+                self.clients.append(client)
+            return await client.get(target)
+        finally:
+            self.free.append(client)
+
+    async def query(self, statement: str, values: list[Any]) -> list[asyncpg.Record]:
+        conn = self.idle.pop()
+        try:
+            rows: list[asyncpg.Record] = await conn.fetch(statement, *values)
+            return rows
+        finally:
+            self.idle.append(conn)
+
+    async def close(self) -> None:
+        for client in self.clients:
+            client.close()
+        for conn in self.conns:
+            await conn.close()
+
+
+def nearest_pair(
+    lanes: Lanes, settings: Settings, near_points: list[tuple[float, float]]
+) -> tuple[Callable[[int], Awaitable[None]], Callable[[int], Awaitable[None]]]:
+    """The nearest request through the API, and the statement it runs (app/read/parking.py),
+    compiled once: the ceiling pays nothing per query but the query."""
+    near_sql, near_params = pooled_query(
+        settings, SiteFilter(near=near_points[0], radius=1000.0), Page(limit=10, after=None)
+    )
+    near_statement, near_names = compile_sql(near_sql)
+
+    async def nearest(i: int) -> None:
+        await lanes.get(nearest_target(*near_points[i]))
+
+    async def direct(i: int) -> None:
+        lat, lon = near_points[i]
+        params = {**near_params, "near_lat": lat, "near_lon": lon}
+        await lanes.query(near_statement, [params[name] for name in near_names])
+
+    return nearest, direct
+
+
+async def measure_floor(
+    port: int, dsn: str, args: argparse.Namespace, server_pid: int, postmaster: int | None
+) -> tuple[dict[str, float], dict[str, float]]:
+    """The nearest query on bench/floor_app.py against the same SQL, as ``measure`` does it."""
+    lanes = await Lanes.open(port, dsn, args.concurrency)
+    try:
+        nearest, direct = nearest_pair(lanes, Settings(database_url=dsn), points(args.requests, 1))
+        for i in range(50):
+            await nearest(i)
+            await direct(i)
+        return await compare(args.requests, args.concurrency, nearest, direct, server_pid, postmaster)
+    finally:
+        await lanes.close()
+
+
 async def measure(
     port: int,
     dsn: str,
@@ -367,45 +453,11 @@ async def measure(
 ) -> dict[str, Any]:
     settings = Settings(database_url=dsn)
     near_points = points(args.requests, 1)
-    clients = [await HttpClient.open("127.0.0.1", port) for _ in range(args.concurrency)]
-    free = list(clients)
-    # The ceilings' clients: plain asyncpg connections, one per client as lean as the HTTP ones.
-    conns = [await asyncpg.connect(dsn) for _ in range(args.concurrency)]
-    idle = list(conns)
-
-    async def get(target: str) -> bytes:
-        client = free.pop()
-        try:
-            if client.closed:  # uvicorn closes a connection idle past its keep-alive timeout
-                client = await HttpClient.open("127.0.0.1", port)
-                clients.append(client)
-            return await client.get(target)
-        finally:
-            free.append(client)
-
-    async def query(statement: str, values: list[Any]) -> list[asyncpg.Record]:
-        conn = idle.pop()
-        try:
-            rows: list[asyncpg.Record] = await conn.fetch(statement, *values)
-            return rows
-        finally:
-            idle.append(conn)
+    lanes = await Lanes.open(port, dsn, args.concurrency)
+    get, query = lanes.get, lanes.query
 
     try:
-        # The statement the API runs (app/read/parking.py), compiled once: the ceiling pays
-        # nothing per query but the query.
-        near_sql, near_params = pooled_query(
-            settings, SiteFilter(near=near_points[0], radius=1000.0), Page(limit=10, after=None)
-        )
-        near_statement, near_names = compile_sql(near_sql)
-
-        async def nearest(i: int) -> None:
-            await get(nearest_target(*near_points[i]))
-
-        async def direct(i: int) -> None:
-            lat, lon = near_points[i]
-            params = {**near_params, "near_lat": lat, "near_lon": lon}
-            await query(near_statement, [params[name] for name in near_names])
+        nearest, direct = nearest_pair(lanes, settings, near_points)
 
         # Warm-up: connections, plans, caches.
         for i in range(50):
@@ -454,10 +506,7 @@ async def measure(
             max(50, args.requests // 10), args.concurrency, current, rows_dumped, server_pid, postmaster
         )
     finally:
-        for client in clients:
-            client.close()
-        for conn in conns:
-            await conn.close()
+        await lanes.close()
     return {
         "near": near,
         "near_1": near_1,
@@ -487,6 +536,30 @@ def cpu_line(figures: dict[str, float]) -> str:
     return f"  CPU per request {figures['cpu_ms']} ms ({' + '.join(parts)})"
 
 
+@contextmanager
+def served(url: str, tmp: Path, app: str, *, pin_it: bool) -> Iterator[tuple[int, int, bool]]:
+    """An API (``app``: an expression over ``settings`` and ``url``) in a child process, as every
+    entry point serves it: its port, its pid, and whether it and this process are pinned apart."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code = SERVER.format(
+        root=str(ROOT), bench=str(ROOT / "bench"), url=url, data=str(tmp / "data"), port=port, app=app
+    )
+    server = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        pinned = pin_it and pin(server.pid, 0) and pin(0, 1)
+        deadline = time.monotonic() + 60
+        while not healthy(port):
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("API server did not start")
+            time.sleep(0.2)
+        yield port, server.pid, pinned
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sites", type=int, default=10_000)
@@ -497,6 +570,9 @@ def main() -> int:
     parser.add_argument(
         "--no-pin", action="store_true", help="leave the API process and the clients to the scheduler"
     )
+    parser.add_argument(
+        "--floor", action="store_true", help="also measure bench/floor_app.py: the stack with no application"
+    )
     args = parser.parse_args()
 
     embedded = None
@@ -505,7 +581,6 @@ def main() -> int:
     if not url:
         embedded = EmbeddedPostgres(tmp / "pgdata")
         url = embedded.start()
-    server = None
     try:
         dsn = asyncpg_dsn(url)
         migrate.upgrade(url)
@@ -516,26 +591,24 @@ def main() -> int:
             f"in {info['generate_s']} s",
             flush=True,
         )
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        code = SERVER.format(root=str(ROOT), url=url, data=str(tmp / "data"), port=port)
-        server = subprocess.Popen([sys.executable, "-c", code])
-        pinned = not args.no_pin and pin(server.pid, 0) and pin(0, 1)
-        deadline = time.monotonic() + 60
-        while not healthy(port):
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("API server did not start")
-            time.sleep(0.2)
         load_before = os.getloadavg()[0]
         postmaster = embedded.pid if embedded is not None else None
-        figures = uvloop.run(measure(port, dsn, args, info, server.pid, postmaster))
+        with served(url, tmp, "create_app(settings, database_url=url)", pin_it=not args.no_pin) as (
+            port,
+            pid,
+            pinned,
+        ):
+            figures = uvloop.run(measure(port, dsn, args, info, pid, postmaster))
+            figures["pinned"] = pinned
+        if args.floor:
+            with served(url, tmp, "floor_app.make(settings, url)", pin_it=not args.no_pin) as (port, pid, _):
+                figures["floor"], figures["floor_sql"] = uvloop.run(
+                    measure_floor(port, dsn, args, pid, postmaster)
+                )
     finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=20)
         if embedded is not None:
             embedded.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
     near, sql_near = figures["near"], figures["sql_near"]
     print(
         f"nearest (API):  p50 {near['p50_ms']} ms  p99 {near['p99_ms']} ms  {near['rps']} req/s  "
@@ -583,7 +656,7 @@ def main() -> int:
             figures["current_state_1000"]["rps"] / figures["ceiling_state_1000"]["rps"], 3
         ),
         "current_state_server_cpu_ms": figures["current_state_1000"]["server_cpu_ms"],
-        "pinned": pinned,
+        "pinned": figures["pinned"],
         "load_1m_before": round(load_before, 2),
         "load_1m": round(os.getloadavg()[0], 2),
         # CPU per request of each side (API process + PostgreSQL + client; SQL: PostgreSQL + client)
@@ -595,6 +668,13 @@ def main() -> int:
         "geojson_ceiling_cpu_ms": figures["ceiling_state_1000"].get("cpu_ms"),
         "geojson_cpu_ratio": cpu_ratio(figures["ceiling_state_1000"], figures["current_state_1000"]),
     }
+    if "floor" in figures:
+        floor, floor_sql = figures["floor"], figures["floor_sql"]
+        print(f"floor (bare ASGI app):{cpu_line(floor)}\n  its SQL:{cpu_line(floor_sql)}")
+        result["floor_ratio"] = round(floor["rps"] / floor_sql["rps"], 3)
+        result["floor_server_cpu_ms"] = floor["server_cpu_ms"]
+        result["floor_cpu_ratio"] = cpu_ratio(floor_sql, floor)
+        print(f"floor: ratio {result['floor_ratio']} (ours {result['ratio']})")
     print(json.dumps(result))
     return 0
 
