@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -122,9 +123,10 @@ def main() -> int:
     if args.rules > args.sites:
         parser.error("--rules cannot exceed --sites")
     embedded = None
+    tmp = Path(tempfile.mkdtemp(prefix="mobility-bench-alerts-"))
     url = os.environ.get("DATABASE_URL")
     if not url:
-        embedded = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="mobility-bench-alerts-")) / "pgdata")
+        embedded = EmbeddedPostgres(tmp / "pgdata")
         url = embedded.start()
     try:
         migrate.upgrade(url)
@@ -132,6 +134,7 @@ def main() -> int:
     finally:
         if embedded is not None:
             embedded.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
     print(
         f"full pass, {figures['rules']} rules: {figures['full_pass_ms']} ms "
         f"(subject reads alone {figures['subject_reads_ms']} ms, ratio {figures['full_pass_ratio']})"
