@@ -8,6 +8,7 @@ computed on the identity body and a 304 is never compressed).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import math
@@ -229,7 +230,9 @@ class ETagMiddleware:
                 return
             assert start is not None
             body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-            etag = 'W/"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+            # SHA-256 cut to 128 bits: as strong as the weak ETag needs, and the hash with
+            # hardware support on current CPUs (3.6 µs for a 5.5 kB nearest page; BLAKE2b 6.4).
+            etag = 'W/"' + hashlib.sha256(body).hexdigest()[:32] + '"'
             raw = start["headers"]
             raw.append((b"etag", etag.encode("latin-1")))
             if if_none_match is not None and _etag_matches(if_none_match, etag):
@@ -314,8 +317,10 @@ class ApiGZipMiddleware(GZipMiddleware):
         await self.app(scope, receive, vary)
 
 
+@functools.lru_cache(maxsize=256)
 def _excluded(media_type: bytes, excluded: tuple[str, ...]) -> bool:
-    """Starlette's rule: the media type, or its ``type/*``, is in the excluded list."""
+    """Starlette's rule: the media type, or its ``type/*``, is in the excluded list (a response
+    head names one of a handful of media types: the answer is cached)."""
     media = media_type.decode("latin-1").partition(";")[0].strip().lower()
     if not media:
         return "" in excluded
