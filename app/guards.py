@@ -38,18 +38,16 @@ def _bad_text(raw: bytes) -> str | None:
 def check_request_text(scope: Scope) -> tuple[list[str | int], str] | None:
     """(loc, message) of the first unusable path or query text, or None."""
     raw_path = scope.get("raw_path") or str(scope.get("path", "")).encode("utf-8", "surrogateescape")
-    query: bytes = scope.get("query_string", b"")
-    if _bad_text(raw_path) is None and _bad_text(query) is None and "\x00" not in str(scope.get("path", "")):
-        # The common case in one pass. The query decoded whole holds a NUL or a byte sequence
-        # that is not UTF-8 exactly when one of its names or values does: "&" and "=" are ASCII
-        # and no escape spans them. Only a bad query is taken apart, to name the parameter.
-        return None
     why = _bad_text(raw_path)
     if why is None and "\x00" in str(scope.get("path", "")):
         why = "contains a NUL character"
     if why is not None:
         return ["path"], f"path {why}"
-    if not query:
+    query: bytes = scope.get("query_string", b"")
+    # The query decoded whole holds a NUL or a byte sequence that is not UTF-8 exactly when one
+    # of its names or values does ("&" and "=" are ASCII and no escape spans them): one pass in
+    # the common case; only a bad query is taken apart, to name the parameter.
+    if not query or _bad_text(query) is None:
         return None
     for pair in query.split(b"&"):
         name, _, value = pair.partition(b"=")

@@ -145,13 +145,9 @@ def identity(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def base_properties(row: Mapping[str, Any]) -> dict[str, Any]:
-    """The properties every site shares, ``identity`` first; one dict display, no merges: the
-    list and nearest paths build up to 1,000 of these per request."""
     reason = row["stale_reason"]
     props = {
-        "id": row["id"],
-        "feed": row["feed_id"],
-        "source_id": row["source_id"],
+        **identity(row),
         "name": row["name"],
         "observed_at": row["observed_at"],
         "received_at": row["received_at"],
