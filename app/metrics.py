@@ -1,6 +1,7 @@
 """What ``/metrics`` exposes, through prometheus-client: one registry per app.
 
-* REST latency histograms per route template, method and status (``RestMetricsMiddleware``);
+* REST latency histograms per route template, method and status (``RestTimer``, fed by
+  app/edge.py);
 * database pools: size, connections in use and checkout waits per pool, requests answered 503
   because the database or a pool was unavailable;
 * the pollers' metrics (ingest/metrics.py), when this process runs them, or as the ingest child
@@ -15,7 +16,6 @@ process, and a second global registration of the same metric names would fail.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from ingest import metrics as ingest_metrics
 from kernel import db
@@ -108,37 +108,23 @@ class AppMetrics:
         self.bound.engines, self.bound.hub = engines, hub
 
 
-class RestMetricsMiddleware:
-    def __init__(self, app: ASGIApp, metrics: AppMetrics) -> None:
-        self.app = app
+class RestTimer:
+    """The REST histogram, observed once per response by app/edge.py."""
+
+    def __init__(self, metrics: AppMetrics) -> None:
         self.metrics = metrics
         # The histogram's child per (template, method, status): labels() costs a lock and a
         # tuple of validated strings per call. Bounded like the labels themselves.
         self._children: dict[tuple[str, str, int], Any] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        t0 = time.perf_counter()
-        status = 500
-
-        async def record_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, record_status)
-        finally:
-            route = scope.get("route")
-            # The template (/api/v1/parking/sites/{site_id}), never the raw path: bounded labels.
-            template = getattr(route, "path", None) or "unmatched"
-            key = (template, scope.get("method", ""), status)
-            child = self._children.get(key)
-            if child is None:
-                child = self.metrics.rest_seconds.labels(key[0], key[1], str(status))
-                if len(self._children) < 4096:
-                    self._children[key] = child
-            child.observe(time.perf_counter() - t0)
+    def observe(self, scope: Scope, status: int, seconds: float) -> None:
+        route = scope.get("route")
+        # The template (/api/v1/parking/sites/{site_id}), never the raw path: bounded labels.
+        template = getattr(route, "path", None) or "unmatched"
+        key = (template, scope.get("method", ""), status)
+        child = self._children.get(key)
+        if child is None:
+            child = self.metrics.rest_seconds.labels(key[0], key[1], str(status))
+            if len(self._children) < 4096:
+                self._children[key] = child
+        child.observe(seconds)

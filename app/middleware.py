@@ -1,9 +1,7 @@
-"""HTTP middleware of the public API: rate limits, ETag/304, Cache-Control, gzip, CORS.
+"""The public API's policies: rate limits, ETag/304 with Cache-Control, and ``Vary`` for clients
+without gzip. app/edge.py applies them, in one ASGI layer, in the order it documents.
 
-All are plain ASGI, so streamed exports pass through untouched (no buffering) and
-websockets are never seen by them. Order, outermost first: CORS (so even a 429
-carries CORS headers a browser can read), rate limit, gzip, ETag (so the ETag is
-computed on the identity body and a 304 is never compressed).
+Each works on raw ASGI messages, so streamed exports pass through untouched (no buffering).
 """
 
 from __future__ import annotations
@@ -17,25 +15,20 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from fastapi import FastAPI
-from starlette.middleware.cors import CORSMiddleware
-from starlette.middleware.gzip import GZipMiddleware
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES
+from starlette.types import Message, Scope, Send
 
 from app.api.geojson import dumps
-from app.guards import InputGuardMiddleware, SendDeadlineMiddleware
 from app.live import keys
-from app.metrics import RestMetricsMiddleware
 from app.problems import PROBLEM_JSON, RATE_LIMITED, UNAUTHORIZED
 from app.query import header, query_pairs
 from app.server import CLIENT_KEY
 from kernel.settings import Settings
 
 API_PREFIXES = ("/api/", "/ngsi-ld/")
-
-
-def _is_api(scope: Scope) -> bool:
-    return scope["type"] == "http" and str(scope.get("path", "")).startswith(API_PREFIXES)
+PRESENTED_KEY = "mobility.presented_key"
+# The media types gzip leaves alone (Starlette's list, normalised as its responder does).
+GZIP_EXCLUDED = tuple(t.partition(";")[0].strip().lower() for t in DEFAULT_EXCLUDED_CONTENT_TYPES)
 
 
 class TokenBuckets:
@@ -77,13 +70,22 @@ KeyResolver = Callable[[Scope, str], Awaitable[KeyIdentity | None]]
 
 
 def presented_key(scope: Scope) -> str | None:
+    """The API key a request presents (``Authorization: Bearer`` or ``?key=``), found once per
+    request: the rate limit and the ETag's privacy both ask."""
+    if PRESENTED_KEY in scope:
+        found: str | None = scope[PRESENTED_KEY]
+        return found
+    found = None
     auth = (header(scope, b"authorization") or b"").decode("latin-1")
     if auth[:7].lower() == "bearer " and auth[7:].strip():
-        return auth[7:].strip()[:512]
-    for name, value in query_pairs(scope):
-        if name == "key" and value:
-            return value[:512]
-    return None
+        found = auth[7:].strip()[:512]
+    else:
+        for name, value in query_pairs(scope):
+            if name == "key" and value:
+                found = value[:512]
+                break
+    scope[PRESENTED_KEY] = found
+    return found
 
 
 async def _send_problem(
@@ -96,23 +98,20 @@ async def _send_problem(
     await send({"type": "http.response.body", "body": body})
 
 
-class RateLimitMiddleware:
+class RateLimits:
     """Per API key (when the key verifies) or per client address; 429 + Retry-After otherwise.
 
     A key that cannot be verified never raises the limit: its requests count against
     the address, so inventing keys gains nothing.
     """
 
-    def __init__(self, app: ASGIApp, settings: Settings, resolve_key: KeyResolver | None = None) -> None:
-        self.app = app
+    def __init__(self, settings: Settings, resolve_key: KeyResolver | None = None) -> None:
         self.per_ip = TokenBuckets(settings.api_rate_per_minute_ip, settings.api_rate_buckets_max)
         self.per_key = TokenBuckets(settings.api_rate_per_minute_key, settings.api_rate_buckets_max)
         self.resolve_key = resolve_key
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not _is_api(scope) or scope.get("method") == "OPTIONS":
-            await self.app(scope, receive, send)
-            return
+    async def refused(self, scope: Scope, send: Send) -> bool:
+        """Charge this request to its client; True when it was refused (401 or 429 sent)."""
         key = presented_key(scope)
         identity = await self.resolve_key(scope, key) if key and self.resolve_key else None
         client = scope.get("client")
@@ -135,7 +134,7 @@ class RateLimitMiddleware:
                     scope["path"],
                     {"WWW-Authenticate": 'Bearer realm="mobility-live"'},
                 )
-                return
+                return True
         if wait > 0:
             retry = max(1, math.ceil(wait))
             await _send_problem(
@@ -147,8 +146,8 @@ class RateLimitMiddleware:
                 scope["path"],
                 {"Retry-After": str(retry)},
             )
-            return
-        await self.app(scope, receive, send)
+            return True
+        return False
 
 
 def _etag_matches(header: str, etag: str) -> bool:
@@ -160,24 +159,21 @@ def _etag_matches(header: str, etag: str) -> bool:
     return False
 
 
-class ETagMiddleware:
+class ETags:
     """Weak ETag (hash of the body) on successful API reads, 304 on If-None-Match, Cache-Control.
 
     Only responses that announce their length are hashed; streamed ones (exports) pass
     straight through. Responses to requests carrying credentials are cached privately.
     """
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
-        self.app = app
+    def __init__(self, settings: Settings) -> None:
         self.max_bytes = settings.api_etag_max_bytes
         self.max_age = settings.api_cache_max_age_s
         self.public_cache = f"public, max-age={self.max_age}".encode()
         self.private_cache = f"private, max-age={self.max_age}".encode()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not _is_api(scope) or scope.get("method") not in ("GET", "HEAD"):
-            await self.app(scope, receive, send)
-            return
+    def stage(self, scope: Scope, send: Send) -> Send:
+        """``send`` behind the ETag policy, for one API read (GET or HEAD)."""
         if_none_match: str | None = None
         private = False
         for name, value in scope["headers"]:
@@ -193,13 +189,13 @@ class ETagMiddleware:
         buffering = False
 
         # Raw header lists, not Headers/MutableHeaders: this runs on every API read (bench/api.py).
-        async def wrapped(message: Message) -> None:
+        async def tagged(message: Message) -> None:
             nonlocal start, buffering
             if message["type"] == "http.response.start":
                 status = message["status"]
                 raw = list(message.get("headers", ()))
                 length: bytes | None = None
-                cached = tagged = False
+                cached = tagged_already = False
                 for name, value in raw:
                     if name == b"content-length":
                         if length is None:
@@ -207,7 +203,7 @@ class ETagMiddleware:
                     elif name == b"cache-control":
                         cached = True
                     elif name == b"etag":
-                        tagged = True
+                        tagged_already = True
                 if status == 200 and not cached:
                     raw.append((b"cache-control", cache_control))
                 message = {**message, "headers": raw}
@@ -216,7 +212,7 @@ class ETagMiddleware:
                     and length is not None
                     and length.isdigit()
                     and int(length) <= max_bytes
-                    and not tagged
+                    and not tagged_already
                 ):
                     start, buffering = message, True
                     return
@@ -243,7 +239,7 @@ class ETagMiddleware:
             await send(start)
             await send({"type": "http.response.body", "body": body})
 
-        await self.app(scope, receive, wrapped)
+        return tagged
 
 
 async def resolve_api_key(scope: Scope, presented: str) -> KeyIdentity | None:
@@ -268,53 +264,50 @@ async def resolve_api_key(scope: Scope, presented: str) -> KeyIdentity | None:
     return KeyIdentity(bucket=f"key:{record.id}", verified=True)
 
 
-class ApiGZipMiddleware(GZipMiddleware):
-    """Starlette's gzip, with a lean path for clients that do not accept it.
+def vary_stage(send: Send, minimum_size: int) -> Send:
+    """``send`` for a client that does not accept gzip: ``Vary: Accept-Encoding`` added under
+    Starlette's own conditions (its ``IdentityResponder``: no ``Content-Encoding`` already, not a
+    206, not an excluded media type, a first body of at least ``minimum_size`` or a streamed
+    one), everything else passed through as it comes. Starlette's responder is an object per
+    request that holds back and re-parses every response head. Here a head that declares a
+    length of at least ``minimum_size`` gets the header at once (its first body is that long,
+    or more follows: either way Starlette adds it); only a shorter or undeclared one is held
+    until its first body says."""
+    held: Message | None = None
 
-    Starlette answers those through a responder object built per request (its content-type list
-    normalised again each time) that holds back and re-parses every response head, only to add
-    ``Vary: Accept-Encoding`` to bodies big enough to have been compressed. This path adds the
-    same header under the same conditions (no ``Content-Encoding`` already, not a 206, not an
-    excluded media type, a body of at least ``minimum_size`` or a streamed one) and passes
-    everything else through as it comes. Clients that accept gzip get Starlette's responder.
-    """
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or b"gzip" in (header(scope, b"accept-encoding") or b""):
-            await super().__call__(scope, receive, send)
-            return
-        held: Message | None = None
-        excluded = self.exclude_content_types
-        minimum = self.minimum_size
-
-        async def vary(message: Message) -> None:
-            nonlocal held
-            kind = message["type"]
-            if kind == "http.response.start":
-                raw = message.setdefault("headers", [])
-                media = b""
-                for name, value in raw:
-                    if name == b"content-encoding":
-                        break
-                    if name == b"content-type" and not media:
-                        media = bytes(value)
-                else:
-                    if message["status"] != 206 and not _excluded(media, excluded):
+    async def vary(message: Message) -> None:
+        nonlocal held
+        kind = message["type"]
+        if kind == "http.response.start":
+            raw = message.setdefault("headers", [])
+            media = length = b""
+            for name, value in raw:
+                if name == b"content-encoding":
+                    break
+                if name == b"content-type" and not media:
+                    media = bytes(value)
+                elif name == b"content-length" and not length:
+                    length = bytes(value)
+            else:
+                if message["status"] != 206 and not _excluded(media, GZIP_EXCLUDED):
+                    if length.isdigit() and int(length) >= minimum_size:
+                        message["headers"] = _with_vary(raw)
+                    else:
                         held = message  # Vary depends on the first body
                         return
-                await send(message)
-                return
-            if held is not None and kind == "http.response.body":
-                start, held = held, None
-                if message.get("more_body", False) or len(message.get("body", b"")) >= minimum:
-                    start["headers"] = _with_vary(start["headers"])
-                await send(start)
-            elif held is not None and kind == "http.response.pathsend":
-                start, held = held, None
-                await send(start)
             await send(message)
+            return
+        if held is not None and kind == "http.response.body":
+            start, held = held, None
+            if message.get("more_body", False) or len(message.get("body", b"")) >= minimum_size:
+                start["headers"] = _with_vary(start["headers"])
+            await send(start)
+        elif held is not None and kind == "http.response.pathsend":
+            start, held = held, None
+            await send(start)
+        await send(message)
 
-        await self.app(scope, receive, vary)
+    return vary
 
 
 @functools.lru_cache(maxsize=256)
@@ -335,27 +328,3 @@ def _with_vary(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     existing = next((value for name, value in raw if name == b"vary"), None)
     value = b"Accept-Encoding" if existing is None else bytes(existing) + b", Accept-Encoding"
     return [(k, v) for k, v in raw if k != b"vary"] + [(b"vary", value)]
-
-
-def install_middleware(app: FastAPI, settings: Settings) -> None:
-    # add_middleware wraps: the last added is the outermost.
-    app.add_middleware(ETagMiddleware, settings=settings)
-    # Level 6 (zlib's default), not Starlette's 9: on a 1,000-feature page (514 KB) 3.4 ms
-    # instead of 11.5 ms for 1.3 % more bytes — level 9 cost more than building the page.
-    app.add_middleware(ApiGZipMiddleware, minimum_size=settings.api_gzip_min_bytes, compresslevel=6)
-    app.add_middleware(InputGuardMiddleware)
-    app.add_middleware(RateLimitMiddleware, settings=settings, resolve_key=resolve_api_key)
-    if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_methods=["GET", "HEAD", "OPTIONS"],
-            allow_headers=["Authorization", "If-None-Match", "Accept", "Content-Type"],
-            expose_headers=["ETag", "Link", "Retry-After", "NGSILD-Results-Count", "Content-Disposition"],
-            max_age=600,
-        )
-    metrics = getattr(app.state, "metrics", None)
-    if metrics is not None:
-        app.add_middleware(RestMetricsMiddleware, metrics=metrics)
-    # Outermost: every response, errors included, is written under the send deadline.
-    app.add_middleware(SendDeadlineMiddleware, timeout_s=settings.api_send_timeout_s)

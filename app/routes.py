@@ -8,8 +8,8 @@ from app import frontend
 from app.alerts import router as alerts
 from app.api import first_screen, parking
 from app.api import routers as api_routers
+from app.edge import install_edge
 from app.live import router as live
-from app.middleware import install_middleware
 from app.problems import install_problem_handlers
 from kernel.settings import Settings
 
@@ -19,12 +19,11 @@ def install(app: FastAPI, settings: Settings) -> None:
 
     for router in api_routers():
         app.include_router(router)
-    # First of all routes: the hot reads' fast paths, which fall through to the routes above for
-    # anything they do not answer (app/api/fastpath.py).
-    app.router.routes[0:0] = parking.fast_routes()
     app.include_router(first_screen.router)
     app.include_router(alerts.router)
     install_problem_handlers(app)
-    install_middleware(app, settings)
+    # The hot reads' fast paths are dispatched by the edge, before FastAPI's routing; anything
+    # they do not answer goes on to the routes above (app/api/fastpath.py).
+    install_edge(app, settings, parking.fast_routes())
     # Mounted last, so every API route wins over the dashboard's.
     app.include_router(frontend.router)

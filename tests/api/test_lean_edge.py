@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import Message, Receive, Scope, Send
 
+from app.edge import ApiEdge
 from app.guards import check_request_text
-from app.middleware import ApiGZipMiddleware
+from kernel.settings import Settings
 
 # --- the input guard: the whole query decoded once, against each name and value decoded apart
 
@@ -76,7 +77,7 @@ def test_the_input_guard_still_names_the_bad_parameter() -> None:
     assert check_request_text(scope) == (["query", "feed"], "feed contains a NUL character")
 
 
-# --- gzip: the lean path for clients without gzip, against Starlette's own responder
+# --- gzip: the edge's lean path for clients without gzip, against Starlette's own responder
 
 RESPONSES: dict[str, list[Message]] = {
     "small json": [
@@ -144,7 +145,14 @@ RESPONSES: dict[str, list[Message]] = {
 }
 
 
-def _run(middleware: type, messages: list[Message], accept: bytes | None) -> list[Message]:
+def _edge(app: Any, minimum_size: int, compresslevel: int) -> ApiEdge:
+    """The edge as the app runs it, with these gzip settings (level 6 is the edge's own)."""
+    assert compresslevel == 6
+    settings = Settings(database_url="postgresql://unused/x", api_gzip_min_bytes=minimum_size)
+    return ApiEdge(app, settings=settings)
+
+
+def _run(middleware: Any, messages: list[Message], accept: bytes | None) -> list[Message]:
     async def inner(scope: Scope, receive: Receive, send: Send) -> None:
         for message in messages:
             await send(
@@ -164,7 +172,8 @@ def _run(middleware: type, messages: list[Message], accept: bytes | None) -> lis
         return {"type": "http.request", "body": b""}
 
     headers = [(b"accept-encoding", accept)] if accept is not None else []
-    scope: dict[str, Any] = {"type": "http", "method": "GET", "path": "/api/v1/x", "headers": headers}
+    # Not an API path: no rate limit or ETag, only gzip's part of the edge.
+    scope: dict[str, Any] = {"type": "http", "method": "GET", "path": "/x", "headers": headers}
     asyncio.run(middleware(inner, minimum_size=500, compresslevel=6)(scope, receive, send))
     return out
 
@@ -172,13 +181,13 @@ def _run(middleware: type, messages: list[Message], accept: bytes | None) -> lis
 def test_a_client_without_gzip_gets_what_starlettes_responder_gives() -> None:
     for name, messages in RESPONSES.items():
         for accept in (None, b"identity", b"br"):
-            assert _run(ApiGZipMiddleware, messages, accept) == _run(GZipMiddleware, messages, accept), (
+            assert _run(_edge, messages, accept) == _run(GZipMiddleware, messages, accept), (
                 name,
                 accept,
             )
 
 
 def test_a_client_with_gzip_still_gets_starlettes_compression() -> None:
-    out = _run(ApiGZipMiddleware, RESPONSES["large json"], b"gzip, deflate")
+    out = _run(_edge, RESPONSES["large json"], b"gzip, deflate")
     assert dict(out[0]["headers"])[b"content-encoding"] == b"gzip"
     assert out == _run(GZipMiddleware, RESPONSES["large json"], b"gzip, deflate")
