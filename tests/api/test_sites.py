@@ -225,3 +225,25 @@ def test_meta_and_feeds(api: Api) -> None:
     assert started == sorted(started, reverse=True)
     rest = api.client.get("/api/v1/feeds/velib/polls", params={"limit": 1000, "cursor": polls["next_cursor"]})
     assert len(polls["items"]) + len(rest.json()["items"]) == len(api.data.bikes[next(iter(api.data.bikes))])
+
+
+def test_every_site_kind_starts_with_the_identity_of_events() -> None:
+    """base_properties writes identity()'s keys out for speed: they must stay the same keys, in
+    the same order, with the same values."""
+    from app.api.sites import base_properties, identity
+
+    row = {
+        "id": "f:1",
+        "feed_id": "f",
+        "source_id": "1",
+        "name": "A",
+        "observed_at": None,
+        "received_at": None,
+        "stale_reason": "age",
+        "feed_demo": False,
+        "feed_city": "Rennes",
+        "distance_m": 12.345,
+    }
+    props = base_properties(row)
+    assert list(props.items())[:3] == list(identity(row).items())
+    assert props["stale"] is True and props["distance_m"] == 12.3
