@@ -3,17 +3,19 @@
 FastAPI matches a request against every route and resolves the endpoint's dependencies,
 validating each query parameter through pydantic; on the nearest-sites query that was more of
 the API process's CPU per request than the database work it waits for (bench/api.py, ``ratio``).
-A ``FastRoute`` is put first in the application's routes. It matches only its path, methods and
-a query that its strict, canonical parsers (``StrictQuery``) accept as values FastAPI's own
-validation would pass unchanged; then it answers with the same code as the endpoint it speeds up,
-whose own checks (page size, coordinates, cursor) run in the same order and raise the same problem.
-Anything else — an unknown or repeated parameter, an empty value, a number not in its plain form
-or out of its declared bounds — is no match, so routing goes on to the FastAPI route, which
-validates it and answers as always. The fast path can only ever answer what the endpoint would;
-the FastAPI route keeps the OpenAPI description.
+A ``FastRoute`` is tried by the API's edge (app/edge.py) before FastAPI's inner layers and
+routing. It matches only its path, methods and a query that its strict, canonical parsers
+(``StrictQuery``) accept as values FastAPI's own validation would pass unchanged; then it answers
+with the same code as the endpoint it speeds up, whose own checks (page size, coordinates,
+cursor) run in the same order and raise the same problem. Anything else — an unknown or repeated
+parameter, an empty value, a number not in its plain form or out of its declared bounds — is no
+match, so the request goes on to the FastAPI route, which validates it and answers as always.
+The fast path can only ever answer what the endpoint would; the FastAPI route keeps the OpenAPI
+description.
 
-The middleware (rate limits, guards, ETag, metrics) and the exception handlers see both paths
-alike: the request carries the FastAPI route as ``scope["route"]``, so metrics label it the same.
+The edge's policies (rate limits, guards, ETag, metrics) and the exception handlers see both
+paths alike: the request carries the FastAPI route as ``scope["route"]``, so metrics label it the
+same.
 """
 
 from __future__ import annotations

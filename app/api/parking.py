@@ -122,7 +122,7 @@ async def list_answer(request: Request, args: dict[str, Any]) -> Response:
 
 
 def fast_routes() -> list[FastRoute]:
-    """Put first in the application's routes (app/routes.py): the site list's fast path."""
+    """For the edge to try before FastAPI's routing (app/routes.py): the site list's fast path."""
     route = next(r for r in router.routes if isinstance(r, APIRoute) and r.endpoint is list_sites)
     return [FastRoute(route, list_query, list_answer)]
 

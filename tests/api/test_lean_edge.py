@@ -96,6 +96,15 @@ RESPONSES: dict[str, list[Message]] = {
         },
         {"type": "http.response.body", "body": b"x" * 900},
     ],
+    "declared short, sent in parts": [
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", b"8")],
+        },
+        {"type": "http.response.body", "body": b"1234", "more_body": True},
+        {"type": "http.response.body", "body": b"5678"},
+    ],
     "large, with a Vary already": [
         {
             "type": "http.response.start",
