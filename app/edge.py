@@ -143,13 +143,10 @@ class ApiEdge:
             )
             await responder(scope, receive, send)
             return
-        send = vary_stage(send, self.gzip_min_bytes)
-        if api and scope["method"] in ("GET", "HEAD"):
-            send = self.etags.stage(scope, send)
-        await self._route(scope, receive, send)
+        await self._tagged(scope, receive, vary_stage(send, self.gzip_min_bytes))
 
     async def _tagged(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The ETag stage and the route, inside gzip's responder."""
+        """The ETag stage and the route, inside gzip's responder or behind ``Vary``."""
         if scope["path"].startswith(API_PREFIXES) and scope["method"] in ("GET", "HEAD"):
             send = self.etags.stage(scope, send)
         await self._route(scope, receive, send)
