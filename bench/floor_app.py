@@ -13,13 +13,13 @@ trusting its input: it is a measuring stick, never served to anyone.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qsl
 
 import orjson
 
 from app.api.params import Page
 from app.api.parking import parking_feature
 from app.api.sites import SiteFilter
+from app.query import parse_query
 from app.read.parking import pooled_query
 from app.read.pool import ReadPool, create_pool, fetch
 from kernel.settings import Settings
@@ -42,7 +42,7 @@ def make(settings: Settings, database_url: str) -> Any:
         if scope["path"] == "/healthz":
             body = b"ok"
         else:
-            query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
+            query = dict(parse_query(scope["query_string"].decode("latin-1")))
             lat, lon = (float(x) for x in query["near"].split(","))
             filters = SiteFilter(near=(lat, lon), radius=float(query["radius"]))
             page = Page(limit=int(query["limit"]), after=None)

@@ -9,6 +9,7 @@ Every limit the system enforces has a name here, so an operator can find and tun
 from __future__ import annotations
 
 import ipaddress
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -170,6 +171,13 @@ class Settings(BaseSettings):
     api_gzip_min_bytes: int = Field(
         default=1000, ge=0, description="Responses smaller than this are not gzipped."
     )
+    api_opentelemetry: bool = Field(
+        default=False,
+        description=(
+            "Let FastAPI report every request to the OpenTelemetry providers configured in this "
+            "process (its native telemetry). Off: /metrics is the report."
+        ),
+    )
     datex2_country: str = Field(
         default="EU", min_length=2, max_length=2, description="publicationCreator country of DATEX II output."
     )
@@ -248,6 +256,16 @@ class Settings(BaseSettings):
         default=100, ge=1, description="Alert rules one partner key may own."
     )
 
+    def read_pool_size(self) -> int:
+        """``db_pool_reads``, or its default: a hot read is CPU work in PostgreSQL, so more reads
+        at once than the machine's cores only queue there, and where PostgreSQL shares those
+        cores with this process (the embedded server) they crowd out the API that waits for
+        them (docs/deploy.md). The machine's cores, not this process's affinity: PostgreSQL
+        is not bound by it."""
+        if self.db_pool_reads is not None:
+            return self.db_pool_reads
+        return max(2, min(self.db_pool_api, (os.cpu_count() or 1) + 1))
+
     @field_validator("alerts_webhook_allow_networks")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
@@ -257,6 +275,16 @@ class Settings(BaseSettings):
 
     # Isolation and hostile clients (each class of client gets its own pool, so none can take another's)
     db_pool_api: int = Field(default=8, ge=1, le=200, description="Connections for REST reads.")
+    db_pool_reads: int | None = Field(
+        default=None,
+        ge=1,
+        le=200,
+        description=(
+            "Connections of the hot reads (site lists, nearest). Unset: one more than this machine's "
+            "cores, at most MOBILITY_DB_POOL_API; raise it for a database on another machine "
+            "(docs/deploy.md)."
+        ),
+    )
     db_pool_export: int = Field(default=4, ge=1, le=200, description="Connections for streamed exports.")
     db_pool_live: int = Field(default=4, ge=1, le=200, description="Connections for live snapshots/resume.")
     db_pool_ingest: int = Field(default=6, ge=1, le=200, description="Connections for the pollers' writes.")

@@ -146,7 +146,7 @@ class ReadPool:
 
 
 async def create_pool(database_url: str, settings: Settings) -> ReadPool:
-    """Sized and timed like the REST pool (kernel/db.py): the same budget for the same clients."""
+    """Timed like the REST pool (kernel/db.py); sized by ``Settings.read_pool_size``."""
     dsn = asyncpg_dsn(database_url)
     server_settings = {
         "application_name": "api-reads",
@@ -157,7 +157,7 @@ async def create_pool(database_url: str, settings: Settings) -> ReadPool:
     async def connect() -> asyncpg.Connection:
         return await asyncpg.connect(dsn, server_settings=server_settings)
 
-    pool = ReadPool(connect, settings.db_pool_api)
+    pool = ReadPool(connect, settings.read_pool_size())
     await pool.start()
     return pool
 

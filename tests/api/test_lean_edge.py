@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
-from urllib.parse import unquote_to_bytes
+from urllib.parse import parse_qsl, unquote_to_bytes
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -15,6 +15,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from app.edge import ApiEdge
 from app.guards import check_request_text
+from app.query import parse_query, query_pairs
 from kernel.settings import Settings
 
 # --- the input guard: the whole query decoded once, against each name and value decoded apart
@@ -70,6 +71,35 @@ def test_the_input_guard_refuses_a_query_exactly_when_one_of_its_parts_is_bad(pi
         "query_string": query,
     }
     assert (check_request_text(scope) is not None) == reference_query_is_bad(query), query
+
+
+# --- the query's pairs: split by hand, decoding only what has something to decode, against parse_qsl
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES + [b"", b"near", b"1.5,2", b"%2C", b"=="]), max_size=12))
+def test_the_query_pairs_are_parse_qsl_s_with_blank_values_kept(pieces: list[bytes]) -> None:
+    text = b"".join(pieces).decode("latin-1")
+    assert parse_query(text) == parse_qsl(text, keep_blank_values=True), text
+    scope: dict[str, Any] = {"query_string": text.encode("latin-1")}
+    assert query_pairs(scope) == parse_qsl(text, keep_blank_values=True)
+    assert query_pairs(scope) is query_pairs(scope)  # parsed once per request
+
+
+def test_the_query_pairs_of_plain_and_escaped_queries() -> None:
+    assert parse_query("near=48.85%2C2.35&radius=1000&limit=10") == [
+        ("near", "48.85,2.35"),
+        ("radius", "1000"),
+        ("limit", "10"),
+    ]
+    assert parse_query("&a&b=&=c&d=1=2&e+f=g+h&%C3%A9=%ff") == [
+        ("a", ""),
+        ("b", ""),
+        ("", "c"),
+        ("d", "1=2"),
+        ("e f", "g h"),
+        ("\u00e9", "\ufffd"),
+    ]
 
 
 def test_the_input_guard_still_names_the_bad_parameter() -> None:

@@ -21,7 +21,7 @@ def pool_settings(database_url: str, tmp_path: Path, size: int, **extra: object)
         data_dir=tmp_path / "data",
         feeds_file=None,
         demo=False,
-        db_pool_api=size,
+        db_pool_reads=size,
         **extra,
     )
 
