@@ -58,6 +58,7 @@ def create_app(
         reads = None
         try:
             reads = await read_pool.create_pool(database_url, settings)
+            metrics.bind_reads(reads)
             if settings.alerts_enabled:
                 # Alerts write (their change-log rows and outbox): the writers' pool, not REST's.
                 alerts = AlertService(settings=settings, engine=engines.ingest, database_url=database_url)

@@ -30,6 +30,7 @@ from kernel import db
 
 if TYPE_CHECKING:
     from app.live.hub import Hub
+    from app.read.pool import ReadPool
     from kernel.db import Engines
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -41,6 +42,7 @@ class _Bound(Collector):
     def __init__(self) -> None:
         self.engines: Engines | None = None
         self.hub: Hub | None = None
+        self.reads: ReadPool | None = None
 
     def collect(self) -> Iterator[Metric]:
         if self.engines is not None:
@@ -52,6 +54,9 @@ class _Bound(Collector):
                 pool: Any = getattr(self.engines, name).pool
                 size.add_metric([name], float(pool.size() + max(0, pool._max_overflow)))
                 used.add_metric([name], float(pool.checkedout()))
+            if self.reads is not None:  # the hot reads' own pool (app/read/pool.py)
+                size.add_metric(["reads"], float(self.reads.max_size))
+                used.add_metric(["reads"], float(self.reads.in_use))
             yield size
             yield used
         if self.hub is not None:
@@ -106,6 +111,9 @@ class AppMetrics:
 
     def bind(self, *, engines: Engines | None, hub: Hub | None) -> None:
         self.bound.engines, self.bound.hub = engines, hub
+
+    def bind_reads(self, reads: ReadPool | None) -> None:
+        self.bound.reads = reads
 
 
 class RestTimer:

@@ -15,6 +15,7 @@ against 140 µs on bare connections), more than the rows' decoding.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -25,10 +26,11 @@ from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg
 from starlette.requests import HTTPConnection
 
 from app.state import get_state
-from kernel.db import asyncpg_dsn
+from kernel.db import POOL_WAIT, asyncpg_dsn
 from kernel.settings import Settings
 
 POOL_KEY = "read_pool"
+READ_POOL_NAME = "api-reads"  # its connections' application_name, and its label in /metrics
 _DIALECT = pg_asyncpg.dialect()
 _compiled: dict[str, tuple[str, tuple[str, ...]]] = {}
 _MAX_SHAPES = 512
@@ -51,6 +53,7 @@ class ReadPool:
         # A waiter's future gets a connection, or None: a place is free, open one there.
         self._waiters: deque[asyncio.Future[asyncpg.Connection | None]] = deque()
         self._closed = False
+        self._waited = POOL_WAIT.labels(READ_POOL_NAME)
 
     @property
     def open_count(self) -> int:
@@ -67,15 +70,29 @@ class ReadPool:
             raise
         self._idle.append(conn)
 
+    @property
+    def in_use(self) -> int:
+        """Connections handed out now (or being opened for a request)."""
+        return self._open - len(self._idle)
+
     async def acquire(self, wait_s: float) -> asyncpg.Connection:
-        """A connection, within ``wait_s`` seconds (TimeoutError otherwise)."""
+        """A connection, within ``wait_s`` seconds (TimeoutError otherwise). Every checkout is
+        timed in ``mobility_db_pool_wait_seconds{pool="api-reads"}``, as the REST pool's are."""
         if self._closed:
             raise asyncpg.InterfaceError("the read pool is closed")
         while self._idle:
             conn = self._idle.pop()
             if not conn.is_closed():
+                self._waited.observe(0.0)
                 return conn
             self._open -= 1
+        started = time.perf_counter()
+        try:
+            return await self._wait_for_one(wait_s)
+        finally:
+            self._waited.observe(time.perf_counter() - started)
+
+    async def _wait_for_one(self, wait_s: float) -> asyncpg.Connection:
         async with asyncio.timeout(wait_s):
             if self._open >= self.max_size:
                 waiter: asyncio.Future[asyncpg.Connection | None] = asyncio.get_running_loop().create_future()
@@ -149,7 +166,7 @@ async def create_pool(database_url: str, settings: Settings) -> ReadPool:
     """Timed like the REST pool (kernel/db.py); sized by ``Settings.read_pool_size``."""
     dsn = asyncpg_dsn(database_url)
     server_settings = {
-        "application_name": "api-reads",
+        "application_name": READ_POOL_NAME,
         "statement_timeout": str(int(settings.db_statement_timeout_s * 1000)),
         "idle_in_transaction_session_timeout": str(int(settings.db_idle_in_transaction_timeout_s * 1000)),
     }

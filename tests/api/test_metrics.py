@@ -85,6 +85,7 @@ stale_after = 1
                         break
                     assert time.monotonic() < deadline, "no poll metrics"
                     time.sleep(0.2)
+                reads_before = _value(samples, "mobility_db_pool_wait_seconds_count", pool="api-reads") or 0
                 assert client.get("/api/v1/parking/sites").status_code == 200
                 assert client.get("/api/v1/parking/sites/nope").status_code == 404
                 samples = _samples(client.get("/metrics").text)
@@ -110,6 +111,10 @@ stale_after = 1
         assert _value(samples, "mobility_db_pool_in_use", pool=pool) is not None
     assert _value(samples, "mobility_db_pool_wait_seconds_count", pool="api-rest") >= 2
     assert _value(samples, "mobility_db_pool_wait_seconds_count", pool="ingest") >= 1
+    # The hot reads' pool (the site list went through it), sized by the machine's cores.
+    assert _value(samples, "mobility_db_pool_size", pool="reads") == settings.read_pool_size()
+    assert _value(samples, "mobility_db_pool_in_use", pool="reads") == 0
+    assert _value(samples, "mobility_db_pool_wait_seconds_count", pool="api-reads") == reads_before + 1
     # The live feed's own counters are still there, under their names.
     assert _value(samples, "mobility_ws_connections", access="public") == 0
     assert _value(samples, "mobility_ws_slow_closes_total") == 0

@@ -10,8 +10,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from app.read.pool import ReadPool, create_pool, fetch
-from kernel.db import asyncpg_dsn
+from app.read.pool import READ_POOL_NAME, ReadPool, create_pool, fetch
+from kernel.db import POOL_REGISTRY, asyncpg_dsn
 from kernel.settings import Settings
 
 
@@ -24,6 +24,17 @@ def pool_settings(database_url: str, tmp_path: Path, size: int, **extra: object)
         db_pool_reads=size,
         **extra,
     )
+
+
+def waits() -> tuple[float, float]:
+    """The read pool's checkouts so far, and the seconds they waited in all."""
+    samples = {
+        sample.name: sample.value
+        for family in POOL_REGISTRY.collect()
+        for sample in family.samples
+        if sample.labels.get("pool") == READ_POOL_NAME
+    }
+    return samples["mobility_db_pool_wait_seconds_count"], samples["mobility_db_pool_wait_seconds_sum"]
 
 
 async def backends(database_url: str) -> int:
@@ -43,6 +54,7 @@ async def test_never_more_connections_than_its_size_and_every_query_answered(
     database_url: str, tmp_path: Path
 ) -> None:
     pool = await create_pool(database_url, pool_settings(database_url, tmp_path, 3))
+    waits_before = waits()
     try:
         assert await backends(database_url) == 1  # opened at start, the rest when needed
         results = await asyncio.gather(
@@ -53,7 +65,12 @@ async def test_never_more_connections_than_its_size_and_every_query_answered(
         )
         assert [rows[0]["n"] for rows in results] == list(range(40))
         assert pool.open_count == 3
+        assert pool.in_use == 0
         assert await backends(database_url) == 3
+        # Every checkout is timed; 37 of the 40 waited for one of the 3 to come back.
+        count, total = (a - b for a, b in zip(waits(), waits_before, strict=True))
+        assert count == 40
+        assert total >= 0.02 * (40 // 3)
     finally:
         await pool.close()
     assert pool.open_count == 0
