@@ -11,7 +11,8 @@ What each request meets, in order:
 6. on API reads, the weak ETag, Cache-Control and 304 (``ETags``), computed on the identity
    body so that a 304 is never compressed;
 7. the route: the hot reads' fast paths (app/api/fastpath.py) straight from here, with the
-   application's exception handlers; everything else through FastAPI's own layers.
+   application's exception handlers; everything else through FastAPI's own layers. HEAD is
+   routed as GET and answered with GET's status and headers, without the body.
 
 Why one layer and not one middleware per policy, as this was written first: every ASGI layer
 costs a coroutine frame per request and a send wrapper per message, and repeats the checks of
@@ -152,6 +153,19 @@ class ApiEdge:
         await self._route(scope, receive, send)
 
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] == "HEAD":
+            # Routes are declared for GET (FastAPI adds no HEAD): they answer HEAD as GET
+            # (RFC 9110 9.3.2), from a copy of the scope. The server's own scope still says HEAD,
+            # so uvicorn writes GET's head and no body, as for Starlette's own HEAD routes; the
+            # ETag and gzip stages saw the body, so the headers are GET's. The route found is
+            # kept for the metrics' label.
+            as_get = {**scope, "method": "GET"}
+            try:
+                await self._route(as_get, receive, send)
+            finally:
+                if "route" in as_get:
+                    scope["route"] = as_get["route"]
+            return
         for route in self.fast_routes:
             match, child = route.matches(scope)
             if match is Match.FULL:

@@ -3,6 +3,7 @@ CORS, rate limits (429 + Retry-After) per address and per verified API key."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,6 +60,67 @@ def test_unknown_route_and_method(api: Api) -> None:
     assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
     wrong = api.client.post("/api/v1/parking/sites")
     assert wrong.status_code == 405 and wrong.json()["status"] == 405
+
+
+def _wire(api: Api, method: str, target: str, *headers: str) -> tuple[bytes, bytes]:
+    """The raw answer to one request on its own connection: its head, and every byte after it."""
+    host, port = api.url.removeprefix("http://").split(":")
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {host}", "Connection: close", *headers]
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return head, rest
+
+
+SAME_HEADERS = ("content-type", "content-length", "content-encoding", "etag", "cache-control", "link", "vary")
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/api/v1/parking/sites?limit=5",  # the fast path
+        "/api/v1/parking/sites?near=48.11,-1.68&radius=5000&limit=3",
+        "/api/v1/feeds/velib",  # FastAPI's routing
+        "/healthz",
+        "/",  # the dashboard's page
+    ],
+)
+def test_head_is_get_without_its_body(api: Api, target: str) -> None:
+    for accept in ("identity", "gzip"):
+        got = api.client.get(target, headers={"Accept-Encoding": accept})
+        head = api.client.head(target, headers={"Accept-Encoding": accept})
+        assert got.status_code == head.status_code == 200, (target, head.status_code)
+        for name in SAME_HEADERS:
+            assert head.headers.get(name) == got.headers.get(name), (target, accept, name)
+    # On the wire: a head and not one byte more, though it announces GET's length.
+    raw_head, after = _wire(api, "HEAD", target)
+    assert raw_head.startswith(b"HTTP/1.1 200 ")
+    assert after == b""
+    assert (
+        int(
+            httpx.Headers([tuple(line.split(b": ", 1)) for line in raw_head.split(b"\r\n")[1:]])[
+                "content-length"
+            ]
+        )
+        > 0
+    )
+
+
+def test_head_keeps_get_s_other_answers(api: Api) -> None:
+    etag = api.client.get("/api/v1/feeds/velib").headers["etag"]
+    assert api.client.head("/api/v1/feeds/velib", headers={"If-None-Match": etag}).status_code == 304
+    missing = api.client.head("/api/v1/boats")
+    assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
+    bad = api.client.head("/api/v1/parking/sites", params={"limit": "0"})
+    assert bad.status_code == 400 and bad.content == b""
+    # Only GET routes answer HEAD: a POST-only route still does not.
+    assert api.client.head("/api/v1/alerts/deliveries/d1/replay").status_code == 405
+    # The metrics name the route HEAD took, and the method it came with.
+    metrics = api.client.get("/metrics").text
+    assert 'method="HEAD",route="/api/v1/feeds/{feed_id}",status="304"' in metrics
 
 
 def test_etag_and_304(api: Api) -> None:
