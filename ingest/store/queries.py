@@ -37,10 +37,12 @@ async def fetch_static(
     jsonb columns (``extra``, ``geometry``) are decoded row by row, so they are read only when
     the batch carries site records to compare them with.
     """
-    # Parking's free/occupied/status: the change a site update announces carries the free count
-    # `min_free` may compare (ingest.derived.usable_free).
-    parking = ("free", "occupied", "status") if topic.topic == "parking" else ()
-    cols = ", ".join((*topic.static_columns, "extra", *parking))
+    # The current state's values: a site update that changes a derived value's static input
+    # (a capacity, a free-flow speed) announces the derived values again, and parking's carries
+    # the free count `min_free` may compare (ingest.derived.usable_free).
+    cols = ", ".join(
+        (*topic.static_columns, "extra", *(c for c in topic.live_columns if c not in topic.static_columns))
+    )
     if not full:
         cols = "capacity" if topic.topic in ("parking", "bikes") else "lat"
     rows = await raw.fetch(

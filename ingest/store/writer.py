@@ -424,6 +424,11 @@ class Store:
                 continue
             stored = [jsonb_param(v) if k in jsonb_cols else v for k, v in values.items()]
             rows.append((sid, spec.name, s.id, *stored, jsonb_param(s.extra), ",".join(flags)))
+            if before is not None and topic.derived_input in diff:
+                # The derived values follow their static input, with the state the site has now:
+                # a capacity-only change moves the occupancy a client shows.
+                state = {c: before[c] for c in topic.live_columns}
+                diff.update(derived_fields(topic.topic, state, diff[topic.derived_input]))
             if diff or before is None:
                 lat = values.get("lat")
                 lon = values.get("lon")

@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 
 from ingest.records import (
+    BikeObservation,
     BikeStation,
     ParkingObservation,
     ParkingSite,
@@ -81,6 +82,50 @@ async def test_sites_observations_and_changes(store: Store, database_url: str) -
     assert [r["free"] for r in history] == [93, 90]
     quarantine = await fetch(database_url, "SELECT reason FROM quarantine")
     assert [q["reason"] for q in quarantine] == ["no id"]
+
+
+async def test_a_static_change_announces_the_derived_values_it_moves(store: Store, database_url: str) -> None:
+    """A capacity (or a free-flow speed) that changes alone changes what a client shows: the
+    occupancy, the fill, the congestion level. The change carries them, computed with the
+    state the site holds; a static change that moves none carries none."""
+    feed = spec()
+    await store.ensure_feed(feed)
+    await store.apply(
+        feed,
+        [
+            ParkingSite(id="P", name="Gare", lat=48.58, lon=7.75, capacity=233),
+            ParkingObservation(id="P", observed_at=NOW - timedelta(minutes=1), free=93, status="open"),
+            BikeStation(id="B", lat=48.58, lon=7.74, capacity=20),
+            BikeObservation(id="B", observed_at=NOW - timedelta(minutes=1), bikes_available=5, status="open"),
+            TrafficSite(id="T", lat=48.57, lon=7.75, free_flow_kmh=50.0),
+            TrafficObservation(id="T", observed_at=NOW - timedelta(minutes=1), speed_kmh=25.0),
+        ],
+    )
+    before = (await fetch(database_url, "SELECT max(seq) AS seq FROM changes"))[0]["seq"]
+    result = await store.apply(
+        feed,
+        [
+            ParkingSite(id="P", name="Gare", lat=48.58, lon=7.75, capacity=280),
+            BikeStation(id="B", lat=48.58, lon=7.74, capacity=10),
+            TrafficSite(id="T", lat=48.57, lon=7.75, free_flow_kmh=100.0),
+        ],
+    )
+    assert result.changes == 3 and result.observations == 0
+    rows = await fetch(
+        database_url, "SELECT site_id, payload FROM changes WHERE seq > $1 ORDER BY seq", before
+    )
+    fields = {r["site_id"]: r["payload"]["fields"] for r in rows}
+    # 140 of 280 places taken (occupied was 233 - 93); 5 bikes in 10 docks; 25 km/h of 100.
+    assert fields["city:P"] == {"capacity": 280, "occupancy_pct": 50.0, "availability": "open"}
+    assert fields["city:B"] == {"capacity": 10, "fill_pct": 50.0, "availability": "open"}
+    assert fields["city:T"] == {"free_flow_kmh": 100.0, "level": "congested", "speed_ratio": 0.25}
+
+    renamed = await store.apply(
+        feed, [ParkingSite(id="P", name="Gare Centrale", lat=48.58, lon=7.75, capacity=280)]
+    )
+    assert renamed.changes == 1
+    last = (await fetch(database_url, "SELECT payload FROM changes ORDER BY seq DESC LIMIT 1"))[0]["payload"]
+    assert last["fields"] == {"name": "Gare Centrale"}
 
 
 async def test_quality_rules(store: Store, database_url: str) -> None:
