@@ -26,9 +26,11 @@ from app.problems import invalid, not_found
 from app.read.rows import fetch_rows
 from kernel.settings import Settings, get_settings
 
+# A failing feed flips every one of its sites to stale (ingest/store/writer.py ``set_stale``):
+# the feed's own flag is read first, so that its sites say why (the feed), not "the site".
 STALE_REASON = """
-    CASE WHEN s.stale THEN 'site'
-         WHEN coalesce(h.stale, false) THEN 'feed'
+    CASE WHEN coalesce(h.stale, false) THEN 'feed'
+         WHEN s.stale THEN 'site'
          WHEN s.observed_at IS NULL THEN 'no_observation'
          WHEN s.observed_at < now() - make_interval(
                   secs => greatest(f.stale_after * f.interval_s, CAST(:site_stale_floor_s AS float8)))

@@ -57,3 +57,31 @@ async def test_the_apps_own_floor_is_used(engine, settings, database_url) -> Non
         async with httpx.AsyncClient() as client:
             body = (await client.get(f"{server.url}/api/v1/bikes/stations")).json()
     assert body["features"][0]["properties"]["stale_reason"] == "age"
+
+
+async def test_the_sites_of_a_failing_feed_say_it_is_the_feed(engine, settings, database_url) -> None:
+    """A feed gone stale flips every one of its sites (ingest/store/writer.py ``set_stale``); the
+    reason a commuter reads is the feed's ("its feed is failing"), not a site's own."""
+    store = Store(engine, settings)
+    await store.ensure_partitions()
+    feed = FeedSpec(name="bikes", url="http://127.0.0.1:1/status.json", interval=10, stale_after=3)
+    await store.ensure_feed(feed)
+    await store.apply(
+        feed,
+        [
+            BikeStation(id="s", lat=48.85, lon=2.35, capacity=20),
+            BikeObservation(id="s", observed_at=datetime.now(UTC), bikes_available=4),
+        ],
+    )
+    await store.set_stale(feed, True)
+    with running(create_app(settings, database_url=database_url)) as server:
+        async with httpx.AsyncClient() as client:
+            stale = (await client.get(f"{server.url}/api/v1/bikes/stations")).json()
+            await store.set_stale(feed, False)
+            fresh = (await client.get(f"{server.url}/api/v1/bikes/stations")).json()
+    assert [(f["properties"]["stale"], f["properties"]["stale_reason"]) for f in stale["features"]] == [
+        (True, "feed")
+    ]
+    assert [(f["properties"]["stale"], f["properties"]["stale_reason"]) for f in fresh["features"]] == [
+        (False, None)
+    ]
