@@ -447,7 +447,7 @@ class IngestService:
 
     # ------------------------------------------------------------ maintenance
     async def _maintenance(self) -> None:
-        """Partitions ahead, retention, and staleness of feeds that stopped answering."""
+        """Partitions ahead, retention, staleness of feeds that stopped answering and of silent sites."""
         last_housekeeping = 0.0
         while not self._stopping.is_set():
             try:
@@ -460,6 +460,9 @@ class IngestService:
                 for state in self.states.values():
                     if self.holds(state.spec.name):
                         await self._check_stale(state)
+                        aged = await self.store.mark_aged(state.spec)
+                        if aged:
+                            log.info("sites stale by age", extra={"feed": state.spec.name, "sites": aged})
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -28,13 +28,15 @@ from kernel.settings import Settings, get_settings
 
 # A failing feed flips every one of its sites to stale (ingest/store/writer.py ``set_stale``):
 # the feed's own flag is read first, so that its sites say why (the feed), not "the site".
+# The ingest sweep (``mark_aged``) also sets the site's flag on a reading past the age, within
+# seconds: the age is tested before the flag, so such a site says "age", here and live.
 STALE_REASON = """
     CASE WHEN coalesce(h.stale, false) THEN 'feed'
-         WHEN s.stale THEN 'site'
          WHEN s.observed_at IS NULL THEN 'no_observation'
          WHEN s.observed_at < now() - make_interval(
                   secs => greatest(f.stale_after * f.interval_s, CAST(:site_stale_floor_s AS float8)))
               THEN 'age'
+         WHEN s.stale THEN 'site'
     END"""
 
 NEAR_PREDICATE = """s.lat IS NOT NULL AND s.lon IS NOT NULL

@@ -80,6 +80,20 @@ class ApplyResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+def _stale_columns(topic: StoredTopic) -> str:
+    """What a stale flip announces of a site: its position, and for parking what ``min_free`` needs."""
+    return "id, lat, lon, free, occupied, status" if topic.topic == "parking" else "id, lat, lon"
+
+
+def _stale_change(topic: StoredTopic, spec: FeedSpec, row: asyncpg.Record, reason: str | None) -> NewChange:
+    """A site turned stale (with REST's ``stale_reason``) or fresh, as the live feed announces it."""
+    fields: dict[str, Any] = {"stale": reason is not None}
+    if reason is not None:
+        fields["stale_reason"] = reason
+    free = usable_free(row["status"], row["free"], row["occupied"]) if topic.topic == "parking" else None
+    return NewChange(topic.topic, spec.name, row["id"], fields, row["lat"], row["lon"], free)
+
+
 def site_id(feed: str, source_id: str) -> str:
     return f"{feed}:{source_id}"
 
@@ -197,8 +211,17 @@ class Store:
                 poll.duration_ms,
             )
 
+    def stale_age(self, spec: FeedSpec) -> timedelta:
+        """Past this age a site's reading is stale: REST's reason "age" (app/api/sites.py)."""
+        return timedelta(seconds=max(spec.stale_after * spec.interval, self.settings.site_stale_floor_s))
+
     async def set_stale(self, spec: FeedSpec, stale: bool) -> int:
-        """Flip a feed and all its sites to stale (or back), announcing each flip as a change."""
+        """Flip a feed and all its sites to stale (or back), announcing each flip as a change.
+
+        Back to fresh, a site whose own reading is past the stale age stays stale, and its
+        reason, now "age" rather than "feed", is announced instead: otherwise the next sweep
+        (``mark_aged``) would take back a ``stale: false`` five seconds later.
+        """
         async with self._begin() as raw:
             flipped = await raw.fetchval(
                 "UPDATE feed_health SET stale = $2 "
@@ -208,28 +231,57 @@ class Store:
             )
             if not flipped:
                 return 0
+            now = datetime.now(UTC)
             changes = [NewChange("feeds", spec.name, spec.name, {"stale": stale})]
+            old_before = now - self.stale_age(spec)
+            for topic in STORED_TOPICS.values():
+                table, columns = topic.site_table, _stale_columns(topic)
+                if stale:
+                    rows = await raw.fetch(
+                        f"UPDATE {table} SET stale = true WHERE feed_id = $1 AND NOT stale "
+                        f"RETURNING {columns}",
+                        spec.name,
+                    )
+                    changes.extend(_stale_change(topic, spec, row, "feed") for row in rows)
+                    continue
+                rows = await raw.fetch(
+                    f"UPDATE {table} SET stale = false WHERE feed_id = $1 AND stale "
+                    f"AND (observed_at IS NULL OR observed_at >= $2) RETURNING {columns}",
+                    spec.name,
+                    old_before,
+                )
+                changes.extend(_stale_change(topic, spec, row, None) for row in rows)
+                aged = await raw.fetch(
+                    f"SELECT {columns} FROM {table} WHERE feed_id = $1 AND stale", spec.name
+                )
+                changes.extend(_stale_change(topic, spec, row, "age") for row in aged)
+            await write_changes(raw, changes, now)
+            return len(changes)
+
+    async def mark_aged(self, spec: FeedSpec) -> int:
+        """Mark and announce the feed's sites whose reading has just passed the stale age.
+
+        REST derives "age" staleness at read time (app/api/sites.py); nothing is written when a
+        reading grows old, so without this sweep a live map kept a silent site looking fresh
+        until reloaded. Setting the site's own ``stale`` flag makes the sweep announce each
+        site once, whichever ingest process holds the feed, and a snapshot read it; the next
+        reading clears it (``_apply_observations``) with ``stale: false``.
+        """
+        async with self._begin() as raw:
+            now = datetime.now(UTC)
+            old_before = now - self.stale_age(spec)
+            changes: list[NewChange] = []
             for topic in STORED_TOPICS.values():
                 rows = await raw.fetch(
-                    f"UPDATE {topic.site_table} SET stale = $2 "
-                    "WHERE feed_id = $1 AND stale IS DISTINCT FROM $2 "
-                    f"RETURNING id, lat, lon{', free' if topic.topic == 'parking' else ''}",
+                    f"UPDATE {topic.site_table} SET stale = true "
+                    "WHERE feed_id = $1 AND NOT stale AND observed_at < $2 "
+                    f"RETURNING {_stale_columns(topic)}",
                     spec.name,
-                    stale,
+                    old_before,
                 )
-                for row in rows:
-                    changes.append(
-                        NewChange(
-                            topic.topic,
-                            spec.name,
-                            row["id"],
-                            {"stale": stale},
-                            row["lat"],
-                            row["lon"],
-                            row.get("free") if topic.topic == "parking" else None,
-                        )
-                    )
-            await write_changes(raw, changes, datetime.now(UTC))
+                changes.extend(_stale_change(topic, spec, row, "age") for row in rows)
+            if changes:
+                await write_changes(raw, changes, now)
             return len(changes)
 
     # ----------------------------------------------------------------- apply
@@ -355,10 +407,9 @@ class Store:
                         await self._upsert_sites(raw, spec, topic, list(bare.values()), {}, checked, changes)
                         current.update(await fetch_state(raw, topic, feed, list(bare)))
                     phases.mark("sites")
-                stale_age = timedelta(
-                    seconds=max(spec.stale_after * spec.interval, self.settings.site_stale_floor_s)
+                readings = TopicReadings(
+                    spec, topic, kept, current, checked, changes, now, self.stale_age(spec)
                 )
-                readings = TopicReadings(spec, topic, kept, current, checked, changes, now, stale_age)
                 result.observations += await self._apply_observations(raw, readings, phases)
 
             events_complete = (

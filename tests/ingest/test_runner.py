@@ -43,8 +43,9 @@ def feed_server() -> Iterator[FeedServer]:
 
 @pytest.fixture
 def ingest_settings(settings: Settings) -> Settings:
-    # The captures are real and dated (2019–2025): accept their age so they are stored, not quarantined.
-    return settings.model_copy(update={"max_age_days": 100_000, "demo": False})
+    # The captures are real and dated (2019–2025): accept their age so they are stored, not
+    # quarantined, and do not call them stale by age (the sweep would, within 5 s).
+    return settings.model_copy(update={"max_age_days": 100_000, "demo": False, "site_stale_floor_s": 1e10})
 
 
 @pytest.fixture
@@ -232,6 +233,28 @@ async def test_feed_disappears_goes_stale_and_comes_back(service, feed_server, d
     h = await health(database_url, "strasbourg")
     assert h["stale"] is False and h["consecutive_failures"] == 0
     assert (await q(database_url, "SELECT count(*) AS n FROM parking_sites WHERE stale"))[0]["n"] == 0
+
+
+async def test_readings_grown_old_are_announced_without_a_poll(
+    engine, ingest_settings: Settings, feed_server, database_url
+) -> None:
+    """The maintenance loop sweeps the feeds it holds for readings past the stale age (here the
+    capture's, from 2019) and announces them, while nothing is polled."""
+    settings = ingest_settings.model_copy(update={"site_stale_floor_s": 60.0})
+    svc = IngestService(settings=settings, engine=engine, database_url=database_url)
+    try:
+        spec = feed("strasbourg", feed_server.serve("/s", STRASBOURG), interval=3600)
+        await svc.start([spec], poll=False)
+        await svc.poll_once(svc.states["strasbourg"])
+        sql = "SELECT payload FROM changes WHERE topic = 'parking' AND payload->'fields' ? 'stale_reason'"
+        deadline = time.monotonic() + 60
+        while not (aged := await q(database_url, sql)) and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+    finally:
+        await svc.stop()
+    # Nine sites with a 2019 reading; the tenth never had one (etat 0) and has no value to age.
+    assert [a["payload"]["fields"] for a in aged] == [{"stale": True, "stale_reason": "age"}] * 9
+    assert (await q(database_url, "SELECT count(*) AS n FROM parking_sites WHERE stale"))[0]["n"] == 9
 
 
 async def test_a_failing_feed_never_delays_another(

@@ -192,8 +192,9 @@ async def test_stale_flip_announced(store: Store, database_url: str) -> None:
     )
     assert await store.set_stale(feed, True) == 2
     assert await store.set_stale(feed, True) == 0
-    topics = [r["topic"] for r in await fetch(database_url, "SELECT topic FROM changes ORDER BY seq")]
-    assert topics == ["traffic", "feeds", "traffic"]
+    rows = await fetch(database_url, "SELECT topic, payload FROM changes ORDER BY seq")
+    assert [r["topic"] for r in rows] == ["traffic", "feeds", "traffic"]
+    assert rows[2]["payload"]["fields"] == {"stale": True, "stale_reason": "feed"}
     await store.apply(feed, [TrafficObservation(id="T", observed_at=NOW, speed_kmh=30)])
     row = (await fetch(database_url, "SELECT stale, geometry FROM traffic_sites"))[0]
     assert row["stale"] is False and row["geometry"]["type"] == "Point"
@@ -223,6 +224,71 @@ async def test_a_fresh_reading_after_an_old_one_says_not_stale(store: Store, dat
     assert len(fields) == 2, fields  # the first sighting, then the flip back
     assert fields[1] == {"stale": False}
     assert rows[1]["payload"]["observed_at"].startswith(NOW.isoformat()[:19])
+
+
+async def test_a_site_growing_old_is_announced_stale_once(store: Store, database_url: str) -> None:
+    """Nothing is written when a reading grows old, yet REST then calls the site stale ("age"):
+    the sweep marks it and announces it once, and its next reading takes the label back."""
+    feed = spec(interval=60, stale_after=3)
+    age = store.stale_age(feed)
+    await store.ensure_feed(feed)
+    await store.apply(
+        feed,
+        [
+            ParkingSite(id="OLD", lat=48.1, lon=2.1, capacity=100),
+            ParkingObservation(id="OLD", observed_at=NOW - age * 2, free=10, status="open"),
+            ParkingSite(id="NEW", lat=48.2, lon=2.2, capacity=100),
+            ParkingObservation(id="NEW", observed_at=NOW, free=20, status="open"),
+            TrafficObservation(id="ROAD", observed_at=NOW - age * 3, speed_kmh=50),
+        ],
+    )
+    before = (await fetch(database_url, "SELECT max(seq) AS s FROM changes"))[0]["s"]
+    assert await store.mark_aged(feed) == 2
+    assert await store.mark_aged(feed) == 0  # once: the site's flag remembers
+    rows = await fetch(
+        database_url, "SELECT topic, site_id, payload FROM changes WHERE seq > $1 ORDER BY seq", before
+    )
+    assert sorted((r["topic"], r["site_id"], json.dumps(r["payload"]["fields"])) for r in rows) == [
+        ("parking", "city:OLD", '{"stale": true, "stale_reason": "age"}'),
+        ("traffic", "city:ROAD", '{"stale": true, "stale_reason": "age"}'),
+    ]
+    flags = {r["id"]: r["stale"] for r in await fetch(database_url, "SELECT id, stale FROM parking_sites")}
+    assert flags == {"city:OLD": True, "city:NEW": False}
+    # A fresh reading with the same values: the only news is that the site is fresh again.
+    await store.apply(feed, [ParkingObservation(id="OLD", observed_at=NOW, free=10, status="open")])
+    last = (await fetch(database_url, "SELECT payload FROM changes ORDER BY seq DESC LIMIT 1"))[0]["payload"]
+    assert last["id"] == "city:OLD" and last["fields"] == {"stale": False}
+    assert await store.mark_aged(feed) == 0
+
+
+async def test_a_feed_back_to_fresh_leaves_its_old_sites_stale_by_age(
+    store: Store, database_url: str
+) -> None:
+    feed = spec(interval=60, stale_after=3)
+    await store.ensure_feed(feed)
+    await store.apply(
+        feed,
+        [
+            BikeStation(id="OLD", lat=48.1, lon=2.1, capacity=10),
+            BikeObservation(id="OLD", observed_at=NOW - store.stale_age(feed) * 2, bikes_available=1),
+            BikeStation(id="NEW", lat=48.2, lon=2.2, capacity=10),
+            BikeObservation(id="NEW", observed_at=NOW, bikes_available=2),
+        ],
+    )
+    assert await store.set_stale(feed, True) == 3  # the feed and both stations
+    before = (await fetch(database_url, "SELECT max(seq) AS s FROM changes"))[0]["s"]
+    assert await store.set_stale(feed, False) == 3
+    rows = await fetch(
+        database_url, "SELECT site_id, payload FROM changes WHERE seq > $1 ORDER BY seq", before
+    )
+    assert {r["site_id"]: r["payload"]["fields"] for r in rows} == {
+        "city": {"stale": False},
+        "city:NEW": {"stale": False},
+        "city:OLD": {"stale": True, "stale_reason": "age"},
+    }
+    flags = {r["id"]: r["stale"] for r in await fetch(database_url, "SELECT id, stale FROM bike_stations")}
+    assert flags == {"city:OLD": True, "city:NEW": False}
+    assert await store.mark_aged(feed) == 0  # already said: no flip back and forth
 
 
 async def test_bare_site_counted_once(store: Store, database_url: str) -> None:
