@@ -7,8 +7,8 @@ kept in the ASGI scope, parsed as Starlette's ``Request.query_params`` parses th
 blank values kept), so every reader sees the same values the routes validate.
 
 ``parse_query`` gives ``parse_qsl(text, keep_blank_values=True)``'s pairs (tests/api/
-test_query_parse.py compares them on generated queries) without its decoding of a pair that
-has nothing to decode: 1.6 against 4.9 µs for the nearest query.
+test_lean_edge.py compares them on generated queries) without its decoding of a pair that has
+nothing to decode: 1.6 against 4.9 µs for the nearest query.
 """
 
 from __future__ import annotations
