@@ -85,8 +85,10 @@ export function applyDelta(message) {
   const map = state.records[topic];
   const record = map.get(id) || { id, feed: message.feed };
   Object.assign(record, message.fields || {});
-  if (message.observed_at !== undefined) record.observed_at = message.observed_at;
-  if (message.received_at !== undefined) record.received_at = message.received_at;
+  // A delta that carries no reading (a stale flip, a static change) has a null observed_at:
+  // the site's reading time is unchanged, not unknown.
+  if (message.observed_at != null) record.observed_at = message.observed_at;
+  if (message.received_at != null) record.received_at = message.received_at;
   if (message.fields && "stale" in message.fields && !message.fields.stale) record.stale_reason = null;
   map.set(id, record);
   state.deltasApplied += 1;

@@ -337,6 +337,50 @@ async def test_feed_health_ages_come_from_the_server_clock_and_follow_the_feeds_
     assert await page.evaluate("window.__notReloaded === undefined")  # same page: nothing set it
 
 
+async def test_a_site_whose_reading_grows_old_turns_stale_on_the_open_page(
+    browser: Any, server: Any, seeder: Any, reset_seed: Seeded, request: Any
+) -> None:
+    """Nothing is polled when a reading grows old: the ingest sweep (``Store.mark_aged``) says so
+    on the live feed, and the open page fades the site and says why, keeping its reading time."""
+    site = reset_seed.parking[0]
+    # A fresh reading (a new count, so that it is news whatever earlier tests wrote).
+    await seeder.parking_free(site.id, site.free - 1 if site.free else 1, observed_at=datetime.now(UTC))
+    page, _, _ = await open_page(browser, request)
+    await load_dashboard(page, server.url)
+    await wait_live(page)
+    await page.evaluate("window.__notReloaded = true")
+    assert {m["id"]: m["stale"] for m in await parking_markers(page)}[site.id] == 0
+    record_js = """(id) => { const r = window.mobility.state.records.parking.get(id);
+                             return {stale: r.stale, reason: r.stale_reason, observed_at: r.observed_at}; }"""
+    before = await page.evaluate(record_js, site.id)
+    # As if two hours had gone by without a reading (the page holds its reading time still).
+    async with seeder.engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE parking_sites SET observed_at = observed_at - interval '2 hours' WHERE id = :id"),
+            {"id": site.id},
+        )
+    try:
+        assert await seeder.store.mark_aged(seeder.parking_feed) >= 1
+        await page.wait_for_function(
+            "(id) => window.mobility.markers('parking').find((m) => m.id === id)?.stale === 1", arg=site.id
+        )
+        after = await page.evaluate(record_js, site.id)
+        assert after == {"stale": True, "reason": "age", "observed_at": before["observed_at"]}
+        assert before["observed_at"] is not None
+        await page.get_by_role("tab", name="List").click()
+        row = page.locator("#site-table tbody tr", has=page.get_by_role("button", name=site.name, exact=True))
+        assert "is-stale" in (await row.get_attribute("class") or "")
+        assert re.fullmatch(r"stale · \d+ s", await row.locator("td").nth(4).inner_text())
+    finally:
+        # The seed's other sites are older than the stale age too: the sweep flagged them as well.
+        async with seeder.engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE parking_sites SET stale = false WHERE feed_id = :feed"),
+                {"feed": seeder.parking_feed.name},
+            )
+    assert await page.evaluate("window.__notReloaded === true")
+
+
 async def test_a_feed_whose_poll_gives_nothing_usable_is_not_ok_in_the_planner(
     browser: Any, server: Any, seeder: Any, reset_seed: Seeded, request: Any
 ) -> None:
