@@ -13,29 +13,32 @@ from ingest.spec import FeedSpec
 from ingest.store import Store
 from tests.servers import running
 
+FEED = FeedSpec(name="bikes", url="http://127.0.0.1:1/status.json", interval=10, stale_after=3)
 
-async def test_quiet_station_is_fresh_until_the_floor(engine, settings, database_url) -> None:
+
+async def stations(engine, settings, ages: dict[str, timedelta]) -> Store:
+    """A bike feed (polled every 10 s) whose stations last reported ``ages`` ago."""
     store = Store(engine, settings)
     await store.ensure_partitions()
-    feed = FeedSpec(name="bikes", url="http://127.0.0.1:1/status.json", interval=10, stale_after=3)
-    await store.ensure_feed(feed)
+    await store.ensure_feed(FEED)
     now = datetime.now(UTC)
-    await store.apply(
-        feed,
-        [
-            BikeStation(id="quiet", lat=48.85, lon=2.35, capacity=20),
-            BikeObservation(id="quiet", observed_at=now - timedelta(minutes=20), bikes_available=4),
-            BikeStation(id="silent", lat=48.86, lon=2.36, capacity=20),
-            BikeObservation(id="silent", observed_at=now - timedelta(hours=2), bikes_available=4),
-        ],
-    )
+    records = []
+    for i, (name, age) in enumerate(ages.items()):
+        records.append(BikeStation(id=name, lat=48.85 + i / 100, lon=2.35 + i / 100, capacity=20))
+        records.append(BikeObservation(id=name, observed_at=now - age, bikes_available=4))
+    await store.apply(FEED, records)
+    return store
+
+
+async def test_quiet_station_is_fresh_until_the_floor(engine, settings, database_url) -> None:
+    store = await stations(engine, settings, {"quiet": timedelta(minutes=20), "silent": timedelta(hours=2)})
     floor = settings.site_stale_floor_s
     assert 30 < 20 * 60 < floor < 2 * 3600  # 3 × 10 s < 20 min < the floor < 2 h
     with running(create_app(settings, database_url=database_url)) as server:
         async with httpx.AsyncClient() as client:
             body = (await client.get(f"{server.url}/api/v1/bikes/stations")).json()
             # The ingest sweep flags the silent station for the live feed: REST's reason stays "age".
-            assert await store.mark_aged(feed) == 1
+            assert await store.mark_aged(FEED) == 1
             swept = (await client.get(f"{server.url}/api/v1/bikes/stations")).json()
     reasons = {f["id"]: f["properties"]["stale_reason"] for f in body["features"]}
     assert reasons == {"bikes:quiet": None, "bikes:silent": "age"}
@@ -43,19 +46,7 @@ async def test_quiet_station_is_fresh_until_the_floor(engine, settings, database
 
 
 async def test_the_apps_own_floor_is_used(engine, settings, database_url) -> None:
-    store = Store(engine, settings)
-    await store.ensure_partitions()
-    feed = FeedSpec(name="bikes", url="http://127.0.0.1:1/status.json", interval=10, stale_after=3)
-    await store.ensure_feed(feed)
-    await store.apply(
-        feed,
-        [
-            BikeStation(id="quiet", lat=48.85, lon=2.35, capacity=20),
-            BikeObservation(
-                id="quiet", observed_at=datetime.now(UTC) - timedelta(minutes=20), bikes_available=4
-            ),
-        ],
-    )
+    await stations(engine, settings, {"quiet": timedelta(minutes=20)})
     strict = settings.model_copy(update={"site_stale_floor_s": 600.0})
     with running(create_app(strict, database_url=database_url)) as server:
         async with httpx.AsyncClient() as client:
@@ -66,22 +57,12 @@ async def test_the_apps_own_floor_is_used(engine, settings, database_url) -> Non
 async def test_the_sites_of_a_failing_feed_say_it_is_the_feed(engine, settings, database_url) -> None:
     """A feed gone stale flips every one of its sites (ingest/store/writer.py ``set_stale``); the
     reason a commuter reads is the feed's ("its feed is failing"), not a site's own."""
-    store = Store(engine, settings)
-    await store.ensure_partitions()
-    feed = FeedSpec(name="bikes", url="http://127.0.0.1:1/status.json", interval=10, stale_after=3)
-    await store.ensure_feed(feed)
-    await store.apply(
-        feed,
-        [
-            BikeStation(id="s", lat=48.85, lon=2.35, capacity=20),
-            BikeObservation(id="s", observed_at=datetime.now(UTC), bikes_available=4),
-        ],
-    )
-    await store.set_stale(feed, True)
+    store = await stations(engine, settings, {"s": timedelta(0)})
+    await store.set_stale(FEED, True)
     with running(create_app(settings, database_url=database_url)) as server:
         async with httpx.AsyncClient() as client:
             stale = (await client.get(f"{server.url}/api/v1/bikes/stations")).json()
-            await store.set_stale(feed, False)
+            await store.set_stale(FEED, False)
             fresh = (await client.get(f"{server.url}/api/v1/bikes/stations")).json()
     assert [(f["properties"]["stale"], f["properties"]["stale_reason"]) for f in stale["features"]] == [
         (True, "feed")
