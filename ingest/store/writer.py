@@ -218,9 +218,11 @@ class Store:
     async def set_stale(self, spec: FeedSpec, stale: bool) -> int:
         """Flip a feed and all its sites to stale (or back), announcing each flip as a change.
 
-        Back to fresh, a site whose own reading is past the stale age stays stale, and its
-        reason, now "age" rather than "feed", is announced instead: otherwise the next sweep
-        (``mark_aged``) would take back a ``stale: false`` five seconds later.
+        Every site of a failing feed is announced with the reason "feed", those already stale
+        by age too (REST gives the feed's reason first). Back to fresh, a site whose own reading
+        is past the stale age stays stale, and its reason, now "age" again, is announced instead:
+        otherwise the next sweep (``mark_aged``) would take back a ``stale: false`` five seconds
+        later.
         """
         async with self._begin() as raw:
             flipped = await raw.fetchval(
@@ -237,12 +239,16 @@ class Store:
             for topic in STORED_TOPICS.values():
                 table, columns = topic.site_table, _stale_columns(topic)
                 if stale:
+                    # Sites already stale by age now say why as REST does: the feed.
+                    aged = await raw.fetch(
+                        f"SELECT {columns} FROM {table} WHERE feed_id = $1 AND stale", spec.name
+                    )
                     rows = await raw.fetch(
                         f"UPDATE {table} SET stale = true WHERE feed_id = $1 AND NOT stale "
                         f"RETURNING {columns}",
                         spec.name,
                     )
-                    changes.extend(_stale_change(topic, spec, row, "feed") for row in rows)
+                    changes.extend(_stale_change(topic, spec, row, "feed") for row in [*aged, *rows])
                     continue
                 rows = await raw.fetch(
                     f"UPDATE {table} SET stale = false WHERE feed_id = $1 AND stale "

@@ -275,7 +275,18 @@ async def test_a_feed_back_to_fresh_leaves_its_old_sites_stale_by_age(
             BikeObservation(id="NEW", observed_at=NOW, bikes_available=2),
         ],
     )
+    assert await store.mark_aged(feed) == 1
+    before = (await fetch(database_url, "SELECT max(seq) AS s FROM changes"))[0]["s"]
     assert await store.set_stale(feed, True) == 3  # the feed and both stations
+    rows = await fetch(
+        database_url, "SELECT site_id, payload FROM changes WHERE seq > $1 ORDER BY seq", before
+    )
+    # The old station was stale already (by age): it now says why as REST does, the feed.
+    assert {r["site_id"]: r["payload"]["fields"] for r in rows} == {
+        "city": {"stale": True},
+        "city:NEW": {"stale": True, "stale_reason": "feed"},
+        "city:OLD": {"stale": True, "stale_reason": "feed"},
+    }
     before = (await fetch(database_url, "SELECT max(seq) AS s FROM changes"))[0]["s"]
     assert await store.set_stale(feed, False) == 3
     rows = await fetch(
