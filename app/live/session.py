@@ -619,7 +619,9 @@ class Session:
 
     async def _snapshot(self, sub: Subscription, message: protocol.Subscribe, topics: list[Any]) -> int:
         size = self.hub.settings.ws_snapshot_chunk
-        seq, items = await take_snapshot(self.hub.engine, sub, batch=size)
+        seq, items = await take_snapshot(
+            self.hub.engine, sub, batch=size, stale_floor_s=self.hub.settings.site_stale_floor_s
+        )
         await self.put_message(
             protocol.Subscribed(id=message.id, topics=topics, filter=message.filter, mode="snapshot", seq=seq)
         )

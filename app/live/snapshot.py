@@ -13,7 +13,7 @@ the subscription's filters in SQL; nothing is held while a page waits for its cl
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.live.filters import Subscription
 from ingest.derived import derived_fields, usable_free
 from kernel.changefeed.subscribe import CHANGE_COLUMNS, Change, parse_rows
-from kernel.topics import JSON_FIELDS, REGISTRY, TOPICS, Topic
+from kernel.settings import get_settings
+from kernel.topics import JSON_FIELDS, REGISTRY, SITE_REGISTRY, TOPICS, Topic
 from kernel.topics import SNAPSHOT_QUERIES as TOPIC_QUERIES
 
 # Field names are the REST API's (docs/architecture.md, "The change log"). Each query yields
@@ -83,13 +84,48 @@ def admit_free(topic: str, row: asyncpg.Record) -> int | None:
     return usable_free(row["status"], row["free"], row["occupied"])
 
 
-def _item(topic: str, row: asyncpg.Record) -> dict[str, Any]:
+# Per feed, as of the snapshot's transaction: whether it is stale, and the moment before which a
+# reading is too old (app/api/sites.py STALE_REASON, the same terms).
+FEED_STALENESS_SQL = """
+    SELECT f.id, coalesce(h.stale, false) AS stale,
+           now() - make_interval(secs => greatest(f.stale_after * f.interval_s, $1::float8)) AS old_before
+    FROM feeds f LEFT JOIN feed_health h ON h.feed_id = f.id"""
+
+
+async def feed_staleness(raw: asyncpg.Connection, floor_s: float) -> dict[str, tuple[bool, datetime]]:
+    return {r["id"]: (r["stale"], r["old_before"]) for r in await raw.fetch(FEED_STALENESS_SQL, floor_s)}
+
+
+def stale_reason(row: asyncpg.Record, feeds: Mapping[str, tuple[bool, datetime]]) -> str | None:
+    """Why a site is stale, as REST says it (app/api/sites.py), or None.
+
+    A snapshot is state as of its seq, so the age is read here rather than waiting for the
+    ingest sweep's flag (``Store.mark_aged``, within 5 s) that deltas announce. A site that never
+    had a reading is not stale here: it has no value to distrust (REST: ``no_observation``).
+    """
+    feed_stale, old_before = feeds.get(row["feed_id"], (False, None))
+    if feed_stale:
+        return "feed"
+    observed_at = row["observed_at"]
+    if observed_at is not None and old_before is not None and observed_at < old_before:
+        return "age"
+    return "site" if row["stale"] else None
+
+
+def _item(
+    topic: str, row: asyncpg.Record, feeds: Mapping[str, tuple[bool, datetime]] | None = None
+) -> dict[str, Any]:
     _, fields = TOPIC_QUERIES[topic]
+    values = {**{f: _value(f, row[f]) for f in fields}, **derived_fields(topic, dict(row))}
+    if feeds is not None:
+        reason = stale_reason(row, feeds)
+        values["stale"] = reason is not None
+        values["stale_reason"] = reason
     return {
         "id": row["id"],
         "feed": row["feed_id"],
         "topic": topic,
-        "fields": {**{f: _value(f, row[f]) for f in fields}, **derived_fields(topic, dict(row))},
+        "fields": values,
         "observed_at": iso(row["observed_at"]),
         "received_at": iso(row["received_at"]),
     }
@@ -105,23 +141,33 @@ async def repeatable_read(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connecti
             yield raw
 
 
-async def take_snapshot(engine: AsyncEngine, sub: Subscription, *, batch: int = 500) -> tuple[int, list[str]]:
+async def take_snapshot(
+    engine: AsyncEngine, sub: Subscription, *, batch: int = 500, stale_floor_s: float | None = None
+) -> tuple[int, list[str]]:
     """(seq, items): the current state matching ``sub``, exactly as of ``seq``.
 
     Rows are fetched through a cursor ``batch`` at a time and each item is kept only as its
     JSON text, so a large snapshot never holds every row and every dict at once; the
-    connection is released before any of it is sent.
+    connection is released before any of it is sent. ``stale_floor_s`` is the app's
+    ``site_stale_floor_s`` (the process's settings when not given).
     """
+    floor_s = get_settings().site_stale_floor_s if stale_floor_s is None else stale_floor_s
     items: list[str] = []
     async with repeatable_read(engine) as raw:
         seq = int(await raw.fetchval("SELECT coalesce(max(seq), 0) FROM changes"))
+        feeds = None
         for topic in TOPICS:
             if topic not in sub.topics:
                 continue
+            # A site topic's items say why a site is stale (``stale_reason``), as REST does.
+            site_topic = topic in SITE_REGISTRY and "stale" in REGISTRY[topic].live_fields
+            if site_topic and feeds is None:
+                feeds = await feed_staleness(raw, floor_s)
             sql, args = _query(topic, sub)
             async for row in raw.cursor(sql, *args, prefetch=batch):
                 if sub.snapshot_admit(topic, row["id"], admit_free(topic, row)):
-                    items.append(json.dumps(_item(topic, row), ensure_ascii=False, separators=(",", ":")))
+                    item = _item(topic, row, feeds if site_topic else None)
+                    items.append(json.dumps(item, ensure_ascii=False, separators=(",", ":")))
     return seq, items
 
 

@@ -3,10 +3,13 @@ station reports when it changes. Only past the floor (`site_stale_floor_s`) is i
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import httpx
 
+from app.live.filters import Subscription
+from app.live.snapshot import take_snapshot
 from app.main import create_app
 from ingest.records import BikeObservation, BikeStation
 from ingest.spec import FeedSpec
@@ -70,3 +73,31 @@ async def test_the_sites_of_a_failing_feed_say_it_is_the_feed(engine, settings, 
     assert [(f["properties"]["stale"], f["properties"]["stale_reason"]) for f in fresh["features"]] == [
         (False, None)
     ]
+
+
+async def test_a_live_snapshot_says_stale_and_why_as_rest_does(engine, settings, database_url) -> None:
+    """A snapshot is state as of its seq: a reading past the stale age is stale in it before the
+    ingest sweep flags the site, and every stale item says why, with REST's reason."""
+    store = await stations(engine, settings, {"fresh": timedelta(0), "silent": timedelta(hours=2)})
+    sub = Subscription.build(["bikes"], None, exact_min_free=True)
+
+    async def both(client: httpx.AsyncClient, url: str) -> tuple[dict, dict]:
+        _, items = await take_snapshot(engine, sub, stale_floor_s=settings.site_stale_floor_s)
+        live = {i["id"]: (i["fields"]["stale"], i["fields"]["stale_reason"]) for i in map(json.loads, items)}
+        body = (await client.get(f"{url}/api/v1/bikes/stations")).json()
+        rest = {
+            f["id"]: (f["properties"]["stale"], f["properties"]["stale_reason"]) for f in body["features"]
+        }
+        return live, rest
+
+    with running(create_app(settings, database_url=database_url)) as server:
+        async with httpx.AsyncClient() as client:
+            before_sweep = await both(client, server.url)
+            assert await store.mark_aged(FEED) == 1
+            after_sweep = await both(client, server.url)
+            await store.set_stale(FEED, True)
+            feed_failing = await both(client, server.url)
+    expected = {"bikes:fresh": (False, None), "bikes:silent": (True, "age")}
+    assert before_sweep == after_sweep == (expected, expected)
+    failing = {"bikes:fresh": (True, "feed"), "bikes:silent": (True, "feed")}
+    assert feed_failing == (failing, failing)
