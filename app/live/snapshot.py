@@ -13,7 +13,7 @@ the subscription's filters in SQL; nothing is held while a page waits for its cl
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +21,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.api.sites import STALE_REASON
 from app.live.filters import Subscription
 from ingest.derived import derived_fields, usable_free
 from kernel.changefeed.subscribe import CHANGE_COLUMNS, Change, parse_rows
@@ -52,7 +53,7 @@ def _any_of(column: str, values: list[str], args: list[Any]) -> str:
     return f"{column} = ANY(${len(args)}::text[])"
 
 
-def _query(topic: Topic, sub: Subscription) -> tuple[str, list[Any]]:
+def _query(topic: Topic, sub: Subscription, stale_floor_s: float) -> tuple[str, list[Any]]:
     inner, _ = TOPIC_QUERIES[topic]
     where: list[str] = []
     args: list[Any] = []
@@ -75,6 +76,16 @@ def _query(topic: Topic, sub: Subscription) -> tuple[str, list[Any]]:
     sql = f"SELECT * FROM ({inner}) AS t"
     if where:
         sql += " WHERE " + " AND ".join(where)
+    if topic in SITE_REGISTRY and "stale" in REGISTRY[topic].live_fields:
+        # A site says why it is stale with REST's own expression (app/api/sites.py), read at the
+        # snapshot's moment: a reading past the stale age is stale here before the ingest sweep's
+        # flag (``Store.mark_aged``, within 5 s) that deltas announce.
+        args.append(stale_floor_s)
+        reason = STALE_REASON.replace("CAST(:site_stale_floor_s AS float8)", f"${len(args)}::float8")
+        sql = (
+            f"SELECT s.*, {reason} AS stale_reason FROM ({sql}) AS s "
+            "JOIN feeds f ON f.id = s.feed_id LEFT JOIN feed_health h ON h.feed_id = s.feed_id"
+        )
     return sql + " ORDER BY id", args
 
 
@@ -84,41 +95,13 @@ def admit_free(topic: str, row: asyncpg.Record) -> int | None:
     return usable_free(row["status"], row["free"], row["occupied"])
 
 
-# Per feed, as of the snapshot's transaction: whether it is stale, and the moment before which a
-# reading is too old (app/api/sites.py STALE_REASON, the same terms).
-FEED_STALENESS_SQL = """
-    SELECT f.id, coalesce(h.stale, false) AS stale,
-           now() - make_interval(secs => greatest(f.stale_after * f.interval_s, $1::float8)) AS old_before
-    FROM feeds f LEFT JOIN feed_health h ON h.feed_id = f.id"""
-
-
-async def feed_staleness(raw: asyncpg.Connection, floor_s: float) -> dict[str, tuple[bool, datetime]]:
-    return {r["id"]: (r["stale"], r["old_before"]) for r in await raw.fetch(FEED_STALENESS_SQL, floor_s)}
-
-
-def stale_reason(row: asyncpg.Record, feeds: Mapping[str, tuple[bool, datetime]]) -> str | None:
-    """Why a site is stale, as REST says it (app/api/sites.py), or None.
-
-    A snapshot is state as of its seq, so the age is read here rather than waiting for the
-    ingest sweep's flag (``Store.mark_aged``, within 5 s) that deltas announce. A site that never
-    had a reading is not stale here: it has no value to distrust (REST: ``no_observation``).
-    """
-    feed_stale, old_before = feeds.get(row["feed_id"], (False, None))
-    if feed_stale:
-        return "feed"
-    observed_at = row["observed_at"]
-    if observed_at is not None and old_before is not None and observed_at < old_before:
-        return "age"
-    return "site" if row["stale"] else None
-
-
-def _item(
-    topic: str, row: asyncpg.Record, feeds: Mapping[str, tuple[bool, datetime]] | None = None
-) -> dict[str, Any]:
+def _item(topic: str, row: asyncpg.Record) -> dict[str, Any]:
     _, fields = TOPIC_QUERIES[topic]
     values = {**{f: _value(f, row[f]) for f in fields}, **derived_fields(topic, dict(row))}
-    if feeds is not None:
-        reason = stale_reason(row, feeds)
+    if "stale_reason" in row:
+        # REST's reason (``_query``), but a site that never had a reading is not stale here, as
+        # on the rest of the live feed: it has no value to distrust (REST: ``no_observation``).
+        reason = None if row["stale_reason"] == "no_observation" else row["stale_reason"]
         values["stale"] = reason is not None
         values["stale_reason"] = reason
     return {
@@ -155,19 +138,13 @@ async def take_snapshot(
     items: list[str] = []
     async with repeatable_read(engine) as raw:
         seq = int(await raw.fetchval("SELECT coalesce(max(seq), 0) FROM changes"))
-        feeds = None
         for topic in TOPICS:
             if topic not in sub.topics:
                 continue
-            # A site topic's items say why a site is stale (``stale_reason``), as REST does.
-            site_topic = topic in SITE_REGISTRY and "stale" in REGISTRY[topic].live_fields
-            if site_topic and feeds is None:
-                feeds = await feed_staleness(raw, floor_s)
-            sql, args = _query(topic, sub)
+            sql, args = _query(topic, sub, floor_s)
             async for row in raw.cursor(sql, *args, prefetch=batch):
                 if sub.snapshot_admit(topic, row["id"], admit_free(topic, row)):
-                    item = _item(topic, row, feeds if site_topic else None)
-                    items.append(json.dumps(item, ensure_ascii=False, separators=(",", ":")))
+                    items.append(json.dumps(_item(topic, row), ensure_ascii=False, separators=(",", ":")))
     return seq, items
 
 
